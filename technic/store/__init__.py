@@ -1,0 +1,1 @@
+"""PostgreSQL/TimescaleDB store: schema, migrations, bulk ingest, panel reads, feature store, results."""

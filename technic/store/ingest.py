@@ -1,0 +1,216 @@
+"""Bulk ingest: validated frame → Arrow → binary COPY (ADBC) into a staging table → upsert.
+
+One ingest is one transaction on one connection: symbols, bars and rejects all land or none
+do. The upsert never deletes: an existing bar is rewritten only when a value differs, so
+re-running the same ingest changes nothing (``rows_unchanged`` counts those rows). Each call is
+a row in ``ingest_runs`` (status ``running`` → ``ok``/``failed``) with counts and timings.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import sqlalchemy as sa
+
+from technic.store.db import DatabaseTarget, adbc_connect, get_engine
+from technic.store.schema import ensure_partitions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestReport:
+    """Counts and timings of one ingest run (also stored in ``ingest_runs``)."""
+
+    run_id: int
+    source: str
+    path: str | None
+    rows_read: int = 0
+    rows_inserted: int = 0
+    rows_updated: int = 0
+    rows_unchanged: int = 0
+    rows_rejected: int = 0
+    symbols_upserted: int = 0
+    rejects_by_reason: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def bars_to_arrow(bars: pd.DataFrame) -> pa.Table:
+    """Validated bars → Arrow table ``symbol string, date date32, OHLCV float64``."""
+    return pa.table({
+        "symbol": pa.array(bars["symbol"].astype(str).to_numpy(), type=pa.string()),
+        "date": pa.array(bars["date"].to_numpy().astype("datetime64[D]"), type=pa.date32()),
+        **{c: pa.array(bars[c].to_numpy(dtype="float64"), type=pa.float64())
+           for c in ("open", "high", "low", "close", "volume")},
+    })
+
+
+def _universe_to_arrow(u: pd.DataFrame) -> pa.Table:
+    def opt_bool(s: pd.Series) -> pa.Array:
+        return pa.array([None if pd.isna(x) else bool(x) for x in s], type=pa.bool_())
+
+    def opt_str(s: pd.Series) -> pa.Array:
+        return pa.array([None if pd.isna(x) else str(x) for x in s], type=pa.string())
+
+    return pa.table({
+        "symbol": opt_str(u["symbol"]), "name": opt_str(u["name"]),
+        "exchange": opt_str(u["exchange"]), "sector": opt_str(u["sector"]),
+        "industry": opt_str(u["industry"]), "security_type": opt_str(u["security_type"]),
+        "is_etf": opt_bool(u["is_etf"]), "active": opt_bool(u["active"]),
+        "market_cap": pa.array(pd.to_numeric(u["market_cap"], errors="coerce")
+                               .to_numpy(dtype="float64"), type=pa.float64()),
+    })
+
+
+# Update-then-insert (one transaction): bars whose values changed are rewritten, new bars are
+# inserted, identical bars are left alone. (A single INSERT … ON CONFLICT cannot tell inserts
+# from updates on a partitioned table: xmax is not available there.)
+_UPDATE_BARS = """
+WITH up AS (
+    UPDATE bars_daily AS b SET
+        open = s.open, high = s.high, low = s.low, close = s.close, volume = s.volume,
+        source = $1, ingested_at = now()
+    FROM _stage_bars AS s
+    WHERE b.symbol = s.symbol AND b.date = s.date
+      AND (b.open, b.high, b.low, b.close, b.volume)
+          IS DISTINCT FROM (s.open, s.high, s.low, s.close, s.volume)
+    RETURNING 1
+)
+SELECT count(*) FROM up
+"""
+
+_INSERT_BARS = """
+WITH ins AS (
+    INSERT INTO bars_daily (symbol, date, open, high, low, close, volume, source)
+    SELECT symbol, date, open, high, low, close, volume, $1 FROM _stage_bars
+    ON CONFLICT (symbol, date) DO NOTHING
+    RETURNING 1
+)
+SELECT count(*) FROM ins
+"""
+
+_UPSERT_SYMBOLS = """
+WITH up AS (
+    INSERT INTO symbols AS s (symbol, name, exchange, sector, industry, security_type, is_etf,
+                              active, market_cap)
+    SELECT symbol, name, exchange, sector, industry, security_type, is_etf, active, market_cap
+    FROM _stage_symbols
+    ON CONFLICT (symbol) DO UPDATE SET
+        name = EXCLUDED.name, exchange = EXCLUDED.exchange, sector = EXCLUDED.sector,
+        industry = EXCLUDED.industry, security_type = EXCLUDED.security_type,
+        is_etf = EXCLUDED.is_etf, active = EXCLUDED.active, market_cap = EXCLUDED.market_cap,
+        updated_at = now()
+    WHERE (s.name, s.exchange, s.sector, s.industry, s.security_type, s.is_etf, s.active,
+           s.market_cap)
+          IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.exchange, EXCLUDED.sector,
+                            EXCLUDED.industry, EXCLUDED.security_type, EXCLUDED.is_etf,
+                            EXCLUDED.active, EXCLUDED.market_cap)
+    RETURNING 1
+)
+SELECT count(*) FROM up
+"""
+
+# Symbols that appear in bars but not in any universe file get a bare row (reference data
+# unknown), so every bar and result references a row of ``symbols``.
+_BARE_SYMBOLS = """
+INSERT INTO symbols (symbol)
+SELECT DISTINCT symbol FROM _stage_bars
+ON CONFLICT (symbol) DO NOTHING
+"""
+
+
+def start_run(target: DatabaseTarget, source: str, path: str | None) -> int:
+    """Insert an ``ingest_runs`` row with status ``running`` and return its ``run_id``."""
+    with get_engine(target).begin() as conn:
+        return int(conn.execute(sa.text(
+            "INSERT INTO ingest_runs (source, path) VALUES (:s, :p) RETURNING run_id"),
+            {"s": source, "p": path}).scalar_one())
+
+
+def finish_run(target: DatabaseTarget, report: IngestReport, error: str | None = None) -> None:
+    """Record the outcome of an ingest run (``ok``, or ``failed`` with the error text)."""
+    with get_engine(target).begin() as conn:
+        conn.execute(sa.text("""
+            UPDATE ingest_runs SET finished_at = now(), status = :status, rows_read = :rr,
+                rows_inserted = :ri, rows_updated = :ru, rows_unchanged = :un,
+                rows_rejected = :rj, symbols_upserted = :su,
+                rejects_by_reason = CAST(:rbr AS jsonb), timings = CAST(:t AS jsonb),
+                error = :e
+            WHERE run_id = :id"""), {
+            "status": "failed" if error else "ok", "rr": report.rows_read,
+            "ri": report.rows_inserted, "ru": report.rows_updated, "un": report.rows_unchanged,
+            "rj": report.rows_rejected, "su": report.symbols_upserted,
+            "rbr": json.dumps(report.rejects_by_reason), "t": json.dumps(report.timings),
+            "e": error, "id": report.run_id})
+
+
+def write_ingest(
+    target: DatabaseTarget,
+    report: IngestReport,
+    bars: pd.DataFrame | None,
+    rejects: pd.DataFrame | None = None,
+    universe: pd.DataFrame | None = None,
+) -> IngestReport:
+    """Store validated bars, rejects and universe rows in one transaction; fill ``report``.
+
+    Args:
+        target: where to write.
+        report: the run's report (``run_id`` from :func:`start_run`); counts are filled in.
+        bars: validated bars (see :class:`technic.validation.ValidationResult.good`).
+        rejects: columns ``row`` (JSON text) and ``reason``.
+        universe: reference rows (see :func:`technic.providers.files.read_universe`).
+
+    Raises:
+        Exception: any database error; the transaction is rolled back, nothing is written.
+    """
+    t0 = time.perf_counter()
+    if bars is not None and len(bars):
+        years = np.unique(bars["date"].to_numpy().astype("datetime64[Y]").astype(int) + 1970)
+        with get_engine(target).begin() as conn:
+            ensure_partitions(conn, target.schema, "bars_daily", years)
+    report.timings["partitions_s"] = round(time.perf_counter() - t0, 4)
+
+    with adbc_connect(target) as conn, conn.cursor() as cur:
+        if universe is not None and len(universe):
+            t = time.perf_counter()
+            cur.adbc_ingest("_stage_symbols", _universe_to_arrow(universe), mode="create",
+                            temporary=True)
+            cur.execute(_UPSERT_SYMBOLS)
+            report.symbols_upserted = int(cur.fetchone()[0])
+            report.timings["symbols_s"] = round(time.perf_counter() - t, 4)
+        if bars is not None and len(bars):
+            t = time.perf_counter()
+            cur.adbc_ingest("_stage_bars", bars_to_arrow(bars), mode="create", temporary=True)
+            report.timings["stage_copy_s"] = round(time.perf_counter() - t, 4)
+            t = time.perf_counter()
+            cur.execute(_BARE_SYMBOLS)
+            cur.execute(_UPDATE_BARS, parameters=(report.source,))
+            report.rows_updated = int(cur.fetchone()[0])
+            cur.execute(_INSERT_BARS, parameters=(report.source,))
+            report.rows_inserted = int(cur.fetchone()[0])
+            report.rows_unchanged = len(bars) - report.rows_inserted - report.rows_updated
+            report.timings["upsert_s"] = round(time.perf_counter() - t, 4)
+        if rejects is not None and len(rejects):
+            t = time.perf_counter()
+            stage = pa.table({"row": pa.array(rejects["row"].tolist(), type=pa.string()),
+                              "reason": pa.array(rejects["reason"].tolist(), type=pa.string())})
+            cur.adbc_ingest("_stage_rejects", stage, mode="create", temporary=True)
+            cur.execute("INSERT INTO ingest_rejects (run_id, source, row, reason) "
+                        "SELECT $1, $2, CAST(row AS jsonb), reason FROM _stage_rejects",
+                        parameters=(report.run_id, report.source))
+            report.timings["rejects_s"] = round(time.perf_counter() - t, 4)
+        conn.commit()
+    if bars is not None and report.rows_inserted + report.rows_updated > 0:
+        with get_engine(target).begin() as c:
+            c.execute(sa.text("ANALYZE bars_daily"))
+    report.timings["store_s"] = round(time.perf_counter() - t0, 4)
+    return report

@@ -1,0 +1,295 @@
+"""Schema and versioned migrations (plain SQL, applied in order, idempotent).
+
+Two storage variants share the same table names and queries:
+
+* **timescaledb** — when the extension is available: ``bars_daily`` and ``features_daily`` are
+  hypertables on ``date`` with 1-year chunks (shorter chunks compress poorly for daily bars).
+* **native** — plain PostgreSQL: the same tables are ``PARTITION BY RANGE (date)`` with one
+  partition per calendar year, created ahead of each write by :func:`ensure_partitions`.
+
+:func:`migration_sql` renders the SQL of either variant without a database, so the TimescaleDB
+path is reviewed in tests even where the extension cannot be installed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+log = logging.getLogger(__name__)
+
+#: Columns of ``features_daily`` after (symbol, date), with SQL types. Units: docs/tables.md.
+FEATURE_COLUMNS: tuple[str, ...] = (
+    "close", "volume",
+    "sma_20", "sma_50", "sma_200", "ema_12", "ema_26",
+    "rsi_14", "macd", "macd_signal", "macd_hist",
+    "bb_upper", "bb_middle", "bb_lower", "bb_pctb", "bb_width",
+    "atr_14", "natr_14", "adx_14", "obv_trend_20", "roc_10",
+    "ret_21d", "ret_63d", "ret_126d", "ret_252d", "ret_12_1",
+    "avg_volume_20", "dollar_volume_20", "rel_volume_20",
+    "realized_vol_20", "realized_vol_60",
+    "high_52w", "low_52w", "dist_52w_high", "dist_52w_low",
+)
+
+#: Feature columns copied into ``scan_results`` next to the scores.
+RESULT_FEATURE_COLUMNS: tuple[str, ...] = (
+    "ret_21d", "ret_63d", "ret_126d", "ret_12_1", "rsi_14", "adx_14", "natr_14",
+    "realized_vol_20", "dist_52w_high", "dollar_volume_20", "rel_volume_20",
+)
+
+#: TechRating components stored in ``scan_results`` (each 0–100).
+SCORE_COLUMNS: tuple[str, ...] = ("trend_score", "momentum_score", "volatility_score",
+                                  "volume_score")
+
+PARTITIONED_TABLES: tuple[str, ...] = ("bars_daily", "features_daily")
+
+
+def _double_cols(names: Iterable[str]) -> str:
+    return ",\n".join(f"    {c} double precision" for c in names)
+
+
+def _v1(schema: str, timescale: bool) -> list[str]:
+    part = "" if timescale else " PARTITION BY RANGE (date)"
+    stmts = [
+        f"CREATE SCHEMA IF NOT EXISTS {schema}",
+        f"""CREATE TABLE IF NOT EXISTS {schema}.symbols (
+    symbol text PRIMARY KEY,
+    name text,
+    exchange text,
+    sector text,
+    industry text,
+    security_type text,
+    is_etf boolean,
+    active boolean,
+    market_cap double precision,
+    updated_at timestamptz NOT NULL DEFAULT now()
+)""",
+        f"""CREATE TABLE IF NOT EXISTS {schema}.bars_daily (
+    symbol text NOT NULL,
+    date date NOT NULL,
+    open double precision NOT NULL,
+    high double precision NOT NULL,
+    low double precision NOT NULL,
+    close double precision NOT NULL,
+    volume double precision NOT NULL,
+    source text NOT NULL,
+    ingested_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (symbol, date)
+){part}""",
+        f"""CREATE TABLE IF NOT EXISTS {schema}.ingest_runs (
+    run_id bigserial PRIMARY KEY,
+    source text NOT NULL,
+    path text,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz,
+    status text NOT NULL DEFAULT 'running',
+    rows_read bigint,
+    rows_inserted bigint,
+    rows_updated bigint,
+    rows_unchanged bigint,
+    rows_rejected bigint,
+    symbols_upserted bigint,
+    rejects_by_reason jsonb,
+    timings jsonb,
+    error text
+)""",
+        f"""CREATE TABLE IF NOT EXISTS {schema}.ingest_rejects (
+    run_id bigint NOT NULL REFERENCES {schema}.ingest_runs (run_id),
+    source text NOT NULL,
+    row jsonb NOT NULL,
+    reason text NOT NULL,
+    seen_at timestamptz NOT NULL DEFAULT now()
+)""",
+        f"CREATE INDEX IF NOT EXISTS ingest_rejects_run_idx ON {schema}.ingest_rejects (run_id)",
+        f"""CREATE TABLE IF NOT EXISTS {schema}.features_daily (
+    symbol text NOT NULL,
+    date date NOT NULL,
+{_double_cols(FEATURE_COLUMNS)},
+    n_bars integer NOT NULL,
+    computed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (symbol, date)
+){part}""",
+        f"""CREATE TABLE IF NOT EXISTS {schema}.scan_runs (
+    run_id bigserial PRIMARY KEY,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz,
+    as_of date,
+    params jsonb NOT NULL DEFAULT '{{}}'::jsonb,
+    status text NOT NULL DEFAULT 'running',
+    counts jsonb,
+    timings jsonb,
+    cache jsonb,
+    error text
+)""",
+        f"""CREATE TABLE IF NOT EXISTS {schema}.scan_results (
+    run_id bigint NOT NULL REFERENCES {schema}.scan_runs (run_id) ON DELETE CASCADE,
+    rank integer NOT NULL,
+    symbol text NOT NULL REFERENCES {schema}.symbols (symbol),
+    sector text,
+    close double precision NOT NULL,
+    tech_rating double precision NOT NULL,
+    ics double precision,
+    merit double precision,
+    alpha_5d double precision,
+    alpha_10d double precision,
+    regime text,
+{_double_cols(SCORE_COLUMNS + RESULT_FEATURE_COLUMNS)},
+    PRIMARY KEY (run_id, symbol),
+    UNIQUE (run_id, rank)
+)""",
+        f"""CREATE OR REPLACE VIEW {schema}.latest_scan_results AS
+SELECT r.*, s.as_of
+FROM {schema}.scan_results r
+JOIN {schema}.scan_runs s USING (run_id)
+WHERE r.run_id = (SELECT max(run_id) FROM {schema}.scan_runs WHERE status = 'ok')""",
+    ]
+    if timescale:
+        for table in PARTITIONED_TABLES:
+            stmts.append(
+                f"SELECT create_hypertable('{schema}.{table}', by_range('date', "
+                f"INTERVAL '1 year'), if_not_exists => TRUE)"
+            )
+        stmts.append(
+            f"ALTER TABLE {schema}.bars_daily SET (timescaledb.compress, "
+            f"timescaledb.compress_segmentby = 'symbol', timescaledb.compress_orderby = 'date DESC')"
+        )
+        # Leave the re-ingest window (the last ~2 years) uncompressed: upserts into compressed
+        # chunks are slow.
+        stmts.append(
+            f"SELECT add_compression_policy('{schema}.bars_daily', INTERVAL '730 days', "
+            f"if_not_exists => TRUE)"
+        )
+    return stmts
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema version. ``render(schema, timescale)`` returns its SQL statements."""
+
+    version: int
+    description: str
+    render: object = field(repr=False)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "bars, symbols, ingest log, feature store, scan results", _v1),
+)
+
+
+def migration_sql(schema: str = "technic", timescale: bool = False) -> list[str]:
+    """All migration statements for a fresh database, in order (no database needed).
+
+    Args:
+        schema: target schema name.
+        timescale: render the TimescaleDB variant (hypertables, compression) instead of native
+            range partitioning.
+    """
+    out: list[str] = []
+    for m in MIGRATIONS:
+        out.extend(m.render(schema, timescale))  # type: ignore[operator]
+    return out
+
+
+@dataclass
+class InitReport:
+    """What ``init_db`` did: storage variant, versions applied now, current version."""
+
+    variant: str
+    applied: list[int]
+    version: int
+
+
+def timescale_available(conn: Connection) -> bool:
+    """True when the ``timescaledb`` extension is installed in the server (or can be created)."""
+    row = conn.execute(
+        sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")
+    ).first()
+    return row is not None
+
+
+def _try_enable_timescale(conn: Connection) -> bool:
+    if not timescale_available(conn):
+        return False
+    try:
+        with conn.begin_nested():
+            conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS timescaledb"))
+        return True
+    except sa.exc.DBAPIError as e:  # e.g. not in shared_preload_libraries
+        log.warning("timescaledb is available but could not be enabled (%s); using native "
+                    "partitioning", e.orig)
+        return False
+
+
+def init_db(engine: Engine, schema: str) -> InitReport:
+    """Create or migrate the schema idempotently (safe to run concurrently and repeatedly).
+
+    Takes a transaction-level advisory lock, so two processes running it at once serialise.
+
+    Raises:
+        sqlalchemy.exc.DBAPIError: a statement failed (the transaction is rolled back).
+    """
+    with engine.begin() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                     {"k": f"technic-migrate-{schema}"})
+        conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
+        conn.execute(sa.text(f"""CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (
+            version integer PRIMARY KEY, description text NOT NULL, variant text NOT NULL,
+            applied_at timestamptz NOT NULL DEFAULT now())"""))
+        done = dict(conn.execute(
+            sa.text(f"SELECT version, variant FROM {schema}.schema_migrations")).all())
+        if done:
+            variant = done[min(done)]
+        else:
+            variant = "timescaledb" if _try_enable_timescale(conn) else "native"
+        applied: list[int] = []
+        for m in MIGRATIONS:
+            if m.version in done:
+                continue
+            for stmt in m.render(schema, variant == "timescaledb"):  # type: ignore[operator]
+                conn.execute(sa.text(stmt))
+            conn.execute(
+                sa.text(f"INSERT INTO {schema}.schema_migrations (version, description, variant)"
+                        " VALUES (:v, :d, :var)"),
+                {"v": m.version, "d": m.description, "var": variant},
+            )
+            applied.append(m.version)
+        if applied:
+            log.info("schema %s migrated to version %d (%s)", schema, MIGRATIONS[-1].version,
+                     variant)
+    return InitReport(variant=variant, applied=applied, version=MIGRATIONS[-1].version)
+
+
+def is_native_partitioned(conn: Connection, schema: str, table: str) -> bool:
+    """True when ``schema.table`` is a natively range-partitioned parent table."""
+    row = conn.execute(sa.text(
+        "SELECT 1 FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = :s AND c.relname = :t"
+    ), {"s": schema, "t": table}).first()
+    return row is not None
+
+
+def ensure_partitions(conn: Connection, schema: str, table: str, years: Iterable[int]) -> list[str]:
+    """Create the yearly partitions ``<table>_y<YYYY>`` that are missing (native variant only).
+
+    A no-op on a TimescaleDB hypertable (chunks are created automatically). Returns the names
+    of the partitions created.
+    """
+    if not is_native_partitioned(conn, schema, table):
+        return []
+    created = []
+    for y in sorted({int(y) for y in years}):
+        name = f"{table}_y{y}"
+        exists = conn.execute(sa.text(
+            "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = :s AND c.relname = :t"), {"s": schema, "t": name}).first()
+        if exists:
+            continue
+        conn.execute(sa.text(
+            f"CREATE TABLE IF NOT EXISTS {schema}.{name} PARTITION OF {schema}.{table} "
+            f"FOR VALUES FROM ('{y}-01-01') TO ('{y + 1}-01-01')"))
+        created.append(name)
+    return created
