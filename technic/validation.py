@@ -113,8 +113,8 @@ def validate_bars(df: pd.DataFrame) -> ValidationResult:
         d = cand[dup_any]
         distinct = d.drop_duplicates()
         conflict_keys = distinct[distinct.duplicated(keys, keep=False)][keys].drop_duplicates()
-        is_conflict = d.merge(conflict_keys.assign(_c=True), on=keys, how="left")["_c"] \
-            .fillna(False).to_numpy(dtype=bool)
+        is_conflict = d.merge(conflict_keys.assign(_c=1), on=keys, how="left")["_c"] \
+            .notna().to_numpy()
         repeat = d.duplicated(keep="first").to_numpy()
         idx = np.flatnonzero(ok)[dup_any]
         reason[idx[is_conflict]] = "conflicting duplicate (symbol, date)"

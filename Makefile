@@ -1,0 +1,37 @@
+# technic — set-up and the two main commands (see README.md).
+# Every target installs what it needs: a fresh machine with Python >= 3.11 is enough.
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3.13 || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: demo test lint bench install clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "technic needs Python >= 3.11, found " + sys.version)'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+## The main job: db init, ingest the bundled real data, refresh features, scan, print results.
+demo: $(STAMP)
+	$(BIN)/technic demo
+
+## The test suite (real PostgreSQL: a fresh database per run, dropped at the end).
+test: $(STAMP)
+	$(BIN)/ruff check technic flows tests benchmarks
+	$(BIN)/python -m pytest -q -ra
+
+lint: $(STAMP)
+	$(BIN)/ruff check technic flows tests benchmarks
+
+## Benchmarks (full real universe from ../shared/data and synthetic 6,000 x 504).
+bench: $(STAMP)
+	$(BIN)/python benchmarks/pipeline.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

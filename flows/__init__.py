@@ -1,0 +1,1 @@
+"""Prefect flows: thin wrappers over technic functions (every job also runs without Prefect)."""

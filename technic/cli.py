@@ -1,0 +1,309 @@
+"""The ``technic`` command line."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from technic.config import get_settings
+
+app = typer.Typer(
+    help="technic — a market scanner: ingest OHLCV bars into PostgreSQL, refresh the feature "
+         "store, scan and rank the universe, and query the results with SQL.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False)
+db_app = typer.Typer(help="Database: where it is, create or migrate the schema.",
+                     no_args_is_help=True)
+ingest_app = typer.Typer(help="Load bars and reference data into the store.",
+                         no_args_is_help=True)
+features_app = typer.Typer(help="The feature store (features_daily).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(features_app, name="features")
+
+console = Console(stderr=True)
+out = Console()
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v",
+                                                help="Log progress details (INFO).")] = False
+          ) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
+                        handlers=[RichHandler(console=console, show_path=False)])
+
+
+def _fail(msg: str, code: int = 1) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {msg}")
+    return typer.Exit(code)
+
+
+def _target():
+    """Resolve the database and make sure the schema is current."""
+    from technic.store.db import DatabaseUnavailable, get_engine, resolve_target
+    from technic.store.schema import init_db
+
+    try:
+        target = resolve_target()
+        report = init_db(get_engine(target), target.schema)
+    except DatabaseUnavailable as e:
+        raise _fail(str(e)) from None
+    except Exception as e:  # connection refused, bad URL, permissions …
+        raise _fail(f"cannot use the database: {type(e).__name__}: {e}\n"
+                    "Set TECHNIC_DATABASE_URL to a reachable PostgreSQL "
+                    "(postgresql+psycopg://user:pass@host:5432/db).") from None
+    return target, report
+
+
+def _parse_date(value: str | None, name: str = "--as-of") -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not an ISO date (YYYY-MM-DD)",
+                                 param_hint=name) from None
+
+
+# ----------------------------------------------------------------------------- db
+@db_app.command("init")
+def db_init() -> None:
+    """Create or migrate the schema (idempotent). TimescaleDB hypertables when the extension is
+    available, native yearly range partitions otherwise."""
+    target, report = _target()
+    what = f"applied migration(s) {report.applied}" if report.applied else "already current"
+    out.print(f"database: {target.describe()}\nschema version {report.version} "
+              f"({report.variant} storage): {what}")
+
+
+@db_app.command("info")
+def db_info() -> None:
+    """Show which database is used and how many rows each table holds."""
+    import sqlalchemy as sa
+
+    from technic.store.db import get_engine
+
+    target, report = _target()
+    t = Table("table", "rows", title=f"{target.describe()} — {report.variant} storage")
+    with get_engine(target).connect() as c:
+        for name in ("symbols", "bars_daily", "features_daily", "ingest_runs", "ingest_rejects",
+                     "scan_runs", "scan_results"):
+            t.add_row(name, f"{c.execute(sa.text(f'SELECT count(*) FROM {name}')).scalar():,}")
+    out.print(t)
+
+
+# ----------------------------------------------------------------------------- ingest
+def _print_ingest(reports) -> None:
+    t = Table("run", "file", "read", "inserted", "updated", "unchanged", "rejected", "symbols",
+              "seconds", title="ingest")
+    for r in reports:
+        secs = sum(r.timings.get(k, 0.0) for k in ("read_s", "validate_s", "store_s"))
+        t.add_row(str(r.run_id), r.path or "", f"{r.rows_read:,}", f"{r.rows_inserted:,}",
+                  f"{r.rows_updated:,}", f"{r.rows_unchanged:,}", f"{r.rows_rejected:,}",
+                  f"{r.symbols_upserted:,}", f"{secs:.2f}")
+    out.print(t)
+    for r in reports:
+        for reason, n in r.rejects_by_reason.items():
+            out.print(f"  run {r.run_id}: [yellow]{n:,} row(s) rejected[/]: {reason} "
+                      f"(see ingest_rejects WHERE run_id = {r.run_id})")
+
+
+@ingest_app.command("files")
+def ingest_files_cmd(
+    path: Annotated[Path | None, typer.Argument(
+        help="A directory (its universe.parquet and bars_daily.parquet/.csv) or one file. "
+             "Default: the bundled real subset (TECHNIC_DATA_DIR).")] = None,
+) -> None:
+    """Load bars (Parquet/CSV: symbol, date, open, high, low, close, volume) and universe rows.
+
+    Bad rows are stored in ingest_rejects with their reason and counted; good rows are upserted
+    (re-running the same file changes nothing). Exit code 0 unless the file is unusable."""
+    from technic.ingest import ingest_files
+    from technic.providers.files import InputFileError
+
+    target, _ = _target()
+    src = path or get_settings().data_dir
+    with console.status(f"ingesting {src} …"):
+        try:
+            reports = ingest_files(target, src)
+        except InputFileError as e:
+            raise _fail(str(e), 2) from None
+    _print_ingest(reports)
+
+
+@ingest_app.command("synthetic")
+def ingest_synthetic_cmd(
+    symbols: Annotated[int, typer.Option("--symbols", min=1, help="Number of symbols.")] = 6000,
+    days: Annotated[int, typer.Option("--days", min=2, help="Bars per symbol.")] = 504,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same bars).")] = 0,
+) -> None:
+    """Generate realistic synthetic OHLCV (GBM closes, log-normal volume) for scale tests."""
+    from technic.ingest import ingest_synthetic
+
+    target, _ = _target()
+    with console.status(f"generating and ingesting {symbols:,} × {days} bars …"):
+        report = ingest_synthetic(target, symbols, days, seed)
+    _print_ingest([report])
+
+
+# ----------------------------------------------------------------------------- features
+def _refresh(target, as_of: dt.date | None, local: bool):
+    from technic.compute import dask_client
+    from technic.refresh import refresh_features
+
+    s = get_settings()
+    with Progress(TextColumn("[bold]refresh features"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("chunks"), TimeElapsedColumn(), console=console,
+                  transient=False) as progress:
+        task = progress.add_task("refresh", total=None)
+
+        def tick(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        kwargs = dict(lookback_bars=s.lookback_bars, chunk_size=s.chunk_size,
+                      on_chunk_done=tick)
+        if local:
+            report, _ = refresh_features(target, as_of, **kwargs)
+        else:
+            with dask_client(s) as client:
+                report, _ = refresh_features(target, as_of, client=client, **kwargs)
+    return report
+
+
+@features_app.command("refresh")
+def features_refresh(
+    as_of: Annotated[str | None, typer.Option(help="Date (YYYY-MM-DD); default: the latest "
+                                                   "date with bars.")] = None,
+    local: Annotated[bool, typer.Option("--local", help="Compute in this process instead of "
+                                                        "on Dask.")] = False,
+) -> None:
+    """Compute the feature set for every symbol with a bar on the as-of date and upsert it into
+    features_daily. Fans out over Dask (TECHNIC_DASK_ADDRESS or a LocalCluster)."""
+    from technic.store.bars import NoDataError
+
+    target, _ = _target()
+    try:
+        r = _refresh(target, _parse_date(as_of), local)
+    except NoDataError as e:
+        raise _fail(str(e)) from None
+    out.print(f"features for {r.as_of}: {r.rows_written:,} symbols in {r.chunks} chunk(s), "
+              f"{r.timings['total_s']:.2f} s")
+
+
+# ----------------------------------------------------------------------------- scan
+def _results_table(outcome, top: int) -> Table:
+    t = Table(title=f"technic scan — run {outcome.run_id}, as of {outcome.as_of} "
+                    f"({outcome.counts['passed']:,} of {outcome.counts['input']:,} symbols "
+                    "passed the filter)")
+    for col, justify in (("rank", "right"), ("symbol", "left"), ("sector", "left"),
+                         ("close", "right"), ("TechRating", "right"), ("trend", "right"),
+                         ("mom.", "right"), ("vol.", "right"), ("volume", "right"),
+                         ("ret 12-1", "right"), ("RSI", "right"), ("$vol 20d", "right")):
+        t.add_column(col, justify=justify)
+
+    def f(v, fmt):
+        return "—" if v is None or v != v else fmt.format(v)
+
+    for r in outcome.results.head(top).itertuples():
+        t.add_row(str(r.rank), r.symbol, (r.sector or "—")[:22], f(r.close, "{:,.2f}"),
+                  f(r.tech_rating, "{:.1f}"), f(r.trend_score, "{:.0f}"),
+                  f(r.momentum_score, "{:.0f}"), f(r.volatility_score, "{:.0f}"),
+                  f(r.volume_score, "{:.0f}"), f(r.ret_12_1, "{:+.1%}"), f(r.rsi_14, "{:.0f}"),
+                  f(r.dollar_volume_20 / 1e6 if r.dollar_volume_20 == r.dollar_volume_20
+                    else None, "{:,.1f}M"))
+    return t
+
+
+def _scan(target, params, as_json: bool):
+    from technic.scan import run_scan
+
+    with console.status("scanning …") as status:
+        outcome = run_scan(target, params, on_stage=lambda s: status.update(f"scan: {s} …"))
+    if as_json:
+        sys.stdout.write(json.dumps(outcome.to_json(params.top), default=str) + "\n")
+    else:
+        out.print(_results_table(outcome, params.top))
+        drops = ", ".join(f"{k.removeprefix('dropped_')} {v:,}" for k, v in outcome.counts.items()
+                          if k.startswith("dropped_"))
+        out.print(f"filter drops: {drops}")
+        out.print(f"timings (s): {outcome.timings_s}")
+    return outcome
+
+
+@app.command()
+def scan(
+    top: Annotated[int, typer.Option("--top", "-n", min=1, help="Rows to print.")] = 25,
+    as_of: Annotated[str | None, typer.Option(help="Scan date (YYYY-MM-DD); default: the "
+                                                   "latest feature date.")] = None,
+    min_price: Annotated[float, typer.Option(min=0, help="Minimum last close, USD.")] = 5.0,
+    min_dollar_volume: Annotated[float, typer.Option(
+        min=0, help="Minimum 20-day average dollar volume, USD.")] = 500_000.0,
+    sector: Annotated[list[str] | None, typer.Option(
+        help="Keep only this sector (repeatable), e.g. --sector Technology.")] = None,
+    all_tickers: Annotated[bool, typer.Option(
+        "--all-tickers", help="Keep warrants, units, rights, preferreds and notes.")] = False,
+    keep_leveraged: Annotated[bool, typer.Option(
+        "--keep-leveraged", help="Keep leveraged/inverse ETFs.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object "
+                                                         "instead of a table.")] = False,
+) -> None:
+    """Filter the universe, compute TechRating, rank, store the run in scan_runs/scan_results
+    and print the top rows."""
+    from technic.scan import NoFeaturesError, ScanParams
+    from technic.universe import UniverseRules
+
+    try:
+        params = ScanParams(top=top, as_of=_parse_date(as_of), rules=UniverseRules(
+            min_price=min_price, min_dollar_volume=min_dollar_volume,
+            valid_tickers=not all_tickers, exclude_leveraged_etfs=not keep_leveraged,
+            sectors=tuple(sector or ())))
+    except ValueError as e:
+        raise _fail(str(e), 2) from None
+    target, _ = _target()
+    try:
+        _scan(target, params, as_json)
+    except NoFeaturesError as e:
+        raise _fail(str(e)) from None
+
+
+# ----------------------------------------------------------------------------- demo
+@app.command()
+def demo(
+    top: Annotated[int, typer.Option("--top", "-n", min=1, help="Rows to print.")] = 25,
+    data: Annotated[Path | None, typer.Option(help="Data to ingest (default: the bundled "
+                                                   "real subset).")] = None,
+) -> None:
+    """The main job end to end: db init, ingest the bundled real data, refresh features on
+    Dask, scan, print the top rows and the SQL that lists every result of the run."""
+    from technic.ingest import ingest_files
+    from technic.scan import ScanParams
+
+    target, report = _target()
+    out.print(f"[bold]database[/]: {target.describe()} — {report.variant} storage")
+    src = data or get_settings().data_dir
+    with console.status(f"ingesting {src} …"):
+        reports = ingest_files(target, src)
+    _print_ingest(reports)
+    r = _refresh(target, None, local=False)
+    out.print(f"features for {r.as_of}: {r.rows_written:,} symbols, "
+              f"{r.timings['total_s']:.2f} s")
+    outcome = _scan(target, ScanParams(top=top), as_json=False)
+    out.print(
+        f"\n[bold]All {len(outcome.results):,} ranked results of run {outcome.run_id}[/] are in "
+        f"{target.describe()}:\n"
+        f"  SELECT * FROM {target.schema}.scan_results WHERE run_id = {outcome.run_id} "
+        "ORDER BY rank;\n"
+        f"  (or: SELECT * FROM {target.schema}.latest_scan_results ORDER BY rank;)")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

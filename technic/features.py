@@ -1,0 +1,151 @@
+"""The feature set: which indicators describe a symbol on a date, computed from a Panel.
+
+Every feature on date *d* uses only bars on or before *d* (all kernels are causal), and windows
+count the symbol's own bars (see :mod:`technic.indicators` for the gap policy). Units of every
+column are listed in ``FEATURE_UNITS`` and in docs/tables.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from technic import indicators as ind
+from technic.panel import Panel
+from technic.store.schema import FEATURE_COLUMNS
+
+#: Unit and meaning of each feature column (docs/tables.md is generated from the same facts).
+FEATURE_UNITS: dict[str, str] = {
+    "close": "USD per share, last bar",
+    "volume": "shares, last bar",
+    "sma_20": "USD, simple moving average of close over 20 bars",
+    "sma_50": "USD, SMA of close, 50 bars",
+    "sma_200": "USD, SMA of close, 200 bars",
+    "ema_12": "USD, EMA of close, 12 bars (TA-Lib seeding)",
+    "ema_26": "USD, EMA of close, 26 bars",
+    "rsi_14": "0-100, Wilder RSI over 14 bars",
+    "macd": "USD, EMA12 - EMA26 of close (TA-Lib MACD)",
+    "macd_signal": "USD, EMA9 of macd",
+    "macd_hist": "USD, macd - macd_signal",
+    "bb_upper": "USD, Bollinger upper band (20 bars, 2 population std)",
+    "bb_middle": "USD, Bollinger middle band (SMA 20)",
+    "bb_lower": "USD, Bollinger lower band",
+    "bb_pctb": "fraction, (close - lower) / (upper - lower); 0 = lower band, 1 = upper",
+    "bb_width": "fraction, (upper - lower) / middle",
+    "atr_14": "USD, Wilder average true range over 14 bars",
+    "natr_14": "percent, 100 * atr_14 / close (TA-Lib NATR)",
+    "adx_14": "0-100, Wilder ADX over 14 bars",
+    "obv_trend_20": "fraction in [-1, 1], change of OBV over 20 bars / volume of those bars",
+    "roc_10": "percent, TA-Lib ROC over 10 bars",
+    "ret_21d": "fraction, close / close 21 bars ago - 1 (about 1 month)",
+    "ret_63d": "fraction, 63-bar return (about 3 months)",
+    "ret_126d": "fraction, 126-bar return (about 6 months)",
+    "ret_252d": "fraction, 252-bar return (about 12 months)",
+    "ret_12_1": "fraction, return from 252 to 21 bars ago (12-1 momentum)",
+    "avg_volume_20": "shares, mean volume over 20 bars",
+    "dollar_volume_20": "USD, mean of close * volume over 20 bars",
+    "rel_volume_20": "ratio, volume / mean volume of the 20 bars before",
+    "realized_vol_20": "annualized fraction, std of 20 daily log returns * sqrt(252)",
+    "realized_vol_60": "annualized fraction, std of 60 daily log returns * sqrt(252)",
+    "high_52w": "USD, highest high of the last 252 bars",
+    "low_52w": "USD, lowest low of the last 252 bars",
+    "dist_52w_high": "fraction, close / high_52w - 1 (<= 0)",
+    "dist_52w_low": "fraction, close / low_52w - 1 (>= 0)",
+}
+assert tuple(FEATURE_UNITS) == FEATURE_COLUMNS, "FEATURE_UNITS must follow the stored columns"
+
+#: Bars of history a symbol needs for every feature to be defined (252 + 1 for the 12-month
+#: return); fewer bars leave the longer features NaN.
+FULL_HISTORY_BARS = 253
+
+
+def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = a / b
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+def feature_arrays(p: Panel) -> dict[str, np.ndarray]:
+    """Compute every feature as a ``(T, N) float64`` array over the whole panel.
+
+    Args:
+        p: the bars; history before the first output date must be included in it.
+
+    Returns:
+        ``{column: (T, N) float64}`` for ``FEATURE_COLUMNS`` plus ``n_bars`` (bars seen so
+        far, counted in the panel window).
+    """
+    c, h, lo, v = p.close, p.high, p.low, p.volume
+    f: dict[str, np.ndarray] = {"close": c, "volume": v}
+    f["sma_20"], f["sma_50"], f["sma_200"] = ind.sma(c, 20), ind.sma(c, 50), ind.sma(c, 200)
+    f["ema_12"], f["ema_26"] = ind.ema(c, 12), ind.ema(c, 26)
+    f["rsi_14"] = ind.rsi(c, 14)
+    f["macd"], f["macd_signal"], f["macd_hist"] = ind.macd(c, 12, 26, 9)
+    up, mid, low_band = ind.bbands(c, 20, 2.0)
+    f["bb_upper"], f["bb_middle"], f["bb_lower"] = up, mid, low_band
+    f["bb_pctb"] = _ratio(c - low_band, up - low_band)
+    f["bb_width"] = _ratio(up - low_band, mid)
+    f["atr_14"] = ind.atr(h, lo, c, 14)
+    f["natr_14"] = 100.0 * _ratio(f["atr_14"], c)
+    f["adx_14"] = ind.adx(h, lo, c, 14)
+    obv = ind.obv(c, v)
+    avg_vol = ind.sma(v, 20)
+    f["obv_trend_20"] = _ratio(obv - ind.lag(obv, 20), 20.0 * avg_vol)
+    f["roc_10"] = ind.roc(c, 10)
+    for n in (21, 63, 126, 252):
+        f[f"ret_{n}d"] = _ratio(c, ind.lag(c, n)) - 1.0
+    f["ret_12_1"] = _ratio(ind.lag(c, 21), ind.lag(c, 252)) - 1.0
+    f["avg_volume_20"] = avg_vol
+    f["dollar_volume_20"] = ind.sma(c * v, 20)
+    f["rel_volume_20"] = _ratio(v, ind.lag(avg_vol, 1))
+    f["realized_vol_20"] = ind.realized_vol(c, 20)
+    f["realized_vol_60"] = ind.realized_vol(c, 60)
+    f["high_52w"] = ind.rolling_max(h, 252)
+    f["low_52w"] = ind.rolling_min(lo, 252)
+    f["dist_52w_high"] = _ratio(c, f["high_52w"]) - 1.0
+    f["dist_52w_low"] = _ratio(c, f["low_52w"]) - 1.0
+    f["n_bars"] = np.cumsum(np.isfinite(c), axis=0).astype(np.float64)
+    return f
+
+
+def compute_features(p: Panel, dates: Sequence[np.datetime64] | None = None) -> pd.DataFrame:
+    """Feature rows for the given dates (default: the panel's last date).
+
+    Args:
+        p: bars with enough history before the first requested date (≥ ``FULL_HISTORY_BARS``
+            for every feature to be defined).
+        dates: dates to output, each present in ``p.dates``.
+
+    Returns:
+        Long frame ``symbol, date, <FEATURE_COLUMNS>, n_bars``: one row per symbol with a bar
+        on that date; undefined features are NaN. Sorted by date, symbol.
+
+    Raises:
+        KeyError: a requested date is not in the panel.
+    """
+    t_count = len(p.dates)
+    if t_count == 0:
+        return pd.DataFrame(columns=["symbol", "date", *FEATURE_COLUMNS, "n_bars"])
+    if dates is None:
+        rows = [t_count - 1]
+    else:
+        idx = {d: i for i, d in enumerate(p.dates.astype("datetime64[D]"))}
+        try:
+            rows = [idx[np.datetime64(d, "D")] for d in dates]
+        except KeyError as e:
+            raise KeyError(f"date {e.args[0]} not in the panel") from None
+    arrays = feature_arrays(p)
+    frames = []
+    for r in rows:
+        has_bar = np.isfinite(p.close[r])
+        data = {"symbol": p.symbols[has_bar],
+                "date": np.repeat(p.dates[r], int(has_bar.sum()))}
+        for name in (*FEATURE_COLUMNS, "n_bars"):
+            data[name] = arrays[name][r, has_bar]
+        frames.append(pd.DataFrame(data))
+    out = pd.concat(frames, ignore_index=True)
+    out["n_bars"] = out["n_bars"].astype(np.int32)
+    return out

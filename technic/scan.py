@@ -1,0 +1,148 @@
+"""One scan: feature store → universe filter → TechRating → rank → ``scan_results``.
+
+Each scan is a ``scan_runs`` row (params, status, counts, per-stage timings) and its ranked
+rows in ``scan_results`` (rank 1 = best, no gaps). A failed scan leaves its run marked
+``failed`` with the error and no results.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from technic.scoring.techrating import tech_rating
+from technic.store.db import DatabaseTarget
+from technic.store.features import latest_feature_date, read_features
+from technic.store.results import fail_scan_run, finish_scan_run, start_scan_run
+from technic.store.schema import RESULT_FEATURE_COLUMNS, SCORE_COLUMNS
+from technic.universe import UniverseRules, apply_rules
+
+log = logging.getLogger(__name__)
+
+
+class NoFeaturesError(LookupError):
+    """The feature store has no rows for the requested date: run ``technic features refresh``."""
+
+
+@dataclass(frozen=True)
+class ScanParams:
+    """Parameters of a scan (validated on construction).
+
+    Attributes:
+        top: rows to show/return in the summary (all passing symbols are stored), ≥ 1.
+        as_of: scan date; resolved to the latest feature date on or before it. None = latest.
+        rules: universe filter.
+    """
+
+    top: int = 25
+    as_of: dt.date | None = None
+    rules: UniverseRules = field(default_factory=UniverseRules)
+
+    def __post_init__(self) -> None:
+        if self.top < 1:
+            raise ValueError(f"top must be >= 1, got {self.top}")
+
+    def as_json(self) -> dict:
+        d = asdict(self)
+        d["as_of"] = self.as_of.isoformat() if self.as_of else None
+        d["rules"]["sectors"] = list(self.rules.sectors)
+        return d
+
+
+@dataclass
+class ScanOutcome:
+    """A finished scan: its run id, resolved date, counts, timings and ranked rows."""
+
+    run_id: int
+    as_of: dt.date
+    counts: dict[str, int]
+    timings_s: dict[str, float]
+    results: pd.DataFrame
+
+    def to_json(self, top: int) -> dict:
+        """The ``--json`` shape: run_id, as_of, counts, timings_s, results (top rows)."""
+        cols = ["rank", "symbol", "sector", "close", "tech_rating", *SCORE_COLUMNS,
+                *RESULT_FEATURE_COLUMNS]
+        head = self.results.head(top)[cols]
+        rows = [{k: (None if isinstance(v, float) and not np.isfinite(v) else
+                     (v.item() if isinstance(v, np.generic) else v)) for k, v in r.items()}
+                for r in head.to_dict(orient="records")]
+        return {"run_id": self.run_id, "as_of": self.as_of.isoformat(), "counts": self.counts,
+                "timings_s": self.timings_s, "results": rows}
+
+
+def rank_frame(features: pd.DataFrame, rules: UniverseRules
+               ) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Filter, score and rank one date's feature rows (pure: no database).
+
+    Returns:
+        ``(ranked, counts)``: passing symbols sorted by ``tech_rating`` descending (ties by
+        symbol), with ``rank`` 1..n, the score columns and the features.
+    """
+    keep, counts = apply_rules(features, rules)
+    scores = tech_rating(features, keep)
+    ranked = pd.concat([features.reset_index(drop=True), scores.reset_index(drop=True)], axis=1)
+    ranked = ranked[keep].sort_values(["tech_rating", "symbol"], ascending=[False, True],
+                                      kind="mergesort").reset_index(drop=True)
+    ranked.insert(0, "rank", np.arange(1, len(ranked) + 1, dtype=np.int64))
+    return ranked, counts
+
+
+def run_scan(target: DatabaseTarget, params: ScanParams,
+             on_stage: Callable[[str], None] | None = None) -> ScanOutcome:
+    """Run one scan and store it.
+
+    Args:
+        target: the store.
+        params: validated parameters.
+        on_stage: called with each stage name as it starts (progress display).
+
+    Returns:
+        The outcome (results hold every passing symbol, ranked).
+
+    Raises:
+        NoFeaturesError: no feature rows on or before ``params.as_of``.
+    """
+    timings: dict[str, float] = {}
+    run_id = start_scan_run(target, params.as_json())
+    t_all = time.perf_counter()
+    try:
+        stage = "read_features"
+        if on_stage:
+            on_stage(stage)
+        t = time.perf_counter()
+        day = latest_feature_date(target, params.as_of)
+        if day is None:
+            raise NoFeaturesError(
+                "no feature rows" + (f" on or before {params.as_of}" if params.as_of else "")
+                + "; run `technic features refresh` first")
+        features = read_features(target, day)
+        timings[stage] = round(time.perf_counter() - t, 4)
+        stage = "filter_score_rank"
+        if on_stage:
+            on_stage(stage)
+        t = time.perf_counter()
+        ranked, counts = rank_frame(features, params.rules)
+        timings[stage] = round(time.perf_counter() - t, 4)
+        stage = "write_results"
+        if on_stage:
+            on_stage(stage)
+        t = time.perf_counter()
+        timings["total"] = round(time.perf_counter() - t_all, 4)
+        finish_scan_run(target, run_id, day, ranked, counts, timings)
+        timings[stage] = round(time.perf_counter() - t, 4)
+        timings["total"] = round(time.perf_counter() - t_all, 4)
+    except Exception as e:
+        timings["total"] = round(time.perf_counter() - t_all, 4)
+        fail_scan_run(target, run_id, f"{type(e).__name__}: {e}", timings)
+        raise
+    log.info("scan run %d for %s: %d of %d symbols ranked", run_id, day, counts["passed"],
+             counts["input"])
+    return ScanOutcome(run_id=run_id, as_of=day, counts=counts, timings_s=timings,
+                       results=ranked)

@@ -1,0 +1,1 @@
+"""Cross-sectional scores (TechRating; ICS, MERIT and regime follow). Formulas: docs/scoring.md."""

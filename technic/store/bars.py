@@ -1,0 +1,83 @@
+"""Reads of daily bars from the store: as-of dates, symbol lists and panels (via Arrow)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+import sqlalchemy as sa
+
+from technic.panel import Panel
+from technic.store.db import DatabaseTarget, adbc_connect, get_engine
+
+
+class NoDataError(LookupError):
+    """The store holds no bars for what was asked (empty database, date before the data)."""
+
+
+def last_bar_date(target: DatabaseTarget, on_or_before: dt.date | None = None) -> dt.date:
+    """The latest date with any bar, optionally on or before ``on_or_before``.
+
+    Raises:
+        NoDataError: no bars (on or before that date).
+    """
+    sql = "SELECT max(date) FROM bars_daily" + (" WHERE date <= :d" if on_or_before else "")
+    with get_engine(target).connect() as c:
+        d = c.execute(sa.text(sql), {"d": on_or_before}).scalar()
+    if d is None:
+        raise NoDataError("no daily bars stored" + (f" on or before {on_or_before}"
+                                                    if on_or_before else "")
+                          + "; run `technic ingest files` first")
+    return d
+
+
+def symbols_with_bar(target: DatabaseTarget, date: dt.date) -> list[str]:
+    """Symbols that have a bar on ``date``, sorted."""
+    with get_engine(target).connect() as c:
+        rows = c.execute(sa.text("SELECT symbol FROM bars_daily WHERE date = :d ORDER BY symbol"),
+                         {"d": date}).scalars().all()
+    return list(rows)
+
+
+def calendar_window_start(end: dt.date, lookback_bars: int) -> dt.date:
+    """A calendar start date whose window to ``end`` holds at least ``lookback_bars`` US trading
+    days (252 trading days ≈ 365 calendar days; 10% + 10 days of margin for holidays)."""
+    return end - dt.timedelta(days=int(lookback_bars * 365 / 252 * 1.1) + 10)
+
+
+def load_panel(target: DatabaseTarget, end: dt.date, lookback_bars: int,
+               symbols: Sequence[str] | None = None) -> Panel:
+    """Load the last ``lookback_bars`` trading dates up to ``end`` as a :class:`Panel`.
+
+    Args:
+        target: the store.
+        end: last date included.
+        lookback_bars: number of trading dates (rows) wanted; fewer if the store has fewer.
+        symbols: restrict to these symbols (a Dask chunk); ``None`` = every symbol.
+
+    Returns:
+        Panel ``(T, N)`` with ``T <= lookback_bars``; symbols with no bar in the window are
+        absent.
+    """
+    start = calendar_window_start(end, lookback_bars)
+    sql = ("SELECT symbol, date, open, high, low, close, volume FROM bars_daily "
+           "WHERE date > $1 AND date <= $2")
+    params: list = [start, end]
+    if symbols is not None:
+        sql += " AND symbol = ANY($3)"
+        params.append(list(symbols))
+    with adbc_connect(target) as conn, conn.cursor() as cur:
+        if symbols is not None:
+            # ADBC binds one Arrow row of parameters; a list parameter goes as list<string>.
+            cur.execute(sql, parameters=pa.record_batch(
+                [pa.array([start], pa.date32()), pa.array([end], pa.date32()),
+                 pa.array([list(symbols)], pa.list_(pa.string()))], names=["a", "b", "c"]))
+        else:
+            cur.execute(sql, parameters=(start, end))
+        table = cur.fetch_arrow_table()
+    panel = Panel.from_arrow(table)
+    if len(panel.dates) > lookback_bars:
+        panel = panel.tail(lookback_bars)
+    return panel

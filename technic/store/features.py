@@ -1,0 +1,83 @@
+"""The feature store: ``features_daily`` writes (upsert) and reads joined with reference data."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import sqlalchemy as sa
+
+from technic.store.db import DatabaseTarget, adbc_connect, get_engine
+from technic.store.schema import FEATURE_COLUMNS, ensure_partitions
+
+_COLS = ("symbol", "date", *FEATURE_COLUMNS, "n_bars")
+
+
+def _to_arrow(df: pd.DataFrame) -> pa.Table:
+    arrays = {
+        "symbol": pa.array(df["symbol"].astype(str).to_numpy(), pa.string()),
+        "date": pa.array(pd.to_datetime(df["date"]).to_numpy().astype("datetime64[D]"),
+                         pa.date32()),
+    }
+    for c in FEATURE_COLUMNS:
+        v = df[c].to_numpy(dtype=np.float64)
+        arrays[c] = pa.array(v, pa.float64(), mask=~np.isfinite(v))  # NaN/inf → SQL NULL
+    arrays["n_bars"] = pa.array(df["n_bars"].to_numpy(dtype=np.int32), pa.int32())
+    return pa.table(arrays)
+
+
+def write_features(target: DatabaseTarget, df: pd.DataFrame) -> int:
+    """Upsert feature rows (one transaction: readers see all of them or none).
+
+    Args:
+        df: columns ``symbol, date, <FEATURE_COLUMNS>, n_bars``; NaN is stored as NULL.
+
+    Returns:
+        Rows written.
+
+    Raises:
+        KeyError: a column is missing.
+    """
+    if df.empty:
+        return 0
+    missing = [c for c in _COLS if c not in df.columns]
+    if missing:
+        raise KeyError(f"feature frame lacks column(s): {', '.join(missing)}")
+    years = np.unique(pd.to_datetime(df["date"]).dt.year.to_numpy())
+    with get_engine(target).begin() as conn:
+        ensure_partitions(conn, target.schema, "features_daily", years)
+    cols = ", ".join(_COLS)
+    sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in (*FEATURE_COLUMNS, "n_bars"))
+    with adbc_connect(target) as conn, conn.cursor() as cur:
+        cur.adbc_ingest("_stage_features", _to_arrow(df), mode="create", temporary=True)
+        cur.execute(f"INSERT INTO features_daily ({cols}) SELECT {cols} FROM _stage_features "
+                    f"ON CONFLICT (symbol, date) DO UPDATE SET {sets}, computed_at = now()")
+        conn.commit()
+    return len(df)
+
+
+def latest_feature_date(target: DatabaseTarget, on_or_before: dt.date | None = None
+                        ) -> dt.date | None:
+    """The latest date in ``features_daily`` (on or before ``on_or_before``), or None."""
+    sql = "SELECT max(date) FROM features_daily" + (" WHERE date <= :d" if on_or_before else "")
+    with get_engine(target).connect() as c:
+        return c.execute(sa.text(sql), {"d": on_or_before}).scalar()
+
+
+def read_features(target: DatabaseTarget, date: dt.date) -> pd.DataFrame:
+    """Feature rows of ``date`` joined with reference data from ``symbols``.
+
+    Returns:
+        One row per symbol: ``symbol, date, <FEATURE_COLUMNS>, n_bars, name, exchange, sector,
+        industry, security_type, is_etf, active`` (NULL → NaN/None).
+    """
+    sql = (f"SELECT {', '.join('f.' + c for c in _COLS)}, s.name, s.exchange, s.sector, "
+           "s.industry, s.security_type, s.is_etf, s.active "
+           "FROM features_daily f JOIN symbols s USING (symbol) WHERE f.date = $1 "
+           "ORDER BY f.symbol")
+    with adbc_connect(target) as conn, conn.cursor() as cur:
+        cur.execute(sql, parameters=(date,))
+        table = cur.fetch_arrow_table()
+    return table.to_pandas(date_as_object=True)

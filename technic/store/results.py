@@ -1,0 +1,70 @@
+"""Scan runs and results: ``scan_runs`` lifecycle and the ``scan_results`` rows of a run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import sqlalchemy as sa
+
+from technic.store.db import DatabaseTarget, adbc_connect, get_engine
+from technic.store.schema import RESULT_FEATURE_COLUMNS, SCORE_COLUMNS
+
+RESULT_COLUMNS = ("run_id", "rank", "symbol", "sector", "close", "tech_rating", "ics", "merit",
+                  "alpha_5d", "alpha_10d", "regime", *SCORE_COLUMNS, *RESULT_FEATURE_COLUMNS)
+
+
+def start_scan_run(target: DatabaseTarget, params: dict) -> int:
+    """Insert a ``scan_runs`` row with status ``running``; return its ``run_id``."""
+    with get_engine(target).begin() as c:
+        return int(c.execute(sa.text(
+            "INSERT INTO scan_runs (params) VALUES (CAST(:p AS jsonb)) RETURNING run_id"),
+            {"p": json.dumps(params, default=str)}).scalar_one())
+
+
+def fail_scan_run(target: DatabaseTarget, run_id: int, error: str, timings: dict) -> None:
+    """Mark a run ``failed`` with its error text (its results, if any, were rolled back)."""
+    with get_engine(target).begin() as c:
+        c.execute(sa.text(
+            "UPDATE scan_runs SET status = 'failed', finished_at = now(), error = :e, "
+            "timings = CAST(:t AS jsonb) WHERE run_id = :id"),
+            {"e": error, "t": json.dumps(timings), "id": run_id})
+
+
+def _col(df: pd.DataFrame, name: str, kind: str) -> pa.Array:
+    if name not in df.columns:
+        return pa.nulls(len(df), pa.float64() if kind == "f" else pa.string())
+    s = df[name]
+    if kind == "f":
+        v = s.to_numpy(dtype=np.float64)
+        return pa.array(v, pa.float64(), mask=~np.isfinite(v))
+    if kind == "i":
+        return pa.array(s.to_numpy(dtype=np.int64), pa.int64())
+    return pa.array([None if pd.isna(x) else str(x) for x in s], pa.string())
+
+
+def finish_scan_run(target: DatabaseTarget, run_id: int, as_of: dt.date, results: pd.DataFrame,
+                    counts: dict, timings: dict) -> None:
+    """Write a run's results and mark it ``ok`` — in one transaction.
+
+    Args:
+        results: one row per ranked symbol with ``rank, symbol, sector, close, tech_rating``,
+            the score columns and the result feature columns (missing optional columns are
+            stored as NULL).
+    """
+    kinds = {"run_id": "i", "rank": "i", "symbol": "s", "sector": "s", "regime": "s"}
+    df = results.assign(run_id=run_id)
+    table = pa.table({c: _col(df, c, kinds.get(c, "f")) for c in RESULT_COLUMNS})
+    cols = ", ".join(RESULT_COLUMNS)
+    with adbc_connect(target) as conn, conn.cursor() as cur:
+        if len(df):
+            cur.adbc_ingest("_stage_results", table, mode="create", temporary=True)
+            cur.execute(f"INSERT INTO scan_results ({cols}) SELECT {cols} FROM _stage_results")
+        cur.execute(
+            "UPDATE scan_runs SET status = 'ok', finished_at = now(), as_of = $1, "
+            "counts = CAST($2 AS jsonb), timings = CAST($3 AS jsonb) WHERE run_id = $4",
+            parameters=(as_of, json.dumps(counts), json.dumps(timings), run_id))
+        conn.commit()
