@@ -71,7 +71,10 @@ def ingest_files(target: DatabaseTarget, path: str | Path) -> list[IngestReport]
 
 def ingest_synthetic(target: DatabaseTarget, n_symbols: int, n_days: int,
                      seed: int = 0) -> IngestReport:
-    """Generate and ingest synthetic bars (see :func:`technic.providers.synthetic.generate_bars`)."""
+    """Generate and ingest synthetic bars.
+
+    See :func:`technic.providers.synthetic.generate_bars` for the model and arguments.
+    """
     def read() -> tuple[pd.DataFrame, pd.DataFrame]:
         return generate_bars(n_symbols, n_days, seed)
     return _run(target, "synthetic", f"synthetic://{n_symbols}x{n_days}?seed={seed}", read)

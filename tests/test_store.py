@@ -125,3 +125,31 @@ def test_synthetic_ingest(fresh_target):
 def test_libpq_uri_keeps_socket_host():
     uri = libpq_uri("postgresql+psycopg://postgres:@/technic?host=/tmp/sock")
     assert uri == "postgresql://postgres@/technic?host=/tmp/sock"
+
+
+def test_unset_url_uses_the_local_server(db_url, monkeypatch):
+    from technic.store import db as dbmod
+
+    monkeypatch.setattr(dbmod, "LOCAL_URL", db_url)
+    dbmod._resolve.cache_clear()
+    try:
+        t = dbmod._resolve(None, "technic")
+        assert t.origin == "local server" and t.url == db_url
+        assert "local server" in t.describe()
+    finally:
+        dbmod._resolve.cache_clear()
+
+
+def test_embedded_fallback_is_a_real_postgres(tmp_path):
+    """No server answers → the embedded PostgreSQL 18 wheel, on a unix socket."""
+    from technic.config import Settings
+    from technic.store.db import DatabaseTarget, _embedded_url
+
+    url = _embedded_url(Settings(embedded_pg_dir=tmp_path / "pg"))
+    assert "host=" in url  # unix socket, no TCP port
+    t = DatabaseTarget(url, "technic", "embedded")
+    init_db(get_engine(t), t.schema)
+    r = ingest_synthetic(t, 5, 30, seed=1)
+    assert r.rows_inserted == 150
+    assert _count(t, "SELECT current_setting('server_version_num')::int") >= 180000
+    get_engine(t).dispose()

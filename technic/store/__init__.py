@@ -1,1 +1,2 @@
-"""PostgreSQL/TimescaleDB store: schema, migrations, bulk ingest, panel reads, feature store, results."""
+"""PostgreSQL/TimescaleDB store: schema, migrations, bulk ingest, panel reads, features,
+results."""

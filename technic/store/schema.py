@@ -155,7 +155,8 @@ WHERE r.run_id = (SELECT max(run_id) FROM {schema}.scan_runs WHERE status = 'ok'
             )
         stmts.append(
             f"ALTER TABLE {schema}.bars_daily SET (timescaledb.compress, "
-            f"timescaledb.compress_segmentby = 'symbol', timescaledb.compress_orderby = 'date DESC')"
+            f"timescaledb.compress_segmentby = 'symbol', "
+            f"timescaledb.compress_orderby = 'date DESC')"
         )
         # Leave the re-ingest window (the last ~2 years) uncompressed: upserts into compressed
         # chunks are slow.

@@ -1,0 +1,160 @@
+"""Features → scan → results on the bundled real data, the Dask path, the CLI and the flow."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from technic.config import Settings
+from technic.scan import NoFeaturesError, ScanParams, rank_frame, run_scan
+from technic.store.db import get_engine
+from technic.universe import UniverseRules
+
+from .conftest import cli_env
+
+
+def _q(target, sql, **p):
+    with get_engine(target).connect() as c:
+        return c.execute(sa.text(sql), p).all()
+
+
+def test_features_written_for_latest_date(demo_target):
+    rows = _q(demo_target, "SELECT date, count(*) FROM features_daily GROUP BY date")
+    assert rows == [(dt.date(2025, 7, 9), 1000)]
+    (n_null,) = _q(demo_target, "SELECT count(*) FROM features_daily WHERE rsi_14 IS NULL")[0]
+    assert n_null == 0  # every bundled ticker has > 2 years of history
+
+
+def test_feature_values_match_a_direct_computation(demo_target):
+    """Spot check a few stored features against plain pandas on the stored bars."""
+    sym = "AAPL"
+    bars = pd.DataFrame(_q(demo_target, "SELECT date, close, volume FROM bars_daily "
+                                        "WHERE symbol = :s ORDER BY date", s=sym),
+                        columns=["date", "close", "volume"])
+    f = dict(zip(["sma_20", "ret_21d", "dollar_volume_20", "high_52w"], _q(
+        demo_target, "SELECT sma_20, ret_21d, dollar_volume_20, high_52w FROM features_daily "
+                     "WHERE symbol = :s", s=sym)[0], strict=True))
+    c = bars["close"]
+    assert f["sma_20"] == pytest.approx(c.tail(20).mean(), rel=1e-12)
+    assert f["ret_21d"] == pytest.approx(c.iloc[-1] / c.iloc[-22] - 1, rel=1e-12)
+    assert f["dollar_volume_20"] == pytest.approx((c * bars["volume"]).tail(20).mean(), rel=1e-12)
+
+
+def test_dask_path_equals_single_process(demo_target):
+    from technic.compute import dask_client
+    from technic.refresh import refresh_features
+
+    _, local = refresh_features(demo_target, chunk_size=300, write=False)
+    with dask_client(Settings(dask_workers=2)) as client:
+        _, dist = refresh_features(demo_target, chunk_size=300, client=client, write=False)
+    pd.testing.assert_frame_equal(local, dist)
+
+
+def test_scan_results_are_complete_and_ranked(demo_target):
+    out = run_scan(demo_target, ScanParams(top=10))
+    rows = _q(demo_target, "SELECT rank, symbol, tech_rating FROM scan_results "
+                           "WHERE run_id = :r ORDER BY rank", r=out.run_id)
+    assert len(rows) == out.counts["passed"] > 100
+    assert [r[0] for r in rows] == list(range(1, len(rows) + 1))
+    ratings = [r[2] for r in rows]
+    assert ratings == sorted(ratings, reverse=True)
+    assert all(0 <= x <= 100 for x in ratings)
+    (orphans,) = _q(demo_target, "SELECT count(*) FROM scan_results r LEFT JOIN symbols s "
+                                 "USING (symbol) WHERE r.run_id = :r AND s.symbol IS NULL",
+                    r=out.run_id)[0]
+    assert orphans == 0
+    run = _q(demo_target, "SELECT status, as_of, counts FROM scan_runs WHERE run_id = :r",
+             r=out.run_id)[0]
+    assert run[0] == "ok" and run[1] == dt.date(2025, 7, 9)
+    c = run[2]
+    assert c["input"] - sum(v for k, v in c.items() if k.startswith("dropped_")) == c["passed"]
+    latest = _q(demo_target, "SELECT count(*) FROM latest_scan_results")[0][0]
+    assert latest == len(rows)
+
+
+def test_filter_rules_drop_what_they_say(demo_target):
+    from technic.store.features import read_features
+
+    feats = read_features(demo_target, dt.date(2025, 7, 9))
+    ranked, counts = rank_frame(feats, UniverseRules(min_price=50, sectors=("Technology",)))
+    assert (ranked["close"] >= 50).all() and (ranked["sector"] == "Technology").all()
+    assert (ranked["dollar_volume_20"] >= 500_000).all()
+    assert counts["dropped_sector"] > 0 and counts["dropped_min_price"] > 0
+    assert not ranked["symbol"].str.contains(r"\.WS$|\.U$").any()
+
+
+def test_scan_without_features_fails_cleanly(fresh_target):
+    with pytest.raises(NoFeaturesError):
+        run_scan(fresh_target, ScanParams())
+    (status, err) = _q(fresh_target, "SELECT status, error FROM scan_runs")[0]
+    assert status == "failed" and "features refresh" in err
+    assert _q(fresh_target, "SELECT count(*) FROM scan_results")[0][0] == 0
+
+
+def test_bad_scan_parameters_are_rejected():
+    with pytest.raises(ValueError, match="top"):
+        ScanParams(top=0)
+    with pytest.raises(ValueError, match="min_price"):
+        UniverseRules(min_price=float("nan"))
+
+
+def test_cli_scan_json(db_url, demo_target):
+    r = subprocess.run([sys.executable, "-m", "technic.cli", "scan", "--json", "--top", "5",
+                        "--sector", "Technology"], env=cli_env(db_url, demo_target.schema),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert set(doc) == {"run_id", "as_of", "counts", "timings_s", "results"}
+    assert [x["rank"] for x in doc["results"]] == [1, 2, 3, 4, 5]
+    assert doc["as_of"] == "2025-07-09" and doc["counts"]["dropped_sector"] > 0
+    bad = subprocess.run([sys.executable, "-m", "technic.cli", "scan", "--as-of", "yesterday"],
+                         env=cli_env(db_url, demo_target.schema), capture_output=True,
+                         text=True, timeout=60)
+    assert bad.returncode == 2 and "ISO date" in bad.stderr
+
+
+def test_flow_runs_in_process(db_url, demo_target, monkeypatch):
+    """The Prefect flow (no server: an ephemeral API) runs ingest → refresh → scan."""
+    from technic.config import get_settings
+    from technic.store import db as dbmod
+
+    monkeypatch.setenv("TECHNIC_DATABASE_URL", db_url)
+    monkeypatch.setenv("TECHNIC_DB_SCHEMA", demo_target.schema)
+    get_settings.cache_clear()
+    dbmod._resolve.cache_clear()
+    try:
+        from flows.daily_pipeline import daily_pipeline
+
+        before = _q(demo_target, "SELECT count(*) FROM bars_daily")[0][0]
+        result = daily_pipeline(top=5, use_dask=False)
+        assert result["as_of"] == "2025-07-09" and len(result["results"]) == 5
+        assert _q(demo_target, "SELECT count(*) FROM bars_daily")[0][0] == before
+        assert _q(demo_target, "SELECT status FROM scan_runs WHERE run_id = :r",
+                  r=result["run_id"])[0][0] == "ok"
+        with pytest.raises(ValueError):
+            daily_pipeline(top=0, use_dask=False)
+    finally:
+        get_settings.cache_clear()
+        dbmod._resolve.cache_clear()
+
+
+def test_demo_twice_keeps_bar_count(db_url):
+    schema = "demo_cli"
+    env = cli_env(db_url, schema)
+    counts = []
+    for _ in range(2):
+        r = subprocess.run([sys.executable, "-m", "technic.cli", "demo", "--top", "5"], env=env,
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert "technic scan" in r.stdout and "scan_results WHERE run_id" in r.stdout
+        with sa.create_engine(db_url).connect() as c:
+            counts.append(c.execute(sa.text(f"SELECT count(*) FROM {schema}.bars_daily")).scalar())
+    assert counts[0] == counts[1] == 492_743
+    assert np.all(np.array(counts) > 0)
