@@ -38,8 +38,10 @@ out = Console()
 def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v",
                                                 help="Log progress details (INFO).")] = False
           ) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
-                        handlers=[RichHandler(console=console, show_path=False)])
+    level = logging.INFO if verbose else logging.WARNING
+    # The handler's level also filters libraries (Dask) that set their own loggers to INFO.
+    logging.basicConfig(level=level, format="%(message)s",
+                        handlers=[RichHandler(console=console, show_path=False, level=level)])
 
 
 def _fail(msg: str, code: int = 1) -> typer.Exit:

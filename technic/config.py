@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     dask_address: str | None = None
     dask_workers: int | None = Field(default=None, ge=1)
-    chunk_size: int = Field(default=1000, ge=1)
+    chunk_size: int = Field(default=500, ge=1)
     lookback_bars: int = Field(default=300, ge=30)
     data_dir: Path = BUNDLED_DATA_DIR
     embedded_pg_dir: Path | None = None

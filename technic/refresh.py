@@ -65,7 +65,8 @@ def refresh_features(
         target: the store.
         as_of: date to compute; resolved to the last date with bars on or before it.
         lookback_bars: trading days of history each chunk loads (≥ 253 for every feature).
-        chunk_size: symbols per task.
+        chunk_size: at most this many symbols per task (with a client, smaller chunks so each
+            worker gets at least two).
         client: a ``distributed.Client``; ``None`` runs every chunk in this process.
         on_chunk_done: called as ``(done, total)`` after each chunk (progress bars).
         write: store the rows (False: compute only, for comparisons).
@@ -79,6 +80,10 @@ def refresh_features(
     t0 = time.perf_counter()
     day = last_bar_date(target, as_of)
     symbols = symbols_with_bar(target, day)
+    if client is not None:
+        # at least two tasks per worker, so every worker is busy and a slow chunk is not alone
+        workers = max(1, len(client.scheduler_info().get("workers", {})))
+        chunk_size = max(1, min(chunk_size, -(-len(symbols) // (2 * workers))))
     parts = chunked(symbols, chunk_size)
     timings = {"plan_s": round(time.perf_counter() - t0, 4)}
     t = time.perf_counter()
