@@ -20,6 +20,13 @@ def _count(target, sql, **p):
         return c.execute(sa.text(sql), p).scalar()
 
 
+def test_reserved_word_schema_works(db_url):
+    from .conftest import make_target
+
+    t = make_target(db_url, "full")  # a reserved word: identifiers are quoted
+    assert ingest_synthetic(t, 3, 10).rows_inserted == 30
+
+
 def test_init_is_idempotent_and_native_partitioned(fresh_target):
     again = init_db(get_engine(fresh_target), fresh_target.schema)
     assert again.applied == [] and again.variant == "native"
@@ -32,8 +39,9 @@ def test_init_is_idempotent_and_native_partitioned(fresh_target):
 
 def test_timescale_sql_is_generated():
     sql = "\n".join(migration_sql("technic", timescale=True))
-    assert "create_hypertable('technic.bars_daily', by_range('date', INTERVAL '1 year')" in sql
-    assert "create_hypertable('technic.features_daily'" in sql
+    assert """create_hypertable('"technic".bars_daily', by_range('date', INTERVAL '1 year')""" \
+        in sql
+    assert """create_hypertable('"technic".features_daily'""" in sql
     assert "timescaledb.compress_segmentby = 'symbol'" in sql
     assert "timescaledb.compress_orderby = 'date DESC'" in sql
     assert "add_compression_policy" in sql

@@ -156,7 +156,7 @@ def get_engine(target: DatabaseTarget) -> Engine:
         eng = sa.create_engine(
             target.url,
             pool_pre_ping=True,
-            connect_args={"options": f"-csearch_path={target.schema},public",
+            connect_args={"options": f'-csearch_path="{target.schema}",public',
                           "connect_timeout": 10},
         )
         _ENGINES[key] = eng
@@ -173,6 +173,6 @@ def adbc_connect(target: DatabaseTarget):
 
     u = make_url(target.url)
     q = dict(u.query)
-    q["options"] = f"-csearch_path={target.schema},public"
+    q["options"] = f'-csearch_path="{target.schema}",public'
     uri = libpq_uri(u.set(query=q))
     return adbc.connect(uri)

@@ -48,11 +48,17 @@ SCORE_COLUMNS: tuple[str, ...] = ("trend_score", "momentum_score", "volatility_s
 PARTITIONED_TABLES: tuple[str, ...] = ("bars_daily", "features_daily")
 
 
+def quote_ident(name: str) -> str:
+    """Quote an SQL identifier (schema names may be reserved words, e.g. ``full``)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _double_cols(names: Iterable[str]) -> str:
     return ",\n".join(f"    {c} double precision" for c in names)
 
 
 def _v1(schema: str, timescale: bool) -> list[str]:
+    schema = quote_ident(schema)
     part = "" if timescale else " PARTITION BY RANGE (date)"
     stmts = [
         f"CREATE SCHEMA IF NOT EXISTS {schema}",
@@ -233,15 +239,16 @@ def init_db(engine: Engine, schema: str) -> InitReport:
     Raises:
         sqlalchemy.exc.DBAPIError: a statement failed (the transaction is rolled back).
     """
+    qs = quote_ident(schema)
     with engine.begin() as conn:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
                      {"k": f"technic-migrate-{schema}"})
-        conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
-        conn.execute(sa.text(f"""CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (
+        conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {qs}"))
+        conn.execute(sa.text(f"""CREATE TABLE IF NOT EXISTS {qs}.schema_migrations (
             version integer PRIMARY KEY, description text NOT NULL, variant text NOT NULL,
             applied_at timestamptz NOT NULL DEFAULT now())"""))
         done = dict(conn.execute(
-            sa.text(f"SELECT version, variant FROM {schema}.schema_migrations")).all())
+            sa.text(f"SELECT version, variant FROM {qs}.schema_migrations")).all())
         if done:
             variant = done[min(done)]
         else:
@@ -253,7 +260,7 @@ def init_db(engine: Engine, schema: str) -> InitReport:
             for stmt in m.render(schema, variant == "timescaledb"):  # type: ignore[operator]
                 conn.execute(sa.text(stmt))
             conn.execute(
-                sa.text(f"INSERT INTO {schema}.schema_migrations (version, description, variant)"
+                sa.text(f"INSERT INTO {qs}.schema_migrations (version, description, variant)"
                         " VALUES (:v, :d, :var)"),
                 {"v": m.version, "d": m.description, "var": variant},
             )
@@ -289,8 +296,9 @@ def ensure_partitions(conn: Connection, schema: str, table: str, years: Iterable
             "WHERE n.nspname = :s AND c.relname = :t"), {"s": schema, "t": name}).first()
         if exists:
             continue
+        qs = quote_ident(schema)
         conn.execute(sa.text(
-            f"CREATE TABLE IF NOT EXISTS {schema}.{name} PARTITION OF {schema}.{table} "
+            f"CREATE TABLE IF NOT EXISTS {qs}.{name} PARTITION OF {qs}.{table} "
             f"FOR VALUES FROM ('{y}-01-01') TO ('{y + 1}-01-01')"))
         created.append(name)
     return created
