@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 FIELDS = ("open", "high", "low", "close", "volume")
 
@@ -54,12 +55,28 @@ class Panel:
         missing = [c for c in ("symbol", "date", *FIELDS) if c not in table.column_names]
         if missing:
             raise ValueError(f"bars table lacks column(s): {', '.join(missing)}")
-        sym = table.column("symbol").to_numpy(zero_copy_only=False).astype(object)
-        date = table.column("date").to_numpy(zero_copy_only=False).astype("datetime64[D]")
-        symbols, col = np.unique(sym, return_inverse=True)
-        dates, row = np.unique(date, return_inverse=True)
+        # Hash-encode symbols in Arrow (sorting millions of Python strings is slow), then
+        # sort only the N distinct symbols.
+        enc = pc.dictionary_encode(table.column("symbol").combine_chunks())
+        names = enc.dictionary.to_numpy(zero_copy_only=False).astype(object)
+        order = np.argsort(names, kind="stable")
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        symbols = names[order]
+        col = rank[enc.indices.to_numpy(zero_copy_only=False)]
+        # Dates are day numbers: a counting pass finds the distinct ones in O(rows).
+        days = table.column("date").to_numpy(zero_copy_only=False) \
+            .astype("datetime64[D]").astype(np.int64)
+        if len(days):
+            lo = days.min()
+            present = np.bincount(days - lo) > 0
+            day_index = np.cumsum(present) - 1
+            dates = (np.flatnonzero(present) + lo).astype("datetime64[D]")
+            row = day_index[days - lo]
+        else:
+            dates, row = np.array([], dtype="datetime64[D]"), days
         t, n = len(dates), len(symbols)
-        if len(sym) and np.unique(row.astype(np.int64) * n + col).size != len(sym):
+        if len(col) and np.bincount(row * n + col, minlength=t * n).max() > 1:
             raise ValueError("bars table has repeated (symbol, date) pairs")
         arrays = {}
         for f in FIELDS:

@@ -1,0 +1,506 @@
+"""Tests of ``technic.indicators``: TA-Lib parity on real bars, and the kernel policies.
+
+Parity: ~160 real symbols (a seeded sample plus symbols with mid-history gaps, prices above
+1e6 and below 0.01, and short histories) are pivoted into a ``(T, N)`` panel with NaN on
+missing days; each kernel runs on the whole panel, and every column is compared with
+``talib`` applied to that column's compressed series (its own bars only). The kernels
+replay TA-Lib 0.8's arithmetic, so the observed error is 0; the bound checked is
+``|ours - ta| <= 1e-9 * max(|ta|, floor)``.
+
+Policies: gap rows are skipped (inserting NaN rows changes no other value), leading NaN
+shifts the warm-up, 1-D input, shape and period errors, all-NaN columns.
+
+The real data is ``$TECHNIC_SHARED_DATA/bars_daily.parquet`` (default ``<repo>/../shared/
+data``); those tests are skipped when it is absent.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from technic import indicators as ind
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("TECHNIC_SHARED_DATA", REPO.parent / "shared" / "data"))
+BARS = SHARED / "bars_daily.parquet"
+
+SEED = 20250709
+#: Back-adjusted closes above 1e6 (data README) and closes below 0.01.
+EXTREME = ["ADTX", "ALLR", "CRKN", "EJH", "FMTOF", "MULN", "RNAZ", "SUNE", "VLCN", "WHLR",
+           "XXII", "HYMCW", "HCTI", "FFAIW", "LGMK", "KTTAW", "DRMAW"]
+RTOL = 1e-9
+TINY = np.finfo(np.float64).tiny
+
+Arrays = tuple[np.ndarray, ...]
+
+
+def _tuple(x: np.ndarray | tuple[np.ndarray, ...]) -> Arrays:
+    return x if isinstance(x, tuple) else (x,)
+
+
+# ---------------------------------------------------------------------------------------------
+# Real data
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real():
+    """A ``Panel`` of ~160 real symbols (all 752 dates), NaN on days without a bar."""
+    if not BARS.exists():
+        pytest.skip(f"real data not found: {BARS} (set TECHNIC_SHARED_DATA)")
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from technic.panel import Panel
+
+    keys = pq.read_table(BARS, columns=["symbol", "date"])
+    calendar = np.sort(pc.unique(keys["date"]).to_numpy(zero_copy_only=False))
+    stats = keys.group_by("symbol").aggregate(
+        [("date", "min"), ("date", "max"), ("date", "count")]).sort_by("symbol")
+    sym = np.array(stats["symbol"].to_pylist(), dtype=object)
+    n_bars = stats["date_count"].to_numpy()
+    first = np.searchsorted(calendar, stats["date_min"].to_numpy(zero_copy_only=False))
+    last = np.searchsorted(calendar, stats["date_max"].to_numpy(zero_copy_only=False))
+    gaps = (last - first + 1) - n_bars
+
+    rng = np.random.default_rng(SEED)
+    chosen = [s for s in EXTREME if s in set(sym)]
+    gappy = sym[(gaps > 0) & (n_bars >= 60) & ~np.isin(sym, chosen)]
+    chosen += sorted(rng.choice(gappy, 30, replace=False))
+    short = sym[(n_bars >= 2) & (n_bars < 40)]
+    chosen += sorted(rng.choice(short, 5, replace=False))
+    rest = sym[(n_bars >= 60) & ~np.isin(sym, chosen)]
+    chosen += sorted(rng.choice(rest, 110, replace=False))
+
+    table = pq.read_table(BARS, filters=[("symbol", "in", chosen)])
+    p = Panel.from_arrow(table)
+    listed = ~np.isnan(p.close)
+    first_bar = listed.argmax(axis=0)
+    last_bar = len(listed) - 1 - listed[::-1].argmax(axis=0)
+    has_gap = (last_bar - first_bar + 1) > listed.sum(axis=0)
+    assert p.close.shape[1] >= 150
+    assert has_gap.sum() >= 25, "the sample must exercise mid-history gaps"
+    assert np.nanmax(p.close) > 1e6 and np.nanmin(p.close) < 0.01
+    return p
+
+
+def _parity(p, ours: Arrays, ref: Callable[..., Arrays], fields: tuple[str, ...],
+            zero_crossing: bool = False) -> float:
+    """Compare every column of ``ours`` with ``ref`` on the compressed series; max rel. err.
+
+    ``zero_crossing``: outputs that pass through 0 (MACD family, ROC, OBV) get a floor on
+    the error denominator of 1e-6 x the column's largest |reference|, i.e. an absolute
+    tolerance of 1e-15 of the column's own scale; elsewhere the floor is the smallest
+    normal double (exact agreement required where TA-Lib answers 0).
+    """
+    inputs = [getattr(p, f) for f in fields]
+    valid = np.logical_and.reduce([~np.isnan(a) for a in inputs])
+    worst = 0.0
+    for j in range(valid.shape[1]):
+        mask = valid[:, j]
+        refs = _tuple(ref(*(np.ascontiguousarray(a[mask, j]) for a in inputs)))
+        for q, (o, r) in enumerate(zip(ours, refs, strict=True)):
+            where = f"{p.symbols[j]} output {q}"
+            assert np.isnan(o[~mask, j]).all(), f"{where}: value on a gap row"
+            got = o[mask, j]
+            assert np.array_equal(np.isnan(got), np.isnan(r)), f"{where}: warm-up differs"
+            ok = ~np.isnan(r)
+            if not ok.any():
+                continue
+            rv, gv = r[ok], got[ok]
+            floor = 1e-6 * np.abs(rv).max() if zero_crossing else TINY
+            denom = np.maximum(np.abs(rv), floor)
+            err = np.abs(gv - rv)
+            bad = err > RTOL * denom
+            assert not bad.any(), (
+                f"{where}: |ours - talib| = {err[bad][0]:.3g} at {rv[bad][0]!r}")
+            worst = max(worst, float((err / np.maximum(denom, TINY)).max()))
+    return worst
+
+
+PARITY = [
+    # id, ours(panel) -> arrays, ref(talib, *compressed inputs) -> arrays, inputs, crosses 0
+    ("sma20", lambda p: ind.sma(p.close, 20), lambda ta, c: ta.SMA(c, 20),
+     ("close",), False),
+    ("sma200", lambda p: ind.sma(p.close, 200), lambda ta, c: ta.SMA(c, 200),
+     ("close",), False),
+    ("ema12", lambda p: ind.ema(p.close, 12), lambda ta, c: ta.EMA(c, 12),
+     ("close",), False),
+    ("ema26", lambda p: ind.ema(p.close, 26), lambda ta, c: ta.EMA(c, 26),
+     ("close",), False),
+    ("rsi14", lambda p: ind.rsi(p.close, 14), lambda ta, c: ta.RSI(c, 14),
+     ("close",), False),
+    ("rsi2", lambda p: ind.rsi(p.close, 2), lambda ta, c: ta.RSI(c, 2),
+     ("close",), False),
+    ("macd", lambda p: ind.macd(p.close), lambda ta, c: ta.MACD(c, 12, 26, 9),
+     ("close",), True),
+    ("macd_5_35_5", lambda p: ind.macd(p.close, 5, 35, 5),
+     lambda ta, c: ta.MACD(c, 5, 35, 5), ("close",), True),
+    ("bbands", lambda p: ind.bbands(p.close, 20, 2.0),
+     lambda ta, c: ta.BBANDS(c, 20, 2.0, 2.0, 0), ("close",), False),
+    ("bbands_5_1.5", lambda p: ind.bbands(p.close, 5, 1.5),
+     lambda ta, c: ta.BBANDS(c, 5, 1.5, 1.5, 0), ("close",), False),
+    ("atr14", lambda p: ind.atr(p.high, p.low, p.close, 14),
+     lambda ta, h, lo, c: ta.ATR(h, lo, c, 14), ("high", "low", "close"), False),
+    ("atr1", lambda p: ind.atr(p.high, p.low, p.close, 1),
+     lambda ta, h, lo, c: ta.ATR(h, lo, c, 1), ("high", "low", "close"), False),
+    ("adx14", lambda p: ind.adx(p.high, p.low, p.close, 14),
+     lambda ta, h, lo, c: ta.ADX(h, lo, c, 14), ("high", "low", "close"), False),
+    ("plus_di14", lambda p: ind.plus_di(p.high, p.low, p.close, 14),
+     lambda ta, h, lo, c: ta.PLUS_DI(h, lo, c, 14),
+     ("high", "low", "close"), False),
+    ("minus_di14", lambda p: ind.minus_di(p.high, p.low, p.close, 14),
+     lambda ta, h, lo, c: ta.MINUS_DI(h, lo, c, 14),
+     ("high", "low", "close"), False),
+    ("obv", lambda p: ind.obv(p.close, p.volume),
+     lambda ta, c, v: ta.OBV(c, v), ("close", "volume"), True),
+    ("roc10", lambda p: ind.roc(p.close, 10), lambda ta, c: ta.ROC(c, 10),
+     ("close",), True),
+    ("max252", lambda p: ind.rolling_max(p.high, 252),
+     lambda ta, h: ta.MAX(h, 252), ("high",), False),
+    ("min252", lambda p: ind.rolling_min(p.low, 252),
+     lambda ta, lo: ta.MIN(lo, 252), ("low",), False),
+]
+
+
+@pytest.mark.parametrize(("ours", "ref", "fields", "zc"), [s[1:] for s in PARITY],
+                         ids=[s[0] for s in PARITY])
+def test_talib_parity_real_data(real, ours, ref, fields, zc, record_property):
+    talib = pytest.importorskip("talib")
+    worst = _parity(real, _tuple(ours(real)), lambda *a: ref(talib, *a), fields,
+                    zero_crossing=zc)
+    record_property("max_rel_err", worst)
+
+
+def _pandas_rolling(n: int, how: str) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda x: getattr(pd.Series(x).rolling(n), how)().to_numpy()
+
+
+def _np_lag(k: int) -> Callable[[np.ndarray], np.ndarray]:
+    def f(x):
+        out = np.full_like(x, np.nan)
+        if len(x) > k:
+            out[k:] = x[:len(x) - k]
+        return out
+    return f
+
+
+def _np_realized_vol(n: int) -> Callable[[np.ndarray], np.ndarray]:
+    def f(c):
+        out = np.full(len(c), np.nan)
+        if len(c) > n:
+            r = np.log(c[1:] / c[:-1])
+            w = np.lib.stride_tricks.sliding_window_view(r, n)
+            out[n:] = w.std(axis=1, ddof=1) * math.sqrt(252)
+        return out
+    return f
+
+
+HELPERS = [
+    ("rolling_max20", lambda p: ind.rolling_max(p.high, 20), _pandas_rolling(20, "max"),
+     ("high",)),
+    ("rolling_min252", lambda p: ind.rolling_min(p.low, 252), _pandas_rolling(252, "min"),
+     ("low",)),
+    ("rolling_mean5", lambda p: ind.rolling_mean(p.volume, 5), _pandas_rolling(5, "mean"),
+     ("volume",)),
+    ("lag1", lambda p: ind.lag(p.close, 1), _np_lag(1), ("close",)),
+    ("lag21", lambda p: ind.lag(p.close, 21), _np_lag(21), ("close",)),
+    ("realized_vol20", lambda p: ind.realized_vol(p.close, 20), _np_realized_vol(20),
+     ("close",)),
+    ("realized_vol60", lambda p: ind.realized_vol(p.close, 60), _np_realized_vol(60),
+     ("close",)),
+]
+
+
+@pytest.mark.parametrize(("ours", "ref", "fields"), [s[1:] for s in HELPERS],
+                         ids=[s[0] for s in HELPERS])
+def test_helpers_match_pandas_numpy_real_data(real, ours, ref, fields, record_property):
+    """Helpers without a TA-Lib twin against pandas/numpy on each compressed series.
+
+    Rolling mean (pandas' running sum) and realized vol (numpy's two-pass std vs our
+    shifted-sum rolling variance) differ in summation order, not in definition: 1e-9 rel.
+    """
+    record_property("max_rel_err", _parity(real, _tuple(ours(real)), ref, fields))
+
+
+# ---------------------------------------------------------------------------------------------
+# Policies (synthetic data: no file needed)
+# ---------------------------------------------------------------------------------------------
+
+
+def _synthetic(t: int = 260, n: int = 5, seed: int = 7) -> dict[str, np.ndarray]:
+    """Random-walk OHLCV ``(t, n)``. Column 2 is flat (equal OHLC, no move) over its first
+    40 bars and again over bars 60-109: the zero branches of RSI, DI/ADX and the std."""
+    rng = np.random.default_rng(seed)
+    c = 50.0 * np.exp(np.cumsum(rng.normal(0, 0.02, (t, n)), axis=0))
+    spread = np.abs(rng.normal(0, 0.01, (t, n))) * c
+    h, lo = c + spread, c - spread
+    if n > 2:
+        for a, b in ((0, 40), (60, 110)):
+            c[a:b, 2] = h[a:b, 2] = lo[a:b, 2] = c[max(a - 1, 0), 2]
+    v = rng.integers(1_000, 1_000_000, (t, n)).astype(np.float64)
+    return {"high": h, "low": lo, "close": c, "volume": v}
+
+
+#: kernel -> (call on a dict of OHLCV arrays, lookback in the symbol's bars)
+KERNELS: dict[str, tuple[Callable[[dict], np.ndarray | tuple], int]] = {
+    "sma": (lambda d: ind.sma(d["close"], 20), 19),
+    "rolling_mean": (lambda d: ind.rolling_mean(d["volume"], 5), 4),
+    "ema": (lambda d: ind.ema(d["close"], 12), 11),
+    "rsi": (lambda d: ind.rsi(d["close"], 14), 14),
+    "macd": (lambda d: ind.macd(d["close"], 12, 26, 9), 33),
+    "bbands": (lambda d: ind.bbands(d["close"], 20, 2.0), 19),
+    "atr": (lambda d: ind.atr(d["high"], d["low"], d["close"], 14), 14),
+    "adx": (lambda d: ind.adx(d["high"], d["low"], d["close"], 14), 27),
+    "plus_di": (lambda d: ind.plus_di(d["high"], d["low"], d["close"], 14), 14),
+    "minus_di": (lambda d: ind.minus_di(d["high"], d["low"], d["close"], 14), 14),
+    "obv": (lambda d: ind.obv(d["close"], d["volume"]), 0),
+    "roc": (lambda d: ind.roc(d["close"], 10), 10),
+    "rolling_max": (lambda d: ind.rolling_max(d["high"], 10), 9),
+    "rolling_min": (lambda d: ind.rolling_min(d["low"], 10), 9),
+    "lag": (lambda d: ind.lag(d["close"], 5), 5),
+    "realized_vol": (lambda d: ind.realized_vol(d["close"], 20), 20),
+}
+NAMES = sorted(KERNELS)
+
+
+def _insert_gaps(d: dict[str, np.ndarray], n_gaps: int, seed: int = 3):
+    """Each column gets ``n_gaps`` NaN rows (a missing bar: all fields) at its own random
+    places, some leading; returns the gapped arrays and the (T', N) mask of kept rows."""
+    rng = np.random.default_rng(seed)
+    t, n = d["close"].shape
+    t2 = t + n_gaps
+    kept = np.ones((t2, n), dtype=bool)
+    for j in range(n):
+        lead = 3 if j == 0 else 0  # column 0: a symbol listed late, then gaps
+        kept[:lead, j] = False
+        kept[lead + rng.choice(t2 - lead, n_gaps - lead, replace=False), j] = False
+    assert (kept.sum(axis=0) == t).all()
+    out = {}
+    for f, a in d.items():
+        g = np.full((t2, n), np.nan)
+        for j in range(n):
+            g[kept[:, j], j] = a[:, j]
+        out[f] = g
+    return out, kept
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_gap_rows_are_skipped(name):
+    """Inserting NaN rows leaves every other value bit-identical; gap rows are NaN."""
+    fn, _ = KERNELS[name]
+    d = _synthetic()
+    base = _tuple(fn(d))
+    gapped, kept = _insert_gaps(d, n_gaps=40)
+    out = _tuple(fn(gapped))
+    for b, o in zip(base, out, strict=True):
+        assert o.shape == kept.shape
+        for j in range(kept.shape[1]):
+            np.testing.assert_array_equal(o[kept[:, j], j], b[:, j])
+            assert np.isnan(o[~kept[:, j], j]).all()
+
+
+@pytest.mark.parametrize("name", ["atr", "adx", "plus_di", "obv"])
+def test_row_with_one_missing_input_is_a_gap(name):
+    """A row is a bar only where every needed input is present."""
+    fn, _ = KERNELS[name]
+    d = _synthetic()
+    base = _tuple(fn(d))
+    t = d["close"].shape[0]
+    holes = np.array([40, 41, 150])
+    d2 = {f: np.insert(a, holes, 123.0, axis=0) for f, a in d.items()}
+    field = "volume" if name == "obv" else "low"
+    d2[field][holes + np.arange(len(holes)), 1] = np.nan
+    out = _tuple(fn(d2))
+    kept = np.ones(t + len(holes), dtype=bool)
+    kept[holes + np.arange(len(holes))] = False
+    for b, o in zip(base, out, strict=True):
+        np.testing.assert_array_equal(o[kept, 1], b[:, 1])
+        assert np.isnan(o[~kept, 1]).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_leading_nan_and_lookback(name):
+    """Values start ``lookback`` bars after the symbol's first bar; earlier rows are NaN."""
+    fn, lookback = KERNELS[name]
+    d = _synthetic()
+    lead = 17
+    d = {f: np.vstack([np.full((lead, a.shape[1]), np.nan), a]) for f, a in d.items()}
+    for o in _tuple(fn(d)):
+        first = np.argmax(~np.isnan(o), axis=0)
+        assert (first == lead + lookback).all()
+        assert (~np.isnan(o[lead + lookback:])).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_one_d_input(name):
+    """A ``(T,)`` series returns ``(T,)``, equal to the 2-D result's column."""
+    fn, _ = KERNELS[name]
+    d = _synthetic()
+    full = _tuple(fn(d))
+    for j in (0, 2):
+        one = _tuple(fn({f: a[:, j].copy() for f, a in d.items()}))
+        for f_out, o in zip(full, one, strict=True):
+            assert o.shape == (d["close"].shape[0],)
+            np.testing.assert_array_equal(o, f_out[:, j])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_all_nan_column_and_independence(name):
+    """An all-NaN column gives all NaN and changes no other column."""
+    fn, _ = KERNELS[name]
+    d = _synthetic()
+    base = _tuple(fn(d))
+    d2 = {f: a.copy() for f, a in d.items()}
+    for a in d2.values():
+        a[:, 3] = np.nan
+    for b, o in zip(base, _tuple(fn(d2)), strict=True):
+        assert np.isnan(o[:, 3]).all()
+        np.testing.assert_array_equal(np.delete(o, 3, axis=1), np.delete(b, 3, axis=1))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_short_and_empty_inputs(name):
+    """Fewer bars than the lookback give all NaN; empty panels keep their shape."""
+    fn, lookback = KERNELS[name]
+    d = _synthetic()
+    short = {f: a[:lookback] for f, a in d.items()}
+    for o in _tuple(fn(short)):
+        assert o.shape == short["close"].shape and np.isnan(o).all()
+    for shape in ((0, 3), (12, 0)):
+        empty = {f: np.empty(shape) for f in d}
+        for o in _tuple(fn(empty)):
+            assert o.shape == shape and o.dtype == np.float64
+
+
+def test_input_layouts_and_dtypes():
+    """Non-contiguous, Fortran-ordered and integer inputs give the same values."""
+    d = _synthetic(n=6)
+    c = d["close"]
+    np.testing.assert_array_equal(ind.sma(c[:, ::2], 7), ind.sma(c, 7)[:, ::2])
+    np.testing.assert_array_equal(ind.sma(np.asfortranarray(c), 7), ind.sma(c, 7))
+    vi = d["volume"].astype(np.int64)
+    np.testing.assert_array_equal(ind.obv(c, vi), ind.obv(c, d["volume"]))
+    np.testing.assert_array_equal(ind.sma(c.tolist(), 3), ind.sma(c, 3))
+
+
+def _hlc(d):
+    return d["high"], d["low"], d["close"]
+
+
+def test_shape_mismatch_raises():
+    d = _synthetic()
+    h, lo, c = _hlc(d)
+    for f in (ind.atr, ind.adx, ind.plus_di, ind.minus_di):
+        with pytest.raises(ValueError, match="same shape"):
+            f(h, lo[:-1], c)
+        with pytest.raises(ValueError, match="same shape"):
+            f(h[:, 0], lo, c)
+    with pytest.raises(ValueError, match="same shape"):
+        ind.obv(c, d["volume"][:, :2])
+    with pytest.raises(ValueError, match=r"\(T,\) or \(T, N\)"):
+        ind.sma(np.zeros((3, 4, 5)), 2)
+    with pytest.raises(ValueError, match=r"\(T,\) or \(T, N\)"):
+        ind.atr(np.zeros((2, 2, 2)), np.zeros((2, 2, 2)), np.zeros((2, 2, 2)))
+
+
+PERIOD_CALLS: list[tuple[str, Callable[[dict, int], object]]] = [
+    ("sma", lambda d, n: ind.sma(d["close"], n)),
+    ("rolling_mean", lambda d, n: ind.rolling_mean(d["close"], n)),
+    ("ema", lambda d, n: ind.ema(d["close"], n)),
+    ("rsi", lambda d, n: ind.rsi(d["close"], n)),
+    ("macd_fast", lambda d, n: ind.macd(d["close"], fast=n)),
+    ("macd_slow", lambda d, n: ind.macd(d["close"], fast=n, slow=n)),
+    ("macd_signal", lambda d, n: ind.macd(d["close"], signal=n)),
+    ("bbands", lambda d, n: ind.bbands(d["close"], n)),
+    ("atr", lambda d, n: ind.atr(*_hlc(d), n)),
+    ("adx", lambda d, n: ind.adx(*_hlc(d), n)),
+    ("plus_di", lambda d, n: ind.plus_di(*_hlc(d), n)),
+    ("minus_di", lambda d, n: ind.minus_di(*_hlc(d), n)),
+    ("roc", lambda d, n: ind.roc(d["close"], n)),
+    ("rolling_max", lambda d, n: ind.rolling_max(d["close"], n)),
+    ("rolling_min", lambda d, n: ind.rolling_min(d["close"], n)),
+    ("realized_vol", lambda d, n: ind.realized_vol(d["close"], n)),
+]
+
+
+@pytest.mark.parametrize(("name", "call"), PERIOD_CALLS, ids=[p[0] for p in PERIOD_CALLS])
+def test_period_below_one_raises(name, call):
+    d = _synthetic(t=40, n=2)
+    for bad in (0, -3):
+        with pytest.raises(ValueError, match=">= 1|>= 2"):
+            call(d, bad)
+    with pytest.raises(TypeError, match="integer"):
+        call(d, 2.5)
+    call(d, 2)  # the smallest period valid for every kernel
+
+
+def test_other_parameter_errors():
+    d = _synthetic(t=40, n=2)
+    c = d["close"]
+    with pytest.raises(ValueError, match=">= 2"):
+        ind.realized_vol(c, 1)
+    with pytest.raises(ValueError, match="periods_per_year"):
+        ind.realized_vol(c, 5, periods_per_year=0)
+    with pytest.raises(ValueError, match="must not exceed slow"):
+        ind.macd(c, fast=26, slow=12)
+    with pytest.raises(ValueError, match="k must be finite"):
+        ind.bbands(c, 5, float("nan"))
+    with pytest.raises(ValueError, match="k must be >= 0"):
+        ind.lag(c, -1)
+    np.testing.assert_array_equal(ind.lag(c, 0), c)
+
+
+def test_known_values():
+    """Hand-checkable values of the helpers and of the gap rule on a tiny series."""
+    x = np.array([np.nan, 1.0, 3.0, np.nan, 2.0, 5.0, 4.0])
+    np.testing.assert_array_equal(ind.sma(x, 2), [np.nan, np.nan, 2.0, np.nan, 2.5, 3.5, 4.5])
+    np.testing.assert_array_equal(ind.lag(x, 1), [np.nan, np.nan, 1.0, np.nan, 3.0, 2.0, 5.0])
+    np.testing.assert_array_equal(ind.rolling_max(x, 3),
+                                  [np.nan, np.nan, np.nan, np.nan, 3.0, 5.0, 5.0])
+    np.testing.assert_array_equal(ind.rolling_min(x, 3),
+                                  [np.nan, np.nan, np.nan, np.nan, 1.0, 2.0, 2.0])
+    np.testing.assert_allclose(ind.roc(x, 1)[[2, 4, 5]], [200.0, -100 / 3, 150.0])
+    np.testing.assert_array_equal(ind.obv(x, np.ones(7)),
+                                  [np.nan, 1.0, 2.0, np.nan, 1.0, 2.0, 1.0])
+    flat = np.full(30, 7.25)
+    assert (ind.realized_vol(flat, 20)[20:] == 0.0).all()
+    rv = ind.realized_vol(np.array([1.0, 2.0, 1.0, 2.0]), 3, periods_per_year=1)
+    np.testing.assert_allclose(rv[3], np.std(np.log([2.0, 0.5, 2.0]), ddof=1), rtol=1e-15)
+
+
+@pytest.mark.parametrize("scale", [1e-9, 1.0, 1e7])
+def test_talib_parity_flat_tiny_and_huge(scale):
+    """Flat stretches (zero moves: RSI 0, std 0, DI 0) and prices far from 1 stay exact."""
+    talib = pytest.importorskip("talib")
+    d = {f: a * scale if f != "volume" else a for f, a in _synthetic(t=300, n=3).items()}
+    h, lo, c = _hlc(d)
+    checks = [
+        (ind.rsi(c, 14), lambda j: talib.RSI(c[:, j], 14)),
+        (ind.bbands(c, 20, 2.0), lambda j: talib.BBANDS(c[:, j], 20, 2.0, 2.0, 0)),
+        (ind.adx(h, lo, c, 14), lambda j: talib.ADX(h[:, j], lo[:, j], c[:, j], 14)),
+        (ind.plus_di(h, lo, c, 14), lambda j: talib.PLUS_DI(h[:, j], lo[:, j], c[:, j], 14)),
+        (ind.minus_di(h, lo, c, 14),
+         lambda j: talib.MINUS_DI(h[:, j], lo[:, j], c[:, j], 14)),
+        (ind.atr(h, lo, c, 14), lambda j: talib.ATR(h[:, j], lo[:, j], c[:, j], 14)),
+        (ind.macd(c), lambda j: talib.MACD(c[:, j], 12, 26, 9)),
+        (ind.ema(c, 12), lambda j: talib.EMA(c[:, j], 12)),
+    ]
+    for ours, ref in checks:
+        for j in range(c.shape[1]):
+            for o, r in zip(_tuple(ours), _tuple(ref(j)), strict=True):
+                np.testing.assert_array_equal(o[:, j], r)
+    # Column 2's flat stretches really hit the zero branches.
+    assert (ind.rsi(c, 14)[14:40, 2] == 0.0).all()
+    assert (ind.plus_di(h, lo, c, 14)[14:40, 2] == 0.0).all()
+    assert (ind.adx(h, lo, c, 14)[27:40, 2] == 0.0).all()
+    up, mid, _ = ind.bbands(c, 20, 2.0)
+    assert (up[79:110, 2] == mid[79:110, 2]).all()
+    assert (ind.realized_vol(c, 20)[80:110, 2] == 0.0).all()
