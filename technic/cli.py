@@ -181,6 +181,45 @@ def _refresh(target, as_of: dt.date | None, local: bool):
     return report
 
 
+@features_app.command("backfill")
+def features_backfill(
+    start: Annotated[str, typer.Option(help="First date (YYYY-MM-DD).")],
+    end: Annotated[str | None, typer.Option(help="Last date; default: the latest date with "
+                                                 "bars.")] = None,
+    local: Annotated[bool, typer.Option("--local", help="Compute in this process instead of "
+                                                        "on Dask.")] = False,
+) -> None:
+    """Compute and store feature history: every trading date from --start to --end, for every
+    symbol with bars (training data for models, point-in-time evaluation). Each date uses only
+    bars on or before it."""
+    from technic.compute import dask_client
+    from technic.refresh import backfill_features
+    from technic.store.bars import NoDataError
+
+    s_date, e_date = _parse_date(start, "--start"), _parse_date(end, "--end")
+    target, _ = _target()
+    s = get_settings()
+    try:
+        with Progress(TextColumn("[bold]backfill features"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("chunks"), TimeElapsedColumn(), console=console) as progress:
+            task = progress.add_task("backfill", total=None)
+
+            def tick(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            kwargs = dict(lookback_bars=s.lookback_bars, chunk_size=s.chunk_size,
+                          on_chunk_done=tick)
+            if local:
+                r = backfill_features(target, s_date, e_date, **kwargs)
+            else:
+                with dask_client(s) as client:
+                    r = backfill_features(target, s_date, e_date, client=client, **kwargs)
+    except (NoDataError, ValueError) as e:
+        raise _fail(str(e)) from None
+    out.print(f"features {r.start} … {r.as_of}: {r.rows_written:,} rows for {r.symbols:,} "
+              f"symbols in {r.chunks} chunk(s), {r.timings['total_s']:.2f} s")
+
+
 @features_app.command("refresh")
 def features_refresh(
     as_of: Annotated[str | None, typer.Option(help="Date (YYYY-MM-DD); default: the latest "

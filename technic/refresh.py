@@ -1,10 +1,22 @@
-"""Feature refresh job: bars in the store → feature rows in ``features_daily``.
+"""Feature refresh jobs: bars in the store → feature rows in ``features_daily``.
 
-The universe of symbols with a bar on the as-of date is split into chunks; each chunk is one
-task that loads its own panel (``lookback_bars`` trading days) from the store and computes the
-feature set for the as-of date. Tasks run on Dask when a client is given, else in this
-process; both paths give identical rows. All rows are written in one transaction at the end,
-so a scan never sees a half-written refresh.
+* :func:`refresh_features` — one date (the latest by default) for every symbol with a bar that
+  day. Chunks run on Dask when a client is given, else in this process; both give identical
+  rows. All rows are written in one transaction at the end, so a scan never sees a
+  half-written refresh.
+* :func:`backfill_features` — every date of a range (feature history for training and
+  evaluation). Each chunk writes its own rows (one transaction per chunk).
+
+**Window and error bound.** Each date's features are computed from the last
+``lookback_bars`` trading dates up to it (the same window for every symbol and chunk, see
+:func:`technic.store.bars.window_start`). Recursive features (EMA, MACD, Wilder's RSI/ATR/ADX)
+are seeded at the window start instead of the symbol's first bar; the seed's weight decays as
+(1 − α)^k after k bars (α = 2/(n+1) for EMA, 1/n for Wilder). Measured on the bundled 1,000
+real tickers, 300-bar windows against 504 bars of history (tests/test_features.py): ADX
+≤ 3.4e-8, other recursive features ≤ 1.2e-9, windowed features ≤ 4e-11 (running sums restart),
+as relative errors (price-level features relative to the close). The tests hold them to 1e-7,
+1e-8 and 1e-10. A backfill window is at least as long, so refresh and backfill agree to that
+bound.
 """
 
 from __future__ import annotations
@@ -15,12 +27,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 
 from technic.compute import chunked
-from technic.features import compute_features
-from technic.store.bars import last_bar_date, load_panel, symbols_with_bar
-from technic.store.db import DatabaseTarget
+from technic.features import FEATURE_COLUMNS, compute_features
+from technic.store.bars import last_bar_date, load_panel, symbols_with_bar, window_start
+from technic.store.db import DatabaseTarget, get_engine
 from technic.store.features import write_features
 
 log = logging.getLogger(__name__)
@@ -28,25 +42,70 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RefreshReport:
-    """What one refresh did."""
+    """What one refresh or backfill did."""
 
     as_of: dt.date
     symbols: int
     chunks: int
     rows_written: int
+    start: dt.date | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def refresh_chunk(target: DatabaseTarget, symbols: list[str], as_of: dt.date,
-                  lookback_bars: int) -> pd.DataFrame:
+def refresh_chunk(target: DatabaseTarget, symbols: list[str], start: dt.date,
+                  as_of: dt.date) -> pd.DataFrame:
     """Compute the as-of feature rows of one symbol chunk (runs on a Dask worker).
+
+    Args:
+        start: first date of the history window (:func:`window_start`).
 
     Returns:
         Frame as :func:`technic.features.compute_features` (one row per symbol of the chunk
         that has a bar on ``as_of``).
     """
-    panel = load_panel(target, as_of, lookback_bars, symbols)
-    return compute_features(panel)
+    return compute_features(load_panel(target, start, as_of, symbols),
+                            dates=[np.datetime64(as_of, "D")])
+
+
+def backfill_chunk(target: DatabaseTarget, symbols: list[str], window: dt.date,
+                   start: dt.date, end: dt.date) -> int:
+    """Compute and store the features of one chunk for every date in ``[start, end]``.
+
+    Returns:
+        Rows written.
+    """
+    panel = load_panel(target, window, end, symbols)
+    days = panel.dates[(panel.dates >= np.datetime64(start, "D"))
+                       & (panel.dates <= np.datetime64(end, "D"))]
+    if len(days) == 0:
+        return 0
+    return write_features(target, compute_features(panel, dates=list(days)))
+
+
+def _run_chunks(client, fn, args_list, on_chunk_done) -> list:
+    results = []
+    if client is None:
+        for i, args in enumerate(args_list):
+            results.append(fn(*args))
+            if on_chunk_done:
+                on_chunk_done(i + 1, len(args_list))
+        return results
+    from distributed import as_completed
+
+    futures = [client.submit(fn, *args, pure=False) for args in args_list]
+    for done, fut in enumerate(as_completed(futures), start=1):
+        results.append(fut.result())
+        if on_chunk_done:
+            on_chunk_done(done, len(args_list))
+    return results
+
+
+def _chunk_size(client, n_symbols: int, chunk_size: int) -> int:
+    if client is None:
+        return chunk_size
+    # at least two tasks per worker, so every worker is busy and a slow chunk is not alone
+    workers = max(1, len(client.scheduler_info().get("workers", {})))
+    return max(1, min(chunk_size, -(-n_symbols // (2 * workers))))
 
 
 def refresh_features(
@@ -64,7 +123,7 @@ def refresh_features(
     Args:
         target: the store.
         as_of: date to compute; resolved to the last date with bars on or before it.
-        lookback_bars: trading days of history each chunk loads (≥ 253 for every feature).
+        lookback_bars: trading dates of history in each window (≥ 253 for every feature).
         chunk_size: at most this many symbols per task (with a client, smaller chunks so each
             worker gets at least two).
         client: a ``distributed.Client``; ``None`` runs every chunk in this process.
@@ -79,31 +138,15 @@ def refresh_features(
     """
     t0 = time.perf_counter()
     day = last_bar_date(target, as_of)
+    start = window_start(target, day, lookback_bars)
     symbols = symbols_with_bar(target, day)
-    if client is not None:
-        # at least two tasks per worker, so every worker is busy and a slow chunk is not alone
-        workers = max(1, len(client.scheduler_info().get("workers", {})))
-        chunk_size = max(1, min(chunk_size, -(-len(symbols) // (2 * workers))))
-    parts = chunked(symbols, chunk_size)
+    parts = chunked(symbols, _chunk_size(client, len(symbols), chunk_size))
     timings = {"plan_s": round(time.perf_counter() - t0, 4)}
     t = time.perf_counter()
-    frames: list[pd.DataFrame] = []
-    if client is None:
-        for i, part in enumerate(parts):
-            frames.append(refresh_chunk(target, part, day, lookback_bars))
-            if on_chunk_done:
-                on_chunk_done(i + 1, len(parts))
-    else:
-        from distributed import as_completed
-
-        futures = [client.submit(refresh_chunk, target, part, day, lookback_bars,
-                                 key=f"refresh-{day}-{i}-{time.time_ns()}", pure=False)
-                   for i, part in enumerate(parts)]
-        for done, fut in enumerate(as_completed(futures), start=1):
-            frames.append(fut.result())
-            if on_chunk_done:
-                on_chunk_done(done, len(parts))
-    rows = (pd.concat(frames, ignore_index=True) if frames else compute_features_empty())
+    frames = _run_chunks(client, refresh_chunk, [(target, p, start, day) for p in parts],
+                         on_chunk_done)
+    rows = (pd.concat(frames, ignore_index=True) if frames else
+            pd.DataFrame(columns=["symbol", "date", *FEATURE_COLUMNS, "n_bars"]))
     rows = rows.sort_values("symbol", kind="stable").reset_index(drop=True)
     timings["compute_s"] = round(time.perf_counter() - t, 4)
     t = time.perf_counter()
@@ -111,14 +154,52 @@ def refresh_features(
     timings["write_s"] = round(time.perf_counter() - t, 4)
     timings["total_s"] = round(time.perf_counter() - t0, 4)
     report = RefreshReport(as_of=day, symbols=len(symbols), chunks=len(parts),
-                           rows_written=written, timings=timings)
+                           rows_written=written, start=start, timings=timings)
     log.info("refreshed features for %s: %d symbols in %d chunks (%.2f s)", day, len(symbols),
              len(parts), timings["total_s"])
     return report, rows
 
 
-def compute_features_empty() -> pd.DataFrame:
-    """An empty feature frame with the stored columns."""
-    from technic.features import FEATURE_COLUMNS
+def backfill_features(
+    target: DatabaseTarget,
+    start: dt.date,
+    end: dt.date | None = None,
+    *,
+    lookback_bars: int = 300,
+    chunk_size: int = 500,
+    client=None,
+    on_chunk_done: Callable[[int, int], None] | None = None,
+) -> RefreshReport:
+    """Compute and store features for every trading date in ``[start, end]``.
 
-    return pd.DataFrame(columns=["symbol", "date", *FEATURE_COLUMNS, "n_bars"])
+    Args:
+        start: first date to compute.
+        end: last date (default: the latest date with bars).
+        lookback_bars: history before ``start`` included in each window (see the module
+            docstring for the error bound of recursive indicators).
+        chunk_size, client, on_chunk_done: as :func:`refresh_features`.
+
+    Returns:
+        The report (``as_of`` = ``end``, ``start`` = ``start``).
+
+    Raises:
+        ValueError: ``start`` after ``end``.
+        technic.store.bars.NoDataError: no bars on or before ``end``.
+    """
+    t0 = time.perf_counter()
+    end = last_bar_date(target, end)
+    if start > end:
+        raise ValueError(f"start {start} is after end {end}")
+    window = window_start(target, start, lookback_bars)
+    with get_engine(target).connect() as c:
+        symbols = list(c.execute(sa.text(
+            "SELECT DISTINCT symbol FROM bars_daily WHERE date >= :s AND date <= :e "
+            "ORDER BY symbol"), {"s": start, "e": end}).scalars())
+    parts = chunked(symbols, _chunk_size(client, len(symbols), chunk_size))
+    counts = _run_chunks(client, backfill_chunk,
+                         [(target, p, window, start, end) for p in parts], on_chunk_done)
+    report = RefreshReport(as_of=end, symbols=len(symbols), chunks=len(parts),
+                           rows_written=int(sum(counts)), start=start,
+                           timings={"total_s": round(time.perf_counter() - t0, 4)})
+    log.info("backfilled %d feature rows for %s … %s", report.rows_written, start, end)
+    return report

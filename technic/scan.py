@@ -133,11 +133,7 @@ def run_scan(target: DatabaseTarget, params: ScanParams,
         stage = "write_results"
         if on_stage:
             on_stage(stage)
-        t = time.perf_counter()
-        timings["total"] = round(time.perf_counter() - t_all, 4)
-        finish_scan_run(target, run_id, day, ranked, counts, timings)
-        timings[stage] = round(time.perf_counter() - t, 4)
-        timings["total"] = round(time.perf_counter() - t_all, 4)
+        finish_scan_run(target, run_id, day, ranked, counts, timings, started=t_all)
     except Exception as e:
         timings["total"] = round(time.perf_counter() - t_all, 4)
         fail_scan_run(target, run_id, f"{type(e).__name__}: {e}", timings)

@@ -41,42 +41,54 @@ def symbols_with_bar(target: DatabaseTarget, date: dt.date) -> list[str]:
 
 
 def calendar_window_start(end: dt.date, lookback_bars: int) -> dt.date:
-    """A calendar start date whose window to ``end`` holds at least ``lookback_bars`` US trading
-    days (252 trading days ≈ 365 calendar days; 10% + 10 days of margin for holidays)."""
+    """A calendar date early enough that ``(start, end]`` holds at least ``lookback_bars`` US
+    trading days (252 trading days ≈ 365 calendar days; 10% + 10 days of margin)."""
     return end - dt.timedelta(days=int(lookback_bars * 365 / 252 * 1.1) + 10)
 
 
-def load_panel(target: DatabaseTarget, end: dt.date, lookback_bars: int,
+def window_start(target: DatabaseTarget, end: dt.date, lookback_bars: int) -> dt.date:
+    """First date of the last ``lookback_bars`` trading dates up to ``end``.
+
+    Trading dates are the distinct dates of ``bars_daily`` (any symbol), so the window is the
+    same for every symbol and every chunk: results never depend on how symbols are chunked.
+
+    Raises:
+        NoDataError: no bars on or before ``end``.
+    """
+    with get_engine(target).connect() as c:
+        d = c.execute(sa.text(
+            "SELECT min(date) FROM (SELECT DISTINCT date FROM bars_daily "
+            "WHERE date > :lo AND date <= :end ORDER BY date DESC LIMIT :n) t"),
+            {"lo": calendar_window_start(end, lookback_bars), "end": end,
+             "n": lookback_bars}).scalar()
+    if d is None:
+        raise NoDataError(f"no daily bars on or before {end}")
+    return d
+
+
+def load_panel(target: DatabaseTarget, start: dt.date, end: dt.date,
                symbols: Sequence[str] | None = None) -> Panel:
-    """Load the last ``lookback_bars`` trading dates up to ``end`` as a :class:`Panel`.
+    """Load the bars dated ``start`` … ``end`` (inclusive) as a :class:`Panel`.
 
     Args:
         target: the store.
+        start: first date included (see :func:`window_start`).
         end: last date included.
-        lookback_bars: number of trading dates (rows) wanted; fewer if the store has fewer.
         symbols: restrict to these symbols (a Dask chunk); ``None`` = every symbol.
 
     Returns:
-        Panel ``(T, N)`` with ``T <= lookback_bars``; symbols with no bar in the window are
-        absent.
+        Panel ``(T, N)``: ``T`` dates on which at least one loaded symbol has a bar; symbols
+        with no bar in the window are absent.
     """
-    start = calendar_window_start(end, lookback_bars)
     sql = ("SELECT symbol, date, open, high, low, close, volume FROM bars_daily "
-           "WHERE date > $1 AND date <= $2")
-    params: list = [start, end]
-    if symbols is not None:
-        sql += " AND symbol = ANY($3)"
-        params.append(list(symbols))
+           "WHERE date >= $1 AND date <= $2")
     with adbc_connect(target) as conn, conn.cursor() as cur:
         if symbols is not None:
             # ADBC binds one Arrow row of parameters; a list parameter goes as list<string>.
-            cur.execute(sql, parameters=pa.record_batch(
+            cur.execute(sql + " AND symbol = ANY($3)", parameters=pa.record_batch(
                 [pa.array([start], pa.date32()), pa.array([end], pa.date32()),
                  pa.array([list(symbols)], pa.list_(pa.string()))], names=["a", "b", "c"]))
         else:
             cur.execute(sql, parameters=(start, end))
         table = cur.fetch_arrow_table()
-    panel = Panel.from_arrow(table)
-    if len(panel.dates) > lookback_bars:
-        panel = panel.tail(lookback_bars)
-    return panel
+    return Panel.from_arrow(table)

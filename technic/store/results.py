@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 
 import numpy as np
 import pandas as pd
@@ -47,10 +48,13 @@ def _col(df: pd.DataFrame, name: str, kind: str) -> pa.Array:
 
 
 def finish_scan_run(target: DatabaseTarget, run_id: int, as_of: dt.date, results: pd.DataFrame,
-                    counts: dict, timings: dict) -> None:
+                    counts: dict, timings: dict, started: float | None = None) -> None:
     """Write a run's results and mark it ``ok`` — in one transaction.
 
     Args:
+        timings: per-stage seconds; ``write_results`` is added (time to stage and insert the
+            rows) before the run row is updated, and ``total`` when ``started`` is given.
+        started: ``time.perf_counter()`` at the start of the scan.
         results: one row per ranked symbol with ``rank, symbol, sector, close, tech_rating``,
             the score columns and the result feature columns (missing optional columns are
             stored as NULL).
@@ -59,10 +63,14 @@ def finish_scan_run(target: DatabaseTarget, run_id: int, as_of: dt.date, results
     df = results.assign(run_id=run_id)
     table = pa.table({c: _col(df, c, kinds.get(c, "f")) for c in RESULT_COLUMNS})
     cols = ", ".join(RESULT_COLUMNS)
+    t0 = time.perf_counter()
     with adbc_connect(target) as conn, conn.cursor() as cur:
         if len(df):
             cur.adbc_ingest("_stage_results", table, mode="create", temporary=True)
             cur.execute(f"INSERT INTO scan_results ({cols}) SELECT {cols} FROM _stage_results")
+        timings["write_results"] = round(time.perf_counter() - t0, 4)
+        if started is not None:
+            timings["total"] = round(time.perf_counter() - started, 4)
         cur.execute(
             "UPDATE scan_runs SET status = 'ok', finished_at = now(), as_of = $1, "
             "counts = CAST($2 AS jsonb), timings = CAST($3 AS jsonb) WHERE run_id = $4",

@@ -1,0 +1,91 @@
+"""Feature set: point-in-time correctness, the window error bound, history backfill."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+import sqlalchemy as sa
+
+from technic.features import FEATURE_COLUMNS, compute_features
+from technic.ingest import ingest_files
+from technic.panel import Panel
+from technic.refresh import backfill_features, refresh_features
+from technic.store.db import get_engine
+
+from .conftest import BUNDLED
+
+PRICE_LEVEL = {"sma_20", "sma_50", "sma_200", "ema_12", "ema_26", "macd", "macd_signal",
+               "macd_hist", "bb_upper", "bb_middle", "bb_lower", "atr_14", "high_52w",
+               "low_52w", "close"}
+RECURSIVE = {"ema_12", "ema_26", "rsi_14", "macd", "macd_signal", "macd_hist", "atr_14",
+             "natr_14", "adx_14", "obv_trend_20"}
+
+
+@pytest.fixture(scope="module")
+def bars() -> pd.DataFrame:
+    b = pd.read_parquet(BUNDLED / "bars_daily.parquet")
+    keep = sorted(b["symbol"].unique())[::5]  # 200 real tickers
+    return b[b["symbol"].isin(keep)].reset_index(drop=True)
+
+
+def _panel(df: pd.DataFrame) -> Panel:
+    return Panel.from_arrow(pa.Table.from_pandas(df, preserve_index=False))
+
+
+def test_features_use_only_bars_up_to_the_date(bars):
+    d = np.datetime64("2025-01-15", "D")
+    base = compute_features(_panel(bars), dates=[d])
+    later = bars["date"].to_numpy().astype("datetime64[D]") > d
+    changed = bars.copy()
+    for c in ("open", "high", "low", "close"):
+        changed.loc[later, c] *= 1.7
+    changed.loc[later, "volume"] *= 3
+    changed = changed.drop(changed.index[later][::3])  # and some later bars disappear
+    again = compute_features(_panel(changed), dates=[d])
+    pd.testing.assert_frame_equal(base, again, check_exact=True)
+
+
+def test_window_error_bound_against_full_history(bars):
+    """300-bar windows vs all 504 bars, at the last date (the bound documented in
+    technic/refresh.py): price-level features relative to the close, others relative to
+    max(|value|, 1)."""
+    full = compute_features(_panel(bars)).set_index("symbol")
+    dates = np.sort(bars["date"].unique())
+    short = compute_features(_panel(bars[bars["date"] >= dates[-300]])).set_index("symbol")
+    full = full.loc[short.index]
+    long_hist = full["n_bars"].to_numpy() >= 300  # history beyond the window
+    for c in FEATURE_COLUMNS:
+        a, b = short[c].to_numpy(float), full[c].to_numpy(float)
+        sel = np.isfinite(a) & np.isfinite(b) & long_hist
+        scale = (full["close"].to_numpy(float)[sel] if c in PRICE_LEVEL
+                 else np.maximum(np.abs(b[sel]), 1.0))
+        err = np.abs(a[sel] - b[sel]) / np.maximum(np.abs(b[sel]), scale)
+        bound = 1e-7 if c == "adx_14" else 1e-8 if c in RECURSIVE else 1e-10
+        assert err.max(initial=0) <= bound, (c, err.max())
+
+
+def test_backfill_writes_history_that_matches_refresh(fresh_target, bars, tmp_path):
+    few = bars[bars["symbol"].isin(sorted(bars["symbol"].unique())[:30])]
+    few.to_parquet(tmp_path / "bars_daily.parquet")
+    ingest_files(fresh_target, tmp_path)
+    r = backfill_features(fresh_target, dt.date(2025, 6, 2), dt.date(2025, 6, 13))
+    d = pd.to_datetime(few["date"])
+    in_range = few[(d >= "2025-06-02") & (d <= "2025-06-13")]
+    assert r.rows_written == len(in_range)
+    with get_engine(fresh_target).connect() as c:
+        n = c.execute(sa.text("SELECT count(DISTINCT date) FROM features_daily")).scalar()
+    assert n == in_range["date"].nunique() == 10
+    # the latest backfilled date equals a refresh of that date (same 300-bar window)
+    _, rows = refresh_features(fresh_target, dt.date(2025, 6, 13), write=False)
+    with get_engine(fresh_target).connect() as c:
+        stored = pd.read_sql(sa.text("SELECT * FROM features_daily WHERE date = '2025-06-13' "
+                                     "ORDER BY symbol"), c)
+    for col in ("sma_20", "rsi_14", "adx_14", "ret_126d", "dist_52w_high"):
+        np.testing.assert_allclose(stored[col].to_numpy(float), rows[col].to_numpy(float),
+                                   rtol=1e-8, equal_nan=True)
+    with pytest.raises(ValueError, match="after"):
+        backfill_features(fresh_target, dt.date(2025, 7, 1), dt.date(2025, 6, 1))
