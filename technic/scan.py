@@ -16,9 +16,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from technic.cache import FrameCache, get_cache
+from technic.config import get_settings
 from technic.scoring.techrating import tech_rating
 from technic.store.db import DatabaseTarget
-from technic.store.features import latest_feature_date, read_features
+from technic.store.features import features_version, latest_feature_date, read_features_arrow
 from technic.store.results import fail_scan_run, finish_scan_run, start_scan_run
 from technic.store.schema import RESULT_FEATURE_COLUMNS, SCORE_COLUMNS
 from technic.universe import UniverseRules, apply_rules
@@ -64,6 +66,7 @@ class ScanOutcome:
     counts: dict[str, int]
     timings_s: dict[str, float]
     results: pd.DataFrame
+    cache: dict = field(default_factory=dict)
 
     def to_json(self, top: int) -> dict:
         """The ``--json`` shape: run_id, as_of, counts, timings_s, results (top rows)."""
@@ -95,13 +98,16 @@ def rank_frame(features: pd.DataFrame, rules: UniverseRules
 
 
 def run_scan(target: DatabaseTarget, params: ScanParams,
-             on_stage: Callable[[str], None] | None = None) -> ScanOutcome:
+             on_stage: Callable[[str], None] | None = None,
+             cache: FrameCache | None = None) -> ScanOutcome:
     """Run one scan and store it.
 
     Args:
         target: the store.
         params: validated parameters.
         on_stage: called with each stage name as it starts (progress display).
+        cache: where the feature frame is looked up first (L1/L2); default: the process-wide
+            cache for ``TECHNIC_REDIS_URL``. Which layer served it goes to ``scan_runs.cache``.
 
     Returns:
         The outcome (results hold every passing symbol, ranked).
@@ -122,7 +128,12 @@ def run_scan(target: DatabaseTarget, params: ScanParams,
             raise NoFeaturesError(
                 "no feature rows" + (f" on or before {params.as_of}" if params.as_of else "")
                 + "; run `technic features refresh` first")
-        features = read_features(target, day)
+        cache = cache or get_cache(get_settings().redis_url, target.cache_namespace())
+        key = f"features:{day}:{features_version(target, day)}"
+        table, layer = cache.get_or_load(key, lambda: read_features_arrow(target, day))
+        features = table.to_pandas(date_as_object=True)
+        cache_info = {"features": layer, "l2_state": cache.l2_state,
+                      "bytes": int(table.nbytes)}
         timings[stage] = round(time.perf_counter() - t, 4)
         stage = "filter_score_rank"
         if on_stage:
@@ -133,7 +144,8 @@ def run_scan(target: DatabaseTarget, params: ScanParams,
         stage = "write_results"
         if on_stage:
             on_stage(stage)
-        finish_scan_run(target, run_id, day, ranked, counts, timings, started=t_all)
+        finish_scan_run(target, run_id, day, ranked, counts, timings, started=t_all,
+                        cache=cache_info)
     except Exception as e:
         timings["total"] = round(time.perf_counter() - t_all, 4)
         fail_scan_run(target, run_id, f"{type(e).__name__}: {e}", timings)
@@ -141,4 +153,4 @@ def run_scan(target: DatabaseTarget, params: ScanParams,
     log.info("scan run %d for %s: %d of %d symbols ranked", run_id, day, counts["passed"],
              counts["input"])
     return ScanOutcome(run_id=run_id, as_of=day, counts=counts, timings_s=timings,
-                       results=ranked)
+                       results=ranked, cache=cache_info)

@@ -44,6 +44,13 @@ class DatabaseTarget:
     schema: str
     origin: str
 
+    def cache_namespace(self) -> str:
+        """Prefix for shared-cache keys: unique per database and schema, no secrets."""
+        import hashlib
+
+        where = make_url(self.url).render_as_string(hide_password=True)
+        return f"technic:{hashlib.sha1(where.encode()).hexdigest()[:12]}:{self.schema}"
+
     def describe(self) -> str:
         """A one-line human description with the password masked."""
         return f"{make_url(self.url).render_as_string(hide_password=True)} " \

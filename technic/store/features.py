@@ -66,6 +66,32 @@ def latest_feature_date(target: DatabaseTarget, on_or_before: dt.date | None = N
         return c.execute(sa.text(sql), {"d": on_or_before}).scalar()
 
 
+def features_version(target: DatabaseTarget, date: dt.date) -> str:
+    """A token that changes whenever the feature rows of ``date`` change (cache keys).
+
+    Built from the row count and the latest ``computed_at`` of that date (every upsert sets
+    ``computed_at = now()``) and the latest ``symbols.updated_at`` (reference data is joined).
+    """
+    with get_engine(target).connect() as c:
+        n, last, ref = c.execute(sa.text(
+            "SELECT count(*), max(computed_at), (SELECT max(updated_at) FROM symbols) "
+            "FROM features_daily WHERE date = :d"), {"d": date}).one()
+    stamp = [x.timestamp() if x else 0.0 for x in (last, ref)]
+    return f"{n}-{stamp[0]:.6f}-{stamp[1]:.6f}"
+
+
+def read_features_arrow(target: DatabaseTarget, date: dt.date) -> pa.Table:
+    """Feature rows of ``date`` joined with reference data, as an Arrow table (see
+    :func:`read_features`)."""
+    sql = (f"SELECT {', '.join('f.' + c for c in _COLS)}, s.name, s.exchange, s.sector, "
+           "s.industry, s.security_type, s.is_etf, s.active "
+           "FROM features_daily f JOIN symbols s USING (symbol) WHERE f.date = $1 "
+           "ORDER BY f.symbol")
+    with adbc_connect(target) as conn, conn.cursor() as cur:
+        cur.execute(sql, parameters=(date,))
+        return cur.fetch_arrow_table()
+
+
 def read_features(target: DatabaseTarget, date: dt.date) -> pd.DataFrame:
     """Feature rows of ``date`` joined with reference data from ``symbols``.
 
@@ -73,11 +99,4 @@ def read_features(target: DatabaseTarget, date: dt.date) -> pd.DataFrame:
         One row per symbol: ``symbol, date, <FEATURE_COLUMNS>, n_bars, name, exchange, sector,
         industry, security_type, is_etf, active`` (NULL → NaN/None).
     """
-    sql = (f"SELECT {', '.join('f.' + c for c in _COLS)}, s.name, s.exchange, s.sector, "
-           "s.industry, s.security_type, s.is_etf, s.active "
-           "FROM features_daily f JOIN symbols s USING (symbol) WHERE f.date = $1 "
-           "ORDER BY f.symbol")
-    with adbc_connect(target) as conn, conn.cursor() as cur:
-        cur.execute(sql, parameters=(date,))
-        table = cur.fetch_arrow_table()
-    return table.to_pandas(date_as_object=True)
+    return read_features_arrow(target, date).to_pandas(date_as_object=True)

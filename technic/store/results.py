@@ -48,13 +48,15 @@ def _col(df: pd.DataFrame, name: str, kind: str) -> pa.Array:
 
 
 def finish_scan_run(target: DatabaseTarget, run_id: int, as_of: dt.date, results: pd.DataFrame,
-                    counts: dict, timings: dict, started: float | None = None) -> None:
+                    counts: dict, timings: dict, started: float | None = None,
+                    cache: dict | None = None) -> None:
     """Write a run's results and mark it ``ok`` — in one transaction.
 
     Args:
         timings: per-stage seconds; ``write_results`` is added (time to stage and insert the
             rows) before the run row is updated, and ``total`` when ``started`` is given.
         started: ``time.perf_counter()`` at the start of the scan.
+        cache: cache facts of the run (stored in ``scan_runs.cache``).
         results: one row per ranked symbol with ``rank, symbol, sector, close, tech_rating``,
             the score columns and the result feature columns (missing optional columns are
             stored as NULL).
@@ -73,6 +75,8 @@ def finish_scan_run(target: DatabaseTarget, run_id: int, as_of: dt.date, results
             timings["total"] = round(time.perf_counter() - started, 4)
         cur.execute(
             "UPDATE scan_runs SET status = 'ok', finished_at = now(), as_of = $1, "
-            "counts = CAST($2 AS jsonb), timings = CAST($3 AS jsonb) WHERE run_id = $4",
-            parameters=(as_of, json.dumps(counts), json.dumps(timings), run_id))
+            "counts = CAST($2 AS jsonb), timings = CAST($3 AS jsonb), "
+            "cache = CAST($4 AS jsonb) WHERE run_id = $5",
+            parameters=(as_of, json.dumps(counts), json.dumps(timings),
+                        json.dumps(cache or {}), run_id))
         conn.commit()

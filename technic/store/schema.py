@@ -173,6 +173,12 @@ WHERE r.run_id = (SELECT max(run_id) FROM {schema}.scan_runs WHERE status = 'ok'
     return stmts
 
 
+def _v2(schema: str, timescale: bool) -> list[str]:
+    # Scans and cache versions select one date of a feature history.
+    return [f"CREATE INDEX IF NOT EXISTS features_daily_date_idx ON "
+            f"{quote_ident(schema)}.features_daily (date)"]
+
+
 @dataclass(frozen=True)
 class Migration:
     """One schema version. ``render(schema, timescale)`` returns its SQL statements."""
@@ -184,6 +190,7 @@ class Migration:
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "bars, symbols, ingest log, feature store, scan results", _v1),
+    Migration(2, "index features_daily by date", _v2),
 )
 
 
