@@ -1,8 +1,8 @@
 """Cache layers for frames: L1 in-process TTL cache, L2 Redis (Arrow IPC), L3 the database.
 
 Values are Arrow tables. L1 holds the objects themselves (``cachetools.TTLCache``); L2 holds
-them as Arrow IPC stream bytes with a TTL (``SET … EX``) — never pickle, so a process that can write to
-Redis cannot make a reader execute code. Keys carry a data version (e.g. the latest
+them as Arrow IPC stream bytes with a TTL (``SET … EX``) — never pickle, so a process that
+can write to Redis cannot make a reader execute code. Keys carry a data version (e.g. the latest
 ``computed_at`` of the rows they hold), so a write to the store makes old keys unreachable
 instead of stale.
 

@@ -158,7 +158,7 @@ def ingest_synthetic_cmd(
 
 
 # ----------------------------------------------------------------------------- features
-def _refresh(target, as_of: dt.date | None, local: bool):
+def _refresh(target, as_of: dt.date | None, local: bool, only_changed: bool = False):
     from technic.compute import dask_client
     from technic.refresh import refresh_features
 
@@ -172,7 +172,7 @@ def _refresh(target, as_of: dt.date | None, local: bool):
             progress.update(task, completed=done, total=total)
 
         kwargs = dict(lookback_bars=s.lookback_bars, chunk_size=s.chunk_size,
-                      on_chunk_done=tick)
+                      on_chunk_done=tick, only_changed=only_changed)
         if local:
             report, _ = refresh_features(target, as_of, **kwargs)
         else:
@@ -226,6 +226,9 @@ def features_refresh(
                                                    "date with bars.")] = None,
     local: Annotated[bool, typer.Option("--local", help="Compute in this process instead of "
                                                         "on Dask.")] = False,
+    changed_only: Annotated[bool, typer.Option(
+        "--changed-only", help="Recompute only symbols whose bars changed since their "
+                               "features were computed (e.g. after an intraday update).")] = False,
 ) -> None:
     """Compute the feature set for every symbol with a bar on the as-of date and upsert it into
     features_daily. Fans out over Dask (TECHNIC_DASK_ADDRESS or a LocalCluster)."""
@@ -233,7 +236,7 @@ def features_refresh(
 
     target, _ = _target()
     try:
-        r = _refresh(target, _parse_date(as_of), local)
+        r = _refresh(target, _parse_date(as_of), local, changed_only)
     except NoDataError as e:
         raise _fail(str(e)) from None
     out.print(f"features for {r.as_of}: {r.rows_written:,} symbols in {r.chunks} chunk(s), "

@@ -117,6 +117,7 @@ def refresh_features(
     client=None,
     on_chunk_done: Callable[[int, int], None] | None = None,
     write: bool = True,
+    only_changed: bool = False,
 ) -> tuple[RefreshReport, pd.DataFrame]:
     """Refresh ``features_daily`` for ``as_of`` (default: the latest date with bars).
 
@@ -129,9 +130,13 @@ def refresh_features(
         client: a ``distributed.Client``; ``None`` runs every chunk in this process.
         on_chunk_done: called as ``(done, total)`` after each chunk (progress bars).
         write: store the rows (False: compute only, for comparisons).
+        only_changed: recompute only symbols whose feature row for the date is missing or
+            older than a bar of its window (e.g. after an intraday update of today's bar);
+            the other rows stay as stored. Assumes ingests and refreshes of the same data do
+            not overlap in time (the pipeline runs them in sequence).
 
     Returns:
-        ``(report, rows)``; rows sorted by symbol.
+        ``(report, rows)``; rows (only the recomputed ones) sorted by symbol.
 
     Raises:
         technic.store.bars.NoDataError: no bars on or before ``as_of``.
@@ -139,7 +144,8 @@ def refresh_features(
     t0 = time.perf_counter()
     day = last_bar_date(target, as_of)
     start = window_start(target, day, lookback_bars)
-    symbols = symbols_with_bar(target, day)
+    symbols = (stale_symbols(target, start, day) if only_changed
+               else symbols_with_bar(target, day))
     parts = chunked(symbols, _chunk_size(client, len(symbols), chunk_size))
     timings = {"plan_s": round(time.perf_counter() - t0, 4)}
     t = time.perf_counter()
@@ -158,6 +164,21 @@ def refresh_features(
     log.info("refreshed features for %s: %d symbols in %d chunks (%.2f s)", day, len(symbols),
              len(parts), timings["total_s"])
     return report, rows
+
+
+def stale_symbols(target: DatabaseTarget, start: dt.date, day: dt.date) -> list[str]:
+    """Symbols with a bar on ``day`` whose feature row for ``day`` is missing, or was computed
+    before the latest ingest of a bar in ``[start, day]``. Sorted."""
+    with get_engine(target).connect() as c:
+        return list(c.execute(sa.text("""
+            SELECT b.symbol
+            FROM (SELECT symbol, max(ingested_at) AS last_ingest,
+                         bool_or(date = :day) AS has_day
+                  FROM bars_daily WHERE date >= :start AND date <= :day
+                  GROUP BY symbol) b
+            LEFT JOIN features_daily f ON f.symbol = b.symbol AND f.date = :day
+            WHERE b.has_day AND (f.symbol IS NULL OR f.computed_at < b.last_ingest)
+            ORDER BY b.symbol"""), {"start": start, "day": day}).scalars())
 
 
 def backfill_features(

@@ -89,3 +89,27 @@ def test_backfill_writes_history_that_matches_refresh(fresh_target, bars, tmp_pa
                                    rtol=1e-8, equal_nan=True)
     with pytest.raises(ValueError, match="after"):
         backfill_features(fresh_target, dt.date(2025, 7, 1), dt.date(2025, 6, 1))
+
+
+def test_changed_only_refresh_recomputes_just_the_updated_symbols(fresh_target, bars, tmp_path):
+    few = bars[bars["symbol"].isin(sorted(bars["symbol"].unique())[:40])]
+    few.to_parquet(tmp_path / "bars_daily.parquet")
+    ingest_files(fresh_target, tmp_path)
+    refresh_features(fresh_target)
+    again, rows = refresh_features(fresh_target, only_changed=True)
+    assert again.symbols == 0 and rows.empty  # nothing changed
+    # an intraday-style update of today's bar for two symbols
+    last = pd.to_datetime(few["date"]).max()
+    upd = few[pd.to_datetime(few["date"]) == last].head(2).copy()
+    upd["close"] = upd["high"]
+    upd.to_parquet(tmp_path / "update.parquet")
+    ingest_files(fresh_target, tmp_path / "update.parquet")
+    inc, rows = refresh_features(fresh_target, only_changed=True)
+    assert sorted(rows["symbol"]) == sorted(upd["symbol"]) and inc.symbols == 2
+    _, full = refresh_features(fresh_target, write=False)
+    with get_engine(fresh_target).connect() as c:
+        stored = pd.read_sql(sa.text("SELECT * FROM features_daily ORDER BY symbol"), c)
+    np.testing.assert_array_equal(stored["symbol"], full["symbol"])
+    for col in FEATURE_COLUMNS:
+        np.testing.assert_allclose(stored[col].to_numpy(float), full[col].to_numpy(float),
+                                   rtol=0, atol=0, equal_nan=True)
