@@ -14,6 +14,7 @@ used again (logged once). Every layer counts hits, misses, bytes and errors
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -74,18 +75,20 @@ class FrameCache:
         redis_url: ``redis://host:port/db``; ``None`` disables L2.
         namespace: prefix of every Redis key (e.g. the database schema).
         ttl_s: time to live of entries in L1 and L2, seconds.
-        l1_maxsize: entries kept in L1.
+        l1_max_bytes: L1 capacity in bytes of Arrow data (least recently used entries go
+            first).
         socket_timeout_s: Redis connect/read timeout; a slow Redis counts as down.
         retry_after_s: after a Redis failure, skip L2 for this long before trying again.
     """
 
     def __init__(self, redis_url: str | None, *, namespace: str = "technic", ttl_s: int = 600,
-                 l1_maxsize: int = 64, socket_timeout_s: float = 0.5,
+                 l1_max_bytes: int = 256 * 2**20, socket_timeout_s: float = 0.5,
                  retry_after_s: float = 10.0) -> None:
         self.namespace = namespace
         self.ttl_s = ttl_s
         self.retry_after_s = retry_after_s
-        self._l1: TTLCache = TTLCache(maxsize=l1_maxsize, ttl=ttl_s)
+        self._l1: TTLCache = TTLCache(maxsize=l1_max_bytes, ttl=ttl_s,
+                                      getsizeof=lambda t: max(1, t.nbytes))
         self._lock = threading.Lock()
         self._stats = CacheStats()
         self._down_until = 0.0
@@ -108,6 +111,10 @@ class FrameCache:
         with self._lock:
             state = self._stats.l2_state
             self._stats = CacheStats(l2_state=state)
+
+    def _l1_put(self, key: str, table: pa.Table) -> None:
+        with contextlib.suppress(ValueError):  # larger than all of L1: serve, do not keep
+            self._l1[key] = table
 
     def _key(self, key: str) -> str:
         return f"{self.namespace}:{key}"
@@ -163,7 +170,7 @@ class FrameCache:
                     with self._lock:
                         self._stats.l2.hits += 1
                         self._stats.l2.bytes_read += len(data)
-                        self._l1[key] = table
+                        self._l1_put(key, table)
                     return table, "l2"
                 with self._lock:
                     self._stats.l2.misses += 1
@@ -177,7 +184,7 @@ class FrameCache:
         with self._lock:
             self._stats.l3.hits += 1
             self._stats.l3.bytes_read += table.nbytes
-            self._l1[key] = table
+            self._l1_put(key, table)
         if self._l2_usable():
             try:
                 data = to_ipc(table)

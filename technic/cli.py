@@ -172,7 +172,8 @@ def _refresh(target, as_of: dt.date | None, local: bool, only_changed: bool = Fa
             progress.update(task, completed=done, total=total)
 
         kwargs = dict(lookback_bars=s.lookback_bars, chunk_size=s.chunk_size,
-                      on_chunk_done=tick, only_changed=only_changed)
+                      on_chunk_done=tick, only_changed=only_changed,
+                      use_cache=bool(s.redis_url), redis_url=s.redis_url)
         if local:
             report, _ = refresh_features(target, as_of, **kwargs)
         else:

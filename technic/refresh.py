@@ -31,9 +31,16 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from technic.cache import get_cache
 from technic.compute import chunked
 from technic.features import FEATURE_COLUMNS, compute_features
-from technic.store.bars import last_bar_date, load_panel, symbols_with_bar, window_start
+from technic.store.bars import (
+    bars_version,
+    last_bar_date,
+    load_panel,
+    symbols_with_bar,
+    window_start,
+)
 from technic.store.db import DatabaseTarget, get_engine
 from technic.store.features import write_features
 
@@ -53,18 +60,22 @@ class RefreshReport:
 
 
 def refresh_chunk(target: DatabaseTarget, symbols: list[str], start: dt.date,
-                  as_of: dt.date) -> pd.DataFrame:
+                  as_of: dt.date, version: int | None = None,
+                  redis_url: str | None = None) -> pd.DataFrame:
     """Compute the as-of feature rows of one symbol chunk (runs on a Dask worker).
 
     Args:
         start: first date of the history window (:func:`window_start`).
+        version: bars version at planning time; with it the chunk's bars go through the
+            worker's cache (L1, and L2 Redis when ``redis_url`` is set).
 
     Returns:
         Frame as :func:`technic.features.compute_features` (one row per symbol of the chunk
         that has a bar on ``as_of``).
     """
-    return compute_features(load_panel(target, start, as_of, symbols),
-                            dates=[np.datetime64(as_of, "D")])
+    cache = (get_cache(redis_url, target.cache_namespace()) if version is not None else None)
+    panel = load_panel(target, start, as_of, symbols, cache=cache, version=version)
+    return compute_features(panel, dates=[np.datetime64(as_of, "D")])
 
 
 def backfill_chunk(target: DatabaseTarget, symbols: list[str], window: dt.date,
@@ -118,6 +129,8 @@ def refresh_features(
     on_chunk_done: Callable[[int, int], None] | None = None,
     write: bool = True,
     only_changed: bool = False,
+    use_cache: bool = False,
+    redis_url: str | None = None,
 ) -> tuple[RefreshReport, pd.DataFrame]:
     """Refresh ``features_daily`` for ``as_of`` (default: the latest date with bars).
 
@@ -134,6 +147,9 @@ def refresh_features(
             older than a bar of its window (e.g. after an intraday update of today's bar);
             the other rows stay as stored. Assumes ingests and refreshes of the same data do
             not overlap in time (the pipeline runs them in sequence).
+        use_cache: read each chunk's bars through the worker's cache (keyed by the bars
+            version, so an ingest invalidates it): repeated refreshes skip the database read.
+        redis_url: the shared L2 cache for those bars (``TECHNIC_REDIS_URL``); None = L1 only.
 
     Returns:
         ``(report, rows)``; rows (only the recomputed ones) sorted by symbol.
@@ -149,7 +165,9 @@ def refresh_features(
     parts = chunked(symbols, _chunk_size(client, len(symbols), chunk_size))
     timings = {"plan_s": round(time.perf_counter() - t0, 4)}
     t = time.perf_counter()
-    frames = _run_chunks(client, refresh_chunk, [(target, p, start, day) for p in parts],
+    version = bars_version(target) if use_cache else None
+    frames = _run_chunks(client, refresh_chunk,
+                         [(target, p, start, day, version, redis_url) for p in parts],
                          on_chunk_done)
     rows = (pd.concat(frames, ignore_index=True) if frames else
             pd.DataFrame(columns=["symbol", "date", *FEATURE_COLUMNS, "n_bars"]))

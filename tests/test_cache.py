@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 
+import pandas as pd
 import pyarrow as pa
 import pytest
 import redis
@@ -149,3 +150,23 @@ def test_scan_records_cache_layer_and_survives_redis_loss(demo_target, redis_ser
         stored = c.execute(sa.text("SELECT cache FROM scan_runs WHERE run_id = :r"),
                            {"r": third.run_id}).scalar()
     assert stored["features"] == "l3" and stored["l2_state"] == "down"
+
+
+def test_refresh_reads_bars_through_redis(demo_target, redis_server):
+    """A second process-level refresh gets its chunks' bars from Redis, same rows."""
+    from technic import cache as cache_mod
+    from technic.refresh import refresh_features
+
+    cache_mod._CACHES.clear()
+    _, plain = refresh_features(demo_target, chunk_size=400, write=False)
+    _, cold = refresh_features(demo_target, chunk_size=400, write=False, use_cache=True,
+                               redis_url=redis_server.url)
+    cache_mod._CACHES.clear()  # as if in a fresh process: L1 empty, Redis warm
+    _, warm = refresh_features(demo_target, chunk_size=400, write=False, use_cache=True,
+                               redis_url=redis_server.url)
+    c = cache_mod.get_cache(redis_server.url, demo_target.cache_namespace()).stats()
+    assert c.l2.hits == 3 and c.l3.hits == 0  # 1,000 symbols in 3 chunks, all from Redis
+    for other in (cold, warm):
+        pd.testing.assert_frame_equal(plain, other, check_exact=True)
+    keys = redis.Redis(port=redis_server.port).keys(f"{demo_target.cache_namespace()}:bars:*")
+    assert len(keys) == 3

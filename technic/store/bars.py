@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Sequence
 
 import pyarrow as pa
@@ -66,20 +67,20 @@ def window_start(target: DatabaseTarget, end: dt.date, lookback_bars: int) -> dt
     return d
 
 
-def load_panel(target: DatabaseTarget, start: dt.date, end: dt.date,
-               symbols: Sequence[str] | None = None) -> Panel:
-    """Load the bars dated ``start`` … ``end`` (inclusive) as a :class:`Panel`.
+def bars_version(target: DatabaseTarget) -> int:
+    """A number that grows with every ingest that changed ``bars_daily`` (cache keys): the
+    latest successful ``ingest_runs.run_id`` that inserted or updated bars, 0 if none."""
+    with get_engine(target).connect() as c:
+        v = c.execute(sa.text(
+            "SELECT max(run_id) FROM ingest_runs WHERE status = 'ok' "
+            "AND coalesce(rows_inserted, 0) + coalesce(rows_updated, 0) > 0")).scalar()
+    return int(v or 0)
 
-    Args:
-        target: the store.
-        start: first date included (see :func:`window_start`).
-        end: last date included.
-        symbols: restrict to these symbols (a Dask chunk); ``None`` = every symbol.
 
-    Returns:
-        Panel ``(T, N)``: ``T`` dates on which at least one loaded symbol has a bar; symbols
-        with no bar in the window are absent.
-    """
+def read_bars_arrow(target: DatabaseTarget, start: dt.date, end: dt.date,
+                    symbols: Sequence[str] | None = None) -> pa.Table:
+    """Long bars ``symbol, date, open, high, low, close, volume`` dated ``start`` … ``end``
+    (inclusive), optionally only for ``symbols``, as an Arrow table (binary COPY via ADBC)."""
     sql = ("SELECT symbol, date, open, high, low, close, volume FROM bars_daily "
            "WHERE date >= $1 AND date <= $2")
     with adbc_connect(target) as conn, conn.cursor() as cur:
@@ -90,5 +91,32 @@ def load_panel(target: DatabaseTarget, start: dt.date, end: dt.date,
                  pa.array([list(symbols)], pa.list_(pa.string()))], names=["a", "b", "c"]))
         else:
             cur.execute(sql, parameters=(start, end))
-        table = cur.fetch_arrow_table()
+        return cur.fetch_arrow_table()
+
+
+def load_panel(target: DatabaseTarget, start: dt.date, end: dt.date,
+               symbols: Sequence[str] | None = None, cache=None,
+               version: int | None = None) -> Panel:
+    """Load the bars dated ``start`` … ``end`` (inclusive) as a :class:`Panel`.
+
+    Args:
+        target: the store.
+        start: first date included (see :func:`window_start`).
+        end: last date included.
+        symbols: restrict to these symbols (a Dask chunk); ``None`` = every symbol.
+        cache: a :class:`technic.cache.FrameCache` to look the bars up in first.
+        version: :func:`bars_version` at planning time (part of the cache key; required with
+            ``cache``).
+
+    Returns:
+        Panel ``(T, N)``: ``T`` dates on which at least one loaded symbol has a bar; symbols
+        with no bar in the window are absent.
+    """
+    if cache is None:
+        return Panel.from_arrow(read_bars_arrow(target, start, end, symbols))
+    if version is None:
+        raise ValueError("load_panel: a cached read needs the bars version")
+    digest = hashlib.sha1("\n".join(symbols or ["*"]).encode()).hexdigest()[:16]
+    table, _ = cache.get_or_load(f"bars:{version}:{start}:{end}:{digest}",
+                                 lambda: read_bars_arrow(target, start, end, symbols))
     return Panel.from_arrow(table)
