@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Real data bundled with the package (a subset of ../shared/data, see technic/data/README.md).
@@ -32,6 +32,8 @@ class Settings(BaseSettings):
         lookback_bars: trading days of history loaded to compute features (≥ 252 for the
             52-week and 12-month features).
         data_dir: default path of ``technic ingest files`` (the bundled real subset).
+        embedded_pg_dir: data directory of the embedded PostgreSQL fallback.
+        polygon_api_key: Polygon.io API key (never logged; ``SecretStr``).
     """
 
     model_config = SettingsConfigDict(env_prefix="TECHNIC_", extra="ignore")
@@ -45,6 +47,7 @@ class Settings(BaseSettings):
     lookback_bars: int = Field(default=300, ge=30)
     data_dir: Path = BUNDLED_DATA_DIR
     embedded_pg_dir: Path | None = None
+    polygon_api_key: SecretStr | None = None
 
     @field_validator("database_url", "redis_url", "dask_address")
     @classmethod

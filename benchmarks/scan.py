@@ -1,0 +1,158 @@
+"""Scan-path benchmark: feature-store scan, cold/warm refresh vs the raw bar read, one new
+day, and 1 vs 2 Dask workers.
+
+Data sets: the full real universe (``../shared/data/bars_daily.parquet``) and synthetic
+symbols × 504 days (``--sizes``, default 6000). For each, in a throwaway database:
+
+* ``scan_s`` — a scan from the feature store, results written (median of ``--repeat``);
+* ``raw_read_s`` — the refresh's bars (its 300-day window, all symbols) read with ADBC into
+  Arrow, nothing else (the reference, same run);
+* ``refresh_cold_s`` — full refresh in this process, bars from PostgreSQL; and its ratio to the
+  raw read;
+* ``refresh_warm_s`` — the same with the chunks' bars from Redis (L1 emptied, as in a fresh
+  process) — needs ``TECHNIC_REDIS_URL`` or the local Redis at 127.0.0.1:6379;
+* ``new_day_s`` — one new trading day ingested for every symbol, then ``--changed-only``
+  refresh and a scan;
+* ``refresh_dask1_s`` / ``refresh_dask2_s`` — full refresh on a LocalCluster of 1 and 2 workers.
+
+Prints a table and, last, one JSON line.
+
+    python benchmarks/scan.py [--repeat 3] [--sizes 6000,20000] [--no-real]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from technic.config import Settings  # noqa: E402
+from technic.store.db import DatabaseTarget, get_engine, libpq_uri  # noqa: E402
+from technic.store.schema import init_db  # noqa: E402
+
+SHARED = Path(os.environ.get("TECHNIC_SHARED_DATA", REPO.parent / "shared" / "data"))
+ADMIN = os.environ.get("TECHNIC_BENCH_ADMIN_URL",
+                       "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+REDIS = os.environ.get("TECHNIC_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def med(fn, repeat: int) -> float:
+    out = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return round(statistics.median(out), 4)
+
+
+def bench(name: str, url: str, load, repeat: int) -> dict:
+    import pandas as pd
+
+    from technic import cache as cache_mod
+    from technic.compute import dask_client
+    from technic.ingest import _run
+    from technic.refresh import refresh_features
+    from technic.scan import ScanParams, run_scan
+    from technic.store.bars import last_bar_date, read_bars_arrow, window_start
+
+    target = DatabaseTarget(url, f"bench_{name}", "bench")
+    init_db(get_engine(target), target.schema)
+    bars, universe = load()
+    _run(target, "bench", name, lambda: (bars, universe))
+    day = last_bar_date(target)
+    start = window_start(target, day, 300)
+    refresh_features(target)  # compile + first write
+    r: dict = {"symbols": int(bars["symbol"].nunique()), "rows": len(bars)}
+    r["scan_s"] = med(lambda: run_scan(target, ScanParams(),
+                                       cache=cache_mod.FrameCache(None)), repeat)
+    r["raw_read_s"] = med(lambda: read_bars_arrow(target, start, day), repeat)
+    r["refresh_cold_s"] = med(lambda: refresh_features(target, write=False), repeat)
+    r["refresh_over_raw_read"] = round(r["refresh_cold_s"] / r["raw_read_s"], 2)
+    try:
+        refresh_features(target, write=False, use_cache=True, redis_url=REDIS)  # fill Redis
+
+        def warm():
+            cache_mod._CACHES.clear()  # a fresh process: empty L1, warm Redis
+            refresh_features(target, write=False, use_cache=True, redis_url=REDIS)
+
+        r["refresh_warm_s"] = med(warm, repeat)
+        r["warm_over_cold"] = round(r["refresh_warm_s"] / r["refresh_cold_s"], 2)
+    except Exception as e:  # Redis not reachable
+        r["refresh_warm_s"] = None
+        print(f"warm refresh skipped: {e}", file=sys.stderr)
+
+    # one new trading day for every symbol with a bar on the last day
+    last = bars[pd.to_datetime(bars["date"]) == pd.Timestamp(day)].copy()
+    last["date"] = pd.Timestamp(day) + pd.offsets.BDay(1)
+    for c in ("open", "high", "low", "close"):
+        last[c] = last[c] * 1.01
+    t = time.perf_counter()
+    _run(target, "bench", "new-day", lambda: (last, None))
+    ingest_s = time.perf_counter() - t
+    t = time.perf_counter()
+    rep, _ = refresh_features(target, only_changed=True)
+    run_scan(target, ScanParams(), cache=cache_mod.FrameCache(None))
+    r["new_day_ingest_s"] = round(ingest_s, 4)
+    r["new_day_refresh_scan_s"] = round(time.perf_counter() - t, 4)
+    r["new_day_symbols_recomputed"] = rep.symbols
+    for n in (1, 2):
+        with dask_client(Settings(dask_workers=n)) as client:
+            refresh_features(target, write=False, client=client)  # warm the workers
+            r[f"refresh_dask{n}_s"] = med(
+                lambda c=client: refresh_features(target, write=False, client=c), repeat)
+    return r
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--sizes", default="6000", help="synthetic symbol counts, e.g. 6000,20000")
+    ap.add_argument("--no-real", action="store_true")
+    args = ap.parse_args()
+
+    import pandas as pd
+    from sqlalchemy.engine import make_url
+
+    from technic.providers.files import read_bars, read_universe
+    from technic.providers.synthetic import generate_bars
+
+    db = f"technic_bench_{secrets.token_hex(3)}"
+    with psycopg.connect(libpq_uri(ADMIN), autocommit=True) as c:
+        c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
+    url = make_url(ADMIN).set(database=db).render_as_string(hide_password=False)
+    sets = {}
+    if not args.no_real and (SHARED / "bars_daily.parquet").exists():
+        sets["real"] = lambda: (read_bars(SHARED / "bars_daily.parquet"),
+                                read_universe(SHARED / "universe.parquet"))
+    for n in [int(x) for x in args.sizes.split(",") if x]:
+        sets[f"synthetic_{n}"] = lambda n=n: generate_bars(n, 504, seed=42)
+    results = {}
+    try:
+        for name, load in sets.items():
+            print(f"benchmarking {name} …", file=sys.stderr, flush=True)
+            results[name] = bench(name, url, load, args.repeat)
+    finally:
+        from technic.store.db import _ENGINES
+
+        for e in _ENGINES.values():
+            e.dispose()
+        with psycopg.connect(libpq_uri(ADMIN), autocommit=True) as c:
+            c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(db)))
+    print(pd.DataFrame(results).T.to_string())
+    print(json.dumps({"benchmark": "scan", "repeat": args.repeat, "results": results}))
+
+
+if __name__ == "__main__":
+    main()
