@@ -157,6 +157,56 @@ def ingest_synthetic_cmd(
     _print_ingest([report])
 
 
+@ingest_app.command("polygon")
+def ingest_polygon_cmd(
+    start: Annotated[str, typer.Option(help="First date (YYYY-MM-DD).")],
+    end: Annotated[str | None, typer.Option(
+        help="Last date; default: the last complete NYSE session.")] = None,
+    adjusted: Annotated[bool, typer.Option(
+        "--adjusted/--unadjusted", help="Split-adjusted bars (recorded per run).")] = True,
+) -> None:
+    """Backfill daily bars for the whole US market from Polygon (grouped daily, one request per
+    NYSE session; needs TECHNIC_POLYGON_API_KEY). Resumable: re-run the same command after an
+    interruption and it continues from the first session not yet stored."""
+    from technic.calendar import last_complete_session
+    from technic.ingest import ingest_polygon
+    from technic.providers.polygon import PolygonClient, PolygonError
+
+    s = get_settings()
+    s_date = _parse_date(start, "--start")
+    e_date = _parse_date(end, "--end") or last_complete_session()
+    target, _ = _target()
+    try:
+        client = PolygonClient(base_url=s.polygon_base_url,
+                               requests_per_minute=s.polygon_requests_per_minute)
+    except PolygonError as e:
+        raise _fail(str(e), 2) from None
+    from technic.calendar import sessions
+
+    try:
+        days = sessions(s_date, e_date)
+    except ValueError as e:
+        raise _fail(str(e), 2) from None
+    reports = []
+    with client, Progress(TextColumn("[bold]polygon {task.fields[day]}"), BarColumn(),
+                          MofNCompleteColumn(), TextColumn("sessions"), TimeElapsedColumn(),
+                          console=console) as progress:
+        task = progress.add_task("polygon", total=len(days), day="")
+
+        def tick(day: dt.date, report) -> None:
+            progress.update(task, advance=1, day=str(day))
+
+        try:
+            reports = ingest_polygon(target, client, s_date, e_date, adjusted=adjusted,
+                                     on_date=tick)
+        except PolygonError as e:
+            raise _fail(f"{e} — the sessions before it are stored; re-run to resume") from None
+    skipped = len(days) - len(reports)
+    out.print(f"{len(reports)} session(s) ingested, {skipped} already stored")
+    if reports:
+        _print_ingest(reports)
+
+
 # ----------------------------------------------------------------------------- features
 def _refresh(target, as_of: dt.date | None, local: bool, only_changed: bool = False):
     from technic.compute import dask_client

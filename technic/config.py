@@ -34,6 +34,9 @@ class Settings(BaseSettings):
         data_dir: default path of ``technic ingest files`` (the bundled real subset).
         embedded_pg_dir: data directory of the embedded PostgreSQL fallback.
         polygon_api_key: Polygon.io API key (never logged; ``SecretStr``).
+        polygon_base_url: Polygon REST base URL (tests point it at a local server).
+        polygon_requests_per_minute: client-side rate limit (5 = the free tier); unset it
+            with a paid plan.
     """
 
     model_config = SettingsConfigDict(env_prefix="TECHNIC_", extra="ignore")
@@ -48,6 +51,8 @@ class Settings(BaseSettings):
     data_dir: Path = BUNDLED_DATA_DIR
     embedded_pg_dir: Path | None = None
     polygon_api_key: SecretStr | None = None
+    polygon_base_url: str = "https://api.polygon.io"
+    polygon_requests_per_minute: float | None = Field(default=5, gt=0)
 
     @field_validator("database_url", "redis_url", "dask_address")
     @classmethod

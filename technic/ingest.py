@@ -6,16 +6,20 @@ Prefect flows and the benchmarks call these functions.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+import sqlalchemy as sa
 
+from technic.calendar import sessions
 from technic.providers import files as files_provider
 from technic.providers.synthetic import generate_bars
 from technic.store import ingest as store_ingest
-from technic.store.db import DatabaseTarget
+from technic.store.db import DatabaseTarget, get_engine
 from technic.store.ingest import IngestReport
 from technic.validation import validate_bars
 
@@ -78,3 +82,58 @@ def ingest_synthetic(target: DatabaseTarget, n_symbols: int, n_days: int,
     def read() -> tuple[pd.DataFrame, pd.DataFrame]:
         return generate_bars(n_symbols, n_days, seed)
     return _run(target, "synthetic", f"synthetic://{n_symbols}x{n_days}?seed={seed}", read)
+
+
+def _polygon_path(day: dt.date, adjusted: bool) -> str:
+    return f"polygon:grouped/{day.isoformat()}?adjusted={str(adjusted).lower()}"
+
+
+def completed_polygon_dates(target: DatabaseTarget, adjusted: bool) -> set[dt.date]:
+    """Dates whose grouped-daily ingest already finished (``ingest_runs`` status ``ok``)."""
+    with get_engine(target).connect() as c:
+        paths = c.execute(sa.text(
+            "SELECT path FROM ingest_runs WHERE source = 'polygon' AND status = 'ok' "
+            "AND path LIKE 'polygon:grouped/%'")).scalars().all()
+    suffix = f"?adjusted={str(adjusted).lower()}"
+    return {dt.date.fromisoformat(p.split("/", 1)[1][:10]) for p in paths if p.endswith(suffix)}
+
+
+def ingest_polygon(target: DatabaseTarget, client, start: dt.date, end: dt.date, *,
+                   adjusted: bool = True,
+                   on_date: Callable[[dt.date, IngestReport | None], None] | None = None,
+                   ) -> list[IngestReport]:
+    """Backfill daily bars from Polygon's grouped-daily endpoint, one session at a time.
+
+    Resumable: every session is its own ingest run (one transaction) and sessions whose run
+    already finished are skipped, so a killed backfill continues from the first session it
+    had not completed and re-running a range is harmless. Holidays are never requested (NYSE
+    calendar); a session with no results stores nothing.
+
+    Args:
+        client: a :class:`technic.providers.polygon.PolygonClient`.
+        start, end: first and last date (inclusive).
+        adjusted: request split-adjusted bars (recorded in each run's ``path``).
+        on_date: called after each session as ``(date, report)`` (``report`` None = skipped).
+
+    Returns:
+        The reports of the sessions ingested now.
+
+    Raises:
+        ValueError: ``start`` after ``end``.
+        technic.providers.polygon.PolygonError: the API failed after its retries; sessions
+            stored before it stay stored.
+    """
+    done = completed_polygon_dates(target, adjusted)
+    reports = []
+    for day in sessions(start, end):
+        if day in done:
+            if on_date:
+                on_date(day, None)
+            continue
+        rep = _run(target, "polygon", _polygon_path(day, adjusted),
+                   lambda d=day: (client.grouped_daily(d, adjusted=adjusted)
+                                  .drop(columns=["adjusted"], errors="ignore"), None))
+        reports.append(rep)
+        if on_date:
+            on_date(day, rep)
+    return reports
