@@ -157,6 +157,41 @@ def ingest_synthetic_cmd(
     _print_ingest([report])
 
 
+@ingest_app.command("status")
+def ingest_status_cmd(
+    top: Annotated[int, typer.Option(min=1, help="Symbols with the most gaps to list.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Data quality: freshness per source (last date, rows, symbols), rejected rows by reason,
+    failed ingest runs, and symbols with missing sessions between their first and last bar."""
+    from technic.store.quality import ingest_status
+
+    target, _ = _target()
+    st = ingest_status(target, top)
+    if as_json:
+        sys.stdout.write(json.dumps(st.as_dict()) + "\n")
+        return
+    t = Table("source", "last date", "rows", "symbols", "last ingest", title="bars_daily")
+    for r in st.sources:
+        t.add_row(r["source"], r["last_date"], f"{r['rows']:,}", f"{r['symbols']:,}",
+                  r["last_ingest"][:19])
+    out.print(t)
+    if st.rejects:
+        t = Table("source", "reason", "rows", title="rejected rows (ingest_rejects)")
+        for r in st.rejects:
+            t.add_row(r["source"], r["reason"], f"{r['rows']:,}")
+        out.print(t)
+    for r in st.failed_runs:
+        out.print(f"[red]failed run {r['run_id']}[/] {r['path']} at {r['started_at'][:19]}: "
+                  f"{r['error']}")
+    out.print(f"gaps: {st.gaps_total:,} symbol-sessions missing inside symbols' histories")
+    if st.gaps_top:
+        t = Table("symbol", "missing sessions", "first bar", "last bar", title="most gaps")
+        for r in st.gaps_top:
+            t.add_row(r["symbol"], str(r["gaps"]), r["first"], r["last"])
+        out.print(t)
+
+
 @ingest_app.command("polygon")
 def ingest_polygon_cmd(
     start: Annotated[str, typer.Option(help="First date (YYYY-MM-DD).")],

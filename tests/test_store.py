@@ -161,3 +161,21 @@ def test_embedded_fallback_is_a_real_postgres(tmp_path):
     assert r.rows_inserted == 150
     assert _count(t, "SELECT current_setting('server_version_num')::int") >= 180000
     get_engine(t).dispose()
+
+
+def test_ingest_status_reports_freshness_rejects_and_gaps(fresh_target, tmp_path):
+    from technic.store.quality import ingest_status
+
+    bars = pd.read_parquet(BUNDLED / "bars_daily.parquet")
+    few = bars[bars["symbol"].isin(["AAPL", "MSFT", "NVDA"])].copy()
+    few = few.drop(few.index[few["symbol"].eq("MSFT")][[10, 11, 50]])  # 3 missing sessions
+    few.to_parquet(tmp_path / "bars_daily.parquet")
+    ingest_files(fresh_target, tmp_path)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("symbol,date,open,high,low,close,volume\nX,2025-01-02,1,0.5,0.9,1,1\n")
+    ingest_files(fresh_target, bad)
+    st = ingest_status(fresh_target)
+    assert st.sources == [{"source": "files", "last_date": "2025-07-09", "rows": len(few),
+                           "symbols": 3, "last_ingest": st.sources[0]["last_ingest"]}]
+    assert st.rejects == [{"source": "files", "reason": "high < low", "rows": 1}]
+    assert st.gaps_total == 3 and st.gaps_top[0]["symbol"] == "MSFT"

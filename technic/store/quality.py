@@ -1,0 +1,64 @@
+"""Data-quality summaries of the store: freshness per source, rejects, gaps by symbol."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import sqlalchemy as sa
+
+from technic.store.db import DatabaseTarget, get_engine
+
+
+@dataclass
+class IngestStatus:
+    """What ``technic ingest status`` shows.
+
+    Attributes:
+        sources: per ``bars_daily.source``: ``last_date`` (latest bar date), ``rows``,
+            ``symbols``, ``last_ingest`` (latest ``ingested_at``, ISO text).
+        rejects: rejected rows per (source, reason) over all runs.
+        failed_runs: ingest runs with status ``failed`` (latest first, at most 10).
+        gaps_total: symbol-sessions missing between a symbol's first and last bar, where the
+            store has bars of other symbols that day.
+        gaps_top: the symbols with the most such gaps (at most ``top``).
+    """
+
+    sources: list[dict] = field(default_factory=list)
+    rejects: list[dict] = field(default_factory=list)
+    failed_runs: list[dict] = field(default_factory=list)
+    gaps_total: int = 0
+    gaps_top: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def ingest_status(target: DatabaseTarget, top: int = 10) -> IngestStatus:
+    """Summarise freshness, rejects and gaps of ``bars_daily`` (reads only)."""
+    st = IngestStatus()
+    with get_engine(target).connect() as c:
+        for src, last, rows, syms, ing in c.execute(sa.text(
+                "SELECT source, max(date), count(*), count(DISTINCT symbol), max(ingested_at) "
+                "FROM bars_daily GROUP BY source ORDER BY source")):
+            st.sources.append({"source": src, "last_date": last.isoformat(), "rows": rows,
+                               "symbols": syms, "last_ingest": ing.isoformat()})
+        st.rejects = [{"source": s, "reason": r, "rows": n} for s, r, n in c.execute(sa.text(
+            "SELECT source, reason, count(*) FROM ingest_rejects GROUP BY 1, 2 "
+            "ORDER BY 3 DESC"))]
+        st.failed_runs = [{"run_id": i, "path": p, "started_at": t.isoformat(), "error": e}
+                          for i, p, t, e in c.execute(sa.text(
+                              "SELECT run_id, path, started_at, error FROM ingest_runs "
+                              "WHERE status = 'failed' ORDER BY run_id DESC LIMIT 10"))]
+        gaps = c.execute(sa.text("""
+            WITH d AS (SELECT date, row_number() OVER (ORDER BY date) AS k
+                       FROM (SELECT DISTINCT date FROM bars_daily) x),
+                 s AS (SELECT symbol, min(date) AS lo, max(date) AS hi, count(*) AS n
+                       FROM bars_daily GROUP BY symbol)
+            SELECT s.symbol, dh.k - dl.k + 1 - s.n AS gaps, s.lo, s.hi
+            FROM s JOIN d dl ON dl.date = s.lo JOIN d dh ON dh.date = s.hi
+            WHERE dh.k - dl.k + 1 - s.n > 0
+            ORDER BY gaps DESC, s.symbol""")).all()
+        st.gaps_total = int(sum(g[1] for g in gaps))
+        st.gaps_top = [{"symbol": s, "gaps": int(n), "first": lo.isoformat(),
+                        "last": hi.isoformat()} for s, n, lo, hi in gaps[:top]]
+    return st
