@@ -405,6 +405,39 @@ def scan(
         raise _fail(str(e)) from None
 
 
+@app.command()
+def evaluate(
+    start: Annotated[str, typer.Option(help="First scan date (YYYY-MM-DD).")],
+    end: Annotated[str, typer.Option(help="Last scan date (YYYY-MM-DD).")],
+    report: Annotated[Path, typer.Option(help="Markdown report to write.")] = Path(
+        "technic-evaluation.md"),
+) -> None:
+    """Replay point-in-time scans over stored feature history (run `technic features backfill`
+    first) and report how TechRating relates to 5- and 10-bar forward returns: mean RankIC,
+    t-statistic, decile returns, top-decile hit rate, top-50 turnover."""
+    from technic.evaluation import evaluate_tech_rating, ic_table, markdown_report
+
+    s_date, e_date = _parse_date(start, "--start"), _parse_date(end, "--end")
+    target, _ = _target()
+    with console.status("evaluating …"):
+        try:
+            reps = evaluate_tech_rating(target, s_date, e_date)
+        except LookupError as e:
+            raise _fail(str(e)) from None
+    t = Table("horizon", "dates", "mean RankIC", "ICIR", "t (non-overlap)", "top−bottom",
+              "top-decile hit", "top-50 turnover", title="TechRating vs forward returns")
+    for r in reps:
+        t.add_row(f"{r.horizon} bars", str(r.dates), f"{r.mean_rank_ic:+.4f}",
+                  f"{r.icir:+.3f}", f"{r.t_stat_nonoverlap:+.2f}", f"{r.top_minus_bottom:+.3%}",
+                  f"{r.top_decile_hit_rate:.1%}", f"{r.top50_turnover:.1%}")
+    out.print(t)
+    report.write_text(markdown_report(reps, s_date, e_date, target.describe()))
+    import pyarrow.parquet as pq
+
+    pq.write_table(ic_table(reps), report.with_suffix(".ic.parquet"))
+    out.print(f"report: {report}  per-date IC: {report.with_suffix('.ic.parquet')}")
+
+
 # ----------------------------------------------------------------------------- demo
 @app.command()
 def demo(
