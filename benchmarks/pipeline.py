@@ -19,25 +19,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import statistics
 import sys
 import time
 from pathlib import Path
 
-import psycopg
-from psycopg import sql
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks._db import throwaway_database  # noqa: E402
 from technic.config import Settings  # noqa: E402
-from technic.store.db import DatabaseTarget, adbc_connect, get_engine, libpq_uri  # noqa: E402
+from technic.store.db import DatabaseTarget, adbc_connect, get_engine  # noqa: E402
 from technic.store.schema import init_db  # noqa: E402
 
 SHARED = Path(os.environ.get("TECHNIC_SHARED_DATA", REPO.parent / "shared" / "data"))
-ADMIN = os.environ.get("TECHNIC_BENCH_ADMIN_URL",
-                       "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
 def _median(xs):
@@ -109,14 +104,8 @@ def main() -> None:
     from technic.providers.files import read_bars, read_universe
     from technic.providers.synthetic import generate_bars
 
-    db = f"technic_bench_{secrets.token_hex(3)}"
-    with psycopg.connect(libpq_uri(ADMIN), autocommit=True) as c:
-        c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
-    from sqlalchemy.engine import make_url
-
-    url = make_url(ADMIN).set(database=db).render_as_string(hide_password=False)
     results = {}
-    try:
+    with throwaway_database() as url:
         sets = {
             "real": lambda: (read_bars(SHARED / "bars_daily.parquet"),
                              read_universe(SHARED / "universe.parquet")),
@@ -130,14 +119,6 @@ def main() -> None:
                 continue
             print(f"benchmarking {name} …", file=sys.stderr, flush=True)
             results[name] = bench_dataset(name, url, load, args.repeat)
-    finally:
-        from technic.store.db import _ENGINES
-
-        for e in _ENGINES.values():
-            e.dispose()
-        with psycopg.connect(libpq_uri(ADMIN), autocommit=True) as c:
-            c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(db)))
     df = pd.DataFrame(results).T[["symbols", "rows", "ingest_s", "ingest_rows_per_s", "copy_s",
                                   "ingest_over_copy", "refresh_local_s", "refresh_dask_s",
                                   "scan_s"]]

@@ -25,25 +25,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import statistics
 import sys
 import time
 from pathlib import Path
 
-import psycopg
-from psycopg import sql
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks._db import throwaway_database  # noqa: E402
 from technic.config import Settings  # noqa: E402
-from technic.store.db import DatabaseTarget, get_engine, libpq_uri  # noqa: E402
+from technic.store.db import DatabaseTarget, get_engine  # noqa: E402
 from technic.store.schema import init_db  # noqa: E402
 
 SHARED = Path(os.environ.get("TECHNIC_SHARED_DATA", REPO.parent / "shared" / "data"))
-ADMIN = os.environ.get("TECHNIC_BENCH_ADMIN_URL",
-                       "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("TECHNIC_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
@@ -122,15 +117,10 @@ def main() -> None:
     args = ap.parse_args()
 
     import pandas as pd
-    from sqlalchemy.engine import make_url
 
     from technic.providers.files import read_bars, read_universe
     from technic.providers.synthetic import generate_bars
 
-    db = f"technic_bench_{secrets.token_hex(3)}"
-    with psycopg.connect(libpq_uri(ADMIN), autocommit=True) as c:
-        c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
-    url = make_url(ADMIN).set(database=db).render_as_string(hide_password=False)
     sets = {}
     if not args.no_real and (SHARED / "bars_daily.parquet").exists():
         sets["real"] = lambda: (read_bars(SHARED / "bars_daily.parquet"),
@@ -138,18 +128,10 @@ def main() -> None:
     for n in [int(x) for x in args.sizes.split(",") if x]:
         sets[f"synthetic_{n}"] = lambda n=n: generate_bars(n, 504, seed=42)
     results = {}
-    try:
+    with throwaway_database() as url:
         for name, load in sets.items():
             print(f"benchmarking {name} …", file=sys.stderr, flush=True)
             results[name] = bench(name, url, load, args.repeat)
-    finally:
-        from technic.store.db import _ENGINES
-
-        for e in _ENGINES.values():
-            e.dispose()
-        with psycopg.connect(libpq_uri(ADMIN), autocommit=True) as c:
-            c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(db)))
     print(pd.DataFrame(results).T.to_string())
     print(json.dumps({"benchmark": "scan", "repeat": args.repeat, "results": results}))
 
