@@ -74,8 +74,29 @@ def _parse_dates(raw: pd.Series) -> pd.Series:
     return pd.to_datetime(as_str, format="ISO8601", errors="coerce").dt.normalize()
 
 
+def _parse_timestamps(raw: pd.Series) -> pd.Series:
+    """Bar-start timestamps as naive UTC (tz-aware input is converted, naive input is UTC)."""
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        s = raw
+    else:
+        s = pd.to_datetime(raw.astype("string").str.strip(), format="ISO8601", errors="coerce",
+                           utc=True)
+    if getattr(s.dt, "tz", None) is not None:
+        s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+    return s
+
+
+def time_column(df: pd.DataFrame) -> str:
+    """``"ts"`` for intraday bars (a ``ts`` column and no ``date``), else ``"date"``."""
+    return "ts" if "ts" in df.columns and "date" not in df.columns else "date"
+
+
 def validate_bars(df: pd.DataFrame) -> ValidationResult:
     """Split raw bars into valid rows and rejects with reasons.
+
+    Daily bars carry ``date``; intraday bars carry ``ts`` (bar start, UTC; tz-aware values
+    are converted, naive ones taken as UTC) and are keyed by (symbol, ts) — the reasons then
+    say ``unparseable timestamp`` and ``duplicate (symbol, ts)``.
 
     Args:
         df: columns ``symbol, date, open, high, low, close, volume`` as read by
@@ -92,19 +113,20 @@ def validate_bars(df: pd.DataFrame) -> ValidationResult:
         sel = mask & (reason == None)  # noqa: E711 - elementwise on an object array
         reason[sel] = why
 
+    tcol = time_column(df)
     symbol = _strip_symbols(df["symbol"])
-    dates = _parse_dates(df["date"])
+    dates = _parse_timestamps(df[tcol]) if tcol == "ts" else _parse_dates(df[tcol])
     nums = {c: pd.to_numeric(df[c], errors="coerce").astype("float64").to_numpy()
             for c in NUMERIC_COLUMNS}
 
-    missing = (symbol.isna() | (symbol == "")).to_numpy(dtype=bool) | df["date"].isna().to_numpy()
+    missing = (symbol.isna() | (symbol == "")).to_numpy(dtype=bool) | df[tcol].isna().to_numpy()
     for c in NUMERIC_COLUMNS:
         col = df[c]
         missing |= col.isna().to_numpy()
         if col.dtype == object or pd.api.types.is_string_dtype(col):
             missing |= (col.astype("string").str.strip() == "").fillna(False).to_numpy(dtype=bool)
     mark(missing, "missing value")
-    mark(dates.isna().to_numpy(), "unparseable date")
+    mark(dates.isna().to_numpy(), "unparseable date" if tcol == "date" else "unparseable timestamp")
     nonnum = np.zeros(n, dtype=bool)
     for c in NUMERIC_COLUMNS:
         nonnum |= ~np.isfinite(nums[c])
@@ -118,10 +140,11 @@ def validate_bars(df: pd.DataFrame) -> ValidationResult:
         mark(v < 0, "negative volume")
 
     clean = pd.DataFrame({"symbol": symbol.to_numpy(dtype=object),
-                          "date": dates.to_numpy().astype("datetime64[D]"),
+                          tcol: dates.to_numpy().astype("datetime64[D]" if tcol == "date"
+                                                        else "datetime64[us]"),
                           **{k: nums[k] for k in NUMERIC_COLUMNS}})
     ok = reason == None  # noqa: E711
-    keys = ["symbol", "date"]
+    keys = ["symbol", tcol]
     cand = clean[ok]
     dup_any = cand.duplicated(keys, keep=False).to_numpy()
     if dup_any.any():
@@ -132,8 +155,8 @@ def validate_bars(df: pd.DataFrame) -> ValidationResult:
             .notna().to_numpy()
         repeat = d.duplicated(keep="first").to_numpy()
         idx = np.flatnonzero(ok)[dup_any]
-        reason[idx[is_conflict]] = "conflicting duplicate (symbol, date)"
-        reason[idx[~is_conflict & repeat]] = "duplicate (symbol, date)"
+        reason[idx[is_conflict]] = f"conflicting duplicate (symbol, {tcol})"
+        reason[idx[~is_conflict & repeat]] = f"duplicate (symbol, {tcol})"
         ok = reason == None  # noqa: E711
 
     good = clean if ok.all() else clean[ok].reset_index(drop=True)

@@ -45,6 +45,10 @@ def test_timescale_sql_is_generated():
     assert "timescaledb.compress_segmentby = 'symbol'" in sql
     assert "timescaledb.compress_orderby = 'date DESC'" in sql
     assert "add_compression_policy" in sql
+    assert """create_hypertable('"technic".bars_intraday', by_range('ts', INTERVAL '7 days')""" \
+        in sql and "add_retention_policy" in sql
+    assert "WITH (timescaledb.continuous)" in sql and "time_bucket(INTERVAL '15 minutes', ts)" \
+        in sql and "first(open, ts)" in sql
     assert "PARTITION BY RANGE" not in sql
     native = "\n".join(migration_sql("technic", timescale=False))
     assert "PARTITION BY RANGE (date)" in native and "create_hypertable" not in native

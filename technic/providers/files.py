@@ -17,6 +17,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 BAR_COLUMNS = ("symbol", "date", "open", "high", "low", "close", "volume")
+#: Intraday bars: ``ts`` is the bar start (UTC) instead of ``date``.
+INTRADAY_BAR_COLUMNS = ("symbol", "ts", "open", "high", "low", "close", "volume")
 UNIVERSE_COLUMNS = ("symbol", "name", "exchange", "sector", "industry", "security_type",
                     "is_etf", "active", "market_cap")
 
@@ -76,11 +78,16 @@ def _columns(p: Path) -> list[str]:
     raise InputFileError(f"{p}: unknown file type (expected .parquet, .csv or .csv.gz)")
 
 
+def _bar_columns(names: list[str]) -> tuple[str, ...]:
+    return INTRADAY_BAR_COLUMNS if "ts" in names and "date" not in names else BAR_COLUMNS
+
+
 def read_bars(path: str | Path) -> pd.DataFrame:
-    """Read a bars file as it is.
+    """Read a bars file as it is: daily (``date``) or intraday (``ts``, bar start in UTC).
 
     Returns:
-        DataFrame with the columns of ``BAR_COLUMNS``; one row per input row. In CSV files every
+        DataFrame with the columns of ``BAR_COLUMNS`` or ``INTRADAY_BAR_COLUMNS``; one row per
+        input row. In CSV files every
         column is read as text (so unparseable values survive to validation); Parquet columns
         keep their types (``date`` as ``datetime64``).
 
@@ -90,14 +97,16 @@ def read_bars(path: str | Path) -> pd.DataFrame:
     p = Path(path)
     if p.suffix.lower() == ".parquet":
         names = pq.read_schema(p).names
-        _require(p, names, BAR_COLUMNS)
-        table = pq.read_table(p, columns=list(BAR_COLUMNS))
+        cols = _bar_columns(names)
+        _require(p, names, cols)
+        table = pq.read_table(p, columns=list(cols))
         return table.to_pandas(date_as_object=False)
     if _is_csv(p):
         names = _columns(p)
-        _require(p, names, BAR_COLUMNS)
+        cols = _bar_columns(names)
+        _require(p, names, cols)
         opts = pacsv.ConvertOptions(column_types={c: pa.string() for c in names},
-                                    include_columns=list(BAR_COLUMNS),
+                                    include_columns=list(cols),
                                     strings_can_be_null=True)
         return pacsv.read_csv(p, convert_options=opts).to_pandas()
     raise InputFileError(f"{p}: unknown file type (expected .parquet, .csv or .csv.gz)")

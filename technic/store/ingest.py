@@ -19,7 +19,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from technic.store.db import DatabaseTarget, adbc_connect, get_engine
-from technic.store.schema import ensure_partitions
+from technic.store.schema import ensure_partitions, refresh_rollups
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +45,17 @@ class IngestReport:
 
 
 def bars_to_arrow(bars: pd.DataFrame) -> pa.Table:
-    """Validated bars → Arrow table ``symbol string, date date32, OHLCV float64``."""
+    """Validated bars → Arrow table ``symbol string, date date32 | ts timestamp[us, UTC],
+    OHLCV float64``."""
+    if "ts" in bars.columns:
+        when = {"ts": pa.array(bars["ts"].to_numpy().astype("datetime64[us]"),
+                               type=pa.timestamp("us", tz="UTC"))}
+    else:
+        when = {"date": pa.array(bars["date"].to_numpy().astype("datetime64[D]"),
+                                 type=pa.date32())}
     return pa.table({
         "symbol": pa.array(bars["symbol"].astype(str).to_numpy(), type=pa.string()),
-        "date": pa.array(bars["date"].to_numpy().astype("datetime64[D]"), type=pa.date32()),
+        **when,
         **{c: pa.array(bars[c].to_numpy(dtype="float64"), type=pa.float64())
            for c in ("open", "high", "low", "close", "volume")},
     })
@@ -76,11 +83,11 @@ def _universe_to_arrow(u: pd.DataFrame) -> pa.Table:
 # from updates on a partitioned table: xmax is not available there.)
 _UPDATE_BARS = """
 WITH up AS (
-    UPDATE bars_daily AS b SET
+    UPDATE {table} AS b SET
         open = s.open, high = s.high, low = s.low, close = s.close, volume = s.volume,
         source = $1, ingested_at = now()
     FROM _stage_bars AS s
-    WHERE b.symbol = s.symbol AND b.date = s.date
+    WHERE b.symbol = s.symbol AND b.{t} = s.{t}
       AND (b.open, b.high, b.low, b.close, b.volume)
           IS DISTINCT FROM (s.open, s.high, s.low, s.close, s.volume)
     RETURNING 1
@@ -92,17 +99,17 @@ SELECT count(*) FROM up
 # about 2x here). Safe because bar ingests take the advisory lock below, one at a time.
 _INSERT_BARS = """
 WITH ins AS (
-    INSERT INTO bars_daily (symbol, date, open, high, low, close, volume, source)
-    SELECT s.symbol, s.date, s.open, s.high, s.low, s.close, s.volume, $1
+    INSERT INTO {table} (symbol, {t}, open, high, low, close, volume, source)
+    SELECT s.symbol, s.{t}, s.open, s.high, s.low, s.close, s.volume, $1
     FROM _stage_bars AS s
-    WHERE NOT EXISTS (SELECT 1 FROM bars_daily AS b
-                      WHERE b.symbol = s.symbol AND b.date = s.date)
+    WHERE NOT EXISTS (SELECT 1 FROM {table} AS b
+                      WHERE b.symbol = s.symbol AND b.{t} = s.{t})
     RETURNING 1
 )
 SELECT count(*) FROM ins
 """
 
-_LOCK_BARS = "SELECT pg_advisory_xact_lock(hashtext('technic-ingest-bars_daily'))"
+_LOCK_BARS = "SELECT pg_advisory_xact_lock(hashtext('technic-ingest-{table}'))"
 
 _UPSERT_SYMBOLS = """
 WITH up AS (
@@ -179,10 +186,13 @@ def write_ingest(
         Exception: any database error; the transaction is rolled back, nothing is written.
     """
     t0 = time.perf_counter()
+    intraday = bars is not None and "ts" in bars.columns
+    table, tcol = ("bars_intraday", "ts") if intraday else ("bars_daily", "date")
     if bars is not None and len(bars):
-        years = np.unique(bars["date"].to_numpy().astype("datetime64[Y]").astype(int) + 1970)
+        unit = "M" if intraday else "Y"
+        periods = np.unique(bars[tcol].to_numpy().astype(f"datetime64[{unit}]"))
         with get_engine(target).begin() as conn:
-            ensure_partitions(conn, target.schema, "bars_daily", years)
+            ensure_partitions(conn, target.schema, table, periods)
     report.timings["partitions_s"] = round(time.perf_counter() - t0, 4)
 
     with adbc_connect(target) as conn, conn.cursor() as cur:
@@ -195,7 +205,7 @@ def write_ingest(
             report.timings["symbols_s"] = round(time.perf_counter() - t, 4)
         if bars is not None and len(bars):
             t = time.perf_counter()
-            cur.execute(_LOCK_BARS)
+            cur.execute(_LOCK_BARS.format(table=table))
             cur.fetchall()
             cur.adbc_ingest("_stage_bars", bars_to_arrow(bars), mode="create", temporary=True)
             report.timings["stage_copy_s"] = round(time.perf_counter() - t, 4)
@@ -204,10 +214,10 @@ def write_ingest(
             # stage and may pick nested-loop probes for millions of rows.
             cur.execute("ANALYZE _stage_bars")
             cur.execute(_BARE_SYMBOLS)
-            cur.execute(_UPDATE_BARS, parameters=(report.source,))
+            cur.execute(_UPDATE_BARS.format(table=table, t=tcol), parameters=(report.source,))
             report.rows_updated = int(cur.fetchone()[0])
             report.timings["update_s"] = round(time.perf_counter() - t, 4)
-            cur.execute(_INSERT_BARS, parameters=(report.source,))
+            cur.execute(_INSERT_BARS.format(table=table, t=tcol), parameters=(report.source,))
             report.rows_inserted = int(cur.fetchone()[0])
             report.rows_unchanged = len(bars) - report.rows_inserted - report.rows_updated
             report.timings["upsert_s"] = round(time.perf_counter() - t, 4)
@@ -223,6 +233,10 @@ def write_ingest(
         conn.commit()
     if bars is not None and report.rows_inserted + report.rows_updated > 0:
         with get_engine(target).begin() as c:
-            c.execute(sa.text("ANALYZE bars_daily"))
+            c.execute(sa.text(f"ANALYZE {table}"))
+            if intraday:
+                t = time.perf_counter()
+                refresh_rollups(c, target.schema)
+                report.timings["rollups_s"] = round(time.perf_counter() - t, 4)
     report.timings["store_s"] = round(time.perf_counter() - t0, 4)
     return report

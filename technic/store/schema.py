@@ -17,6 +17,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -179,6 +180,61 @@ def _v2(schema: str, timescale: bool) -> list[str]:
             f"{quote_ident(schema)}.features_daily (date)"]
 
 
+#: Roll-ups of intraday bars: (view name, bucket). Daily buckets are New York session dates.
+ROLLUPS: tuple[tuple[str, str], ...] = (("bars_15min", "15 minutes"), ("bars_1h", "1 hour"),
+                                        ("bars_intraday_daily", "1 day"))
+
+
+def _rollup_sql(schema: str, view: str, bucket: str, timescale: bool) -> str:
+    q = quote_ident(schema)
+    if bucket == "1 day":  # session date in New York, not a UTC day
+        key = "(ts AT TIME ZONE 'America/New_York')::date"
+        key_name = "date"
+    else:
+        key = (f"time_bucket(INTERVAL '{bucket}', ts)" if timescale
+               else f"date_bin(INTERVAL '{bucket}', ts, TIMESTAMPTZ '2000-01-03 00:00:00+00')")
+        key_name = "ts"
+    first = "first(open, ts)" if timescale else "(array_agg(open ORDER BY ts))[1]"
+    last = "last(close, ts)" if timescale else "(array_agg(close ORDER BY ts DESC))[1]"
+    opts = " WITH (timescaledb.continuous)" if timescale and bucket != "1 day" else ""
+    return (f"CREATE MATERIALIZED VIEW IF NOT EXISTS {q}.{view}{opts} AS "
+            f"SELECT symbol, {key} AS {key_name}, {first} AS open, max(high) AS high, "
+            f"min(low) AS low, {last} AS close, sum(volume) AS volume, count(*) AS n_bars "
+            f"FROM {q}.bars_intraday GROUP BY symbol, {key}"
+            + (" WITH NO DATA" if not opts else ""))
+
+
+def _v3(schema: str, timescale: bool) -> list[str]:
+    q = quote_ident(schema)
+    part = "" if timescale else " PARTITION BY RANGE (ts)"
+    stmts = [f"""CREATE TABLE IF NOT EXISTS {q}.bars_intraday (
+    symbol text NOT NULL,
+    ts timestamptz NOT NULL,
+    open double precision NOT NULL,
+    high double precision NOT NULL,
+    low double precision NOT NULL,
+    close double precision NOT NULL,
+    volume double precision NOT NULL,
+    source text NOT NULL,
+    ingested_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (symbol, ts)
+){part}"""]
+    if timescale:
+        stmts += [
+            f"SELECT create_hypertable('{q}.bars_intraday', by_range('ts', INTERVAL '7 days'), "
+            f"if_not_exists => TRUE)",
+            f"ALTER TABLE {q}.bars_intraday SET (timescaledb.compress, "
+            f"timescaledb.compress_segmentby = 'symbol', "
+            f"timescaledb.compress_orderby = 'ts DESC')",
+            f"SELECT add_compression_policy('{q}.bars_intraday', INTERVAL '14 days', "
+            f"if_not_exists => TRUE)",
+            f"SELECT add_retention_policy('{q}.bars_intraday', INTERVAL '730 days', "
+            f"if_not_exists => TRUE)",
+        ]
+    stmts += [_rollup_sql(schema, v, b, timescale) for v, b in ROLLUPS]
+    return stmts
+
+
 @dataclass(frozen=True)
 class Migration:
     """One schema version. ``render(schema, timescale)`` returns its SQL statements."""
@@ -191,7 +247,19 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "bars, symbols, ingest log, feature store, scan results", _v1),
     Migration(2, "index features_daily by date", _v2),
+    Migration(3, "intraday bars and their 15-minute, hourly and daily roll-ups", _v3),
 )
+
+
+def refresh_rollups(conn: Connection, schema: str) -> None:
+    """Recompute the intraday roll-ups (continuous aggregates are refreshed by TimescaleDB's
+    own policy; plain materialized views here)."""
+    for view, _ in ROLLUPS:
+        kind = conn.execute(sa.text(
+            "SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = :s AND c.relname = :v"), {"s": schema, "v": view}).scalar()
+        if kind == "m":
+            conn.execute(sa.text(f"REFRESH MATERIALIZED VIEW {quote_ident(schema)}.{view}"))
 
 
 def migration_sql(schema: str = "technic", timescale: bool = False) -> list[str]:
@@ -287,25 +355,41 @@ def is_native_partitioned(conn: Connection, schema: str, table: str) -> bool:
     return row is not None
 
 
-def ensure_partitions(conn: Connection, schema: str, table: str, years: Iterable[int]) -> list[str]:
-    """Create the yearly partitions ``<table>_y<YYYY>`` that are missing (native variant only).
+def ensure_partitions(conn: Connection, schema: str, table: str,
+                      periods: Iterable[int | np.datetime64]) -> list[str]:
+    """Create the missing range partitions of ``table`` (native variant only).
 
-    A no-op on a TimescaleDB hypertable (chunks are created automatically). Returns the names
-    of the partitions created.
+    Args:
+        periods: calendar years (``int`` or ``datetime64[Y]``) → ``<table>_y<YYYY>``, or
+            months (``datetime64[M]``, for intraday tables) → ``<table>_m<YYYYMM>``; bounds
+            are UTC midnights.
+
+    Returns:
+        The names of the partitions created (none on a TimescaleDB hypertable, whose chunks
+        are created automatically).
     """
     if not is_native_partitioned(conn, schema, table):
         return []
     created = []
-    for y in sorted({int(y) for y in years}):
-        name = f"{table}_y{y}"
+    qs = quote_ident(schema)
+    bounds = set()
+    for p in periods:
+        if isinstance(p, np.datetime64) and np.datetime_data(p.dtype)[0] == "M":
+            lo = p.astype("datetime64[M]")
+            bounds.add((f"{table}_m{str(lo).replace('-', '')}", str(lo.astype("datetime64[D]")),
+                        str((lo + 1).astype("datetime64[D]"))))
+        else:
+            y = int(p.astype("datetime64[Y]").astype(int) + 1970) \
+                if isinstance(p, np.datetime64) else int(p)
+            bounds.add((f"{table}_y{y}", f"{y}-01-01", f"{y + 1}-01-01"))
+    for name, lo, hi in sorted(bounds):
         exists = conn.execute(sa.text(
             "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = :s AND c.relname = :t"), {"s": schema, "t": name}).first()
         if exists:
             continue
-        qs = quote_ident(schema)
         conn.execute(sa.text(
             f"CREATE TABLE IF NOT EXISTS {qs}.{name} PARTITION OF {qs}.{table} "
-            f"FOR VALUES FROM ('{y}-01-01') TO ('{y + 1}-01-01')"))
+            f"FOR VALUES FROM ('{lo} 00:00:00+00') TO ('{hi} 00:00:00+00')"))
         created.append(name)
     return created
