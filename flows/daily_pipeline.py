@@ -11,6 +11,7 @@ import datetime as dt
 
 from prefect import flow, get_run_logger, task
 
+from flows.jobs import skip_scheduled
 from technic.config import get_settings
 from technic.store.db import DatabaseTarget
 
@@ -95,6 +96,8 @@ def daily_pipeline(data_path: str | None = None, top: int = 25, as_of: str | Non
     from technic.universe import UniverseRules
 
     day = dt.date.fromisoformat(as_of) if as_of else None
+    if skip_scheduled("eod"):  # a scheduled run on a holiday has nothing to do
+        return {}
     ScanParams(top=top, as_of=day, rules=UniverseRules(  # validate before doing anything
         min_price=min_price, min_dollar_volume=min_dollar_volume, sectors=tuple(sectors or ())))
     target = db_init_task()

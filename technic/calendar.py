@@ -60,3 +60,34 @@ def last_complete_session(now: pd.Timestamp | None = None) -> dt.date:
     if cal.session_close(day) > now:
         day = cal.previous_session(day)
     return day.date()
+
+
+def is_open(when: pd.Timestamp) -> bool:
+    """True when the NYSE regular session is open at ``when`` (tz-aware), half days included."""
+    ts = pd.Timestamp(when).tz_convert("UTC")
+    day = ts.tz_convert("America/New_York").date()
+    if not is_session(day):
+        return False
+    cal = _xnys()
+    return cal.session_open(pd.Timestamp(day)) <= ts <= cal.session_close(pd.Timestamp(day))
+
+
+def should_run(job: str, when: pd.Timestamp) -> bool:
+    """Whether a scheduled job fired at ``when`` (tz-aware) has work to do.
+
+    ``"eod"``: ``when`` falls on a session day at or after its close (13:00 ET on half
+    days); ``"intraday"``: the session is open; anything else (nightly training, weekly
+    checks): always. Schedules are plain crons; the flows call this first and skip holidays.
+
+    Raises:
+        ValueError: ``when`` has no time zone.
+    """
+    ts = pd.Timestamp(when)
+    if ts.tzinfo is None:
+        raise ValueError("should_run needs a tz-aware time")
+    if job == "eod":
+        day = ts.tz_convert("America/New_York").date()
+        return is_session(day) and ts.tz_convert("UTC") >= session_close(day)
+    if job == "intraday":
+        return is_open(ts)
+    return True

@@ -1,0 +1,179 @@
+"""Prefect flows for the scheduled and UI-triggered jobs (thin wrappers over technic).
+
+Every flow validates its parameters before touching anything (a bad value from the UI fails
+the run with a readable message and writes nothing), checks the NYSE calendar when it is a
+scheduled market job (holidays and half days), and reports what it did as Prefect artifacts.
+Each also runs without a Prefect server (``python -c 'from flows.jobs import scan; scan()'``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from technic.calendar import should_run
+from technic.config import get_settings
+from technic.store.db import DatabaseTarget
+
+
+def _target() -> DatabaseTarget:
+    from technic.store.db import get_engine, resolve_target
+    from technic.store.schema import init_db
+
+    target = resolve_target()
+    init_db(get_engine(target), target.schema)
+    return target
+
+
+def skip_scheduled(job: str) -> bool:
+    """True when this is a scheduled deployment run with no market work to do (holiday,
+    before a half day's close, outside the session); ad-hoc runs are never skipped."""
+    from prefect.runtime import deployment, flow_run
+
+    if deployment.id is None:
+        return False
+    when = pd.Timestamp(flow_run.scheduled_start_time or pd.Timestamp.now(tz="UTC"))
+    if when.tzinfo is None:
+        when = when.tz_localize("UTC")
+    if should_run(job, when):
+        return False
+    get_run_logger().info("no %s work at %s (NYSE calendar): skipped", job, when)
+    return True
+
+
+@task(name="ingest", retries=3, retry_delay_seconds=[10, 60, 300], tags=["database"])
+def ingest_task(path: str | None) -> list[dict]:
+    """Ingest files (idempotent, so retries are safe); returns each run's counts."""
+    from technic.ingest import ingest_files
+
+    return [r.as_dict() for r in ingest_files(_target(), path or get_settings().data_dir)]
+
+
+@task(name="refresh-features", retries=1, retry_delay_seconds=30, tags=["database"])
+def refresh_task(as_of: str | None, changed_only: bool) -> dict:
+    """Refresh features (Dask); returns the resolved date and counts."""
+    from technic.compute import dask_client
+    from technic.refresh import refresh_features
+
+    s = get_settings()
+    with dask_client(s) as client:
+        rep, _ = refresh_features(_target(), dt.date.fromisoformat(as_of) if as_of else None,
+                                  lookback_bars=s.lookback_bars, chunk_size=s.chunk_size,
+                                  client=client, only_changed=changed_only,
+                                  use_cache=bool(s.redis_url), redis_url=s.redis_url)
+    return {"as_of": rep.as_of.isoformat(), "symbols": rep.symbols, "timings_s": rep.timings}
+
+
+def _report_scan(out, top: int, schema: str) -> None:
+    rows = out.results.head(top)
+    cols = ["rank", "symbol", "sector", "close", "tech_rating", "trend_score",
+            "momentum_score", "volatility_score", "volume_score"]
+    create_table_artifact(
+        key="scan-top", description=f"Top {top} of scan run {out.run_id} ({out.as_of})",
+        table=[{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
+               for r in rows[cols].to_dict(orient="records")])
+    drops = "\n".join(f"| {k.removeprefix('dropped_')} | {v:,} |"
+                      for k, v in out.counts.items() if k.startswith("dropped_"))
+    timings = "\n".join(f"| {k} | {v:.3f} |" for k, v in out.timings_s.items())
+    create_markdown_artifact(key="scan-summary", description="scan counts and timings",
+                             markdown=f"""# Scan run {out.run_id} — as of {out.as_of}
+
+{out.counts['passed']:,} of {out.counts['input']:,} symbols passed the universe filter.
+
+| filter rule | dropped |
+| --- | --- |
+{drops}
+
+| stage | seconds |
+| --- | --- |
+{timings}
+
+Cache: `{out.cache}`
+
+All results:
+
+```sql
+SELECT * FROM {schema}.scan_results WHERE run_id = {out.run_id} ORDER BY rank;
+```
+""")
+
+
+@flow(name="scan", log_prints=True)
+def scan(top: int = 25, as_of: str | None = None, min_price: float = 5.0,
+         min_dollar_volume: float = 500_000.0, sectors: list[str] | None = None,
+         all_tickers: bool = False, keep_leveraged: bool = False) -> dict:
+    """Scan the feature store with these parameters and store the ranked run (UI-triggered).
+
+    Raises:
+        ValueError: a parameter is invalid (nothing is written).
+    """
+    from technic.scan import ScanParams, run_scan
+    from technic.universe import UniverseRules
+
+    params = ScanParams(
+        top=top, as_of=dt.date.fromisoformat(as_of) if as_of else None,
+        rules=UniverseRules(min_price=min_price, min_dollar_volume=min_dollar_volume,
+                            valid_tickers=not all_tickers,
+                            exclude_leveraged_etfs=not keep_leveraged,
+                            sectors=tuple(sectors or ())))
+    target = _target()
+    out = run_scan(target, params)
+    _report_scan(out, top, target.schema)
+    return out.to_json(top)
+
+
+@flow(name="ingest-daily")
+def ingest_daily(path: str | None = None, force: bool = False) -> list[dict]:
+    """End-of-day ingest after the close; skipped on holidays unless ``force``."""
+    if not force and skip_scheduled("eod"):
+        return []
+    return ingest_task(path)
+
+
+@flow(name="refresh-features")
+def refresh_features_flow(as_of: str | None = None, changed_only: bool = False) -> dict:
+    """Refresh the feature store for a date (default: the latest with bars)."""
+    if as_of:
+        dt.date.fromisoformat(as_of)  # validate before work
+    return refresh_task(as_of, changed_only)
+
+
+@flow(name="intraday-refresh")
+def intraday_refresh(path: str, top: int = 25, force: bool = False) -> dict | None:
+    """Every 5 minutes in the session: ingest the latest intraday file, recompute only the
+    symbols whose bars changed, scan. Skipped outside the regular session unless ``force``."""
+    if not force and skip_scheduled("intraday"):
+        return None
+    ingest_task(path)
+    refreshed = refresh_task(None, True)
+    return scan(top=top, as_of=refreshed["as_of"])
+
+
+@flow(name="backfill")
+def backfill(start: str, end: str | None = None) -> dict:
+    """Feature history for ``[start, end]`` (training data, evaluation)."""
+    from technic.refresh import backfill_features
+
+    s_date = dt.date.fromisoformat(start)
+    e_date = dt.date.fromisoformat(end) if end else None
+    rep = backfill_features(_target(), s_date, e_date, lookback_bars=get_settings().lookback_bars)
+    return {"start": start, "end": rep.as_of.isoformat(), "rows": rep.rows_written}
+
+
+@flow(name="gap-check")
+def gap_check(top: int = 20) -> dict:
+    """Weekly data-quality check: freshness, rejects, gaps (also a Markdown artifact)."""
+    from technic.store.quality import ingest_status
+
+    st = ingest_status(_target(), top)
+    create_markdown_artifact(key="gap-check", markdown="\n".join(
+        ["# Data quality", "", "| source | last date | rows | symbols |",
+         "| --- | --- | --- | --- |"]
+        + [f"| {r['source']} | {r['last_date']} | {r['rows']:,} | {r['symbols']:,} |"
+           for r in st.sources]
+        + ["", f"Missing symbol-sessions: {st.gaps_total:,}", "", "| symbol | gaps |",
+           "| --- | --- |"] + [f"| {g['symbol']} | {g['gaps']} |" for g in st.gaps_top]))
+    return st.as_dict()

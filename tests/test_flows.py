@@ -1,0 +1,88 @@
+"""Schedules against the NYSE calendar, and the scan flow with its artifacts (no server)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import inspect
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from prefect.server.schemas.schedules import CronSchedule
+
+from technic.calendar import should_run
+
+REPO = Path(__file__).resolve().parents[1]
+JOB = {"daily-pipeline": "eod", "intraday-refresh": "intraday"}
+
+
+def _effective_runs(name: str, start: str, end: str) -> list[pd.Timestamp]:
+    dep = next(d for d in yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]
+               if d["name"] == name)
+    sched = dep["schedules"][0]
+    cron = CronSchedule(cron=sched["cron"], timezone=sched["timezone"])
+    times = cron.get_dates(start=pd.Timestamp(start, tz="America/New_York"),
+                           end=pd.Timestamp(end, tz="America/New_York"))
+    if inspect.isawaitable(times):  # Prefect's sync/async dual API
+        times = asyncio.run(times)
+    return [pd.Timestamp(t) for t in times if should_run(JOB[name], pd.Timestamp(t))]
+
+
+def test_eod_runs_skip_the_holiday_and_follow_the_half_day():
+    runs = _effective_runs("daily-pipeline", "2025-07-02", "2025-07-08")
+    days = [t.tz_convert("America/New_York").date() for t in runs]
+    assert days == [dt.date(2025, 7, 2), dt.date(2025, 7, 3), dt.date(2025, 7, 7)]
+    assert all(t.tz_convert("America/New_York").hour == 16 for t in runs)
+
+
+def test_intraday_runs_stop_at_the_half_day_close():
+    runs = _effective_runs("intraday-refresh", "2025-07-03", "2025-07-05")
+    ny = [t.tz_convert("America/New_York") for t in runs]
+    assert ny[0].strftime("%H:%M") == "09:30" and ny[-1].strftime("%H:%M") == "13:00"
+    assert {t.date() for t in ny} == {dt.date(2025, 7, 3)}  # nothing on July 4
+    full = _effective_runs("intraday-refresh", "2025-07-07", "2025-07-08")
+    assert len(full) == 78 and full[-1].tz_convert("America/New_York").strftime("%H:%M") \
+        == "15:55"
+
+
+def test_every_deployment_points_at_a_flow():
+    import importlib
+
+    for dep in yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]:
+        path, func = dep["entrypoint"].split(":")
+        mod = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+        assert hasattr(getattr(mod, func), "fn"), dep["name"]
+
+
+def test_scan_flow_writes_artifacts_and_rejects_bad_parameters(db_url, demo_target,
+                                                               monkeypatch):
+    from prefect.testing.utilities import prefect_test_harness
+
+    from technic.config import get_settings
+    from technic.store import db as dbmod
+
+    monkeypatch.setenv("TECHNIC_DATABASE_URL", db_url)
+    monkeypatch.setenv("TECHNIC_DB_SCHEMA", demo_target.schema)
+    get_settings.cache_clear()
+    dbmod._resolve.cache_clear()
+    try:
+        from flows.jobs import scan
+
+        with prefect_test_harness(server_startup_timeout=120):
+            from prefect.client.orchestration import get_client
+
+            out = scan(top=5, sectors=["Technology"])
+            assert len(out["results"]) == 5 and out["counts"]["dropped_sector"] > 0
+            with pytest.raises(ValueError, match="min_price"):
+                scan(min_price=-1)
+
+            async def keys():
+                async with get_client() as c:
+                    return {a.key for a in await c.read_artifacts()}
+
+            assert {"scan-top", "scan-summary"} <= asyncio.run(keys())
+    finally:
+        get_settings.cache_clear()
+        dbmod._resolve.cache_clear()
