@@ -32,6 +32,8 @@ lint: $(STAMP)
 ## Benchmarks (full real universe from ../shared/data and synthetic 6,000 x 504).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/pipeline.py
+	$(BIN)/python benchmarks/scan.py
+	$(BIN)/python benchmarks/indicators.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
