@@ -1,0 +1,97 @@
+"""Ingest benchmark: technic's ingest against a plain COPY into the same table.
+
+For the full real daily file (``../shared/data/bars_daily.parquet``), median of ``--repeat``
+runs, each into a fresh schema of a throwaway database:
+
+* ``copy_s`` — a plain binary COPY (ADBC, Arrow) of the already-validated rows straight into
+  an empty ``bars_daily`` (same partitions, same primary key): the reference;
+* ``ingest_s`` — ``technic.ingest``: read the file, validate every row, stage, update/insert,
+  log the run (into an empty ``bars_daily``);
+* ``reingest_s`` — the same file again (every row unchanged);
+* ``one_day_s`` — one new market day (~7,600 rows) ingested into the full table.
+
+Prints a table and, last, one JSON line.
+
+    python benchmarks/ingest.py [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks._db import throwaway_database  # noqa: E402
+from technic.store.db import DatabaseTarget, adbc_connect, get_engine  # noqa: E402
+from technic.store.schema import ensure_partitions, init_db  # noqa: E402
+
+SHARED = Path(os.environ.get("TECHNIC_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    from technic.ingest import ingest_files
+    from technic.providers.files import read_bars
+    from technic.store.ingest import bars_to_arrow
+    from technic.validation import validate_bars
+
+    path = SHARED / "bars_daily.parquet"
+    if not path.exists():
+        sys.exit(f"{path} not found (set TECHNIC_SHARED_DATA)")
+    good = validate_bars(read_bars(path)).good
+    arrow = bars_to_arrow(good).append_column(
+        "source", pa.array(np.full(len(good), "copy", dtype=object), pa.string()))
+    years = np.unique(good["date"].to_numpy().astype("datetime64[Y]"))
+    last = good[good["date"] == good["date"].max()].copy()
+    last["date"] = (pd.Timestamp(good["date"].max()) + pd.offsets.BDay(1)).to_datetime64()
+    day_file = Path(os.environ.get("TMPDIR", "/tmp")) / "technic_bench_one_day.parquet"
+    last.to_parquet(day_file)
+    res: dict[str, list[float]] = {"copy_s": [], "ingest_s": [], "reingest_s": [],
+                                   "one_day_s": []}
+    with throwaway_database() as url:
+        for i in range(args.repeat):
+            ref = DatabaseTarget(url, f"copy_{i}", "bench")
+            init_db(get_engine(ref), ref.schema)
+            with get_engine(ref).begin() as c:
+                ensure_partitions(c, ref.schema, "bars_daily", years)
+            with adbc_connect(ref) as conn, conn.cursor() as cur:
+                t = time.perf_counter()
+                cur.adbc_ingest("bars_daily", arrow, mode="append")
+                conn.commit()
+                res["copy_s"].append(time.perf_counter() - t)
+            target = DatabaseTarget(url, f"ingest_{i}", "bench")
+            init_db(get_engine(target), target.schema)
+            t = time.perf_counter()
+            ingest_files(target, path)
+            res["ingest_s"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            ingest_files(target, path)
+            res["reingest_s"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            ingest_files(target, day_file)
+            res["one_day_s"].append(time.perf_counter() - t)
+    med = {k: round(statistics.median(v), 4) for k, v in res.items()}
+    med.update(rows=len(good), one_day_rows=len(last),
+               ingest_rows_per_s=round(len(good) / med["ingest_s"]),
+               copy_rows_per_s=round(len(good) / med["copy_s"]),
+               throughput_vs_copy=round(med["copy_s"] / med["ingest_s"], 3))
+    print(pd.Series(med).to_string())
+    print(json.dumps({"benchmark": "ingest", "repeat": args.repeat, "results": med}))
+
+
+if __name__ == "__main__":
+    main()
