@@ -41,12 +41,16 @@ TA-Lib conventions
       (TA-Lib issues #117, #118, #243) instead of ``E[x²] - mean²`` on raw prices.
 
 Implementation
-    Columns are independent: each column is gathered into a contiguous scratch buffer of its
+    The standard kernels (SMA, EMA, RSI, MACD, BBANDS, ATR, ADX, OBV, ROC, and STOCH, WILLR,
+    CCI, MFI in :mod:`~technic.indicators.extra`) are time-major (:mod:`._tm`): the outer
+    loop walks the rows, the inner loop the symbols (contiguous in a C-ordered panel), each
+    symbol with its own state vector and small rings of its last ``n`` bars, in the same
+    arithmetic order as the 1-D kernels below, which remain the specification (and serve
+    the other indicators): each column is gathered into a contiguous scratch buffer of its
     own bars, the 1-D kernel runs on it, and the result is scattered back (NaN on gap rows).
-    Scratch is ``O(T)`` per call; no full-size temporary is made besides the outputs. The
-    kernels are serial (``nogil=True``: callers may run them from several threads; the
-    pipeline runs one Dask worker process per core) and compiled once per machine
-    (``cache=True``).
+    Inputs are made C-contiguous first. The kernels are serial (``nogil=True``: callers may
+    run them from several threads; the pipeline runs one Dask worker process per core) and
+    compiled once per machine (``cache=True``).
 """
 
 from __future__ import annotations
@@ -55,10 +59,11 @@ import math
 import operator
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.extending import intrinsic
+from numba import njit
 from numpy.typing import ArrayLike, NDArray
+
+from technic.indicators import _tm
+from technic.indicators._common import _JIT, TA_EPSILON, _fma
 
 __all__ = [
     "TA_EPSILON",
@@ -80,26 +85,7 @@ __all__ = [
     "sma",
 ]
 
-#: TA-Lib 0.8 zero band (``TA_IS_ZERO``: ``|v| < TA_EPSILON``), used by ADX on the DI sum.
-TA_EPSILON = 1e-14
-
 F64 = NDArray[np.float64]
-
-_JIT = {"cache": True, "nogil": True}
-
-
-@intrinsic
-def _fma(typingctx, a, b, c):
-    """``a * b + c`` with a single rounding (C99 ``fma``), as TA-Lib 0.8 emits it."""
-    sig = types.float64(types.float64, types.float64, types.float64)
-
-    def codegen(context, builder, signature, args):
-        d = ir.DoubleType()
-        fn = builder.module.declare_intrinsic("llvm.fma", [d], ir.FunctionType(d, [d, d, d]))
-        return builder.call(fn, args)
-
-    return sig, codegen
-
 
 # ---------------------------------------------------------------------------------------------
 # Gather / scatter: a column's own bars into contiguous scratch and back.
@@ -623,15 +609,8 @@ def _panel1(x, kind, n, fparam, out):
     dq = np.empty(t_len, np.int64)
     for j in range(n_cols):
         m = _gather1(x, j, bx, idx)
-        if kind == _K_SMA:
-            _sma_1d(bx, m, n, res)
-        elif kind == _K_EMA:
-            _ema_1d(bx, m, n, res)
-        elif kind == _K_RSI:
-            _rsi_1d(bx, m, n, res)
-        elif kind == _K_ROC:
-            _roc_1d(bx, m, n, res)
-        elif kind == _K_LAG:
+        # SMA, EMA, RSI and ROC run time-major (_tm); this driver serves the rest.
+        if kind == _K_LAG:
             _lag_1d(bx, m, n, res)
         elif kind == _K_MAX:
             _rolling_ext_1d(bx, m, n, True, dq, res)
@@ -640,38 +619,6 @@ def _panel1(x, kind, n, fparam, out):
         else:
             _rvol_1d(bx, m, n, fparam, aux, res)
         _scatter(res, idx, m, out, j)
-
-
-@njit(**_JIT)
-def _macd_panel(x, fast, slow, signal, o_macd, o_sig, o_hist):
-    t_len, n_cols = x.shape
-    bx = np.empty(t_len)
-    idx = np.empty(t_len, np.int64)
-    r1 = np.empty(t_len)
-    r2 = np.empty(t_len)
-    r3 = np.empty(t_len)
-    for j in range(n_cols):
-        m = _gather1(x, j, bx, idx)
-        _macd_1d(bx, m, fast, slow, signal, r1, r2, r3)
-        _scatter(r1, idx, m, o_macd, j)
-        _scatter(r2, idx, m, o_sig, j)
-        _scatter(r3, idx, m, o_hist, j)
-
-
-@njit(**_JIT)
-def _bbands_panel(x, n, k, o_up, o_mid, o_lo):
-    t_len, n_cols = x.shape
-    bx = np.empty(t_len)
-    idx = np.empty(t_len, np.int64)
-    r1 = np.empty(t_len)
-    r2 = np.empty(t_len)
-    r3 = np.empty(t_len)
-    for j in range(n_cols):
-        m = _gather1(x, j, bx, idx)
-        _bbands_1d(bx, m, n, k, r1, r2, r3)
-        _scatter(r1, idx, m, o_up, j)
-        _scatter(r2, idx, m, o_mid, j)
-        _scatter(r3, idx, m, o_lo, j)
 
 
 _K_ATR, _K_ADX, _K_PDI, _K_MDI = range(4)
@@ -687,28 +634,28 @@ def _panel_hlc(h, lo, c, kind, n, eps, out):
     idx = np.empty(t_len, np.int64)
     for j in range(n_cols):
         m = _gather3(h, lo, c, j, bh, bl, bc, idx)
-        if kind == _K_ATR:
-            _atr_1d(bh, bl, bc, m, n, res)
-        elif kind == _K_ADX:
-            _adx_1d(bh, bl, bc, m, n, eps, res)
-        elif kind == _K_PDI:
+        # ATR and ADX run time-major (_tm); this driver serves +DI / -DI.
+        if kind == _K_PDI:
             _di_1d(bh, bl, bc, m, n, True, res)
         else:
             _di_1d(bh, bl, bc, m, n, False, res)
         _scatter(res, idx, m, out, j)
 
 
-@njit(**_JIT)
-def _obv_panel(c, v, out):
-    t_len, n_cols = c.shape
-    bc = np.empty(t_len)
-    bv = np.empty(t_len)
-    res = np.empty(t_len)
-    idx = np.empty(t_len, np.int64)
-    for j in range(n_cols):
-        m = _gather2(c, v, j, bc, bv, idx)
-        _obv_1d(bc, bv, m, res)
-        _scatter(res, idx, m, out, j)
+def _irregular(bad: np.ndarray, ins: tuple, outs: tuple, kernel, *params) -> None:
+    """Recompute the irregular columns (``bad``) with a time-major ring kernel of ``_tm``.
+
+    The columns are copied into a compact ``(T, k)`` panel, ``kernel(*inputs, *params,
+    *outputs)`` runs on it, and its outputs are written back into the columns of ``outs``.
+    """
+    cols = np.flatnonzero(bad)
+    if cols.size == 0:
+        return
+    sub_in = [np.ascontiguousarray(x[:, cols]) for x in ins]
+    sub_out = [np.empty(sub_in[0].shape) for _ in outs]
+    kernel(*sub_in, *params, *sub_out)
+    for o, so in zip(outs, sub_out, strict=True):
+        o[:, cols] = so
 
 
 # ---------------------------------------------------------------------------------------------
@@ -720,9 +667,9 @@ def _as_panel(x: ArrayLike, name: str) -> tuple[np.ndarray, bool]:
     """``x`` as a 2-D float64 array (a view when possible) and whether it was 1-D."""
     a = np.asarray(x, dtype=np.float64)
     if a.ndim == 1:
-        return a.reshape(-1, 1), True
+        return np.ascontiguousarray(a).reshape(-1, 1), True
     if a.ndim == 2:
-        return a, False
+        return np.ascontiguousarray(a), False
     raise ValueError(f"{name} must be a (T,) or (T, N) array, got shape {a.shape}")
 
 
@@ -756,14 +703,32 @@ def _shape_back(out: np.ndarray, one_d: bool) -> F64:
 def _run1(x: ArrayLike, name: str, kind: int, n: int, fparam: float = 0.0) -> F64:
     a, one_d = _as_panel(x, name)
     out = np.empty(a.shape, dtype=np.float64)
-    _panel1(a, kind, n, fparam, out)
+    if kind == _K_SMA:
+        first, bad = _tm.layout(a, a, a, a)
+        _tm.rg_sma(a, n, first, out)
+        _irregular(bad, (a,), (out,), _tm.tm_sma, n)
+    elif kind == _K_EMA:
+        _tm.tm_ema(a, n, out)
+    elif kind == _K_RSI:
+        _tm.tm_rsi(a, n, out)
+    elif kind == _K_ROC:
+        _tm.tm_roc(a, n, out)
+    else:
+        _panel1(a, kind, n, fparam, out)
     return _shape_back(out, one_d)
 
 
 def _run_hlc(high: ArrayLike, low: ArrayLike, close: ArrayLike, kind: int, n: int) -> F64:
     (h, lo, c), one_d = _as_panels(("high", "low", "close"), high, low, close)
     out = np.empty(h.shape, dtype=np.float64)
-    _panel_hlc(h, lo, c, kind, n, TA_EPSILON, out)
+    if kind == _K_ATR:
+        _tm.tm_atr(h, lo, c, n, out)
+    elif kind == _K_ADX:
+        first, bad = _tm.layout(h, lo, c, c)
+        _tm.rg_adx(h, lo, c, n, TA_EPSILON, first, out)
+        _irregular(bad, (h, lo, c), (out,), _tm.tm_adx, n, TA_EPSILON)
+    else:
+        _panel_hlc(h, lo, c, kind, n, TA_EPSILON, out)
     return _shape_back(out, one_d)
 
 
@@ -898,7 +863,7 @@ def macd(
         raise ValueError(f"fast ({f}) must not exceed slow ({s})")
     a, one_d = _as_panel(close, "close")
     outs = [np.empty(a.shape, dtype=np.float64) for _ in range(3)]
-    _macd_panel(a, f, s, g, *outs)
+    _tm.tm_macd(a, f, s, g, *outs)
     m, sig, hist = (_shape_back(o, one_d) for o in outs)
     return m, sig, hist
 
@@ -934,7 +899,7 @@ def bbands(close: ArrayLike, n: int = 20, k: float = 2.0) -> tuple[F64, F64, F64
         raise ValueError(f"k must be finite, got {k}")
     a, one_d = _as_panel(close, "close")
     outs = [np.empty(a.shape, dtype=np.float64) for _ in range(3)]
-    _bbands_panel(a, n, kf, *outs)
+    _tm.tm_bbands(a, n, kf, *outs)
     up, mid, lo = (_shape_back(o, one_d) for o in outs)
     return up, mid, lo
 
@@ -1058,7 +1023,7 @@ def obv(close: ArrayLike, volume: ArrayLike) -> F64:
     """
     (c, v), one_d = _as_panels(("close", "volume"), close, volume)
     out = np.empty(c.shape, dtype=np.float64)
-    _obv_panel(c, v, out)
+    _tm.tm_obv(c, v, out)
     return _shape_back(out, one_d)
 
 

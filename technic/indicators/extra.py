@@ -42,6 +42,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import ArrayLike
 
+from technic.indicators import _tm
 from technic.indicators.cpu import (
     F64,
     TA_EPSILON,
@@ -51,6 +52,7 @@ from technic.indicators.cpu import (
     _ema_1d,
     _fill_nan,
     _fma,
+    _irregular,
     _period,
     _rolling_ext_1d,
     _rsi_1d,
@@ -508,22 +510,15 @@ def _panel(xs, kind, p, fp, outs):
                     b[q, m] = xs[q][t, j]
                 idx[m] = t
                 m += 1
+        # STOCH, WILLR, CCI and MFI run time-major (_tm); this driver serves the rest.
         if kind == _WMA:
             _wma_1d(b[0], m, p[0], res[0])
         elif kind in (_DEMA, _TEMA):
             _dema_tema_1d(b[0], m, p[0], kind == _TEMA, aux[0], aux[1], aux[2], res[0])
         elif kind == _NATR:
             _natr_1d(b[0], b[1], b[2], m, p[0], res[0])
-        elif kind == _STOCH:
-            _stoch_1d(b[0], b[1], b[2], m, p[0], p[1], p[2], aux[0], res[0], res[1])
         elif kind == _STOCHRSI:
             _stochrsi_1d(b[0], m, p[0], p[1], p[2], aux[0], res[0], res[1])
-        elif kind == _WILLR:
-            _willr_1d(b[0], b[1], b[2], m, p[0], res[0])
-        elif kind == _CCI:
-            _cci_1d(b[0], b[1], b[2], m, p[0], aux[0], res[0])
-        elif kind == _MFI:
-            _mfi_1d(b[0], b[1], b[2], b[3], m, p[0], aux[0], aux[1], res[0])
         elif kind == _AROON:
             _aroon_1d(b[0], b[1], m, p[0], res[0], res[1])
         elif kind == _MOM:
@@ -562,8 +557,23 @@ def _run(names: tuple[str, ...], inputs: tuple, kind: int, n_out: int, params: t
     else:
         arrays, one_d = _as_panels(names, *inputs)
     outs = np.empty((n_out, *arrays[0].shape), dtype=np.float64)
-    p = np.array(params + (0,) * (3 - len(params)), dtype=np.int64)
-    _panel(tuple(arrays), kind, p, float(fparam), outs)
+    if kind in (_STOCH, _WILLR):
+        first, bad = _tm.layout(*arrays, arrays[0])
+        if kind == _STOCH:
+            _tm.rg_stoch(*arrays, *params, first, outs[0], outs[1])
+        else:
+            _tm.rg_willr(*arrays, params[0], first, outs[0])
+        if kind == _STOCH:
+            _irregular(bad, tuple(arrays), (outs[0], outs[1]), _tm.tm_stoch, *params)
+        else:
+            _irregular(bad, tuple(arrays), (outs[0],), _tm.tm_willr, *params)
+    elif kind == _CCI:
+        _tm.tm_cci(*arrays, params[0], outs[0])
+    elif kind == _MFI:
+        _tm.tm_mfi(*arrays, params[0], outs[0])
+    else:
+        p = np.array(params + (0,) * (3 - len(params)), dtype=np.int64)
+        _panel(tuple(arrays), kind, p, float(fparam), outs)
     res = tuple(_shape_back(outs[q], one_d) for q in range(n_out))
     return res[0] if n_out == 1 else res
 

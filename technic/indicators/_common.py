@@ -1,0 +1,25 @@
+"""Shared numba pieces of the indicator kernels: the FMA intrinsic, TA-Lib's epsilon, options."""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+#: TA-Lib 0.8 zero band (``TA_IS_ZERO``: ``|v| < TA_EPSILON``), used by ADX on the DI sum.
+TA_EPSILON = 1e-14
+
+_JIT = {"cache": True, "nogil": True}
+
+
+@intrinsic
+def _fma(typingctx, a, b, c):
+    """``a * b + c`` with a single rounding (C99 ``fma``), as TA-Lib 0.8 emits it."""
+    sig = types.float64(types.float64, types.float64, types.float64)
+
+    def codegen(context, builder, signature, args):
+        d = ir.DoubleType()
+        fn = builder.module.declare_intrinsic("llvm.fma", [d], ir.FunctionType(d, [d, d, d]))
+        return builder.call(fn, args)
+
+    return sig, codegen

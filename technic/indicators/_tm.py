@@ -1,0 +1,1093 @@
+"""Time-major panel kernels (numba): outer loop over rows (dates), inner loop over symbols.
+
+A ``(T, N)`` C-ordered panel is walked row by row; within a row the symbols are contiguous
+in memory. Each symbol carries its own state in length-``N`` vectors (bars seen, running
+sums, EMA / Wilder state) and, for rolling windows, a small ring buffer of its last ``n``
+own values, shape ``(n, N)``, indexed by the symbol's own bar count modulo ``n``. A row where
+a needed input is NaN writes NaN and leaves the symbol's state untouched, so every symbol is
+processed over its own bars exactly as the 1-D kernels of :mod:`technic.indicators.cpu` and
+:mod:`technic.indicators.extra` do, in the same arithmetic order: the results are
+bit-identical to them (and so to TA-Lib 0.8.1 on the compressed series). Those 1-D kernels
+are the specification; each kernel below names its twin.
+
+Two families. ``tm_*`` (per-symbol state and rings, as above) handle any column. ``rg_*``
+handle "regular" columns, whose bars form one run of consecutive rows (see ``layout``): there
+the symbol's own bar ``i - k`` is row ``t - k``, so windows read the panel rows directly and
+every warm-up test is a select, which lets LLVM vectorize across symbols. The public wrappers
+run an ``rg_*`` kernel on the whole panel and recompute the irregular columns (a gap inside
+the history) with the matching ``tm_*`` kernel on a compact copy of those columns. The
+window kernels (``rg_willr``, ``rg_stoch``) walk the columns in blocks of ``_BLK`` symbols so
+the rows they rescan stay in cache.
+
+Serial, ``nogil``, ``cache=True``, IEEE division (``error_model="numpy"``); outputs are
+preallocated by the caller and fully written (NaN included).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from technic.indicators._common import _JIT as _JIT_BASE
+from technic.indicators._common import TA_EPSILON, _fma
+
+# IEEE division (no ZeroDivisionError check): the branch-free kernels evaluate both arms of
+# a test and select, so an unused arm may divide by 0; the checks would also block SIMD.
+_JIT = dict(_JIT_BASE, error_model="numpy")
+
+#: Symbols per column block.
+_BLK = 512
+
+
+@njit(**_JIT)
+def _next_slot(s, n):
+    s += 1
+    return 0 if s == n else s
+
+
+# ---------------------------------------------------------------------------------------------
+# Single-input kernels.
+# ---------------------------------------------------------------------------------------------
+
+
+@njit(**_JIT)
+def tm_sma(x, n, out):
+    # Twin of cpu._sma_1d: total of the first n-1 bars, then total += x; out = total / n;
+    # total -= x[i - n + 1] (the oldest bar of the window, from the ring).
+    t_len, n_cols = x.shape
+    cnt = np.zeros(n_cols, np.int64)
+    slot = np.zeros(n_cols, np.int64)
+    total = np.zeros(n_cols)
+    ring = np.empty((n, n_cols))
+    fn = float(n)
+    lb = n - 1
+    for t in range(t_len):
+        xr = x[t]
+        orow = out[t]
+        for j in range(n_cols):
+            v = xr[j]
+            if np.isnan(v):
+                orow[j] = np.nan
+                continue
+            s = slot[j]
+            ring[s, j] = v
+            s1 = _next_slot(s, n)
+            slot[j] = s1
+            c = cnt[j]
+            if c >= lb:
+                tot = total[j] + v
+                total[j] = tot - ring[s1, j]
+                orow[j] = tot / fn
+            else:
+                cnt[j] = c + 1
+                total[j] += v
+                orow[j] = np.nan
+
+
+@njit(**_JIT)
+def tm_ema(x, n, out):
+    # Twin of cpu._ema_1d: seed = SMA of the first n bars, then fma(x - prev, k, prev).
+    t_len, n_cols = x.shape
+    if n == 1:
+        for t in range(t_len):
+            for j in range(n_cols):
+                out[t, j] = x[t, j]
+        return
+    cnt = np.zeros(n_cols, np.int64)
+    prev = np.zeros(n_cols)
+    k = 2.0 / float(n + 1)
+    fn = float(n)
+    for t in range(t_len):
+        xr = x[t]
+        orow = out[t]
+        for j in range(n_cols):
+            v = xr[j]
+            if np.isnan(v):
+                orow[j] = np.nan
+                continue
+            c = cnt[j]
+            if c >= n:
+                p = _fma(v - prev[j], k, prev[j])
+                prev[j] = p
+                orow[j] = p
+            else:
+                cnt[j] = c + 1
+                p = prev[j] + v  # the seed total while warming up
+                if c == n - 1:
+                    p = p / fn
+                    orow[j] = p
+                else:
+                    orow[j] = np.nan
+                prev[j] = p
+
+
+@njit(**_JIT)
+def _rsi_value(gain, loss):
+    s = gain + loss
+    if s > 0.0:
+        return 100.0 * (gain / s)
+    return 0.0
+
+
+@njit(**_JIT)
+def tm_rsi(x, n, out):
+    # Twin of cpu._rsi_1d.
+    t_len, n_cols = x.shape
+    cnt = np.zeros(n_cols, np.int64)
+    prevx = np.zeros(n_cols)
+    gain = np.zeros(n_cols)
+    loss = np.zeros(n_cols)
+    inv = 1.0 / float(n)
+    fn1 = float(n - 1)
+    for t in range(t_len):
+        xr = x[t]
+        orow = out[t]
+        for j in range(n_cols):
+            v = xr[j]
+            if np.isnan(v):
+                orow[j] = np.nan
+                continue
+            c = cnt[j]
+            d = v - prevx[j]
+            prevx[j] = v
+            up = d if d > 0.0 else 0.0
+            if c > n:
+                g = gain[j] * fn1
+                lo = loss[j] * fn1
+                g += up
+                lo += up - d
+                lo *= inv
+                g *= inv
+                gain[j] = g
+                loss[j] = lo
+                orow[j] = _rsi_value(g, lo)
+            else:
+                cnt[j] = c + 1
+                if c == 0:
+                    orow[j] = np.nan
+                    continue
+                g = gain[j] + up
+                lo = loss[j] + (up - d)
+                if c == n:
+                    lo *= inv
+                    g *= inv
+                    orow[j] = _rsi_value(g, lo)
+                else:
+                    orow[j] = np.nan
+                gain[j] = g
+                loss[j] = lo
+
+
+@njit(**_JIT)
+def tm_macd(x, fast, slow, signal, o_macd, o_sig, o_hist):
+    # Twin of cpu._macd_1d: slow sum over bars [0, slow), fast sum over [slow - fast, slow);
+    # signal sum over the MACD values of bars [slow - 1, first]; first = slow + signal - 2.
+    t_len, n_cols = x.shape
+    cnt = np.zeros(n_cols, np.int64)
+    pf = np.zeros(n_cols)  # fast sum, then fast EMA
+    ps = np.zeros(n_cols)  # slow sum, then slow EMA
+    sg = np.zeros(n_cols)  # signal sum, then signal EMA
+    kf = 2.0 / float(fast + 1)
+    ks = 2.0 / float(slow + 1)
+    kg = 2.0 / float(signal + 1)
+    first = slow + signal - 2
+    d0 = slow - fast
+    for t in range(t_len):
+        xr = x[t]
+        om = o_macd[t]
+        osg = o_sig[t]
+        oh = o_hist[t]
+        for j in range(n_cols):
+            v = xr[j]
+            if np.isnan(v):
+                om[j] = np.nan
+                osg[j] = np.nan
+                oh[j] = np.nan
+                continue
+            c = cnt[j]
+            if c > first:
+                f = _fma(v - pf[j], kf, pf[j])
+                s = _fma(v - ps[j], ks, ps[j])
+                m = f - s
+                g = _fma(m - sg[j], kg, sg[j])
+                pf[j] = f
+                ps[j] = s
+                sg[j] = g
+                om[j] = m
+                osg[j] = g
+                oh[j] = m - g
+                continue
+            cnt[j] = c + 1
+            if c < slow:
+                if c >= d0:
+                    pf[j] += v
+                ps[j] += v
+                if c == slow - 1:
+                    f = pf[j] / float(fast)
+                    s = ps[j] / float(slow)
+                    pf[j] = f
+                    ps[j] = s
+                    sg[j] = 0.0 + (f - s)
+            else:
+                f = _fma(v - pf[j], kf, pf[j])
+                s = _fma(v - ps[j], ks, ps[j])
+                pf[j] = f
+                ps[j] = s
+                sg[j] += f - s
+            if c == first:
+                m = pf[j] - ps[j]
+                g = sg[j] / float(signal)
+                sg[j] = g
+                om[j] = m
+                osg[j] = g
+                oh[j] = m - g
+            else:
+                om[j] = np.nan
+                osg[j] = np.nan
+                oh[j] = np.nan
+
+
+@njit(**_JIT)
+def tm_bbands(x, n, k, o_up, o_mid, o_lo):
+    # Twin of cpu._bbands_1d (SMA middle band + cpu._rolling_var shifted-sum variance).
+    t_len, n_cols = x.shape
+    cnt = np.zeros(n_cols, np.int64)
+    slot = np.zeros(n_cols, np.int64)
+    total = np.zeros(n_cols)
+    shift = np.zeros(n_cols)
+    s1 = np.zeros(n_cols)
+    s2 = np.zeros(n_cols)
+    left = np.full(n_cols, 32 * n, np.int64)
+    ring = np.empty((n, n_cols))
+    fn = float(n)
+    inv = 1.0 / fn
+    lb = n - 1
+    for t in range(t_len):
+        xr = x[t]
+        ou = o_up[t]
+        om = o_mid[t]
+        ol = o_lo[t]
+        for j in range(n_cols):
+            v = xr[j]
+            if np.isnan(v):
+                ou[j] = np.nan
+                om[j] = np.nan
+                ol[j] = np.nan
+                continue
+            s = slot[j]
+            ring[s, j] = v
+            so = _next_slot(s, n)  # the oldest bar of the window
+            slot[j] = so
+            c = cnt[j]
+            if c < lb:
+                if c == 0:
+                    shift[j] = v
+                cnt[j] = c + 1
+                total[j] += v
+                d = v - shift[j]
+                s1[j] += d
+                d *= d
+                s2[j] += d
+                ou[j] = np.nan
+                om[j] = np.nan
+                ol[j] = np.nan
+                continue
+            if c == 0:  # n == 1
+                shift[j] = v
+                cnt[j] = 1
+            # middle band: TA_SMA running total
+            tot = total[j] + v
+            old = ring[so, j]
+            total[j] = tot - old
+            mid = tot / fn
+            # variance: cpu._rolling_var
+            sh = shift[j]
+            d = v - sh
+            t1 = s1[j] + d
+            d *= d
+            t2 = s2[j] + d
+            mean1 = t1 * inv
+            var = t2 * inv - mean1 * mean1
+            d = old - sh
+            t1 -= d
+            d *= d
+            t2 -= d
+            bl = left[j] - 1
+            if var < 0.000001 * (t2 * inv) or d > 1000000.0 * t2 or bl <= 0:
+                bl = 32 * n
+                acc = 0.0
+                q = so
+                for _ in range(n):
+                    acc += ring[q, j]
+                    q = _next_slot(q, n)
+                sh = acc * inv
+                t1 = 0.0
+                t2 = 0.0
+                q = so
+                for _ in range(n):
+                    d = ring[q, j] - sh
+                    t1 += d
+                    d *= d
+                    t2 += d
+                    q = _next_slot(q, n)
+                mean1 = t1 * inv
+                var = t2 * inv - mean1 * mean1
+                if var < 0.000000000001 * (t2 * inv):
+                    var = 0.0
+                d = old - sh
+                t1 -= d
+                d *= d
+                t2 -= d
+                shift[j] = sh
+            left[j] = bl
+            s1[j] = t1
+            s2[j] = t2
+            dev = math.sqrt(var) * k
+            ou[j] = mid + dev
+            om[j] = mid
+            ol[j] = mid - dev
+
+
+@njit(**_JIT)
+def tm_roc(x, n, out):
+    # Twin of cpu._roc_1d: ((x / x[n bars ago]) - 1) * 100, 0 where the old value is 0.
+    t_len, n_cols = x.shape
+    cnt = np.zeros(n_cols, np.int64)
+    slot = np.zeros(n_cols, np.int64)
+    ring = np.empty((n, n_cols))
+    for t in range(t_len):
+        xr = x[t]
+        orow = out[t]
+        for j in range(n_cols):
+            v = xr[j]
+            if np.isnan(v):
+                orow[j] = np.nan
+                continue
+            s = slot[j]
+            old = ring[s, j]
+            ring[s, j] = v
+            slot[j] = _next_slot(s, n)
+            c = cnt[j]
+            if c >= n:
+                orow[j] = ((v / old) - 1.0) * 100.0 if old != 0.0 else 0.0
+            else:
+                cnt[j] = c + 1
+                orow[j] = np.nan
+
+
+# ---------------------------------------------------------------------------------------------
+# High / low / close kernels.
+# ---------------------------------------------------------------------------------------------
+
+
+@njit(**_JIT)
+def _true_range(h, lo, prev_close):
+    greatest = h - lo
+    v = abs(prev_close - h)
+    if v > greatest:
+        greatest = v
+    v = abs(prev_close - lo)
+    if v > greatest:
+        greatest = v
+    return greatest
+
+
+@njit(**_JIT)
+def tm_atr(h, lo, cl, n, out):
+    # Twin of cpu._atr_1d: SMA of the first n TRs at bar n, then fma(b, atr, a * tr).
+    t_len, n_cols = h.shape
+    cnt = np.zeros(n_cols, np.int64)
+    pc = np.zeros(n_cols)
+    st = np.zeros(n_cols)  # TR sum, then ATR
+    beta = float(n - 1) / float(n)
+    alpha = 1.0 - beta
+    fn = float(n)
+    for t in range(t_len):
+        hr = h[t]
+        lr = lo[t]
+        cr = cl[t]
+        orow = out[t]
+        for j in range(n_cols):
+            hv = hr[j]
+            lv = lr[j]
+            cv = cr[j]
+            if np.isnan(hv) or np.isnan(lv) or np.isnan(cv):
+                orow[j] = np.nan
+                continue
+            c = cnt[j]
+            tr = _true_range(hv, lv, pc[j])
+            pc[j] = cv
+            if c > n:
+                a = _fma(beta, st[j], alpha * tr)
+                st[j] = a
+                orow[j] = a
+            else:
+                cnt[j] = c + 1
+                if c == 0:
+                    orow[j] = np.nan
+                    continue
+                a = st[j] + tr
+                if c == n:
+                    a = a / fn
+                    orow[j] = a
+                else:
+                    orow[j] = np.nan
+                st[j] = a
+
+
+@njit(**_JIT)
+def tm_adx(h, lo, cl, n, eps, out):
+    # Twin of cpu._adx_1d.
+    t_len, n_cols = h.shape
+    cnt = np.zeros(n_cols, np.int64)
+    ph = np.zeros(n_cols)
+    pl = np.zeros(n_cols)
+    pc = np.zeros(n_cols)
+    pdm_a = np.zeros(n_cols)
+    mdm_a = np.zeros(n_cols)
+    tr_a = np.zeros(n_cols)
+    adx_a = np.zeros(n_cols)  # DX sum, then ADX
+    fn = float(n)
+    fn1 = float(n - 1)
+    first = 2 * n - 1
+    for t in range(t_len):
+        hr = h[t]
+        lr = lo[t]
+        cr = cl[t]
+        orow = out[t]
+        for j in range(n_cols):
+            hv = hr[j]
+            lv = lr[j]
+            cv = cr[j]
+            if np.isnan(hv) or np.isnan(lv) or np.isnan(cv):
+                orow[j] = np.nan
+                continue
+            c = cnt[j]
+            if c == 0:
+                cnt[j] = 1
+                ph[j] = hv
+                pl[j] = lv
+                pc[j] = cv
+                orow[j] = np.nan
+                continue
+            diff_p = hv - ph[j]
+            diff_m = pl[j] - lv
+            tr1 = _true_range(hv, lv, pc[j])
+            ph[j] = hv
+            pl[j] = lv
+            pc[j] = cv
+            mdm = mdm_a[j]
+            pdm = pdm_a[j]
+            tr = tr_a[j]
+            if c < n:
+                cnt[j] = c + 1
+                if diff_m > 0 and diff_p < diff_m:
+                    mdm += diff_m
+                elif diff_p > 0 and diff_p > diff_m:
+                    pdm += diff_p
+                tr += tr1
+                mdm_a[j] = mdm
+                pdm_a[j] = pdm
+                tr_a[j] = tr
+                orow[j] = np.nan
+                continue
+            mdm -= mdm / fn
+            pdm -= pdm / fn
+            if diff_m > 0 and diff_p < diff_m:
+                mdm += diff_m
+            elif diff_p > 0 and diff_p > diff_m:
+                pdm += diff_p
+            tr = tr - tr / fn + tr1
+            mdm_a[j] = mdm
+            pdm_a[j] = pdm
+            tr_a[j] = tr
+            have_dx = False
+            dx = 0.0
+            if tr > 0.0:
+                mdi = 100.0 * (mdm / tr)
+                pdi = 100.0 * (pdm / tr)
+                s = mdi + pdi
+                if not (-eps < s < eps):
+                    dx = 100.0 * (abs(mdi - pdi) / s)
+                    have_dx = True
+            if c > first:
+                if have_dx:
+                    adx_a[j] = (adx_a[j] * fn1 + dx) / fn
+                orow[j] = adx_a[j]
+                continue
+            cnt[j] = c + 1
+            if have_dx:
+                adx_a[j] += dx
+            if c == first:
+                a = adx_a[j] / fn
+                adx_a[j] = a
+                orow[j] = a
+            else:
+                orow[j] = np.nan
+
+
+@njit(**_JIT)
+def _hl_push(rh, rl, s, n, j, c, hv, lv, hh, ll):
+    # Push bar c (own index) into the rings of the last n highs / lows (slot s = c % n) and
+    # return the highest high and lowest low of the last min(c + 1, n) bars. Same values as a
+    # chronological scan where the first extreme wins (extra._extremes): the extreme only
+    # changes on a strictly greater / smaller value, and the window is rescanned oldest first
+    # when the departing bar equals the current extreme.
+    if c == 0:
+        rh[s, j] = hv
+        rl[s, j] = lv
+        return hv, lv
+    if c >= n:
+        oh = rh[s, j]
+        ol = rl[s, j]
+        rh[s, j] = hv
+        rl[s, j] = lv
+        q0 = _next_slot(s, n)
+        if oh == hh:
+            q = q0
+            hh = rh[q, j]
+            for _ in range(n - 1):
+                q = _next_slot(q, n)
+                w = rh[q, j]
+                if w > hh:
+                    hh = w
+        elif hv > hh:
+            hh = hv
+        if ol == ll:
+            q = q0
+            ll = rl[q, j]
+            for _ in range(n - 1):
+                q = _next_slot(q, n)
+                w = rl[q, j]
+                if w < ll:
+                    ll = w
+        elif lv < ll:
+            ll = lv
+        return hh, ll
+    rh[s, j] = hv
+    rl[s, j] = lv
+    if hv > hh:
+        hh = hv
+    if lv < ll:
+        ll = lv
+    return hh, ll
+
+
+@njit(**_JIT)
+def tm_stoch(h, lo, cl, fk, sk, sd, o_k, o_d):
+    # Twin of extra._stoch_1d: fast %K over fk bars, slow %K = TA_SMA(fast %K, sk), slow %D =
+    # TA_SMA(slow %K, sd); both outputs from bar fk + sk + sd - 3.
+    t_len, n_cols = h.shape
+    cnt = np.zeros(n_cols, np.int64)
+    slot = np.zeros(n_cols, np.int64)
+    hh_a = np.zeros(n_cols)
+    ll_a = np.zeros(n_cols)
+    rh = np.empty((fk, n_cols))
+    rl = np.empty((fk, n_cols))
+    ks = np.zeros(n_cols, np.int64)
+    ktot = np.zeros(n_cols)
+    kr = np.empty((sk, n_cols))
+    ds = np.zeros(n_cols, np.int64)
+    dtot = np.zeros(n_cols)
+    dr = np.empty((sd, n_cols))
+    fsk = float(sk)
+    fsd = float(sd)
+    k0 = fk - 1  # first fast %K
+    s0 = fk + sk - 2  # first slow %K
+    first = fk + sk + sd - 3
+    cap = max(first, fk)  # bars counted until the window is full and the outputs start
+    for t in range(t_len):
+        hr = h[t]
+        lr = lo[t]
+        cr = cl[t]
+        ok = o_k[t]
+        od = o_d[t]
+        for j in range(n_cols):
+            hv = hr[j]
+            lv = lr[j]
+            cv = cr[j]
+            if np.isnan(hv) or np.isnan(lv) or np.isnan(cv):
+                ok[j] = np.nan
+                od[j] = np.nan
+                continue
+            c = cnt[j]
+            s = slot[j]
+            hh, ll = _hl_push(rh, rl, s, fk, j, c, hv, lv, hh_a[j], ll_a[j])
+            hh_a[j] = hh
+            ll_a[j] = ll
+            slot[j] = _next_slot(s, fk)
+            if c < cap:
+                cnt[j] = c + 1
+                if c < k0:
+                    ok[j] = np.nan
+                    od[j] = np.nan
+                    continue
+            if abs(hh - ll) <= TA_EPSILON * (abs(hh) + abs(ll)):
+                fast = 0.0
+            else:
+                fast = ((cv - ll) / (hh - ll)) * 100.0
+            # slow %K: TA_SMA over the fast %K series (its bar c - k0)
+            q = ks[j]
+            kr[q, j] = fast
+            q1 = _next_slot(q, sk)
+            ks[j] = q1
+            tot = ktot[j] + fast
+            if c < s0:
+                ktot[j] = tot
+                ok[j] = np.nan
+                od[j] = np.nan
+                continue
+            ktot[j] = tot - kr[q1, j]
+            slowk = tot / fsk
+            # slow %D: TA_SMA over the slow %K series (its bar c - s0)
+            q = ds[j]
+            dr[q, j] = slowk
+            q1 = _next_slot(q, sd)
+            ds[j] = q1
+            tot = dtot[j] + slowk
+            if c < first:
+                dtot[j] = tot
+                ok[j] = np.nan
+                od[j] = np.nan
+                continue
+            dtot[j] = tot - dr[q1, j]
+            ok[j] = slowk
+            od[j] = tot / fsd
+
+
+@njit(**_JIT)
+def tm_willr(h, lo, cl, n, out):
+    # Twin of extra._willr_1d: ((HH - c) / (HH - LL)) * -100, 0 when HH == LL.
+    t_len, n_cols = h.shape
+    cnt = np.zeros(n_cols, np.int64)
+    slot = np.zeros(n_cols, np.int64)
+    hh_a = np.zeros(n_cols)
+    ll_a = np.zeros(n_cols)
+    rh = np.empty((n, n_cols))
+    rl = np.empty((n, n_cols))
+    lb = n - 1
+    for t in range(t_len):
+        hr = h[t]
+        lr = lo[t]
+        cr = cl[t]
+        orow = out[t]
+        for j in range(n_cols):
+            hv = hr[j]
+            lv = lr[j]
+            cv = cr[j]
+            if np.isnan(hv) or np.isnan(lv) or np.isnan(cv):
+                orow[j] = np.nan
+                continue
+            c = cnt[j]
+            s = slot[j]
+            hh, ll = _hl_push(rh, rl, s, n, j, c, hv, lv, hh_a[j], ll_a[j])
+            hh_a[j] = hh
+            ll_a[j] = ll
+            slot[j] = _next_slot(s, n)
+            if c < lb:
+                cnt[j] = c + 1
+                orow[j] = np.nan
+                continue
+            if c < n:
+                cnt[j] = c + 1
+            if (hh - ll) / (-100.0) != 0.0:
+                orow[j] = ((hh - cv) / (hh - ll)) * (-100.0)
+            else:
+                orow[j] = 0.0
+
+
+@njit(**_JIT)
+def tm_cci(h, lo, cl, n, out):
+    # Twin of extra._cci_1d: typical prices in TA-Lib's circular buffer (bar i in slot
+    # i % n); mean and mean absolute deviation summed in SLOT order. Those two sums run for
+    # the whole block, slot by slot (vectorized across symbols); the ring starts at 0 so the
+    # unused lanes stay finite.
+    t_len, n_cols = h.shape
+    cnt = np.zeros(n_cols, np.int64)
+    slot = np.zeros(n_cols, np.int64)
+    ring = np.zeros((n, n_cols))
+    tps = np.empty(n_cols)
+    ok = np.empty(n_cols, np.bool_)
+    avg = np.empty(n_cols)
+    dev = np.empty(n_cols)
+    lb = n - 1
+    for t in range(t_len):
+        hr = h[t]
+        lr = lo[t]
+        cr = cl[t]
+        orow = out[t]
+        for j in range(n_cols):
+            hv = hr[j]
+            lv = lr[j]
+            cv = cr[j]
+            tp = (hv + lv + cv) / 3
+            tps[j] = tp
+            valid = not (np.isnan(hv) or np.isnan(lv) or np.isnan(cv))
+            ok[j] = valid
+            if valid:
+                s = slot[j]
+                ring[s, j] = tp
+                slot[j] = _next_slot(s, n)
+            avg[j] = 0.0
+            dev[j] = 0.0
+        for q in range(n):
+            rq = ring[q]
+            for j in range(n_cols):
+                avg[j] += rq[j]
+        for j in range(n_cols):
+            avg[j] /= n
+        for q in range(n):
+            rq = ring[q]
+            for j in range(n_cols):
+                dev[j] += abs(rq[j] - avg[j])
+        for j in range(n_cols):
+            v = ok[j]
+            c = cnt[j]
+            warm = c >= lb
+            cnt[j] = c + 1 if (v & (not warm)) else c
+            tp = tps[j]
+            a = avg[j]
+            sd = dev[j]
+            d = tp - a
+            zero = (abs(d) <= TA_EPSILON * (abs(tp) + abs(a))) | (sd == 0.0)
+            r = 0.0 if zero else d / (0.015 * (sd / n))
+            orow[j] = r if (v & warm) else np.nan
+
+
+# ---------------------------------------------------------------------------------------------
+# Kernels with volume.
+# ---------------------------------------------------------------------------------------------
+
+
+@njit(**_JIT)
+def tm_obv(cl, vol, out):
+    # Twin of cpu._obv_1d.
+    t_len, n_cols = cl.shape
+    seen = np.zeros(n_cols, np.bool_)
+    prev = np.zeros(n_cols)
+    acc = np.zeros(n_cols)
+    for t in range(t_len):
+        cr = cl[t]
+        vr = vol[t]
+        orow = out[t]
+        for j in range(n_cols):
+            cv = cr[j]
+            vv = vr[j]
+            if np.isnan(cv) or np.isnan(vv):
+                orow[j] = np.nan
+                continue
+            if seen[j]:
+                a = acc[j]
+                p = prev[j]
+                if cv > p:
+                    a += vv
+                elif cv < p:
+                    a -= vv
+            else:
+                seen[j] = True
+                a = vv
+            acc[j] = a
+            prev[j] = cv
+            orow[j] = a
+
+
+@njit(**_JIT)
+def tm_mfi(h, lo, cl, vol, n, out):
+    # Twin of extra._mfi_1d: flows of bars 1.. in rings (bar i in slot (i - 1) % n).
+    t_len, n_cols = h.shape
+    cnt = np.zeros(n_cols, np.int64)
+    slot = np.zeros(n_cols, np.int64)
+    prev = np.zeros(n_cols)
+    ps_a = np.zeros(n_cols)
+    ns_a = np.zeros(n_cols)
+    null_a = np.zeros(n_cols, np.int64)
+    pos = np.empty((n, n_cols))
+    neg = np.empty((n, n_cols))
+    for t in range(t_len):
+        hr = h[t]
+        lr = lo[t]
+        cr = cl[t]
+        vr = vol[t]
+        orow = out[t]
+        for j in range(n_cols):
+            hv = hr[j]
+            lv = lr[j]
+            cv = cr[j]
+            vv = vr[j]
+            if np.isnan(hv) or np.isnan(lv) or np.isnan(cv) or np.isnan(vv):
+                orow[j] = np.nan
+                continue
+            c = cnt[j]
+            tp = (hv + lv + cv) / 3.0
+            if c == 0:
+                cnt[j] = 1
+                prev[j] = tp
+                orow[j] = np.nan
+                continue
+            ps = ps_a[j]
+            ns = ns_a[j]
+            s = slot[j]
+            if c > n:
+                ps -= pos[s, j]
+                ns -= neg[s, j]
+            else:
+                cnt[j] = c + 1
+            p0 = prev[j]
+            d = tp - p0
+            scale = abs(tp) + abs(p0)
+            prev[j] = tp
+            flow = tp * vv
+            if abs(d) <= TA_EPSILON * scale:
+                flow = 0.0
+            pf = 0.0 if d < 0.0 else flow
+            nf = flow if d < 0.0 else 0.0
+            pos[s, j] = pf
+            neg[s, j] = nf
+            ps += pf
+            ns += nf
+            nr = null_a[j] + 1 if flow == 0.0 else 0
+            if nr >= n:
+                nr = n
+                ps = 0.0
+                ns = 0.0
+            null_a[j] = nr
+            ps_a[j] = ps
+            ns_a[j] = ns
+            slot[j] = _next_slot(s, n)
+            if c >= n:
+                tot = ps + ns
+                pc = 0.0 if ps < 0.0 else (tot if ps > tot else ps)
+                orow[j] = 0.0 if tot <= 0.0 else 100.0 * (pc / tot)
+            else:
+                orow[j] = np.nan
+
+
+# ---------------------------------------------------------------------------------------------
+# Regular-column kernels. A column is "regular" when its bars (rows where every input is
+# present) form one run of consecutive rows [first, last]; then the symbol's own bar i - k is
+# simply row t - k, windows are plain row ranges, and the kernels below run branch-free
+# across symbols (selects, vectorizable). Irregular columns (a gap inside the history) are
+# flagged by `layout` and recomputed by the caller with the per-column 1-D kernels.
+# ---------------------------------------------------------------------------------------------
+
+
+@njit(**_JIT)
+def layout(a, b, c, d):
+    # Per column: the first row where every input (a, b, c, d; repeat one to use fewer) is
+    # present (T when none) and whether the column is irregular (a bar after a missing row
+    # that follows its first bar).
+    t_len, n_cols = a.shape
+    first = np.full(n_cols, t_len, np.int64)
+    cnt = np.zeros(n_cols, np.int64)
+    bad = np.zeros(n_cols, np.bool_)
+    for t in range(t_len):
+        ar = a[t]
+        br = b[t]
+        cr = c[t]
+        dr = d[t]
+        for j in range(n_cols):
+            ok = not (np.isnan(ar[j]) | np.isnan(br[j]) | np.isnan(cr[j]) | np.isnan(dr[j]))
+            k = cnt[j]
+            f = first[j]
+            f = t if (ok & (k == 0)) else f
+            bad[j] = bad[j] | (ok & ((t - f) != k))
+            first[j] = f
+            cnt[j] = k + 1 if ok else k
+    return first, bad
+
+
+@njit(**_JIT)
+def rg_sma(x, n, first, out):
+    # Twin of cpu._sma_1d on regular columns: the departing bar is row t - n + 1.
+    t_len, n_cols = x.shape
+    total = np.zeros(n_cols)
+    fn = float(n)
+    lb = n - 1
+    for t in range(t_len):
+        xr = x[t]
+        xo = x[max(t - lb, 0)]
+        orow = out[t]
+        for j in range(n_cols):
+            v = xr[j]
+            i = t - first[j]
+            tot = total[j] + v
+            tr = tot - xo[j]
+            total[j] = tr if i >= lb else (tot if i >= 0 else total[j])
+            orow[j] = tot / fn if i >= lb else np.nan
+
+
+@njit(**_JIT)
+def _win_ext(h, lo, t, n, j0, j1, hh, ll):
+    # Highest high / lowest low of rows t-n+1..t for columns j0..j1 (into hh[:j1-j0],
+    # ll[:j1-j0]), scanned oldest first with strict comparisons: the first extreme wins, as
+    # in extra._extremes.
+    a = t - n + 1
+    hr = h[a][j0:j1]
+    lr = lo[a][j0:j1]
+    m = hr.shape[0]
+    for j in range(m):
+        hh[j] = hr[j]
+        ll[j] = lr[j]
+    for r in range(a + 1, t + 1):
+        hr = h[r][j0:j1]
+        lr = lo[r][j0:j1]
+        for j in range(m):
+            w = hr[j]
+            hh[j] = w if w > hh[j] else hh[j]
+            w = lr[j]
+            ll[j] = w if w < ll[j] else ll[j]
+
+
+@njit(**_JIT)
+def rg_willr(h, lo, cl, n, first, out):
+    # Twin of extra._willr_1d on regular columns.
+    t_len, n_cols = h.shape
+    hh = np.empty(_BLK)
+    ll = np.empty(_BLK)
+    lb = n - 1
+    for j0 in range(0, n_cols, _BLK):
+        j1 = min(j0 + _BLK, n_cols)
+        fb = first[j0:j1]
+        for t in range(t_len):
+            orow = out[t][j0:j1]
+            m = orow.shape[0]
+            if t < lb:
+                for j in range(m):
+                    orow[j] = np.nan
+                continue
+            _win_ext(h, lo, t, n, j0, j1, hh, ll)
+            hr = h[t][j0:j1]
+            lr = lo[t][j0:j1]
+            cr = cl[t][j0:j1]
+            for j in range(m):
+                cv = cr[j]
+                ok = not (np.isnan(hr[j]) | np.isnan(lr[j]) | np.isnan(cv))
+                a = hh[j]
+                b = ll[j]
+                r = ((a - cv) / (a - b)) * (-100.0) if (a - b) / (-100.0) != 0.0 else 0.0
+                orow[j] = r if (ok and t - fb[j] >= lb) else np.nan
+
+
+@njit(**_JIT)
+def rg_stoch(h, lo, cl, fk, sk, sd, first, o_k, o_d):
+    # Twin of extra._stoch_1d on regular columns: fast %K from the row window; slow %K and
+    # slow %D are TA_SMA running totals whose departing values come from row rings (row r in
+    # slot r % sk / r % sd).
+    t_len, n_cols = h.shape
+    hh = np.empty(_BLK)
+    ll = np.empty(_BLK)
+    kr = np.zeros((sk, n_cols))
+    dr = np.zeros((sd, n_cols))
+    ktot = np.zeros(n_cols)
+    dtot = np.zeros(n_cols)
+    fsk = float(sk)
+    fsd = float(sd)
+    k0 = fk - 1
+    s0 = fk + sk - 2
+    f0 = fk + sk + sd - 3
+    for j0 in range(0, n_cols, _BLK):
+        j1 = min(j0 + _BLK, n_cols)
+        fb = first[j0:j1]
+        kt = ktot[j0:j1]
+        dt = dtot[j0:j1]
+        for t in range(t_len):
+            ok_r = o_k[t][j0:j1]
+            od_r = o_d[t][j0:j1]
+            m = ok_r.shape[0]
+            if t < k0:
+                for j in range(m):
+                    ok_r[j] = np.nan
+                    od_r[j] = np.nan
+                continue
+            _win_ext(h, lo, t, fk, j0, j1, hh, ll)
+            hr = h[t][j0:j1]
+            lr = lo[t][j0:j1]
+            cr = cl[t][j0:j1]
+            kw = kr[t % sk][j0:j1]
+            kd = kr[(t + 1) % sk][j0:j1]
+            dw = dr[t % sd][j0:j1]
+            dd = dr[(t + 1) % sd][j0:j1]
+            for j in range(m):
+                cv = cr[j]
+                ok = not (np.isnan(hr[j]) | np.isnan(lr[j]) | np.isnan(cv))
+                i = t - fb[j]
+                a = hh[j]
+                b = ll[j]
+                fast = (
+                    0.0
+                    if abs(a - b) <= TA_EPSILON * (abs(a) + abs(b))
+                    else (((cv - b) / (a - b)) * 100.0)
+                )
+                kw[j] = fast
+                tot = kt[j] + fast
+                kt[j] = (tot - kd[j]) if i >= s0 else (tot if i >= k0 else kt[j])
+                slowk = tot / fsk
+                dw[j] = slowk
+                tot2 = dt[j] + slowk
+                dt[j] = (tot2 - dd[j]) if i >= f0 else (tot2 if i >= s0 else dt[j])
+                out_ok = ok and i >= f0
+                ok_r[j] = slowk if out_ok else np.nan
+                od_r[j] = tot2 / fsd if out_ok else np.nan
+
+
+@njit(**_JIT)
+def rg_adx(h, lo, cl, n, eps, first, out):
+    # Twin of cpu._adx_1d on regular columns: the previous bar is row t - 1; both arms of
+    # every warm-up test are computed and selected (branch-free across symbols).
+    t_len, n_cols = h.shape
+    pdm_a = np.zeros(n_cols)
+    mdm_a = np.zeros(n_cols)
+    tr_a = np.zeros(n_cols)
+    adx_a = np.zeros(n_cols)  # DX sum, then ADX
+    fn = float(n)
+    fn1 = float(n - 1)
+    fo = 2 * n - 1
+    if t_len > 0:
+        for j in range(n_cols):
+            out[0, j] = np.nan
+    for t in range(1, t_len):
+        hr = h[t]
+        lr = lo[t]
+        cr = cl[t]
+        hp = h[t - 1]
+        lp = lo[t - 1]
+        cp = cl[t - 1]
+        orow = out[t]
+        for j in range(n_cols):
+            hv = hr[j]
+            lv = lr[j]
+            cv = cr[j]
+            ok = not (np.isnan(hv) | np.isnan(lv) | np.isnan(cv))
+            i = t - first[j]
+            diff_p = hv - hp[j]
+            diff_m = lp[j] - lv
+            tr1 = _true_range(hv, lv, cp[j])
+            mup = (diff_m > 0) & (diff_p < diff_m)
+            pup = (not mup) & (diff_p > 0) & (diff_p > diff_m)
+            m0 = mdm_a[j]
+            p0 = pdm_a[j]
+            r0 = tr_a[j]
+            steady = i >= n
+            warm = (i >= 1) & (i < n)
+            mb = m0 - m0 / fn if steady else m0
+            pb = p0 - p0 / fn if steady else p0
+            mdm = mb + diff_m if mup else mb
+            pdm = pb + diff_p if pup else pb
+            tr = r0 - r0 / fn + tr1 if steady else r0 + tr1
+            keep = steady | warm
+            mdm_a[j] = mdm if keep else m0
+            pdm_a[j] = pdm if keep else p0
+            tr_a[j] = tr if keep else r0
+            mdi = 100.0 * (mdm / tr)
+            pdi = 100.0 * (pdm / tr)
+            s = mdi + pdi
+            have = (tr > 0.0) & (not ((-eps < s) & (s < eps)))
+            dx = 100.0 * (abs(mdi - pdi) / s)
+            a0 = adx_a[j]
+            acc = a0 + dx if have else a0
+            late = (a0 * fn1 + dx) / fn if have else a0
+            a1 = late if i > fo else (acc / fn if i == fo else acc)
+            adx_a[j] = a1 if steady else a0
+            orow[j] = a1 if (ok & (i >= fo)) else np.nan
