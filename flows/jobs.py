@@ -177,3 +177,14 @@ def gap_check(top: int = 20) -> dict:
         + ["", f"Missing symbol-sessions: {st.gaps_total:,}", "", "| symbol | gaps |",
            "| --- | --- |"] + [f"| {g['symbol']} | {g['gaps']} |" for g in st.gaps_top]))
     return st.as_dict()
+
+
+@flow(name="train-models")
+def train_models_flow(start: str, end: str, out_dir: str = "models", seed: int = 0) -> dict:
+    """Retrain the XGBoost alpha models on stored feature history (walk-forward metrics in
+    ``<out_dir>/metrics.json``); returns the summary metrics per horizon."""
+    from technic.ml.train import train_models
+
+    metrics = train_models(_target(), dt.date.fromisoformat(start), dt.date.fromisoformat(end),
+                           out_dir, seed)
+    return {h: m["summary"] for h, m in metrics["horizons"].items()}

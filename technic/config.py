@@ -14,6 +14,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Real data bundled with the package (a subset of ../shared/data, see technic/data/README.md).
 BUNDLED_DATA_DIR = Path(__file__).resolve().parent / "data"
+#: The repository's trained alpha models (models/MODEL_CARD.md).
+REPO_MODEL_DIR = Path(__file__).resolve().parents[1] / "models"
 
 
 class Settings(BaseSettings):
@@ -32,6 +34,8 @@ class Settings(BaseSettings):
         lookback_bars: trading days of history loaded to compute features (≥ 252 for the
             52-week and 12-month features).
         data_dir: default path of ``technic ingest files`` (the bundled real subset).
+        model_dir: folder of the XGBoost alpha models (``alpha_5d.json``, ``alpha_10d.json``);
+            missing models leave ``alpha_*`` NULL with a warning.
         embedded_pg_dir: data directory of the embedded PostgreSQL fallback.
         polygon_api_key: Polygon.io API key (never logged; ``SecretStr``).
         polygon_base_url: Polygon REST base URL (tests point it at a local server).
@@ -49,6 +53,7 @@ class Settings(BaseSettings):
     chunk_size: int = Field(default=500, ge=1)
     lookback_bars: int = Field(default=300, ge=30)
     data_dir: Path = BUNDLED_DATA_DIR
+    model_dir: Path = REPO_MODEL_DIR
     embedded_pg_dir: Path | None = None
     polygon_api_key: SecretStr | None = None
     polygon_base_url: str = "https://api.polygon.io"

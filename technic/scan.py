@@ -71,7 +71,8 @@ class ScanOutcome:
     def to_json(self, top: int) -> dict:
         """The ``--json`` shape: run_id, as_of, counts, timings_s, results (top rows)."""
         cols = ["rank", "symbol", "sector", "close", "tech_rating", *SCORE_COLUMNS,
-                *RESULT_FEATURE_COLUMNS]
+                "alpha_5d", "alpha_10d", *RESULT_FEATURE_COLUMNS]
+        cols = [c for c in cols if c in self.results.columns]
         head = self.results.head(top)[cols]
         rows = [{k: (None if isinstance(v, float) and not np.isfinite(v) else
                      (v.item() if isinstance(v, np.generic) else v)) for k, v in r.items()}
@@ -95,6 +96,19 @@ def rank_frame(features: pd.DataFrame, rules: UniverseRules
                                       kind="mergesort").reset_index(drop=True)
     ranked.insert(0, "rank", np.arange(1, len(ranked) + 1, dtype=np.int64))
     return ranked, counts
+
+
+def add_alpha(ranked: pd.DataFrame, model_dir=None) -> pd.DataFrame:
+    """Add ``alpha_5d``/``alpha_10d`` (XGBoost predicted excess forward return over the next 5
+    and 10 bars, fraction; models/MODEL_CARD.md) to the ranked, universe-passing rows.
+
+    The ranking itself is unchanged (TechRating): the alphas are reported next to it until a
+    documented blend (MERIT) uses them. Missing models give NaN columns and a warning.
+    """
+    from technic.ml.inference import predict_alpha
+
+    alphas = predict_alpha(ranked, model_dir or get_settings().model_dir)
+    return ranked.assign(**{c: alphas[c].to_numpy() for c in alphas.columns})
 
 
 def run_scan(target: DatabaseTarget, params: ScanParams,
@@ -140,6 +154,12 @@ def run_scan(target: DatabaseTarget, params: ScanParams,
             on_stage(stage)
         t = time.perf_counter()
         ranked, counts = rank_frame(features, params.rules)
+        timings[stage] = round(time.perf_counter() - t, 4)
+        stage = "alpha"
+        if on_stage:
+            on_stage(stage)
+        t = time.perf_counter()
+        ranked = add_alpha(ranked)
         timings[stage] = round(time.perf_counter() - t, 4)
         stage = "write_results"
         if on_stage:

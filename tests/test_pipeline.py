@@ -82,6 +82,21 @@ def test_scan_results_are_complete_and_ranked(demo_target):
     assert c["input"] - sum(v for k, v in c.items() if k.startswith("dropped_")) == c["passed"]
     latest = _q(demo_target, "SELECT count(*) FROM latest_scan_results")[0][0]
     assert latest == len(rows)
+    (with_alpha,) = _q(demo_target, "SELECT count(*) FROM scan_results WHERE run_id = :r "
+                                    "AND alpha_5d IS NOT NULL AND alpha_10d IS NOT NULL",
+                       r=out.run_id)[0]
+    assert with_alpha == len(rows)  # the XGBoost models in models/ scored every row
+
+
+def test_scan_without_models_still_works(demo_target, tmp_path, caplog):
+    from technic.scan import add_alpha
+    from technic.store.features import read_features
+
+    feats = read_features(demo_target, dt.date(2025, 7, 9))
+    ranked, _ = rank_frame(feats, UniverseRules())
+    out = add_alpha(ranked, model_dir=tmp_path)  # empty folder: no models
+    assert out["alpha_5d"].isna().all() and "unavailable" in caplog.text
+    assert out["symbol"].tolist() == ranked["symbol"].tolist()
 
 
 def test_filter_rules_drop_what_they_say(demo_target):
