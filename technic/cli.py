@@ -20,12 +20,14 @@ from technic.config import get_settings
 app = typer.Typer(
     help="technic — a market scanner: ingest OHLCV bars into PostgreSQL, refresh the feature "
          "store, scan and rank the universe, and query the results with SQL.",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False)
+    no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
+    rich_markup_mode="markdown")
 db_app = typer.Typer(help="Database: where it is, create or migrate the schema.",
-                     no_args_is_help=True)
+                     no_args_is_help=True, rich_markup_mode="markdown")
 ingest_app = typer.Typer(help="Load bars and reference data into the store.",
                          no_args_is_help=True)
-features_app = typer.Typer(help="The feature store (features_daily).", no_args_is_help=True)
+features_app = typer.Typer(help="The feature store (features_daily).", no_args_is_help=True,
+                            rich_markup_mode="markdown")
 app.add_typer(db_app, name="db")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(features_app, name="features")
