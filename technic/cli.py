@@ -25,7 +25,7 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database: where it is, create or migrate the schema.",
                      no_args_is_help=True, rich_markup_mode="markdown")
 ingest_app = typer.Typer(help="Load bars and reference data into the store.",
-                         no_args_is_help=True)
+                         no_args_is_help=True, rich_markup_mode="markdown")
 features_app = typer.Typer(help="The feature store (features_daily).", no_args_is_help=True,
                             rich_markup_mode="markdown")
 app.add_typer(db_app, name="db")
