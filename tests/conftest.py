@@ -87,3 +87,24 @@ def cli_env(db_url: str, schema: str, **extra: str) -> dict[str, str]:
            "TECHNIC_DASK_WORKERS": "2", "COLUMNS": "200"}
     env.update(extra)
     return env
+
+
+@pytest.fixture()
+def prefect_on_demo(db_url, demo_target, monkeypatch):
+    """Settings pointed at the demo schema and a temporary Prefect API for in-process flows;
+    yields the demo target."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    from technic.config import get_settings
+    from technic.store import db as dbmod
+
+    monkeypatch.setenv("TECHNIC_DATABASE_URL", db_url)
+    monkeypatch.setenv("TECHNIC_DB_SCHEMA", demo_target.schema)
+    get_settings.cache_clear()
+    dbmod._resolve.cache_clear()
+    try:
+        with prefect_test_harness(server_startup_timeout=120):
+            yield demo_target
+    finally:
+        get_settings.cache_clear()
+        dbmod._resolve.cache_clear()

@@ -56,33 +56,18 @@ def test_every_deployment_points_at_a_flow():
         assert hasattr(getattr(mod, func), "fn"), dep["name"]
 
 
-def test_scan_flow_writes_artifacts_and_rejects_bad_parameters(db_url, demo_target,
-                                                               monkeypatch):
-    from prefect.testing.utilities import prefect_test_harness
+def test_scan_flow_writes_artifacts_and_rejects_bad_parameters(prefect_on_demo):
+    from prefect.client.orchestration import get_client
 
-    from technic.config import get_settings
-    from technic.store import db as dbmod
+    from flows.jobs import scan
 
-    monkeypatch.setenv("TECHNIC_DATABASE_URL", db_url)
-    monkeypatch.setenv("TECHNIC_DB_SCHEMA", demo_target.schema)
-    get_settings.cache_clear()
-    dbmod._resolve.cache_clear()
-    try:
-        from flows.jobs import scan
+    out = scan(top=5, sectors=["Technology"])
+    assert len(out["results"]) == 5 and out["counts"]["dropped_sector"] > 0
+    with pytest.raises(ValueError, match="min_price"):
+        scan(min_price=-1)
 
-        with prefect_test_harness(server_startup_timeout=120):
-            from prefect.client.orchestration import get_client
+    async def keys():
+        async with get_client() as c:
+            return {a.key for a in await c.read_artifacts()}
 
-            out = scan(top=5, sectors=["Technology"])
-            assert len(out["results"]) == 5 and out["counts"]["dropped_sector"] > 0
-            with pytest.raises(ValueError, match="min_price"):
-                scan(min_price=-1)
-
-            async def keys():
-                async with get_client() as c:
-                    return {a.key for a in await c.read_artifacts()}
-
-            assert {"scan-top", "scan-summary"} <= asyncio.run(keys())
-    finally:
-        get_settings.cache_clear()
-        dbmod._resolve.cache_clear()
+    assert {"scan-top", "scan-summary"} <= asyncio.run(keys())

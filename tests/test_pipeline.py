@@ -140,34 +140,21 @@ def test_cli_scan_json(db_url, demo_target):
     assert bad.returncode == 2 and "ISO date" in bad.stderr
 
 
-def test_flow_runs_in_process(db_url, demo_target, monkeypatch):
+def test_flow_runs_in_process(prefect_on_demo):
     """The Prefect flow runs ingest → refresh → scan in-process (temporary local API)."""
-    from prefect.testing.utilities import prefect_test_harness
+    from flows.daily_pipeline import daily_pipeline
 
-    from technic.config import get_settings
-    from technic.store import db as dbmod
-
-    monkeypatch.setenv("TECHNIC_DATABASE_URL", db_url)
-    monkeypatch.setenv("TECHNIC_DB_SCHEMA", demo_target.schema)
-    get_settings.cache_clear()
-    dbmod._resolve.cache_clear()
-    try:
-        from flows.daily_pipeline import daily_pipeline
-
-        with prefect_test_harness(server_startup_timeout=120):
-            before = _q(demo_target, "SELECT count(*) FROM bars_daily")[0][0]
-            result = daily_pipeline(top=5, use_dask=False)
-            assert result["as_of"] == "2025-07-09" and len(result["results"]) == 5
-            assert _q(demo_target, "SELECT count(*) FROM bars_daily")[0][0] == before
-            assert _q(demo_target, "SELECT status FROM scan_runs WHERE run_id = :r",
-                      r=result["run_id"])[0][0] == "ok"
-            runs = _q(demo_target, "SELECT count(*) FROM scan_runs")[0][0]
-            with pytest.raises(ValueError):
-                daily_pipeline(top=0, use_dask=False)
-            assert _q(demo_target, "SELECT count(*) FROM scan_runs")[0][0] == runs
-    finally:
-        get_settings.cache_clear()
-        dbmod._resolve.cache_clear()
+    t = prefect_on_demo
+    before = _q(t, "SELECT count(*) FROM bars_daily")[0][0]
+    result = daily_pipeline(top=5, use_dask=False)
+    assert result["as_of"] == "2025-07-09" and len(result["results"]) == 5
+    assert _q(t, "SELECT count(*) FROM bars_daily")[0][0] == before
+    assert _q(t, "SELECT status FROM scan_runs WHERE run_id = :r",
+              r=result["run_id"])[0][0] == "ok"
+    runs = _q(t, "SELECT count(*) FROM scan_runs")[0][0]
+    with pytest.raises(ValueError):
+        daily_pipeline(top=0, use_dask=False)
+    assert _q(t, "SELECT count(*) FROM scan_runs")[0][0] == runs
 
 
 def test_demo_twice_keeps_bar_count(db_url):

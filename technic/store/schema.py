@@ -54,6 +54,25 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _bars_table(name: str, time_col: str, timescale: bool) -> str:
+    """DDL of an OHLCV bars table keyed by (symbol, <time column>), range-partitioned on the
+    time column unless it becomes a TimescaleDB hypertable."""
+    col = time_col.split()[0]
+    part = "" if timescale else f" PARTITION BY RANGE ({col})"
+    return f"""CREATE TABLE IF NOT EXISTS {name} (
+    symbol text NOT NULL,
+    {time_col} NOT NULL,
+    open double precision NOT NULL,
+    high double precision NOT NULL,
+    low double precision NOT NULL,
+    close double precision NOT NULL,
+    volume double precision NOT NULL,
+    source text NOT NULL,
+    ingested_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (symbol, {col})
+){part}"""
+
+
 def _double_cols(names: Iterable[str]) -> str:
     return ",\n".join(f"    {c} double precision" for c in names)
 
@@ -75,18 +94,7 @@ def _v1(schema: str, timescale: bool) -> list[str]:
     market_cap double precision,
     updated_at timestamptz NOT NULL DEFAULT now()
 )""",
-        f"""CREATE TABLE IF NOT EXISTS {schema}.bars_daily (
-    symbol text NOT NULL,
-    date date NOT NULL,
-    open double precision NOT NULL,
-    high double precision NOT NULL,
-    low double precision NOT NULL,
-    close double precision NOT NULL,
-    volume double precision NOT NULL,
-    source text NOT NULL,
-    ingested_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (symbol, date)
-){part}""",
+        _bars_table(f"{schema}.bars_daily", "date date", timescale),
         f"""CREATE TABLE IF NOT EXISTS {schema}.ingest_runs (
     run_id bigserial PRIMARY KEY,
     source text NOT NULL,
@@ -206,19 +214,7 @@ def _rollup_sql(schema: str, view: str, bucket: str, timescale: bool) -> str:
 
 def _v3(schema: str, timescale: bool) -> list[str]:
     q = quote_ident(schema)
-    part = "" if timescale else " PARTITION BY RANGE (ts)"
-    stmts = [f"""CREATE TABLE IF NOT EXISTS {q}.bars_intraday (
-    symbol text NOT NULL,
-    ts timestamptz NOT NULL,
-    open double precision NOT NULL,
-    high double precision NOT NULL,
-    low double precision NOT NULL,
-    close double precision NOT NULL,
-    volume double precision NOT NULL,
-    source text NOT NULL,
-    ingested_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (symbol, ts)
-){part}"""]
+    stmts = [_bars_table(f"{q}.bars_intraday", "ts timestamptz", timescale)]
     if timescale:
         stmts += [
             f"SELECT create_hypertable('{q}.bars_intraday', by_range('ts', INTERVAL '7 days'), "
