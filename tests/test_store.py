@@ -79,6 +79,8 @@ def test_ingest_twice_changes_nothing_then_updates(fresh_target, tmp_path):
                   s=one["symbol"].iloc[0], d=one["date"].iloc[0]) == one["low"].iloc[0]
     runs = _count(t, "SELECT count(*) FROM ingest_runs WHERE status = 'ok'")
     assert runs == 5
+    assert _count(t, "SELECT count(*) FROM trading_dates") == \
+        _count(t, "SELECT count(DISTINCT date) FROM bars_daily") == small["date"].nunique()
 
 
 def test_bad_file_via_cli_stores_good_rows_and_rejects(db_url, fresh_target, tmp_path):

@@ -23,7 +23,7 @@ def last_bar_date(target: DatabaseTarget, on_or_before: dt.date | None = None) -
     Raises:
         NoDataError: no bars (on or before that date).
     """
-    sql = "SELECT max(date) FROM bars_daily" + (" WHERE date <= :d" if on_or_before else "")
+    sql = "SELECT max(date) FROM trading_dates" + (" WHERE date <= :d" if on_or_before else "")
     with get_engine(target).connect() as c:
         d = c.execute(sa.text(sql), {"d": on_or_before}).scalar()
     if d is None:
@@ -41,27 +41,20 @@ def symbols_with_bar(target: DatabaseTarget, date: dt.date) -> list[str]:
     return list(rows)
 
 
-def calendar_window_start(end: dt.date, lookback_bars: int) -> dt.date:
-    """A calendar date early enough that ``(start, end]`` holds at least ``lookback_bars`` US
-    trading days (252 trading days ≈ 365 calendar days; 10% + 10 days of margin)."""
-    return end - dt.timedelta(days=int(lookback_bars * 365 / 252 * 1.1) + 10)
-
-
 def window_start(target: DatabaseTarget, end: dt.date, lookback_bars: int) -> dt.date:
     """First date of the last ``lookback_bars`` trading dates up to ``end``.
 
-    Trading dates are the distinct dates of ``bars_daily`` (any symbol), so the window is the
-    same for every symbol and every chunk: results never depend on how symbols are chunked.
+    Trading dates are the dates of ``bars_daily`` (any symbol; kept in ``trading_dates`` by
+    every daily ingest), so the window is the same for every symbol and every chunk: results
+    never depend on how symbols are chunked.
 
     Raises:
         NoDataError: no bars on or before ``end``.
     """
     with get_engine(target).connect() as c:
         d = c.execute(sa.text(
-            "SELECT min(date) FROM (SELECT DISTINCT date FROM bars_daily "
-            "WHERE date > :lo AND date <= :end ORDER BY date DESC LIMIT :n) t"),
-            {"lo": calendar_window_start(end, lookback_bars), "end": end,
-             "n": lookback_bars}).scalar()
+            "SELECT min(date) FROM (SELECT date FROM trading_dates WHERE date <= :end "
+            "ORDER BY date DESC LIMIT :n) t"), {"end": end, "n": lookback_bars}).scalar()
     if d is None:
         raise NoDataError(f"no daily bars on or before {end}")
     return d

@@ -217,6 +217,9 @@ def write_ingest(
             # stage and may pick nested-loop probes for millions of rows.
             cur.execute("ANALYZE _stage_bars")
             cur.execute(_BARE_SYMBOLS)
+            if not intraday:
+                cur.execute("INSERT INTO trading_dates SELECT DISTINCT date FROM _stage_bars "
+                            "ON CONFLICT DO NOTHING")
             cur.execute(_UPDATE_BARS.format(table=table, t=tcol), parameters=(report.source,))
             report.rows_updated = int(cur.fetchone()[0])
             report.timings["update_s"] = round(time.perf_counter() - t, 4)

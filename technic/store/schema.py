@@ -231,6 +231,15 @@ def _v3(schema: str, timescale: bool) -> list[str]:
     return stmts
 
 
+def _v4(schema: str, timescale: bool) -> list[str]:
+    # The trading dates present in bars_daily, kept by each daily ingest: "latest date" and
+    # "the last N sessions" become index lookups instead of scans of millions of bars.
+    q = quote_ident(schema)
+    return [f"CREATE TABLE IF NOT EXISTS {q}.trading_dates (date date PRIMARY KEY)",
+            f"INSERT INTO {q}.trading_dates SELECT DISTINCT date FROM {q}.bars_daily "
+            f"ON CONFLICT DO NOTHING"]
+
+
 @dataclass(frozen=True)
 class Migration:
     """One schema version. ``render(schema, timescale)`` returns its SQL statements."""
@@ -244,6 +253,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "bars, symbols, ingest log, feature store, scan results", _v1),
     Migration(2, "index features_daily by date", _v2),
     Migration(3, "intraday bars and their 15-minute, hourly and daily roll-ups", _v3),
+    Migration(4, "trading_dates: the dates present in bars_daily", _v4),
 )
 
 
