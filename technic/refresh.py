@@ -29,15 +29,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from technic.cache import get_cache
 from technic.compute import chunked
 from technic.features import FEATURE_COLUMNS, compute_features
+from technic.panel import Panel
 from technic.store.bars import (
     bars_version,
     last_bar_date,
     load_panel,
+    read_bars_arrow,
     symbols_with_bar,
     window_start,
 )
@@ -111,6 +115,18 @@ def _run_chunks(client, fn, args_list, on_chunk_done) -> list:
     return results
 
 
+def _local_chunks(bars: pa.Table, parts: list[list[str]], day: dt.date,
+                  on_chunk_done: Callable[[int, int], None] | None) -> list[pd.DataFrame]:
+    frames = []
+    for i, part in enumerate(parts):
+        chunk = bars.filter(pc.is_in(bars["symbol"], value_set=pa.array(part, pa.string())))
+        frames.append(compute_features(Panel.from_arrow(chunk),
+                                       dates=[np.datetime64(day, "D")]))
+        if on_chunk_done:
+            on_chunk_done(i + 1, len(parts))
+    return frames
+
+
 def _chunk_size(client, n_symbols: int, chunk_size: int) -> int:
     if client is None:
         return chunk_size
@@ -166,9 +182,14 @@ def refresh_features(
     timings = {"plan_s": round(time.perf_counter() - t0, 4)}
     t = time.perf_counter()
     version = bars_version(target) if use_cache else None
-    frames = _run_chunks(client, refresh_chunk,
-                         [(target, p, start, day, version, redis_url) for p in parts],
-                         on_chunk_done)
+    if client is None and not use_cache:
+        # In one process, one read of the whole window beats a query per chunk; chunks are
+        # then cut from it in memory (same bars, so the same rows as the Dask path).
+        frames = _local_chunks(read_bars_arrow(target, start, day), parts, day, on_chunk_done)
+    else:
+        frames = _run_chunks(client, refresh_chunk,
+                             [(target, p, start, day, version, redis_url) for p in parts],
+                             on_chunk_done)
     rows = (pd.concat(frames, ignore_index=True) if frames else
             pd.DataFrame(columns=["symbol", "date", *FEATURE_COLUMNS, "n_bars"]))
     rows = rows.sort_values("symbol", kind="stable").reset_index(drop=True)
