@@ -53,13 +53,16 @@ def ingest_task(path: str | None) -> list[dict]:
 
 
 @task(name="refresh-features", retries=1, retry_delay_seconds=30, tags=["database"])
-def refresh_task(as_of: str | None, changed_only: bool) -> dict:
-    """Refresh features (Dask); returns the resolved date and counts."""
+def refresh_task(as_of: str | None, changed_only: bool, use_dask: bool = True) -> dict:
+    """Refresh features (on Dask unless ``use_dask`` is False); returns the resolved date and
+    counts."""
+    from contextlib import nullcontext
+
     from technic.compute import dask_client
     from technic.refresh import refresh_features
 
     s = get_settings()
-    with dask_client(s) as client:
+    with dask_client(s) if use_dask else nullcontext() as client:
         rep, _ = refresh_features(_target(), dt.date.fromisoformat(as_of) if as_of else None,
                                   lookback_bars=s.lookback_bars, chunk_size=s.chunk_size,
                                   client=client, only_changed=changed_only,
