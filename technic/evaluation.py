@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 
 from technic.scoring.techrating import tech_rating
-from technic.store.db import DatabaseTarget, adbc_connect
+from technic.store.db import DatabaseTarget, fetch_frame
 from technic.universe import UniverseRules, apply_rules
 
 SCORE_INPUTS = ("close", "sma_50", "sma_200", "adx_14", "dist_52w_high", "ret_12_1",
@@ -53,27 +53,40 @@ class HorizonReport:
     ic_series: pd.Series = field(repr=False)
 
 
-def _fetch(target: DatabaseTarget, sql: str, params: tuple) -> pd.DataFrame:
-    with adbc_connect(target) as conn, conn.cursor() as cur:
-        cur.execute(sql, parameters=params)
-        return cur.fetch_arrow_table().to_pandas(date_as_object=False)
+def forward_labels(bars: pd.DataFrame, horizons: tuple[int, ...]) -> pd.DataFrame:
+    """Forward returns over each symbol's own next ``h`` bars.
+
+    Args:
+        bars: ``symbol, date, close`` (any order); every bar known up to the cut-off.
+
+    Returns:
+        ``symbol, date, fwd_<h>, label_end_<h>`` per bar and horizon: ``fwd_<h>`` =
+        ``close[t+h] / close[t] − 1`` (fraction), ``label_end_<h>`` = date of bar ``t+h``;
+        both NaN/NaT where fewer than ``h`` later bars exist.
+    """
+    b = bars.sort_values(["symbol", "date"], kind="mergesort").reset_index(drop=True)
+    g = b.groupby("symbol", sort=False)
+    out = b[["symbol", "date"]].copy()
+    for h in horizons:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[f"fwd_{h}"] = g["close"].shift(-h) / b["close"] - 1.0
+        out[f"label_end_{h}"] = g["date"].shift(-h)
+    return out
 
 
 def load_history(target: DatabaseTarget, start: dt.date, end: dt.date,
                  horizons: tuple[int, ...]) -> pd.DataFrame:
     """Stored features of ``[start, end]`` joined with reference data and forward returns
     ``fwd_<h>`` (fractions; NaN where the window runs past the stored bars)."""
-    feats = _fetch(target,
+    feats = fetch_frame(target,
                    f"SELECT f.symbol, f.date, {', '.join('f.' + c for c in SCORE_INPUTS)}, "
                    "s.name, s.sector, s.security_type, s.is_etf, s.active "
                    "FROM features_daily f JOIN symbols s USING (symbol) "
                    "WHERE f.date >= $1 AND f.date <= $2", (start, end))
-    bars = _fetch(target, "SELECT symbol, date, close FROM bars_daily WHERE date >= $1 "
-                          "ORDER BY symbol, date", (start,))
-    g = bars.groupby("symbol", sort=False)["close"]
-    for h in horizons:
-        bars[f"fwd_{h}"] = g.shift(-h) / bars["close"] - 1.0
-    return feats.merge(bars.drop(columns="close"), on=["symbol", "date"], how="left")
+    bars = fetch_frame(target, "SELECT symbol, date, close FROM bars_daily WHERE date >= $1",
+                       (start,))
+    labels = forward_labels(bars, horizons)[["symbol", "date", *(f"fwd_{h}" for h in horizons)]]
+    return feats.merge(labels, on=["symbol", "date"], how="left")
 
 
 def _score_dates(hist: pd.DataFrame, rules: UniverseRules) -> pd.DataFrame:

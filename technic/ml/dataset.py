@@ -36,7 +36,8 @@ import logging
 import numpy as np
 import pandas as pd
 
-from technic.store.db import DatabaseTarget, adbc_connect
+from technic.evaluation import forward_labels
+from technic.store.db import DatabaseTarget, fetch_frame
 from technic.universe import UniverseRules, apply_rules
 
 log = logging.getLogger(__name__)
@@ -142,33 +143,6 @@ def model_features(df: pd.DataFrame) -> pd.DataFrame:
     return frame.where(np.isfinite(frame))
 
 
-def _fetch(target: DatabaseTarget, sql: str, params: tuple) -> pd.DataFrame:
-    with adbc_connect(target) as conn, conn.cursor() as cur:
-        cur.execute(sql, parameters=params)
-        return cur.fetch_arrow_table().to_pandas(date_as_object=False)
-
-
-def forward_labels(bars: pd.DataFrame, horizons: tuple[int, ...]) -> pd.DataFrame:
-    """Forward returns over each symbol's own next ``h`` bars.
-
-    Args:
-        bars: ``symbol, date, close`` (any order); every bar known up to the cut-off.
-
-    Returns:
-        ``symbol, date, fwd_<h>, label_end_<h>`` per bar and horizon: ``fwd_<h>`` =
-        ``close[t+h] / close[t] − 1`` (fraction), ``label_end_<h>`` = date of bar ``t+h``;
-        both NaN/NaT where fewer than ``h`` later bars exist.
-    """
-    b = bars.sort_values(["symbol", "date"], kind="mergesort").reset_index(drop=True)
-    g = b.groupby("symbol", sort=False)
-    out = b[["symbol", "date"]].copy()
-    for h in horizons:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out[f"fwd_{h}"] = g["close"].shift(-h) / b["close"] - 1.0
-        out[f"label_end_{h}"] = g["date"].shift(-h)
-    return out
-
-
 def _targets(df: pd.DataFrame, h: int) -> pd.Series:
     col = df[f"fwd_{h}"]
     g = col.groupby(df["date"])
@@ -198,7 +172,7 @@ def build_dataset(target: DatabaseTarget, start: dt.date, end: dt.date,
         LookupError: no stored features in the range (run ``technic features backfill``).
     """
     rules = rules or UniverseRules()
-    raw = _fetch(target,
+    raw = fetch_frame(target,
                  f"SELECT f.symbol, f.date, {', '.join('f.' + c for c in RAW_INPUTS)}, "
                  f"{', '.join('s.' + c for c in REFERENCE_COLUMNS)} "
                  "FROM features_daily f JOIN symbols s USING (symbol) "
@@ -210,7 +184,7 @@ def build_dataset(target: DatabaseTarget, start: dt.date, end: dt.date,
     raw = raw[keep].reset_index(drop=True)
     log.info("dataset %s … %s: %d of %d feature rows pass the universe filter", start, end,
              counts["passed"], counts["input"])
-    bars = _fetch(target, "SELECT symbol, date, close FROM bars_daily "
+    bars = fetch_frame(target, "SELECT symbol, date, close FROM bars_daily "
                           "WHERE date >= $1 AND date <= $2", (start, end))
     labels = forward_labels(bars, horizons)
     feats = model_features(raw)

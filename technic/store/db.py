@@ -183,3 +183,12 @@ def adbc_connect(target: DatabaseTarget):
     q["options"] = f'-csearch_path="{target.schema}",public'
     uri = libpq_uri(u.set(query=q))
     return adbc.connect(uri)
+
+
+def fetch_frame(target: DatabaseTarget, sql: str, params: tuple = ()):
+    """Run one query over ADBC and return the rows as a pandas DataFrame (dates as
+    ``datetime64``); ``$1``-style parameters."""
+    with adbc_connect(target) as conn, conn.cursor() as cur:
+        cur.execute(sql, parameters=params)
+        return cur.fetch_arrow_table().to_pandas(date_as_object=False)
+
