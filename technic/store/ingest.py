@@ -8,6 +8,7 @@ a row in ``ingest_runs`` (status ``running`` → ``ok``/``failed``) with counts 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import time
@@ -42,9 +43,23 @@ class IngestReport:
     symbols_upserted: int = 0
     rejects_by_reason: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    #: Earliest and latest date among the rows inserted or updated (None: nothing changed).
+    #: Caches of bar windows use it to tell "a new day was appended" from "history changed".
+    changed_from: dt.date | None = None
+    changed_to: dt.date | None = None
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        for k in ("changed_from", "changed_to"):
+            d[k] = d[k].isoformat() if d[k] else None
+        return d
+
+
+def _widen(report: IngestReport, lo: dt.date | None, hi: dt.date | None) -> None:
+    if lo is not None:
+        report.changed_from = lo if report.changed_from is None else min(report.changed_from, lo)
+    if hi is not None:
+        report.changed_to = hi if report.changed_to is None else max(report.changed_to, hi)
 
 
 def bars_to_arrow(bars: pd.DataFrame) -> pa.Table:
@@ -93,9 +108,9 @@ WITH up AS (
     WHERE b.symbol = s.symbol AND b.{t} = s.{t}
       AND (b.open, b.high, b.low, b.close, b.volume)
           IS DISTINCT FROM (s.open, s.high, s.low, s.close, s.volume)
-    RETURNING 1
+    RETURNING b.{t}
 )
-SELECT count(*) FROM up
+SELECT count(*), min({t})::date, max({t})::date FROM up
 """
 
 # A plain INSERT of the anti-joined new keys: no speculative insertion (ON CONFLICT costs
@@ -107,9 +122,9 @@ WITH ins AS (
     FROM _stage_bars AS s
     WHERE NOT EXISTS (SELECT 1 FROM {table} AS b
                       WHERE b.symbol = s.symbol AND b.{t} = s.{t})
-    RETURNING 1
+    RETURNING {t}
 )
-SELECT count(*) FROM ins
+SELECT count(*), min({t})::date, max({t})::date FROM ins
 """
 
 _LOCK_BARS = "SELECT pg_advisory_xact_lock(hashtext('technic-ingest-{table}'))"
@@ -160,13 +175,14 @@ def finish_run(target: DatabaseTarget, report: IngestReport, error: str | None =
                 rows_inserted = :ri, rows_updated = :ru, rows_unchanged = :un,
                 rows_rejected = :rj, symbols_upserted = :su,
                 rejects_by_reason = CAST(:rbr AS jsonb), timings = CAST(:t AS jsonb),
-                error = :e
+                error = :e, changed_from = :cf, changed_to = :ct
             WHERE run_id = :id"""), {
             "status": "failed" if error else "ok", "rr": report.rows_read,
             "ri": report.rows_inserted, "ru": report.rows_updated, "un": report.rows_unchanged,
             "rj": report.rows_rejected, "su": report.symbols_upserted,
             "rbr": json.dumps(report.rejects_by_reason), "t": json.dumps(report.timings),
-            "e": error, "id": report.run_id})
+            "e": error, "id": report.run_id,
+            "cf": report.changed_from, "ct": report.changed_to})
 
 
 def write_ingest(
@@ -221,10 +237,14 @@ def write_ingest(
                 cur.execute("INSERT INTO trading_dates SELECT DISTINCT date FROM _stage_bars "
                             "ON CONFLICT DO NOTHING")
             cur.execute(_UPDATE_BARS.format(table=table, t=tcol), parameters=(report.source,))
-            report.rows_updated = int(cur.fetchone()[0])
+            n, lo, hi = cur.fetchone()
+            report.rows_updated = int(n)
+            _widen(report, lo, hi)
             report.timings["update_s"] = round(time.perf_counter() - t, 4)
             cur.execute(_INSERT_BARS.format(table=table, t=tcol), parameters=(report.source,))
-            report.rows_inserted = int(cur.fetchone()[0])
+            n, lo, hi = cur.fetchone()
+            report.rows_inserted = int(n)
+            _widen(report, lo, hi)
             report.rows_unchanged = len(bars) - report.rows_inserted - report.rows_updated
             report.timings["upsert_s"] = round(time.perf_counter() - t, 4)
         if rejects is not None and len(rejects):

@@ -240,6 +240,14 @@ def _v4(schema: str, timescale: bool) -> list[str]:
             f"ON CONFLICT DO NOTHING"]
 
 
+def _v5(schema: str, timescale: bool) -> list[str]:
+    # The date range each ingest changed: a cached window of bars stays valid when every
+    # later ingest changed only dates after it (a new day appended, not history rewritten).
+    q = quote_ident(schema)
+    return [f"ALTER TABLE {q}.ingest_runs ADD COLUMN IF NOT EXISTS changed_from date",
+            f"ALTER TABLE {q}.ingest_runs ADD COLUMN IF NOT EXISTS changed_to date"]
+
+
 @dataclass(frozen=True)
 class Migration:
     """One schema version. ``render(schema, timescale)`` returns its SQL statements."""
@@ -254,6 +262,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "index features_daily by date", _v2),
     Migration(3, "intraday bars and their 15-minute, hourly and daily roll-ups", _v3),
     Migration(4, "trading_dates: the dates present in bars_daily", _v4),
+    Migration(5, "ingest_runs.changed_from/changed_to: date range each ingest changed", _v5),
 )
 
 
