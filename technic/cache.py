@@ -153,6 +153,22 @@ class FrameCache:
         Raises:
             Whatever ``load`` raises (cache failures never raise).
         """
+        table, layer = self.get(key)
+        if table is not None:
+            return table, layer
+        table = load()
+        with self._lock:
+            self._stats.l3.hits += 1
+            self._stats.l3.bytes_read += table.nbytes
+        self.put(key, table)
+        return table, "l3"
+
+    def get(self, key: str) -> tuple[pa.Table | None, str]:
+        """Look ``key`` up in L1, then L2 (no loading).
+
+        Returns:
+            ``(table, layer)`` with ``layer`` ``"l1"`` or ``"l2"``, or ``(None, "miss")``.
+        """
         import redis
 
         with self._lock:
@@ -176,25 +192,28 @@ class FrameCache:
                     self._stats.l2.misses += 1
             except (redis.RedisError, OSError) as e:
                 self._l2_failed(e)
-            except pa.ArrowInvalid as e:  # a foreign or corrupt value: treat as a miss
+            except pa.ArrowInvalid as e:
                 log.warning("ignoring unreadable cache entry %s: %s", key, e)
                 with self._lock:
                     self._stats.l2.errors += 1
-        table = load()
+        return None, "miss"
+
+    def put(self, key: str, table: pa.Table, ttl_s: int | None = None) -> None:
+        """Store ``table`` under ``key`` in L1 and L2 (L2 for ``ttl_s``, default the cache's
+        TTL). Redis failures are logged once and counted, never raised."""
+        import redis
+
         with self._lock:
-            self._stats.l3.hits += 1
-            self._stats.l3.bytes_read += table.nbytes
             self._l1_put(key, table)
         if self._l2_usable():
             try:
                 data = to_ipc(table)
-                self._redis.set(self._key(key), data, ex=self.ttl_s)
+                self._redis.set(self._key(key), data, ex=ttl_s or self.ttl_s)
                 self._l2_ok()
                 with self._lock:
                     self._stats.l2.bytes_written += len(data)
             except (redis.RedisError, OSError) as e:
                 self._l2_failed(e)
-        return table, "l3"
 
 
 _CACHES: dict[tuple[str | None, str], FrameCache] = {}

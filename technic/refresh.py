@@ -61,6 +61,11 @@ class RefreshReport:
     rows_written: int
     start: dt.date | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    #: "full", or for an incremental refresh "append" / "update" / "unchanged" / "rebuild"
+    #: (see :mod:`technic.incremental`).
+    mode: str = "full"
+    #: Where an incremental refresh found its window: "l1", "l2" or "miss".
+    window_layer: str | None = None
 
 
 def refresh_chunk(target: DatabaseTarget, symbols: list[str], start: dt.date,

@@ -1,0 +1,362 @@
+"""Incremental feature refresh: one new day (or an intraday update of today's bar) without
+re-reading or recomputing the whole history window.
+
+A full refresh reads the last ``lookback_bars`` trading dates of bars for every symbol (the
+window) and computes every feature over it. Nearly all of that work repeats the previous
+day's. :func:`refresh_incremental` keeps the window itself in the cache (L1 in-process, L2
+Redis as Arrow IPC — see :mod:`technic.cache`) under the key of its last date and then:
+
+* **a new date** ``d`` after the cached window's last date ``p``: reads only the bars of
+  ``d`` (one date, ~8,000 rows), shifts the window by one date, and computes each symbol's
+  features at ``d`` only (:func:`technic.indicators.lastrow.last_row_indicators`);
+* **the same date again** (an intraday update of today's bar, or a re-run): re-reads ``d``'s
+  bars, and recomputes and writes only the symbols whose bar changed (or is new) — the other
+  rows stay as stored in ``features_daily``;
+* otherwise — no cached window, the cache is older than ``p``, or an ingest since the cached
+  window rewrote bars dated before ``d`` (``ingest_runs.changed_from``) — it **rebuilds**:
+  one read of the whole window, every symbol computed, the window cached for next time.
+
+**Equal to a full refresh, exactly.** The window is the same one a full refresh uses (the
+last ``lookback_bars`` trading dates up to ``d``, :func:`technic.store.bars.window_start`),
+and the last-row kernels run the same TA-Lib-order arithmetic over it, so every row is
+bit-identical to :func:`technic.refresh.refresh_features` — recursive indicators (EMA, MACD,
+Wilder's RSI/ATR/ADX) are recomputed over the trailing window, with the error bound of that
+window documented in :mod:`technic.refresh` (ADX ≤ 1e-7, other recursive ≤ 1e-8 relative to a
+504-bar history), not carried as state that would drift from it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlalchemy as sa
+
+from technic.cache import FrameCache, get_cache
+from technic.indicators.lastrow import LAST_ROW_FIELDS, last_row_indicators
+from technic.refresh import RefreshReport
+from technic.store.bars import bars_version, last_bar_date, read_bars_arrow
+from technic.store.db import DatabaseTarget, get_engine
+from technic.store.features import write_features
+from technic.store.schema import FEATURE_COLUMNS
+
+log = logging.getLogger(__name__)
+
+#: Fields kept in a window (open is not used by any feature).
+WINDOW_FIELDS = ("high", "low", "close", "volume")
+#: How long a cached window lives in Redis: long enough to span a weekend plus a holiday.
+WINDOW_TTL_S = 5 * 24 * 3600
+
+
+@dataclass
+class BarWindow:
+    """The bars of the last ``T`` trading dates for ``N`` symbols, symbol-major.
+
+    Attributes:
+        dates: ``(T,) datetime64[D]`` trading dates, increasing.
+        symbols: ``(N,) object`` (str), sorted.
+        high, low, close: ``(N, T) float64`` USD per share, NaN where no bar.
+        volume: ``(N, T) float64`` shares, NaN where no bar.
+        version: :func:`technic.store.bars.bars_version` read before the bars were.
+    """
+
+    dates: np.ndarray
+    symbols: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    version: int
+
+    @classmethod
+    def from_bars(cls, bars: pa.Table, dates: np.ndarray, version: int) -> BarWindow:
+        """Pivot long bars (``symbol, date, high, low, close, volume``) onto ``dates``.
+
+        Raises:
+            ValueError: a bar is dated outside ``dates``.
+        """
+        enc = pc.dictionary_encode(bars.column("symbol").combine_chunks())
+        names = enc.dictionary.to_numpy(zero_copy_only=False).astype(object)
+        order = np.argsort(names, kind="stable")
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        row = rank[enc.indices.to_numpy(zero_copy_only=False)]
+        days = bars.column("date").to_numpy(zero_copy_only=False).astype("datetime64[D]")
+        col = np.searchsorted(dates, days)
+        if len(days) and (col.max() >= len(dates) or not np.array_equal(dates[col], days)):
+            raise ValueError("bars dated outside the window's trading dates")
+        n, t = len(names), len(dates)
+        arrays = {}
+        for f in WINDOW_FIELDS:
+            a = np.full((n, t), np.nan)
+            a[row, col] = bars.column(f).to_numpy(zero_copy_only=False).astype(np.float64)
+            arrays[f] = a
+        return cls(dates=dates, symbols=names[order], version=version, **arrays)
+
+    def to_arrow(self) -> pa.Table:
+        """As an Arrow table: ``symbol`` and one ``fixed_size_list<float64>[T]`` column per
+        field; dates and version in the schema metadata (cache values are never pickled)."""
+        t = len(self.dates)
+        cols = {"symbol": pa.array(self.symbols.astype(str), pa.string())}
+        for f in WINDOW_FIELDS:
+            cols[f] = pa.FixedSizeListArray.from_arrays(
+                pa.array(getattr(self, f).reshape(-1), pa.float64()), t)
+        meta = {"dates": ",".join(str(d) for d in self.dates.astype("datetime64[D]")),
+                "version": str(self.version)}
+        return pa.table(cols).replace_schema_metadata(meta)
+
+    @classmethod
+    def from_arrow(cls, table: pa.Table) -> BarWindow:
+        """Inverse of :meth:`to_arrow` (zero-copy for the price arrays).
+
+        Raises:
+            KeyError, ValueError: not a table written by :meth:`to_arrow`.
+        """
+        meta = table.schema.metadata
+        dates = np.array(meta[b"dates"].decode().split(","), dtype="datetime64[D]")
+        n, t = table.num_rows, len(dates)
+        arrays = {}
+        for f in WINDOW_FIELDS:
+            values = table.column(f).combine_chunks().flatten()
+            arrays[f] = values.to_numpy(zero_copy_only=False).reshape(n, t)
+        return cls(dates=dates, symbols=table.column("symbol").to_numpy(zero_copy_only=False)
+                   .astype(object), version=int(meta[b"version"]), **arrays)
+
+    def _day_columns(self, day_bars: pa.Table) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Symbols of ``day_bars`` merged into this window's (new ones appended, then all
+        sorted) and the day's values aligned to them: ``(symbols, {field: (N',)})``."""
+        syms = day_bars.column("symbol").to_numpy(zero_copy_only=False).astype(object)
+        merged = np.union1d(self.symbols.astype(str), syms.astype(str)).astype(object)
+        pos = np.searchsorted(merged.astype(str), syms.astype(str))
+        values = {}
+        for f in WINDOW_FIELDS:
+            v = np.full(len(merged), np.nan)
+            v[pos] = day_bars.column(f).to_numpy(zero_copy_only=False).astype(np.float64)
+            values[f] = v
+        return merged, values
+
+    def _widen(self, symbols: np.ndarray) -> dict[str, np.ndarray]:
+        """This window's arrays re-indexed to ``symbols`` (a sorted superset), NaN rows for
+        the new symbols."""
+        if len(symbols) == len(self.symbols):
+            return {f: getattr(self, f) for f in WINDOW_FIELDS}
+        pos = np.searchsorted(symbols.astype(str), self.symbols.astype(str))
+        out = {}
+        for f in WINDOW_FIELDS:
+            a = np.full((len(symbols), len(self.dates)), np.nan)
+            a[pos] = getattr(self, f)
+            out[f] = a
+        return out
+
+    def append(self, day: dt.date, day_bars: pa.Table, lookback: int,
+               version: int) -> BarWindow:
+        """The window one trading date later: ``day``'s bars added as the last date, the
+        first date dropped once the window holds ``lookback`` dates."""
+        symbols, values = self._day_columns(day_bars)
+        old = self._widen(symbols)
+        keep = max(0, len(self.dates) + 1 - lookback)
+        arrays = {f: np.concatenate([old[f][:, keep:], values[f][:, None]], axis=1)
+                  for f in WINDOW_FIELDS}
+        dates = np.append(self.dates[keep:], np.datetime64(day, "D"))
+        return BarWindow(dates=dates, symbols=symbols, version=version, **arrays)
+
+    def replace_last(self, day_bars: pa.Table, version: int) -> tuple[BarWindow, np.ndarray]:
+        """This window with its last date's bars replaced by ``day_bars`` (an intraday update
+        or re-ingest of that date).
+
+        Returns:
+            ``(window, changed)``: ``changed`` is a ``(N',) bool`` mask of symbols whose last
+            bar differs (added, removed or any field changed).
+        """
+        symbols, values = self._day_columns(day_bars)
+        old = self._widen(symbols)
+        changed = np.zeros(len(symbols), dtype=bool)
+        arrays = {}
+        for f in WINDOW_FIELDS:
+            a = old[f] if old[f] is not getattr(self, f) else old[f].copy()
+            prev, new = a[:, -1], values[f]
+            changed |= ~((prev == new) | (np.isnan(prev) & np.isnan(new)))
+            a[:, -1] = new
+            arrays[f] = a
+        return (BarWindow(dates=self.dates, symbols=symbols, version=version, **arrays),
+                changed)
+
+
+def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = a / b
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+def window_features(w: BarWindow, rows: np.ndarray) -> pd.DataFrame:
+    """Feature rows at the window's last date for the symbols ``rows`` (indices) that have a
+    bar on it.
+
+    Returns:
+        Frame ``symbol, date, <FEATURE_COLUMNS>, n_bars`` as
+        :func:`technic.features.compute_features` gives for the same window (same
+        expressions, bit-identical values), sorted by symbol.
+    """
+    rows = rows[np.isfinite(w.close[rows, -1])] if len(rows) else rows
+    v = last_row_indicators(w.high, w.low, w.close, w.volume, rows)
+    g = {name: v[i] for i, name in enumerate(LAST_ROW_FIELDS)}
+    c = g["close"]
+    f = {k: g[k] for k in ("close", "volume", "sma_20", "sma_50", "sma_200", "ema_12",
+                           "ema_26", "rsi_14", "macd", "macd_signal", "macd_hist",
+                           "bb_upper", "bb_middle", "bb_lower", "atr_14", "adx_14",
+                           "roc_10", "avg_volume_20", "dollar_volume_20", "realized_vol_20",
+                           "realized_vol_60", "high_52w", "low_52w")}
+    up, mid, lo = g["bb_upper"], g["bb_middle"], g["bb_lower"]
+    # The same expressions, in the same order, as technic.features.feature_arrays.
+    f["bb_pctb"] = _ratio(c - lo, up - lo)
+    f["bb_width"] = _ratio(up - lo, mid)
+    f["natr_14"] = 100.0 * _ratio(g["atr_14"], c)
+    f["obv_trend_20"] = _ratio(g["obv"] - g["obv_lag_20"], 20.0 * g["avg_volume_20"])
+    for n in (21, 63, 126, 252):
+        f[f"ret_{n}d"] = _ratio(c, g[f"close_lag_{n}"]) - 1.0
+    f["ret_12_1"] = _ratio(g["close_lag_21"], g["close_lag_252"]) - 1.0
+    f["rel_volume_20"] = _ratio(g["volume"], g["avg_volume_20_lag_1"])
+    f["dist_52w_high"] = _ratio(c, g["high_52w"]) - 1.0
+    f["dist_52w_low"] = _ratio(c, g["low_52w"]) - 1.0
+    data = {"symbol": w.symbols[rows], "date": np.repeat(w.dates[-1], len(rows))}
+    data.update({k: f[k] for k in FEATURE_COLUMNS})
+    data["n_bars"] = g["n_bars"].astype(np.int32)
+    return pd.DataFrame(data)
+
+
+def _trading_window(target: DatabaseTarget, day: dt.date, lookback: int) -> np.ndarray:
+    with get_engine(target).connect() as c:
+        rows = c.execute(sa.text("SELECT date FROM trading_dates WHERE date <= :d "
+                                 "ORDER BY date DESC LIMIT :n"),
+                         {"d": day, "n": lookback}).scalars().all()
+    return np.array(sorted(rows), dtype="datetime64[D]")
+
+
+def _history_changed_before(target: DatabaseTarget, since_version: int, day: dt.date) -> bool:
+    """Did an ingest after ``since_version`` insert or update bars dated before ``day``?"""
+    with get_engine(target).connect() as c:
+        lo = c.execute(sa.text(
+            "SELECT min(changed_from) FROM ingest_runs WHERE run_id > :v AND status = 'ok' "
+            "AND coalesce(rows_inserted, 0) + coalesce(rows_updated, 0) > 0"),
+            {"v": since_version}).scalar()
+        unknown = c.execute(sa.text(
+            "SELECT count(*) FROM ingest_runs WHERE run_id > :v AND status = 'ok' "
+            "AND coalesce(rows_inserted, 0) + coalesce(rows_updated, 0) > 0 "
+            "AND changed_from IS NULL"), {"v": since_version}).scalar()
+    # A run without a recorded range (e.g. written before migration 5) counts as a rewrite.
+    return bool(unknown) or (lo is not None and lo < day)
+
+
+def _stored_rows(target: DatabaseTarget, day: dt.date) -> int:
+    with get_engine(target).connect() as c:
+        return int(c.execute(sa.text("SELECT count(*) FROM features_daily WHERE date = :d"),
+                             {"d": day}).scalar())
+
+
+def _key(lookback: int, day: np.datetime64 | dt.date) -> str:
+    return f"window:{lookback}:{np.datetime64(day, 'D')}"
+
+
+def refresh_incremental(
+    target: DatabaseTarget,
+    as_of: dt.date | None = None,
+    *,
+    lookback_bars: int = 300,
+    redis_url: str | None = None,
+    cache: FrameCache | None = None,
+    write: bool = True,
+) -> tuple[RefreshReport, pd.DataFrame]:
+    """Refresh ``features_daily`` for ``as_of`` (default: the latest date with bars), doing
+    only the work that changed since the cached window (see the module docstring).
+
+    Args:
+        target: the store.
+        as_of: date to compute; resolved to the last date with bars on or before it.
+        lookback_bars: trading dates in the window (the same as a full refresh's).
+        redis_url: the shared L2 cache (``TECHNIC_REDIS_URL``); None = in-process L1 only.
+        cache: a cache to use instead of the process-wide one for ``redis_url``.
+        write: store the rows (False: compute only).
+
+    Returns:
+        ``(report, rows)``: rows recomputed (sorted by symbol); ``report.timings`` holds
+        per-stage seconds, ``report.mode`` is ``"append"``, ``"update"`` (same date
+        re-read), ``"rebuild"`` or ``"unchanged"``, ``report.window_layer`` where the window
+        came from. ``report.symbols`` counts the symbols recomputed.
+
+    Raises:
+        technic.store.bars.NoDataError: no bars on or before ``as_of``.
+    """
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    day = last_bar_date(target, as_of)
+    dates = _trading_window(target, day, lookback_bars)
+    version = bars_version(target)
+    cache = cache or get_cache(redis_url, target.cache_namespace())
+    timings["plan_s"] = round(time.perf_counter() - t0, 4)
+
+    t = time.perf_counter()
+    w, layer = None, "miss"
+    for key_day in (dates[-1], dates[-2] if len(dates) > 1 else None):
+        if key_day is None:
+            continue
+        table, layer = cache.get(_key(lookback_bars, key_day))
+        if table is not None:
+            try:
+                w = BarWindow.from_arrow(table)
+            except (KeyError, ValueError, TypeError) as e:
+                log.warning("ignoring unreadable cached window: %s", e)
+                w = None
+            break
+    timings["window_fetch_s"] = round(time.perf_counter() - t, 4)
+
+    mode, rows_idx, new = "rebuild", None, None
+    t = time.perf_counter()
+    if w is not None and _history_changed_before(target, w.version, day):
+        log.info("bars before %s changed since the cached window: rebuilding it", day)
+        w = None
+    if w is not None:
+        day_bars = read_bars_arrow(target, day, day)
+        if w.dates[-1] == np.datetime64(day, "D"):
+            new, changed = w.replace_last(day_bars, version)
+            mode, rows_idx = "update", np.flatnonzero(changed)
+            if not changed.any():
+                if _stored_rows(target, day) == int(np.isfinite(new.close[:, -1]).sum()):
+                    mode = "unchanged"
+                else:  # rows missing from the store (e.g. an earlier compute-only run)
+                    rows_idx = np.arange(len(new.symbols))
+        else:
+            new = w.append(day, day_bars, lookback_bars, version)
+            mode, rows_idx = "append", np.arange(len(new.symbols))
+        if not np.array_equal(new.dates, dates):  # trading dates were inserted meanwhile
+            log.info("cached window's dates no longer match the store: rebuilding it")
+            new, mode = None, "rebuild"
+    if new is None:
+        bars = read_bars_arrow(target, dates[0].item(), day)
+        new = BarWindow.from_bars(bars, dates, version)
+        rows_idx = np.arange(len(new.symbols))
+    timings["read_s"] = round(time.perf_counter() - t, 4)
+
+    t = time.perf_counter()
+    rows = window_features(new, rows_idx)
+    timings["compute_s"] = round(time.perf_counter() - t, 4)
+    t = time.perf_counter()
+    written = write_features(target, rows) if write and len(rows) else 0
+    timings["write_s"] = round(time.perf_counter() - t, 4)
+    t = time.perf_counter()
+    if mode != "unchanged":
+        cache.put(_key(lookback_bars, day), new.to_arrow(), ttl_s=WINDOW_TTL_S)
+    timings["window_store_s"] = round(time.perf_counter() - t, 4)
+    timings["total_s"] = round(time.perf_counter() - t0, 4)
+    report = RefreshReport(as_of=day, symbols=len(rows), chunks=1, rows_written=written,
+                           start=dates[0].item(), timings=timings, mode=mode,
+                           window_layer=layer)
+    log.info("incremental refresh for %s (%s, window from %s): %d symbols in %.2f s", day,
+             mode, layer, len(rows), timings["total_s"])
+    return report, rows
