@@ -68,16 +68,39 @@ def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def feature_arrays(p: Panel) -> dict[str, np.ndarray]:
+#: Where the indicator kernels run: numba on the CPU, or numba.cuda on a GPU.
+DEVICES = ("cpu", "gpu")
+
+
+def _check_device(device: str) -> str:
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    return device
+
+
+def feature_arrays(p: Panel, device: str = "cpu") -> dict[str, np.ndarray]:
     """Compute every feature as a ``(T, N) float64`` array over the whole panel.
 
     Args:
-        p: the bars; history before the first output date must be included in it.
+        p: the bars (``(T, N) float64`` time-major, USD per share and shares, NaN = no bar);
+            history before the first output date must be included in it.
+        device: ``"cpu"`` (numba kernels of :mod:`technic.indicators`) or ``"gpu"`` (their
+            numba.cuda twins in :mod:`technic.indicators.gpu`, results copied back to the
+            host; equal to the CPU path to ≤ 1e-9 relative, bit-identical except the log
+            returns of realized volatility).
 
     Returns:
         ``{column: (T, N) float64}`` for ``FEATURE_COLUMNS`` plus ``n_bars`` (bars seen so
         far, counted in the panel window).
+
+    Raises:
+        ValueError: an unknown ``device``.
+        technic.indicators.gpu.GPUUnavailableError: ``device="gpu"`` without a CUDA device.
     """
+    if _check_device(device) == "gpu":
+        from technic.indicators import gpu
+
+        return gpu.feature_arrays(p)
     c, h, lo, v = p.close, p.high, p.low, p.volume
     f: dict[str, np.ndarray] = {"close": c, "volume": v}
     f["sma_20"], f["sma_50"], f["sma_200"] = ind.sma(c, 20), ind.sma(c, 50), ind.sma(c, 200)
@@ -111,13 +134,16 @@ def feature_arrays(p: Panel) -> dict[str, np.ndarray]:
     return f
 
 
-def compute_features(p: Panel, dates: Sequence[np.datetime64] | None = None) -> pd.DataFrame:
+def compute_features(p: Panel, dates: Sequence[np.datetime64] | None = None,
+                     device: str = "cpu") -> pd.DataFrame:
     """Feature rows for the given dates (default: the panel's last date).
 
     Args:
         p: bars with enough history before the first requested date (≥ ``FULL_HISTORY_BARS``
             for every feature to be defined).
         dates: dates to output, each present in ``p.dates``.
+        device: ``"cpu"`` or ``"gpu"`` (see :func:`feature_arrays`; on the GPU only the
+            requested rows are copied back).
 
     Returns:
         Long frame ``symbol, date, <FEATURE_COLUMNS>, n_bars``: one row per symbol with a bar
@@ -125,7 +151,10 @@ def compute_features(p: Panel, dates: Sequence[np.datetime64] | None = None) -> 
 
     Raises:
         KeyError: a requested date is not in the panel.
+        ValueError: an unknown ``device``.
+        technic.indicators.gpu.GPUUnavailableError: ``device="gpu"`` without a CUDA device.
     """
+    _check_device(device)
     t_count = len(p.dates)
     if t_count == 0:
         return pd.DataFrame(columns=["symbol", "date", *FEATURE_COLUMNS, "n_bars"])
@@ -137,14 +166,21 @@ def compute_features(p: Panel, dates: Sequence[np.datetime64] | None = None) -> 
             rows = [idx[np.datetime64(d, "D")] for d in dates]
         except KeyError as e:
             raise KeyError(f"date {e.args[0]} not in the panel") from None
-    arrays = feature_arrays(p)
+    if device == "gpu":
+        from technic.indicators import gpu
+
+        picked = gpu.feature_rows(p, rows)  # row k of each array is panel row rows[k]
+        at = list(range(len(rows)))
+    else:
+        picked = feature_arrays(p)
+        at = rows
     frames = []
-    for r in rows:
+    for r, k in zip(rows, at, strict=True):
         has_bar = np.isfinite(p.close[r])
         data = {"symbol": p.symbols[has_bar],
                 "date": np.repeat(p.dates[r], int(has_bar.sum()))}
         for name in (*FEATURE_COLUMNS, "n_bars"):
-            data[name] = arrays[name][r, has_bar]
+            data[name] = picked[name][k, has_bar]
         frames.append(pd.DataFrame(data))
     out = pd.concat(frames, ignore_index=True)
     out["n_bars"] = out["n_bars"].astype(np.int32)
