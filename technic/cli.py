@@ -269,6 +269,16 @@ def _refresh(target, as_of: dt.date | None, local: bool, only_changed: bool = Fa
     return report
 
 
+def _refresh_incremental(target, as_of: dt.date | None):
+    from technic.incremental import refresh_incremental
+
+    s = get_settings()
+    with console.status("incremental feature refresh …"):
+        report, _ = refresh_incremental(target, as_of, lookback_bars=s.lookback_bars,
+                                        redis_url=s.redis_url)
+    return report
+
+
 @features_app.command("backfill")
 def features_backfill(
     start: Annotated[str, typer.Option(help="First date (YYYY-MM-DD).")],
@@ -315,15 +325,30 @@ def features_refresh(
     local: Annotated[bool, typer.Option("--local", help="Compute in this process instead of "
                                                         "on Dask.")] = False,
     changed_only: Annotated[bool, typer.Option(
-        "--changed-only", help="Recompute only symbols whose bars changed since their "
-                               "features were computed (e.g. after an intraday update).")] = False,
+        "--changed-only", help="With --full: recompute only symbols whose bars changed since "
+                               "their features were computed.")] = False,
+    incremental: Annotated[bool, typer.Option(
+        "--incremental/--full",
+        help="--incremental (default): reuse the cached bar window (in-process, Redis) and "
+             "compute only the new date or the symbols whose bar changed; without a usable "
+             "window it reads the window once and caches it. Rows equal a full refresh. "
+             "--full: recompute every symbol from the database, fanned out over Dask.")] = True,
 ) -> None:
     """Compute the feature set for every symbol with a bar on the as-of date and upsert it into
-    features_daily. Fans out over Dask (TECHNIC_DASK_ADDRESS or a LocalCluster)."""
+    features_daily.
+
+    The default is incremental (see --incremental); --full fans out over Dask
+    (TECHNIC_DASK_ADDRESS or a LocalCluster), or runs here with --local."""
     from technic.store.bars import NoDataError
 
     target, _ = _target()
     try:
+        if incremental and not changed_only:
+            r = _refresh_incremental(target, _parse_date(as_of))
+            out.print(f"features for {r.as_of}: {r.rows_written:,} symbols recomputed "
+                      f"({r.mode}, window from {r.window_layer}), "
+                      f"{r.timings['total_s']:.2f} s")
+            return
         r = _refresh(target, _parse_date(as_of), local, changed_only)
     except NoDataError as e:
         raise _fail(str(e)) from None
