@@ -12,10 +12,11 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from technic.store.db import DatabaseTarget, adbc_connect, get_engine
-from technic.store.schema import RESULT_FEATURE_COLUMNS, SCORE_COLUMNS
+from technic.store.schema import FACTOR_RESULT_COLUMNS, RESULT_FEATURE_COLUMNS, SCORE_COLUMNS
 
 RESULT_COLUMNS = ("run_id", "rank", "symbol", "sector", "close", "tech_rating", "ics", "merit",
-                  "alpha_5d", "alpha_10d", "regime", *SCORE_COLUMNS, *RESULT_FEATURE_COLUMNS)
+                  "alpha_5d", "alpha_10d", "regime", *SCORE_COLUMNS, *RESULT_FEATURE_COLUMNS,
+                  *FACTOR_RESULT_COLUMNS)
 
 
 def start_scan_run(target: DatabaseTarget, params: dict) -> int:
@@ -49,7 +50,8 @@ def _col(df: pd.DataFrame, name: str, kind: str) -> pa.Array:
 
 def finish_scan_run(target: DatabaseTarget, run_id: int, as_of: dt.date, results: pd.DataFrame,
                     counts: dict, timings: dict, started: float | None = None,
-                    cache: dict | None = None) -> None:
+                    cache: dict | None = None, regime: str | None = None,
+                    regime_facts: dict | None = None) -> None:
     """Write a run's results and mark it ``ok`` — in one transaction.
 
     Args:
@@ -59,7 +61,10 @@ def finish_scan_run(target: DatabaseTarget, run_id: int, as_of: dt.date, results
         cache: cache facts of the run (stored in ``scan_runs.cache``).
         results: one row per ranked symbol with ``rank, symbol, sector, close, tech_rating``,
             the score columns and the result feature columns (missing optional columns are
-            stored as NULL).
+            stored as NULL): ``ics``, ``merit``, ``regime``, the alphas and the factor columns
+            of migration 7.
+        regime: the run's regime label (``scan_runs.regime``); regime_facts: the numbers it
+            came from (``scan_runs.regime_facts``, JSON; see technic/scoring/regime.py).
     """
     kinds = {"run_id": "i", "rank": "i", "symbol": "s", "sector": "s", "regime": "s"}
     df = results.assign(run_id=run_id)
@@ -76,7 +81,9 @@ def finish_scan_run(target: DatabaseTarget, run_id: int, as_of: dt.date, results
         cur.execute(
             "UPDATE scan_runs SET status = 'ok', finished_at = now(), as_of = $1, "
             "counts = CAST($2 AS jsonb), timings = CAST($3 AS jsonb), "
-            "cache = CAST($4 AS jsonb) WHERE run_id = $5",
+            "cache = CAST($4 AS jsonb), regime = $5, regime_facts = CAST($6 AS jsonb) "
+            "WHERE run_id = $7",
             parameters=(as_of, json.dumps(counts), json.dumps(timings),
-                        json.dumps(cache or {}), run_id))
+                        json.dumps(cache or {}), regime,
+                        None if regime_facts is None else json.dumps(regime_facts), run_id))
         conn.commit()

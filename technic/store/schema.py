@@ -248,6 +248,40 @@ def _v5(schema: str, timescale: bool) -> list[str]:
             f"ALTER TABLE {q}.ingest_runs ADD COLUMN IF NOT EXISTS changed_to date"]
 
 
+#: Columns migration 7 adds to ``scan_results`` (units: docs/tables.md, docs/scoring.md).
+FACTOR_RESULT_COLUMNS: tuple[str, ...] = (
+    "alpha_score", "ics_liquidity", "ics_size", "ics_trend_stability", "ics_drawdown",
+    "ics_volatility", "mom_6_1", "mom_3_1", "rs_market_63d", "rs_sector_63d", "ma_alignment",
+    "market_cap_pit",
+)
+
+
+def _v7(schema: str, timescale: bool) -> list[str]:
+    # ICS, MERIT and regime: factor and component columns of scan_results, the regime of each
+    # scan run, and the equal-weighted market index history the regime is computed from.
+    q = quote_ident(schema)
+    stmts = [f"ALTER TABLE {q}.scan_results ADD COLUMN IF NOT EXISTS {c} double precision"
+             for c in FACTOR_RESULT_COLUMNS]
+    stmts += [
+        f"ALTER TABLE {q}.scan_runs ADD COLUMN IF NOT EXISTS regime text",
+        f"ALTER TABLE {q}.scan_runs ADD COLUMN IF NOT EXISTS regime_facts jsonb",
+        f"""CREATE TABLE IF NOT EXISTS {q}.market_daily (
+    date date PRIMARY KEY,
+    n_symbols integer NOT NULL,
+    ew_return double precision,
+    computed_at timestamptz NOT NULL DEFAULT now()
+)""",
+        # r.* is expanded when a view is created: recreate it so it shows the new columns
+        f"DROP VIEW IF EXISTS {q}.latest_scan_results",
+        f"""CREATE VIEW {q}.latest_scan_results AS
+SELECT r.*, s.as_of
+FROM {q}.scan_results r
+JOIN {q}.scan_runs s USING (run_id)
+WHERE r.run_id = (SELECT max(run_id) FROM {q}.scan_runs WHERE status = 'ok')""",
+    ]
+    return stmts
+
+
 @dataclass(frozen=True)
 class Migration:
     """One schema version. ``render(schema, timescale)`` returns its SQL statements."""
@@ -263,6 +297,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "intraday bars and their 15-minute, hourly and daily roll-ups", _v3),
     Migration(4, "trading_dates: the dates present in bars_daily", _v4),
     Migration(5, "ingest_runs.changed_from/changed_to: date range each ingest changed", _v5),
+    Migration(7, "ICS/MERIT/regime: factor columns, scan_runs.regime, market_daily", _v7),
 )
 
 
