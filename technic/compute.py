@@ -4,18 +4,33 @@
 worker processes (one per core by default, one thread each: the numba kernels release the GIL
 but the SQL reads and pandas glue do not). Tasks receive a symbol chunk and a date range and
 read their own bars, so no large frame passes through the scheduler.
+
+GPU routing: :func:`run_chunks` with ``gpu=True`` sends every chunk to the workers that
+declare the Dask resource ``GPU`` (``dask worker --resources "GPU=1"``), through
+``client.submit(..., resources={"GPU": 1})`` (explicit per task: annotations are dropped by
+some wrappers), and the chunk function computes with ``device="gpu"``. The cluster is
+checked first, since a task asking for a resource that no worker has waits forever: with no
+GPU worker the chunks run on the CPU workers with ``device="cpu"`` after one warning. On the
+worker, :func:`resolve_device` falls back to the CPU kernels (one warning per process) when
+the worker declared a GPU but numba.cuda finds none.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from technic.config import Settings, get_settings
 
 log = logging.getLogger(__name__)
+
+#: The Dask worker resource that marks a worker with a GPU.
+GPU_RESOURCE = "GPU"
+
+_cuda_missing_warned = False
 
 
 def chunked(items: Sequence[str], size: int) -> list[list[str]]:
@@ -58,3 +73,115 @@ def dask_client(settings: Settings | None = None) -> Iterator:
     finally:
         client.close()
         cluster.close()
+
+
+def gpu_workers(client: Any) -> list[str]:
+    """Addresses of the workers that declare the ``GPU`` resource (``>= 1``), sorted.
+
+    Args:
+        client: a connected ``distributed.Client``.
+
+    Returns:
+        Worker addresses (``tcp://host:port``); empty when no worker has a GPU.
+    """
+    info = client.scheduler_info(n_workers=-1)
+    return sorted(addr for addr, w in info.get("workers", {}).items()
+                  if float((w.get("resources") or {}).get(GPU_RESOURCE, 0)) >= 1)
+
+
+def cuda_available() -> bool:
+    """Whether this process can run the numba.cuda kernels (a CUDA device, or the simulator).
+
+    Imports numba.cuda only when asked, so CPU-only processes never load it.
+    """
+    try:
+        from technic.indicators.gpu import is_available
+    except Exception:  # noqa: BLE001 - a broken CUDA install is "no GPU"
+        return False
+    return is_available()
+
+
+def resolve_device(device: str, probe: Callable[[], bool] | None = None) -> str:
+    """The device a chunk really computes on: ``"gpu"`` only when asked and usable.
+
+    Args:
+        device: ``"cpu"`` or ``"gpu"`` (what the planner asked for).
+        probe: returns whether a GPU is usable here (default :func:`cuda_available`;
+            injectable for tests).
+
+    Returns:
+        ``"gpu"`` or ``"cpu"``. A ``"gpu"`` request in a process without a usable GPU logs
+        one warning per process and returns ``"cpu"``.
+
+    Raises:
+        ValueError: ``device`` is neither ``"cpu"`` nor ``"gpu"``.
+    """
+    global _cuda_missing_warned
+    if device not in ("cpu", "gpu"):
+        raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
+    if device == "cpu":
+        return "cpu"
+    if (probe or cuda_available)():
+        return "gpu"
+    if not _cuda_missing_warned:
+        _cuda_missing_warned = True
+        log.warning("GPU requested but numba.cuda finds no usable device in this process; "
+                    "computing on the CPU kernels")
+    return "cpu"
+
+
+def run_chunks(client: Any, fn: Callable[..., Any], args_list: Sequence[tuple],
+               on_chunk_done: Callable[[int, int], None] | None = None, *,
+               gpu: bool = False) -> list:
+    """Run ``fn(*args)`` for every ``args`` of ``args_list``, on Dask or in this process.
+
+    Args:
+        client: a ``distributed.Client``, or ``None`` to run every chunk here, in order.
+        fn: the chunk function (must be importable by the workers). With ``gpu=True`` it is
+            called as ``fn(*args, device=...)`` and must accept that keyword.
+        args_list: one positional-argument tuple per chunk.
+        on_chunk_done: called as ``(done, total)`` after each chunk (progress bars).
+        gpu: route the chunks to the GPU. With a client: when some worker declares the
+            ``GPU`` resource every chunk is submitted with ``resources={"GPU": 1}`` (so it
+            runs only on such workers) and ``device="gpu"``; otherwise ONE warning, and the
+            chunks run on the CPU workers with ``device="cpu"`` (never a wait for a resource
+            that no worker has). Without a client: ``device="gpu"`` when this process has a
+            usable GPU, else ``"cpu"`` with one warning.
+
+    Returns:
+        The chunk results, in the order of ``args_list``.
+
+    Raises:
+        Whatever a chunk raised (the first one met while collecting).
+    """
+    total = len(args_list)
+    kwargs: dict[str, Any] = {}
+    resources = None
+    if gpu:
+        if client is None:
+            kwargs["device"] = resolve_device("gpu")
+        elif gpu_workers(client):
+            kwargs["device"] = "gpu"
+            resources = {GPU_RESOURCE: 1}
+        else:
+            log.warning("GPU requested but no Dask worker declares the %r resource; running "
+                        "%d chunk(s) on the CPU workers", GPU_RESOURCE, total)
+            kwargs["device"] = "cpu"
+    if client is None:
+        results = []
+        for i, args in enumerate(args_list):
+            results.append(fn(*args, **kwargs))
+            if on_chunk_done:
+                on_chunk_done(i + 1, total)
+        return results
+    from distributed import as_completed
+
+    futures = [client.submit(fn, *args, pure=False, resources=resources, **kwargs)
+               for args in args_list]
+    index = {f.key: i for i, f in enumerate(futures)}
+    out: list[Any] = [None] * total
+    for done, fut in enumerate(as_completed(futures), start=1):
+        out[index[fut.key]] = fut.result()
+        if on_chunk_done:
+            on_chunk_done(done, total)
+    return out

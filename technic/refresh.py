@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from technic.cache import get_cache
-from technic.compute import chunked
+from technic.compute import chunked, resolve_device, run_chunks
 from technic.features import FEATURE_COLUMNS, compute_features
 from technic.panel import Panel
 from technic.store.bars import (
@@ -70,21 +70,29 @@ class RefreshReport:
 
 def refresh_chunk(target: DatabaseTarget, symbols: list[str], start: dt.date,
                   as_of: dt.date, version: int | None = None,
-                  redis_url: str | None = None) -> pd.DataFrame:
+                  redis_url: str | None = None, device: str = "cpu") -> pd.DataFrame:
     """Compute the as-of feature rows of one symbol chunk (runs on a Dask worker).
 
     Args:
         start: first date of the history window (:func:`window_start`).
         version: bars version at planning time; with it the chunk's bars go through the
             worker's cache (L1, and L2 Redis when ``redis_url`` is set).
+        device: ``"cpu"`` or ``"gpu"`` (set by :func:`technic.compute.run_chunks` for a
+            chunk routed to a worker with the ``GPU`` resource); a ``"gpu"`` chunk on a
+            process without a usable CUDA device computes on the CPU, with one warning
+            (:func:`technic.compute.resolve_device`). Both give the same rows (≤ 1e-9).
 
     Returns:
         Frame as :func:`technic.features.compute_features` (one row per symbol of the chunk
         that has a bar on ``as_of``).
+
+    Raises:
+        ValueError: an unknown ``device``.
     """
+    dev = resolve_device(device)
     cache = (get_cache(redis_url, target.cache_namespace()) if version is not None else None)
     panel = load_panel(target, start, as_of, symbols, cache=cache, version=version)
-    return compute_features(panel, dates=[np.datetime64(as_of, "D")])
+    return compute_features(panel, dates=[np.datetime64(as_of, "D")], device=dev)
 
 
 def backfill_chunk(target: DatabaseTarget, symbols: list[str], window: dt.date,
@@ -102,22 +110,9 @@ def backfill_chunk(target: DatabaseTarget, symbols: list[str], window: dt.date,
     return write_features(target, compute_features(panel, dates=list(days)))
 
 
-def _run_chunks(client, fn, args_list, on_chunk_done) -> list:
-    results = []
-    if client is None:
-        for i, args in enumerate(args_list):
-            results.append(fn(*args))
-            if on_chunk_done:
-                on_chunk_done(i + 1, len(args_list))
-        return results
-    from distributed import as_completed
-
-    futures = [client.submit(fn, *args, pure=False) for args in args_list]
-    for done, fut in enumerate(as_completed(futures), start=1):
-        results.append(fut.result())
-        if on_chunk_done:
-            on_chunk_done(done, len(args_list))
-    return results
+def _run_chunks(client, fn, args_list, on_chunk_done, gpu: bool = False) -> list:
+    # Dask fan-out and GPU routing live in technic.compute.run_chunks (results in order).
+    return run_chunks(client, fn, args_list, on_chunk_done, gpu=gpu)
 
 
 def _local_chunks(bars: pa.Table, parts: list[list[str]], day: dt.date,
@@ -152,6 +147,7 @@ def refresh_features(
     only_changed: bool = False,
     use_cache: bool = False,
     redis_url: str | None = None,
+    use_gpu: bool = False,
 ) -> tuple[RefreshReport, pd.DataFrame]:
     """Refresh ``features_daily`` for ``as_of`` (default: the latest date with bars).
 
@@ -171,6 +167,10 @@ def refresh_features(
         use_cache: read each chunk's bars through the worker's cache (keyed by the bars
             version, so an ingest invalidates it): repeated refreshes skip the database read.
         redis_url: the shared L2 cache for those bars (``TECHNIC_REDIS_URL``); None = L1 only.
+        use_gpu: compute on the GPU kernels: chunks go to the Dask workers that declare the
+            ``GPU`` resource (without a client: this process's GPU); when there is none, one
+            warning and the CPU path (see :func:`technic.compute.run_chunks`). Same rows as
+            the CPU path to ≤ 1e-9 relative.
 
     Returns:
         ``(report, rows)``; rows (only the recomputed ones) sorted by symbol.
@@ -187,14 +187,14 @@ def refresh_features(
     timings = {"plan_s": round(time.perf_counter() - t0, 4)}
     t = time.perf_counter()
     version = bars_version(target) if use_cache else None
-    if client is None and not use_cache:
+    if client is None and not use_cache and not use_gpu:
         # In one process, one read of the whole window beats a query per chunk; chunks are
         # then cut from it in memory (same bars, so the same rows as the Dask path).
         frames = _local_chunks(read_bars_arrow(target, start, day), parts, day, on_chunk_done)
     else:
         frames = _run_chunks(client, refresh_chunk,
                              [(target, p, start, day, version, redis_url) for p in parts],
-                             on_chunk_done)
+                             on_chunk_done, gpu=use_gpu)
     rows = (pd.concat(frames, ignore_index=True) if frames else
             pd.DataFrame(columns=["symbol", "date", *FEATURE_COLUMNS, "n_bars"]))
     rows = rows.sort_values("symbol", kind="stable").reset_index(drop=True)
