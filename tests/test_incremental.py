@@ -148,3 +148,29 @@ def test_window_round_trips_through_arrow(bars):
     np.testing.assert_array_equal(back.symbols, w.symbols)
     for f in ("high", "low", "close", "volume"):
         np.testing.assert_array_equal(getattr(back, f), getattr(w, f))
+
+
+def test_cli_refresh_is_incremental_across_processes(fresh_target, db_url, bars, tmp_path,
+                                                     redis_url):
+    import subprocess
+    import sys
+
+    from .conftest import cli_env
+
+    dates = np.sort(bars["date"].unique())
+    _write(bars[bars["date"] < dates[-1]], tmp_path / "hist.parquet")
+    ingest_files(fresh_target, tmp_path / "hist.parquet")
+    env = cli_env(db_url, fresh_target.schema, TECHNIC_REDIS_URL=redis_url)
+
+    def refresh() -> str:
+        r = subprocess.run([sys.executable, "-m", "technic.cli", "features", "refresh"],
+                           env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    assert "rebuild" in refresh()
+    _write(bars[bars["date"] == dates[-1]], tmp_path / "day.parquet")
+    ingest_files(fresh_target, tmp_path / "day.parquet")
+    assert "append, window from l2" in refresh()  # a new process found yesterday's window
+    _, full = refresh_features(fresh_target, write=False)
+    _assert_same_rows(_stored(fresh_target, pd.Timestamp(dates[-1]).date()), full)
