@@ -38,7 +38,7 @@ def _run(target: DatabaseTarget, source: str, path: str | None, read) -> IngestR
         if raw is not None:
             report.rows_read = len(raw)
             v = validate_bars(raw)
-            good, rejects = v.good, v.rejects
+            good, rejects = v.table, v.rejects
             report.rows_rejected = len(rejects)
             report.rejects_by_reason = v.counts_by_reason()
         report.timings["validate_s"] = round(time.perf_counter() - t, 4)
@@ -69,7 +69,7 @@ def ingest_files(target: DatabaseTarget, path: str | Path) -> list[IngestReport]
                             lambda: (None, files_provider.read_universe(uni))))
     for bars_path in fs.bars:
         reports.append(_run(target, "files", str(bars_path),
-                            lambda p=bars_path: (files_provider.read_bars(p), None)))
+                            lambda p=bars_path: (files_provider.read_bars_table(p), None)))
     return reports
 
 

@@ -21,8 +21,11 @@ conflicting duplicate     rows with the same (symbol, date) but different values
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -33,19 +36,38 @@ PRICE_COLUMNS = ("open", "high", "low", "close")
 NUMERIC_COLUMNS = (*PRICE_COLUMNS, "volume")
 
 
+#: Arrow types of validated bars, as stored: daily bars carry ``date``, intraday ``ts``.
+DAILY_SCHEMA = pa.schema([("symbol", pa.string()), ("date", pa.date32()),
+                          *((c, pa.float64()) for c in NUMERIC_COLUMNS)])
+INTRADAY_SCHEMA = pa.schema([("symbol", pa.string()), ("ts", pa.timestamp("us", tz="UTC")),
+                             *((c, pa.float64()) for c in NUMERIC_COLUMNS)])
+
+
 @dataclass
 class ValidationResult:
     """Outcome of :func:`validate_bars`.
 
     Attributes:
-        good: valid rows: ``symbol`` (str), ``date`` (``datetime64[D]``), OHLC (float64, quote
-            currency), ``volume`` (float64, shares); in input order.
+        table: valid rows as Arrow, in input order, with :data:`DAILY_SCHEMA` (``symbol``
+            string, ``date`` date32) or :data:`INTRADAY_SCHEMA` (``ts`` timestamp[us, UTC],
+            bar start); OHLC float64 (USD per share), ``volume`` float64 (shares). This is
+            what the store copies.
         rejects: one row per rejected input row: ``row`` (the input row as JSON text) and
             ``reason`` (see the module table).
     """
 
-    good: pd.DataFrame
+    table: pa.Table
     rejects: pd.DataFrame
+
+    @cached_property
+    def good(self) -> pd.DataFrame:
+        """The valid rows as pandas: ``symbol`` (str), ``date`` (``datetime64``, midnight) or
+        ``ts`` (naive ``datetime64[us]``, UTC), OHLCV float64."""
+        t = self.table
+        if "ts" in t.column_names:
+            i = t.column_names.index("ts")
+            t = t.set_column(i, "ts", t["ts"].cast(pa.timestamp("us")))
+        return t.to_pandas(date_as_object=False)
 
     def counts_by_reason(self) -> dict[str, int]:
         """Rejected rows per reason."""
@@ -86,26 +108,227 @@ def _parse_timestamps(raw: pd.Series) -> pd.Series:
     return s
 
 
-def time_column(df: pd.DataFrame) -> str:
+def time_column(df: pd.DataFrame | pa.Table) -> str:
     """``"ts"`` for intraday bars (a ``ts`` column and no ``date``), else ``"date"``."""
-    return "ts" if "ts" in df.columns and "date" not in df.columns else "date"
+    names = df.column_names if isinstance(df, pa.Table) else list(df.columns)
+    return "ts" if "ts" in names and "date" not in names else "date"
 
 
-def validate_bars(df: pd.DataFrame) -> ValidationResult:
+def validate_bars(df: pd.DataFrame | pa.Table) -> ValidationResult:
     """Split raw bars into valid rows and rejects with reasons.
 
     Daily bars carry ``date``; intraday bars carry ``ts`` (bar start, UTC; tz-aware values
     are converted, naive ones taken as UTC) and are keyed by (symbol, ts) — the reasons then
     say ``unparseable timestamp`` and ``duplicate (symbol, ts)``.
 
+    Typed input (an Arrow table or DataFrame with string symbols, date/timestamp times and
+    numeric OHLCV, e.g. a Parquet file) is checked with vectorized Arrow/NumPy kernels: about
+    0.5 s for the 4.87 M rows of the real daily file. Text input (CSV read as strings) is
+    parsed first, row values that do not parse becoming rejects.
+
     Args:
-        df: columns ``symbol, date, open, high, low, close, volume`` as read by
-            :func:`technic.providers.files.read_bars` (text or typed).
+        df: columns ``symbol, date|ts, open, high, low, close, volume`` as read by
+            :func:`technic.providers.files.read_bars_table` / ``read_bars`` (text or typed).
 
     Returns:
         :class:`ValidationResult`. Never raises for bad rows; every input row ends up in
         exactly one of ``good`` and ``rejects``.
+
+    Raises:
+        KeyError: a required column is missing.
     """
+    tcol = time_column(df)
+    cols = ["symbol", tcol, *NUMERIC_COLUMNS]
+    table = _typed_table(df, cols)
+    if table is not None:
+        return _validate_arrow(table, tcol)
+    if isinstance(df, pa.Table):
+        df = df.select(cols).to_pandas(date_as_object=False)
+    return _validate_pandas(df[cols], tcol)
+
+
+def _typed_table(df: pd.DataFrame | pa.Table, cols: list[str]) -> pa.Table | None:
+    """``df[cols]`` as an Arrow table when every column has a type the vectorized path takes
+    (string symbols, date/timestamp times, numeric values); None for text input."""
+    if isinstance(df, pd.DataFrame):
+        sub = df[cols]
+        if not all(pd.api.types.is_numeric_dtype(sub[c]) and not pd.api.types.is_bool_dtype(
+                sub[c]) for c in NUMERIC_COLUMNS):
+            return None
+        if not pd.api.types.is_datetime64_any_dtype(sub[cols[1]]):
+            return None
+        try:
+            t = pa.Table.from_pandas(sub, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            return None
+    else:
+        t = df.select(cols)
+    sym = t.schema.field("symbol").type
+    if pa.types.is_dictionary(sym):
+        sym = sym.value_type
+    if not (pa.types.is_string(sym) or pa.types.is_large_string(sym)
+            or pa.types.is_null(sym)):
+        return None
+    when = t.schema.field(cols[1]).type
+    if not (pa.types.is_timestamp(when) or pa.types.is_date(when)):
+        return None
+    for c in NUMERIC_COLUMNS:
+        ty = t.schema.field(c).type
+        if not (pa.types.is_floating(ty) or pa.types.is_integer(ty) or pa.types.is_null(ty)
+                or pa.types.is_decimal(ty)):
+            return None
+    return t
+
+
+def _arrow_times(col: pa.ChunkedArray, tcol: str) -> tuple[pa.Array, np.ndarray]:
+    """Times as the stored Arrow type and as int64 (days or microseconds; nulls → 0)."""
+    col = col.combine_chunks()
+    if tcol == "ts":
+        if pa.types.is_date(col.type):
+            col = col.cast(pa.timestamp("us"))
+        tz = getattr(col.type, "tz", None)
+        # tz-aware values are stored as UTC instants; naive ones are taken as UTC
+        out = pc.cast(col, pa.timestamp("us", tz=tz), safe=False) if tz else \
+            pc.cast(col, pa.timestamp("us"), safe=False)
+        out = out.view(pa.timestamp("us", tz="UTC"))
+        ints = out.view(pa.int64())
+    else:
+        if pa.types.is_timestamp(col.type):
+            if col.type.tz is not None:  # the wall-clock date where the value was stamped
+                local = _parse_dates(col.to_pandas())
+                col = pa.array(local.to_numpy().astype("datetime64[D]"), type=pa.date32(),
+                               mask=local.isna().to_numpy())
+            else:
+                us = pc.cast(col, pa.timestamp("us"), safe=False)
+                days = us.view(pa.int64()).to_numpy(zero_copy_only=False)
+                valid = us.is_valid().to_numpy(zero_copy_only=False)
+                col = pa.array(np.floor_divide(days, 86_400_000_000).astype("int32"),
+                               type=pa.int32(), mask=~valid).view(pa.date32())
+        out = col.cast(pa.date32())
+        ints = out.view(pa.int32())
+    return out, ints.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _float_column(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """The column as float64 (no copy when it already is)."""
+    return col if pa.types.is_float64(col.type) else col.cast(pa.float64())
+
+
+def _row_checks(out: pa.Table) -> np.ndarray:
+    """Reason codes 1 and 3–8 from the OHLCV values, batch by batch on zero-copy NumPy views
+    (nulls read as NaN, i.e. missing)."""
+    parts = []
+    for b in out.to_batches():
+        o, h, lo, c, v = (b.column(i).to_numpy(zero_copy_only=False) for i in range(2, 7))
+        r = np.zeros(b.num_rows, dtype=np.int8)
+        with np.errstate(invalid="ignore"):
+            checks = (
+                (np.isnan(o) | np.isnan(h) | np.isnan(lo) | np.isnan(c) | np.isnan(v), 1),
+                (np.isinf(o) | np.isinf(h) | np.isinf(lo) | np.isinf(c) | np.isinf(v), 3),
+                ((o <= 0) | (h <= 0) | (lo <= 0) | (c <= 0), 4),
+                (h < lo, 5),
+                ((o < lo) | (o > h), 6),
+                ((c < lo) | (c > h), 7),
+                (v < 0, 8),
+            )
+        for mask, code in reversed(checks):  # the first failing check wins
+            r[mask] = code
+        parts.append(r)
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int8)
+
+
+def _validate_arrow(t: pa.Table, tcol: str) -> ValidationResult:
+    reasons = ["", "missing value",
+               "unparseable date" if tcol == "date" else "unparseable timestamp",
+               "non-numeric value", "price <= 0", "high < low", "open outside [low, high]",
+               "close outside [low, high]", "negative volume",
+               f"duplicate (symbol, {tcol})", f"conflicting duplicate (symbol, {tcol})"]
+    sym = t["symbol"]
+    if pa.types.is_dictionary(sym.type):
+        sym = pa.chunked_array([c.dictionary_decode() for c in sym.chunks],
+                               type=sym.type.value_type)
+    sym = sym.cast(pa.string())
+    trimmed = pc.utf8_trim_whitespace(sym)
+    if pc.all(pc.equal(sym, trimmed)).as_py() in (True, None):
+        trimmed = sym
+    times, tint = _arrow_times(t[tcol], tcol)
+    out = pa.table([trimmed, times, *(_float_column(t[c]) for c in NUMERIC_COLUMNS)],
+                   schema=DAILY_SCHEMA if tcol == "date" else INTRADAY_SCHEMA)
+
+    reason = _row_checks(out)
+    # a missing symbol or time outranks every value check
+    no_key = (~pc.fill_null(pc.not_equal(trimmed, ""), False).to_numpy(zero_copy_only=False)
+              | times.is_null().to_numpy(zero_copy_only=False))
+    reason[no_key] = 1
+
+    ok_idx = np.flatnonzero(reason == 0)
+    if len(ok_idx) > 1:
+        enc = pc.dictionary_encode(trimmed)  # one dictionary for all chunks
+        codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in enc.chunks])
+        all_ok = len(ok_idx) == len(reason)
+        k1 = (codes if all_ok else codes[ok_idx]).astype(np.int64)
+        k2 = tint if all_ok else tint[ok_idx]
+        # Files sorted by (symbol, time) — the usual case — cannot hold duplicates.
+        if tcol == "date":
+            key = (k1 << 32) + (k2 - k2.min())
+            in_order = bool(np.all(key[1:] > key[:-1]))
+        else:
+            d1, d2 = np.diff(k1), np.diff(k2)
+            in_order = bool(np.all((d1 > 0) | ((d1 == 0) & (d2 > 0))))
+        if not in_order:
+            vals = [out[c].to_numpy() for c in NUMERIC_COLUMNS]
+            _mark_duplicates(reason, ok_idx, k1, k2, vals)
+
+    ok = reason == 0
+    bad_idx = np.flatnonzero(~ok)
+    if len(bad_idx):
+        out = out.filter(pa.array(ok))
+    rows = t.take(pa.array(bad_idx, type=pa.int64())).to_pylist() if len(bad_idx) else []
+    rejects = pd.DataFrame({"row": [json.dumps(_jsonable(r), default=str) for r in rows],
+                            "reason": np.array(reasons, dtype=object)[reason[bad_idx]]
+                            .astype(str)})
+    return ValidationResult(table=out, rejects=rejects)
+
+
+def _mark_duplicates(reason: np.ndarray, ok_idx: np.ndarray, k1: np.ndarray, k2: np.ndarray,
+                     values: list[np.ndarray]) -> None:
+    """Mark repeated keys among the rows ``ok_idx``: exact repeats (9) after the first copy,
+    every row of a key whose copies differ (10)."""
+    order = np.lexsort((k2, k1))  # stable: within a key, input order
+    s1, s2 = k1[order], k2[order]
+    same_prev = np.zeros(len(order), dtype=bool)
+    same_prev[1:] = (s1[1:] == s1[:-1]) & (s2[1:] == s2[:-1])
+    if not same_prev.any():
+        return
+    gid = np.cumsum(~same_prev) - 1
+    first = np.flatnonzero(~same_prev)[gid]  # sorted position of each row's first copy
+    rows = ok_idx[order]
+    differs = np.zeros(len(order), dtype=bool)
+    for v in values:
+        vs = v[rows]
+        differs |= vs != vs[first]
+    conflict = np.bincount(gid, weights=differs, minlength=gid[-1] + 1) > 0
+    size = np.bincount(gid)
+    in_dup = size[gid] > 1
+    reason[rows[in_dup & conflict[gid]]] = 10
+    reason[rows[same_prev & ~conflict[gid]]] = 9
+
+
+def _jsonable(rec: dict) -> dict:
+    out: dict[str, object] = {}
+    for k, val in rec.items():
+        if isinstance(val, dt.datetime):
+            out[k] = val.isoformat()
+        elif isinstance(val, dt.date):
+            out[k] = dt.datetime.combine(val, dt.time()).isoformat()
+        elif isinstance(val, float) and not math.isfinite(val):
+            out[k] = None if math.isnan(val) else str(val)
+        else:
+            out[k] = val
+    return out
+
+
+def _validate_pandas(df: pd.DataFrame, tcol: str) -> ValidationResult:
     n = len(df)
     reason = np.full(n, None, dtype=object)
 
@@ -113,7 +336,6 @@ def validate_bars(df: pd.DataFrame) -> ValidationResult:
         sel = mask & (reason == None)  # noqa: E711 - elementwise on an object array
         reason[sel] = why
 
-    tcol = time_column(df)
     symbol = _strip_symbols(df["symbol"])
     dates = _parse_timestamps(df[tcol]) if tcol == "ts" else _parse_dates(df[tcol])
     nums = {c: pd.to_numeric(df[c], errors="coerce").astype("float64").to_numpy()
@@ -165,7 +387,27 @@ def validate_bars(df: pd.DataFrame) -> ValidationResult:
         "row": [_row_json(df, i) for i in bad_idx],
         "reason": reason[bad_idx].astype(str),
     })
-    return ValidationResult(good=good, rejects=rejects)
+    return ValidationResult(table=frame_to_table(good), rejects=rejects)
+
+
+def frame_to_table(bars: pd.DataFrame) -> pa.Table:
+    """Clean bars (pandas: ``symbol``, ``date`` or naive-UTC ``ts``, OHLCV) → Arrow with
+    :data:`DAILY_SCHEMA` / :data:`INTRADAY_SCHEMA` (no checks)."""
+    if time_column(bars) == "ts":
+        ts = bars["ts"]
+        if getattr(ts.dt, "tz", None) is not None:
+            ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
+        when = {"ts": pa.array(ts.to_numpy().astype("datetime64[us]"),
+                               type=pa.timestamp("us", tz="UTC"))}
+    else:
+        when = {"date": pa.array(bars["date"].to_numpy().astype("datetime64[D]"),
+                                 type=pa.date32())}
+    return pa.table({
+        "symbol": pa.array(bars["symbol"].astype(str).to_numpy(), type=pa.string()),
+        **when,
+        **{c: pa.array(bars[c].to_numpy(dtype="float64"), type=pa.float64())
+           for c in NUMERIC_COLUMNS},
+    })
 
 
 def _row_json(df: pd.DataFrame, i: int) -> str:

@@ -82,14 +82,12 @@ def _bar_columns(names: list[str]) -> tuple[str, ...]:
     return INTRADAY_BAR_COLUMNS if "ts" in names and "date" not in names else BAR_COLUMNS
 
 
-def read_bars(path: str | Path) -> pd.DataFrame:
-    """Read a bars file as it is: daily (``date``) or intraday (``ts``, bar start in UTC).
+def read_bars_table(path: str | Path) -> pa.Table:
+    """Read a bars file as an Arrow table: daily (``date``) or intraday (``ts``, bar start in
+    UTC), columns in the order of ``BAR_COLUMNS`` / ``INTRADAY_BAR_COLUMNS``.
 
-    Returns:
-        DataFrame with the columns of ``BAR_COLUMNS`` or ``INTRADAY_BAR_COLUMNS``; one row per
-        input row. In CSV files every
-        column is read as text (so unparseable values survive to validation); Parquet columns
-        keep their types (``date`` as ``datetime64``).
+    Parquet columns keep their types (``date32``, ``timestamp``, float64: no pandas copy);
+    CSV columns are all text (so unparseable values survive to validation).
 
     Raises:
         InputFileError: unknown file type or a required column is missing.
@@ -99,8 +97,7 @@ def read_bars(path: str | Path) -> pd.DataFrame:
         names = pq.read_schema(p).names
         cols = _bar_columns(names)
         _require(p, names, cols)
-        table = pq.read_table(p, columns=list(cols))
-        return table.to_pandas(date_as_object=False)
+        return pq.read_table(p, columns=list(cols))
     if _is_csv(p):
         names = _columns(p)
         cols = _bar_columns(names)
@@ -108,8 +105,22 @@ def read_bars(path: str | Path) -> pd.DataFrame:
         opts = pacsv.ConvertOptions(column_types={c: pa.string() for c in names},
                                     include_columns=list(cols),
                                     strings_can_be_null=True)
-        return pacsv.read_csv(p, convert_options=opts).to_pandas()
+        return pacsv.read_csv(p, convert_options=opts)
     raise InputFileError(f"{p}: unknown file type (expected .parquet, .csv or .csv.gz)")
+
+
+def read_bars(path: str | Path) -> pd.DataFrame:
+    """Read a bars file as it is: daily (``date``) or intraday (``ts``, bar start in UTC).
+
+    Returns:
+        DataFrame with the columns of ``BAR_COLUMNS`` or ``INTRADAY_BAR_COLUMNS``; one row per
+        input row. In CSV files every column is read as text (so unparseable values survive
+        to validation); Parquet columns keep their types (``date`` as ``datetime64``).
+
+    Raises:
+        InputFileError: unknown file type or a required column is missing.
+    """
+    return read_bars_table(path).to_pandas(date_as_object=False)
 
 
 def read_universe(path: str | Path) -> pd.DataFrame:

@@ -17,10 +17,12 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from technic.store.db import DatabaseTarget, adbc_connect, get_engine
 from technic.store.schema import ensure_partitions, refresh_rollups
+from technic.validation import frame_to_table
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,8 @@ class IngestReport:
     #: Caches of bar windows use it to tell "a new day was appended" from "history changed".
     changed_from: dt.date | None = None
     changed_to: dt.date | None = None
+    #: Tag written to the bars' ``source`` column (a row of ``bar_sources``); None = ``source``.
+    bar_source: str | None = None
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -62,21 +66,22 @@ def _widen(report: IngestReport, lo: dt.date | None, hi: dt.date | None) -> None
         report.changed_to = hi if report.changed_to is None else max(report.changed_to, hi)
 
 
-def bars_to_arrow(bars: pd.DataFrame) -> pa.Table:
+def bars_to_arrow(bars: pd.DataFrame | pa.Table) -> pa.Table:
     """Validated bars → Arrow table ``symbol string, date date32 | ts timestamp[us, UTC],
-    OHLCV float64``."""
-    if "ts" in bars.columns:
-        when = {"ts": pa.array(bars["ts"].to_numpy().astype("datetime64[us]"),
-                               type=pa.timestamp("us", tz="UTC"))}
-    else:
-        when = {"date": pa.array(bars["date"].to_numpy().astype("datetime64[D]"),
-                                 type=pa.date32())}
-    return pa.table({
-        "symbol": pa.array(bars["symbol"].astype(str).to_numpy(), type=pa.string()),
-        **when,
-        **{c: pa.array(bars[c].to_numpy(dtype="float64"), type=pa.float64())
-           for c in ("open", "high", "low", "close", "volume")},
-    })
+    OHLCV float64`` (an Arrow table from :func:`technic.validation.validate_bars` is returned
+    as it is)."""
+    return bars if isinstance(bars, pa.Table) else frame_to_table(bars)
+
+
+def _const_strings(value: str, n: int) -> pa.Array:
+    """``n`` copies of ``value`` as an Arrow string array, built from buffers (no Python
+    objects: ~0 s for millions of rows)."""
+    b = value.encode()
+    if n * len(b) >= 2**31:
+        return pa.array([value] * n, type=pa.large_string())
+    offsets = np.arange(n + 1, dtype=np.int32) * np.int32(len(b))
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets.tobytes()),
+                                                  pa.py_buffer(b * n)])
 
 
 def _universe_to_arrow(u: pd.DataFrame) -> pa.Table:
@@ -150,15 +155,6 @@ WITH up AS (
 SELECT count(*) FROM up
 """
 
-# Symbols that appear in bars but not in any universe file get a bare row (reference data
-# unknown), so every bar and result references a row of ``symbols``.
-_BARE_SYMBOLS = """
-INSERT INTO symbols (symbol)
-SELECT DISTINCT symbol FROM _stage_bars
-ON CONFLICT (symbol) DO NOTHING
-"""
-
-
 def start_run(target: DatabaseTarget, source: str, path: str | None) -> int:
     """Insert an ``ingest_runs`` row with status ``running`` and return its ``run_id``."""
     with get_engine(target).begin() as conn:
@@ -185,35 +181,137 @@ def finish_run(target: DatabaseTarget, report: IngestReport, error: str | None =
             "cf": report.changed_from, "ct": report.changed_to})
 
 
-def write_ingest(
-    target: DatabaseTarget,
-    report: IngestReport,
-    bars: pd.DataFrame | None,
-    rejects: pd.DataFrame | None = None,
-    universe: pd.DataFrame | None = None,
-) -> IngestReport:
-    """Store validated bars, rejects and universe rows in one transaction; fill ``report``.
+def _new_row_mask(cur, bars: pa.Table, intraday: bool) -> np.ndarray | None:
+    """Which rows cannot collide with a stored bar, so they may be copied straight in.
 
-    Args:
-        target: where to write.
-        report: the run's report (``run_id`` from :func:`start_run`); counts are filled in.
-        bars: validated bars (see :class:`technic.validation.ValidationResult.good`).
-        rejects: columns ``row`` (JSON text) and ``reason``.
-        universe: reference rows (see :func:`technic.providers.files.read_universe`).
+    Daily: rows on a date absent from ``trading_dates`` (every date with a stored bar is
+    there, maintained in the same transaction as the bars). Intraday: rows in a UTC month
+    with no stored bar at all (one probe per month, pruned to its partition or chunks). Must
+    run under the table's advisory lock. Returns None when every row is new.
+    """
+    tcol = "ts" if intraday else "date"
+    col = bars[tcol]
+    if intraday:
+        months = col.cast(pa.int64()).to_numpy().astype("datetime64[us]") \
+            .astype("datetime64[M]")
+        old = []
+        for m in np.unique(months):
+            lo = f"{m.astype('datetime64[D]')} 00:00:00+00"
+            hi = f"{(m + 1).astype('datetime64[D]')} 00:00:00+00"
+            cur.execute("SELECT EXISTS (SELECT 1 FROM bars_intraday WHERE ts >= $1::timestamptz "
+                        "AND ts < $2::timestamptz)", parameters=(lo, hi))
+            if cur.fetchone()[0]:
+                old.append(m)
+        if not old:
+            return None
+        return ~np.isin(months, np.array(old, dtype="datetime64[M]"))
+    lo, hi = pc.min_max(col).values()
+    cur.execute("SELECT date FROM trading_dates WHERE date >= $1 AND date <= $2",
+                parameters=(lo.as_py(), hi.as_py()))
+    stored = cur.fetch_arrow_table()["date"]
+    if len(stored) == 0:
+        return None
+    return ~pc.is_in(col, value_set=stored.combine_chunks()).to_numpy(zero_copy_only=False)
+
+
+def _changed_range(cur, bars: pa.Table, intraday: bool) -> tuple[dt.date, dt.date]:
+    """Earliest and latest date of ``bars``; for intraday bars ``ts::date`` as the server
+    casts it (session time zone), like the upsert's ``RETURNING``."""
+    lo, hi = pc.min_max(bars["ts" if intraday else "date"]).values()
+    if not intraday:
+        return lo.as_py(), hi.as_py()
+    cur.execute("SELECT $1::timestamptz::date, $2::timestamptz::date",
+                parameters=(lo.as_py().isoformat(), hi.as_py().isoformat()))
+    a, b = cur.fetchone()
+    return a, b
+
+
+class _StoredKeyHit(Exception):
+    """The direct COPY met a stored key (``trading_dates`` lagged the bars): redo the
+    transaction with every row staged."""
+
+
+def _copy_new_bars(cur, table: str, bars: pa.Table, source: str) -> None:
+    """Binary COPY of bars known to be new straight into ``table``.
 
     Raises:
-        Exception: any database error; the transaction is rolled back, nothing is written.
+        _StoredKeyHit: a key was stored after all (unique violation; the transaction is
+            aborted and must be rolled back).
     """
-    t0 = time.perf_counter()
-    intraday = bars is not None and "ts" in bars.columns
-    table, tcol = ("bars_intraday", "ts") if intraday else ("bars_daily", "date")
-    if bars is not None and len(bars):
-        unit = "M" if intraday else "Y"
-        periods = np.unique(bars[tcol].to_numpy().astype(f"datetime64[{unit}]"))
-        with get_engine(target).begin() as conn:
-            ensure_partitions(conn, target.schema, table, periods)
-    report.timings["partitions_s"] = round(time.perf_counter() - t0, 4)
+    rows = bars.append_column("source", _const_strings(source, bars.num_rows))
+    try:
+        cur.adbc_ingest(table, rows, mode="append")
+    except Exception as e:
+        if "23505" in str(e) or "duplicate key" in str(e):
+            raise _StoredKeyHit(str(e)) from e
+        raise
 
+
+def _upsert_staged(cur, report: IngestReport, bars: pa.Table, table: str, tcol: str,
+                   intraday: bool, source: str) -> None:
+    """Stage ``bars`` in a temporary table, rewrite changed bars, insert new ones."""
+    t = time.perf_counter()
+    cur.adbc_ingest("_stage_bars", bars, mode="replace", temporary=True)
+    report.timings["stage_copy_s"] = round(time.perf_counter() - t, 4)
+    t = time.perf_counter()
+    # Temporary tables have no statistics: without them the planner guesses a tiny
+    # stage and may pick nested-loop probes for millions of rows.
+    cur.execute("ANALYZE _stage_bars")
+    if not intraday:
+        cur.execute("INSERT INTO trading_dates SELECT DISTINCT date FROM _stage_bars "
+                    "ON CONFLICT DO NOTHING")
+    cur.execute(_UPDATE_BARS.format(table=table, t=tcol), parameters=(source,))
+    n, lo, hi = cur.fetchone()
+    report.rows_updated += int(n)
+    _widen(report, lo, hi)
+    report.timings["update_s"] = round(time.perf_counter() - t, 4)
+    t = time.perf_counter()
+    cur.execute(_INSERT_BARS.format(table=table, t=tcol), parameters=(source,))
+    n, lo, hi = cur.fetchone()
+    report.rows_inserted += int(n)
+    _widen(report, lo, hi)
+    report.timings["insert_s"] = round(time.perf_counter() - t, 4)
+
+
+def _store_bars(cur, report: IngestReport, bars: pa.Table, intraday: bool,
+                stage_all: bool = False) -> None:
+    table, tcol = ("bars_intraday", "ts") if intraday else ("bars_daily", "date")
+    source = report.bar_source or report.source
+    t = time.perf_counter()
+    cur.execute(_LOCK_BARS.format(table=table))
+    cur.fetchall()
+    # Symbols without reference data get a bare row, so every bar references one.
+    cur.adbc_ingest("_stage_symbols_seen", pa.table({"symbol": pc.unique(bars["symbol"])}),
+                    mode="replace", temporary=True)
+    cur.execute("INSERT INTO symbols (symbol) SELECT symbol FROM _stage_symbols_seen "
+                "ON CONFLICT (symbol) DO NOTHING")
+    new = np.zeros(bars.num_rows, dtype=bool) if stage_all else \
+        _new_row_mask(cur, bars, intraday)
+    report.timings["plan_s"] = round(time.perf_counter() - t, 4)
+    direct = bars if new is None else bars.filter(pa.array(new))
+    rest = None if new is None else bars.filter(pa.array(~new))
+    if direct.num_rows:
+        # Keys on dates (months) without any stored bar cannot collide: a plain COPY into
+        # the table, no staging, no update, no anti-join.
+        t = time.perf_counter()
+        _copy_new_bars(cur, table, direct, source)
+        if not intraday:
+            cur.adbc_ingest("_stage_dates", pa.table({"date": pc.unique(direct["date"])}),
+                            mode="replace", temporary=True)
+            cur.execute("INSERT INTO trading_dates SELECT date FROM _stage_dates "
+                        "ON CONFLICT DO NOTHING")
+        report.rows_inserted += direct.num_rows
+        _widen(report, *_changed_range(cur, direct, intraday))
+        report.timings["copy_s"] = round(time.perf_counter() - t, 4)
+    if rest is not None and rest.num_rows:
+        _upsert_staged(cur, report, rest, table, tcol, intraday, source)
+    report.rows_unchanged = bars.num_rows - report.rows_inserted - report.rows_updated
+
+
+def _write_transaction(target: DatabaseTarget, report: IngestReport, bars: pa.Table | None,
+                       rejects: pd.DataFrame | None, universe: pd.DataFrame | None,
+                       intraday: bool, stage_all: bool = False) -> None:
+    """Symbols, bars and rejects of one ingest in one transaction (rolled back on error)."""
     with adbc_connect(target) as conn, conn.cursor() as cur:
         if universe is not None and len(universe):
             t = time.perf_counter()
@@ -222,30 +320,9 @@ def write_ingest(
             cur.execute(_UPSERT_SYMBOLS)
             report.symbols_upserted = int(cur.fetchone()[0])
             report.timings["symbols_s"] = round(time.perf_counter() - t, 4)
-        if bars is not None and len(bars):
+        if bars is not None and bars.num_rows:
             t = time.perf_counter()
-            cur.execute(_LOCK_BARS.format(table=table))
-            cur.fetchall()
-            cur.adbc_ingest("_stage_bars", bars_to_arrow(bars), mode="create", temporary=True)
-            report.timings["stage_copy_s"] = round(time.perf_counter() - t, 4)
-            t = time.perf_counter()
-            # Temporary tables have no statistics: without them the planner guesses a tiny
-            # stage and may pick nested-loop probes for millions of rows.
-            cur.execute("ANALYZE _stage_bars")
-            cur.execute(_BARE_SYMBOLS)
-            if not intraday:
-                cur.execute("INSERT INTO trading_dates SELECT DISTINCT date FROM _stage_bars "
-                            "ON CONFLICT DO NOTHING")
-            cur.execute(_UPDATE_BARS.format(table=table, t=tcol), parameters=(report.source,))
-            n, lo, hi = cur.fetchone()
-            report.rows_updated = int(n)
-            _widen(report, lo, hi)
-            report.timings["update_s"] = round(time.perf_counter() - t, 4)
-            cur.execute(_INSERT_BARS.format(table=table, t=tcol), parameters=(report.source,))
-            n, lo, hi = cur.fetchone()
-            report.rows_inserted = int(n)
-            _widen(report, lo, hi)
-            report.rows_unchanged = len(bars) - report.rows_inserted - report.rows_updated
+            _store_bars(cur, report, bars, intraday, stage_all)
             report.timings["upsert_s"] = round(time.perf_counter() - t, 4)
         if rejects is not None and len(rejects):
             t = time.perf_counter()
@@ -257,13 +334,67 @@ def write_ingest(
                         parameters=(report.run_id, report.source))
             report.timings["rejects_s"] = round(time.perf_counter() - t, 4)
         conn.commit()
+
+
+def write_ingest(
+    target: DatabaseTarget,
+    report: IngestReport,
+    bars: pa.Table | pd.DataFrame | None,
+    rejects: pd.DataFrame | None = None,
+    universe: pd.DataFrame | None = None,
+) -> IngestReport:
+    """Store validated bars, rejects and universe rows in one transaction; fill ``report``.
+
+    Bars on dates (intraday: UTC months) that have no stored bar yet are copied straight
+    into the table (binary COPY, no staging); the others go through a staging table and an
+    update of changed bars plus an insert of new keys. Both run under one advisory lock per
+    bars table, so concurrent ingests of the same table serialise.
+
+    Args:
+        target: where to write.
+        report: the run's report (``run_id`` from :func:`start_run`); counts, timings and
+            ``changed_from``/``changed_to`` are filled in.
+        bars: validated bars (:attr:`technic.validation.ValidationResult.table`, or its
+            pandas ``good``): ``symbol``, ``date`` or ``ts`` (bar start, UTC), OHLC (USD per
+            share), ``volume`` (shares). Stored with source ``report.bar_source`` (default
+            ``report.source``).
+        rejects: columns ``row`` (JSON text) and ``reason``.
+        universe: reference rows (see :func:`technic.providers.files.read_universe`).
+
+    Raises:
+        Exception: any database error; the transaction is rolled back, nothing is written.
+    """
+    t0 = time.perf_counter()
+    if bars is not None:
+        bars = bars_to_arrow(bars)
+    intraday = bars is not None and "ts" in bars.column_names
+    table, tcol = ("bars_intraday", "ts") if intraday else ("bars_daily", "date")
+    if bars is not None and bars.num_rows:
+        unit = "M" if intraday else "Y"
+        raw = bars[tcol].cast(pa.int64() if intraday else pa.int32()).to_numpy()
+        when = raw.astype("datetime64[us]") if intraday else raw.astype("datetime64[D]")
+        periods = np.unique(when.astype(f"datetime64[{unit}]"))
+        with get_engine(target).begin() as conn:
+            ensure_partitions(conn, target.schema, table, periods)
+    report.timings["partitions_s"] = round(time.perf_counter() - t0, 4)
+
+    try:
+        _write_transaction(target, report, bars, rejects, universe, intraday)
+    except _StoredKeyHit as e:
+        log.warning("ingest run %d: direct copy met a stored key (%s); staging every row",
+                    report.run_id, str(e).splitlines()[0])
+        report.rows_inserted = report.rows_updated = report.rows_unchanged = 0
+        report.changed_from = report.changed_to = None
+        _write_transaction(target, report, bars, rejects, universe, intraday, stage_all=True)
     changed = report.rows_inserted + report.rows_updated
     if bars is not None and changed > 0:
         with get_engine(target).begin() as c:
             # Fresh statistics after bulk loads; a daily increment is left to autovacuum
             # (ANALYZE of every partition costs ~1.4 s on the full real set).
             if changed >= ANALYZE_AFTER_ROWS:
+                t = time.perf_counter()
                 c.execute(sa.text(f"ANALYZE {table}"))
+                report.timings["analyze_s"] = round(time.perf_counter() - t, 4)
             if intraday:
                 t = time.perf_counter()
                 refresh_rollups(c, target.schema)
