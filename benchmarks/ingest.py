@@ -42,7 +42,6 @@ def main() -> None:
 
     import numpy as np
     import pandas as pd
-    import pyarrow as pa
 
     from technic.ingest import ingest_files
     from technic.providers.files import read_bars_table

@@ -18,7 +18,8 @@ def _messy(n: int = 4000, seed: int = 5) -> pd.DataFrame:
     sym = rng.choice(["AAA", "BBB", " CCC", "DDD", ""], n)
     date = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 300, n), "D")
     close = rng.uniform(1, 100, n)
-    df = pd.DataFrame({"symbol": sym, "date": date.values, "open": close * rng.uniform(.97, 1.03, n),
+    df = pd.DataFrame({"symbol": sym, "date": date.values,
+                       "open": close * rng.uniform(.97, 1.03, n),
                        "high": close * 1.04, "low": close * 0.96, "close": close,
                        "volume": rng.uniform(-10, 1e6, n)})
     k = rng.integers(0, n, 200)
