@@ -39,6 +39,8 @@ _JIT = dict(_JIT_BASE, error_model="numpy")
 
 #: Symbols per column block.
 _BLK = 512
+#: Symbols per column block of CCI (its ring is rescanned twice a row).
+_CCI_BLK = 256
 
 
 @njit(**_JIT)
@@ -703,57 +705,64 @@ def tm_cci(h, lo, cl, n, out):
     # Twin of extra._cci_1d: typical prices in TA-Lib's circular buffer (bar i in slot
     # i % n); mean and mean absolute deviation summed in SLOT order. Those two sums run for
     # the whole block, slot by slot (vectorized across symbols); the ring starts at 0 so the
-    # unused lanes stay finite.
+    # unused lanes stay finite. The columns are walked in blocks of _CCI_BLK symbols so the
+    # block's ring (n, _CCI_BLK), rescanned twice a row, stays in L1/L2.
     t_len, n_cols = h.shape
     cnt = np.zeros(n_cols, np.int64)
     slot = np.zeros(n_cols, np.int64)
-    ring = np.zeros((n, n_cols))
-    tps = np.empty(n_cols)
-    ok = np.empty(n_cols, np.bool_)
-    avg = np.empty(n_cols)
-    dev = np.empty(n_cols)
+    ring = np.zeros((n, _CCI_BLK))
+    tps = np.empty(_CCI_BLK)
+    ok = np.empty(_CCI_BLK, np.bool_)
+    avg = np.empty(_CCI_BLK)
+    dev = np.empty(_CCI_BLK)
     lb = n - 1
-    for t in range(t_len):
-        hr = h[t]
-        lr = lo[t]
-        cr = cl[t]
-        orow = out[t]
-        for j in range(n_cols):
-            hv = hr[j]
-            lv = lr[j]
-            cv = cr[j]
-            tp = (hv + lv + cv) / 3
-            tps[j] = tp
-            valid = not (np.isnan(hv) or np.isnan(lv) or np.isnan(cv))
-            ok[j] = valid
-            if valid:
-                s = slot[j]
-                ring[s, j] = tp
-                slot[j] = _next_slot(s, n)
-            avg[j] = 0.0
-            dev[j] = 0.0
-        for q in range(n):
-            rq = ring[q]
-            for j in range(n_cols):
-                avg[j] += rq[j]
-        for j in range(n_cols):
-            avg[j] /= n
-        for q in range(n):
-            rq = ring[q]
-            for j in range(n_cols):
-                dev[j] += abs(rq[j] - avg[j])
-        for j in range(n_cols):
-            v = ok[j]
-            c = cnt[j]
-            warm = c >= lb
-            cnt[j] = c + 1 if (v & (not warm)) else c
-            tp = tps[j]
-            a = avg[j]
-            sd = dev[j]
-            d = tp - a
-            zero = (abs(d) <= TA_EPSILON * (abs(tp) + abs(a))) | (sd == 0.0)
-            r = 0.0 if zero else d / (0.015 * (sd / n))
-            orow[j] = r if (v & warm) else np.nan
+    for j0 in range(0, n_cols, _CCI_BLK):
+        j1 = min(j0 + _CCI_BLK, n_cols)
+        m = j1 - j0
+        ring[:, :] = 0.0
+        cb = cnt[j0:j1]
+        sb = slot[j0:j1]
+        for t in range(t_len):
+            hr = h[t][j0:j1]
+            lr = lo[t][j0:j1]
+            cr = cl[t][j0:j1]
+            orow = out[t][j0:j1]
+            for j in range(m):
+                hv = hr[j]
+                lv = lr[j]
+                cv = cr[j]
+                tp = (hv + lv + cv) / 3
+                tps[j] = tp
+                valid = not (np.isnan(hv) or np.isnan(lv) or np.isnan(cv))
+                ok[j] = valid
+                if valid:
+                    s = sb[j]
+                    ring[s, j] = tp
+                    sb[j] = _next_slot(s, n)
+                avg[j] = 0.0
+                dev[j] = 0.0
+            for q in range(n):
+                rq = ring[q]
+                for j in range(m):
+                    avg[j] += rq[j]
+            for j in range(m):
+                avg[j] /= n
+            for q in range(n):
+                rq = ring[q]
+                for j in range(m):
+                    dev[j] += abs(rq[j] - avg[j])
+            for j in range(m):
+                v = ok[j]
+                c = cb[j]
+                warm = c >= lb
+                cb[j] = c + 1 if (v & (not warm)) else c
+                tp = tps[j]
+                a = avg[j]
+                sd = dev[j]
+                d = tp - a
+                zero = (abs(d) <= TA_EPSILON * (abs(tp) + abs(a))) | (sd == 0.0)
+                r = 0.0 if zero else d / (0.015 * (sd / n))
+                orow[j] = r if (v & warm) else np.nan
 
 
 # ---------------------------------------------------------------------------------------------
@@ -919,69 +928,119 @@ def rg_sma(x, n, first, out):
 
 
 @njit(**_JIT)
-def _win_ext(h, lo, t, n, j0, j1, hh, ll):
-    # Highest high / lowest low of rows t-n+1..t for columns j0..j1 (into hh[:j1-j0],
-    # ll[:j1-j0]), scanned oldest first with strict comparisons: the first extreme wins, as
-    # in extra._extremes.
-    a = t - n + 1
-    hr = h[a][j0:j1]
-    lr = lo[a][j0:j1]
+def _suffix_ext(h, lo, r0, n, j0, j1, sh, sl):
+    # Suffix extremes of the row block r0..r0+n-1 (columns j0..j1): sh[r] = highest high of
+    # rows r0+r..r0+n-1, sl[r] the lowest low; ties keep the EARLIER row (>=, <=), so a
+    # combination with a later prefix (strict >, <) returns the first extreme of the window,
+    # bit for bit as the chronological scan of extra._extremes (signed zeros included).
+    hr = h[r0 + n - 1][j0:j1]
+    lr = lo[r0 + n - 1][j0:j1]
     m = hr.shape[0]
+    ch = sh[n - 1]
+    cl = sl[n - 1]
     for j in range(m):
-        hh[j] = hr[j]
-        ll[j] = lr[j]
-    for r in range(a + 1, t + 1):
-        hr = h[r][j0:j1]
-        lr = lo[r][j0:j1]
+        ch[j] = hr[j]
+        cl[j] = lr[j]
+    for r in range(n - 2, -1, -1):
+        hr = h[r0 + r][j0:j1]
+        lr = lo[r0 + r][j0:j1]
+        nh = sh[r + 1]
+        nl = sl[r + 1]
+        ch = sh[r]
+        cl = sl[r]
         for j in range(m):
             w = hr[j]
-            hh[j] = w if w > hh[j] else hh[j]
+            q = nh[j]
+            ch[j] = w if w >= q else q
             w = lr[j]
-            ll[j] = w if w < ll[j] else ll[j]
+            q = nl[j]
+            cl[j] = w if w <= q else q
+
+
+@njit(**_JIT)
+def _prefix_ext(h, lo, t, n, j0, j1, sh, sl, ph, pl):
+    # Advance the window extremes to row t (van Herk / Gil-Werman): rows are cut into blocks
+    # of n; ph / pl hold the highest high / lowest low from the start of t's block to t, and
+    # sh / sl (n + 1, BLK) the suffix extremes of the previous block, rebuilt when a block
+    # starts (sh[n] = -inf, sl[n] = +inf). The window t-n+1..t is then the suffix of the
+    # previous block from t-n+1 plus the prefix: combine with _combine_ext at row sh[t%n+1].
+    # Three operations a value instead of n, for any n.
+    off = t % n
+    hr = h[t][j0:j1]
+    lr = lo[t][j0:j1]
+    m = hr.shape[0]
+    if off == 0:
+        if t >= n:
+            _suffix_ext(h, lo, t - n, n, j0, j1, sh, sl)
+        for j in range(m):
+            ph[j] = hr[j]
+            pl[j] = lr[j]
+    else:
+        for j in range(m):
+            w = hr[j]
+            q = ph[j]
+            ph[j] = w if w > q else q
+            w = lr[j]
+            q = pl[j]
+            pl[j] = w if w < q else q
+    return off + 1
+
+
+@njit(**_JIT)
+def _ext_buffers(n):
+    sh = np.empty((n + 1, _BLK))
+    sl = np.empty((n + 1, _BLK))
+    sh[n] = -np.inf
+    sl[n] = np.inf
+    return sh, sl, np.empty(_BLK), np.empty(_BLK)
 
 
 @njit(**_JIT)
 def rg_willr(h, lo, cl, n, first, out):
-    # Twin of extra._willr_1d on regular columns.
+    # Twin of extra._willr_1d on regular columns; window extremes from _prefix_ext.
     t_len, n_cols = h.shape
-    hh = np.empty(_BLK)
-    ll = np.empty(_BLK)
+    sh, sl, ph, pl = _ext_buffers(n)
     lb = n - 1
     for j0 in range(0, n_cols, _BLK):
         j1 = min(j0 + _BLK, n_cols)
         fb = first[j0:j1]
         for t in range(t_len):
+            q = _prefix_ext(h, lo, t, n, j0, j1, sh, sl, ph, pl)
             orow = out[t][j0:j1]
             m = orow.shape[0]
             if t < lb:
                 for j in range(m):
                     orow[j] = np.nan
                 continue
-            _win_ext(h, lo, t, n, j0, j1, hh, ll)
+            xh = sh[q]
+            xl = sl[q]
             hr = h[t][j0:j1]
             lr = lo[t][j0:j1]
             cr = cl[t][j0:j1]
             for j in range(m):
                 cv = cr[j]
                 ok = not (np.isnan(hr[j]) | np.isnan(lr[j]) | np.isnan(cv))
-                a = hh[j]
-                b = ll[j]
+                a = ph[j]
+                w = xh[j]
+                a = a if a > w else w
+                b = pl[j]
+                w = xl[j]
+                b = b if b < w else w
                 r = ((a - cv) / (a - b)) * (-100.0) if (a - b) / (-100.0) != 0.0 else 0.0
-                orow[j] = r if (ok and t - fb[j] >= lb) else np.nan
+                orow[j] = r if (ok & (t - fb[j] >= lb)) else np.nan
 
 
 @njit(**_JIT)
 def rg_stoch(h, lo, cl, fk, sk, sd, first, o_k, o_d):
-    # Twin of extra._stoch_1d on regular columns: fast %K from the row window; slow %K and
-    # slow %D are TA_SMA running totals whose departing values come from row rings (row r in
-    # slot r % sk / r % sd).
+    # Twin of extra._stoch_1d on regular columns: fast %K from the window extremes
+    # (_prefix_ext); slow %K and slow %D are TA_SMA running totals whose departing values
+    # come from row rings (row r in slot r % sk / r % sd).
     t_len, n_cols = h.shape
-    hh = np.empty(_BLK)
-    ll = np.empty(_BLK)
-    kr = np.zeros((sk, n_cols))
-    dr = np.zeros((sd, n_cols))
-    ktot = np.zeros(n_cols)
-    dtot = np.zeros(n_cols)
+    sh, sl, ph, pl = _ext_buffers(fk)
+    kr = np.zeros((sk, _BLK))
+    dr = np.zeros((sd, _BLK))
+    kt = np.empty(_BLK)
+    dt = np.empty(_BLK)
     fsk = float(sk)
     fsd = float(sd)
     k0 = fk - 1
@@ -990,31 +1049,38 @@ def rg_stoch(h, lo, cl, fk, sk, sd, first, o_k, o_d):
     for j0 in range(0, n_cols, _BLK):
         j1 = min(j0 + _BLK, n_cols)
         fb = first[j0:j1]
-        kt = ktot[j0:j1]
-        dt = dtot[j0:j1]
+        m = j1 - j0
+        for j in range(m):
+            kt[j] = 0.0
+            dt[j] = 0.0
         for t in range(t_len):
+            q = _prefix_ext(h, lo, t, fk, j0, j1, sh, sl, ph, pl)
             ok_r = o_k[t][j0:j1]
             od_r = o_d[t][j0:j1]
-            m = ok_r.shape[0]
             if t < k0:
                 for j in range(m):
                     ok_r[j] = np.nan
                     od_r[j] = np.nan
                 continue
-            _win_ext(h, lo, t, fk, j0, j1, hh, ll)
+            xh = sh[q]
+            xl = sl[q]
             hr = h[t][j0:j1]
             lr = lo[t][j0:j1]
             cr = cl[t][j0:j1]
-            kw = kr[t % sk][j0:j1]
-            kd = kr[(t + 1) % sk][j0:j1]
-            dw = dr[t % sd][j0:j1]
-            dd = dr[(t + 1) % sd][j0:j1]
+            kw = kr[t % sk]
+            kd = kr[(t + 1) % sk]
+            dw = dr[t % sd]
+            dd = dr[(t + 1) % sd]
             for j in range(m):
                 cv = cr[j]
                 ok = not (np.isnan(hr[j]) | np.isnan(lr[j]) | np.isnan(cv))
                 i = t - fb[j]
-                a = hh[j]
-                b = ll[j]
+                a = ph[j]
+                w = xh[j]
+                a = a if a > w else w
+                b = pl[j]
+                w = xl[j]
+                b = b if b < w else w
                 fast = (
                     0.0
                     if abs(a - b) <= TA_EPSILON * (abs(a) + abs(b))
@@ -1027,7 +1093,7 @@ def rg_stoch(h, lo, cl, fk, sk, sd, first, o_k, o_d):
                 dw[j] = slowk
                 tot2 = dt[j] + slowk
                 dt[j] = (tot2 - dd[j]) if i >= f0 else (tot2 if i >= s0 else dt[j])
-                out_ok = ok and i >= f0
+                out_ok = ok & (i >= f0)
                 ok_r[j] = slowk if out_ok else np.nan
                 od_r[j] = tot2 / fsd if out_ok else np.nan
 
@@ -1091,3 +1157,204 @@ def rg_adx(h, lo, cl, n, eps, first, out):
             a1 = late if i > fo else (acc / fn if i == fo else acc)
             adx_a[j] = a1 if steady else a0
             orow[j] = a1 if (ok & (i >= fo)) else np.nan
+
+
+@njit(**_JIT)
+def rg_macd(x, fast, slow, signal, first, o_macd, o_sig, o_hist):
+    # Twin of cpu._macd_1d (and tm_macd) on regular columns, branch-free: slow / fast seed
+    # sums over bars [0, slow) / [slow - fast, slow), both EMAs from bar slow - 1, the
+    # signal sum over the MACD values of bars [slow - 1, f0], f0 = slow + signal - 2.
+    t_len, n_cols = x.shape
+    pf = np.zeros(n_cols)  # fast sum, then fast EMA
+    ps = np.zeros(n_cols)  # slow sum, then slow EMA
+    sg = np.zeros(n_cols)  # signal sum, then signal EMA
+    kf = 2.0 / float(fast + 1)
+    ks = 2.0 / float(slow + 1)
+    kg = 2.0 / float(signal + 1)
+    ff = float(fast)
+    fs = float(slow)
+    fg = float(signal)
+    f0 = slow + signal - 2
+    d0 = slow - fast
+    s1 = slow - 1
+    for t in range(t_len):
+        xr = x[t]
+        om = o_macd[t]
+        osg = o_sig[t]
+        oh = o_hist[t]
+        for j in range(n_cols):
+            v = xr[j]
+            i = t - first[j]
+            p = pf[j]
+            q = ps[j]
+            g = sg[j]
+            step = i >= slow
+            seed = i == s1
+            summing = (i >= 0) & (i < slow)
+            f = _fma(v - p, kf, p) if step else (p + v if summing & (i >= d0) else p)
+            s = _fma(v - q, ks, q) if step else (q + v if summing else q)
+            f = f / ff if seed else f
+            s = s / fs if seed else s
+            m = f - s
+            g = _fma(m - g, kg, g) if i > f0 else (g + m if step else (0.0 + m if seed else g))
+            g = g / fg if i == f0 else g
+            pf[j] = f
+            ps[j] = s
+            sg[j] = g
+            out = (i >= f0) & (not np.isnan(v))
+            om[j] = m if out else np.nan
+            osg[j] = g if out else np.nan
+            oh[j] = m - g if out else np.nan
+
+
+@njit(**_JIT)
+def rg_mfi(h, lo, cl, vol, n, first, out):
+    # Twin of extra._mfi_1d (and tm_mfi) on regular columns, branch-free: the flows of bar
+    # i >= 1 go to a row ring (row r in slot r % n), so the flows leaving the window at bar
+    # i > n (bar i - n, row t - n) are read from slot t % n before it is overwritten.
+    t_len, n_cols = h.shape
+    prev = np.zeros(n_cols)
+    ps_a = np.zeros(n_cols)
+    ns_a = np.zeros(n_cols)
+    null_a = np.zeros(n_cols, np.int64)
+    pos = np.zeros((n, n_cols))
+    neg = np.zeros((n, n_cols))
+    for t in range(t_len):
+        hr = h[t]
+        lr = lo[t]
+        cr = cl[t]
+        vr = vol[t]
+        rp = pos[t % n]
+        rn = neg[t % n]
+        orow = out[t]
+        for j in range(n_cols):
+            hv = hr[j]
+            lv = lr[j]
+            cv = cr[j]
+            vv = vr[j]
+            ok = not (np.isnan(hv) | np.isnan(lv) | np.isnan(cv) | np.isnan(vv))
+            i = t - first[j]
+            tp = (hv + lv + cv) / 3.0
+            p0 = prev[j]
+            d = tp - p0
+            scale = abs(tp) + abs(p0)
+            flow = tp * vv
+            flow = 0.0 if abs(d) <= TA_EPSILON * scale else flow
+            neg_d = d < 0.0
+            pf = 0.0 if neg_d else flow
+            nf = flow if neg_d else 0.0
+            ps = ps_a[j]
+            ns = ns_a[j]
+            leave = i > n
+            ps1 = (ps - rp[j] if leave else ps) + pf
+            ns1 = (ns - rn[j] if leave else ns) + nf
+            nr = null_a[j] + 1 if flow == 0.0 else 0
+            zero = nr >= n
+            nr = n if zero else nr
+            ps1 = 0.0 if zero else ps1
+            ns1 = 0.0 if zero else ns1
+            active = i >= 1
+            ps_a[j] = ps1 if active else ps
+            ns_a[j] = ns1 if active else ns
+            null_a[j] = nr if active else null_a[j]
+            prev[j] = tp if i >= 0 else p0
+            rp[j] = pf
+            rn[j] = nf
+            tot = ps1 + ns1
+            pc = 0.0 if ps1 < 0.0 else (tot if ps1 > tot else ps1)
+            r = 0.0 if tot <= 0.0 else 100.0 * (pc / tot)
+            orow[j] = r if (ok & (i >= n)) else np.nan
+
+
+@njit(**_JIT)
+def rg_bbands(x, n, k, first, o_up, o_mid, o_lo):
+    # Twin of cpu._bbands_1d (and tm_bbands) on regular columns: the departing bar is row
+    # t - n + 1. The steady step runs branch-free across symbols and flags the columns whose
+    # shifted sums must be re-anchored (cancellation, a departing outlier, or 32 n bars);
+    # those, rare, are then redone one by one with a fresh two-pass over the window rows.
+    t_len, n_cols = x.shape
+    total = np.zeros(n_cols)
+    shift = np.zeros(n_cols)
+    s1 = np.zeros(n_cols)
+    s2 = np.zeros(n_cols)
+    left = np.full(n_cols, 32 * n, np.int64)
+    need = np.zeros(n_cols, np.bool_)
+    fn = float(n)
+    inv = 1.0 / fn
+    lb = n - 1
+    for t in range(t_len):
+        xr = x[t]
+        xo = x[max(t - lb, 0)]
+        ou = o_up[t]
+        om = o_mid[t]
+        ol = o_lo[t]
+        n_need = 0
+        for j in range(n_cols):
+            v = xr[j]
+            i = t - first[j]
+            steady = i >= lb
+            warm = (i >= 0) & (i < lb)
+            sh = v if i == 0 else shift[j]
+            shift[j] = sh
+            # middle band: TA_SMA running total
+            tot = total[j] + v
+            old = xo[j]
+            total[j] = (tot - old) if steady else (tot if warm else total[j])
+            mid = tot / fn
+            # variance: cpu._rolling_var
+            d = v - sh
+            t1 = s1[j] + d
+            d *= d
+            t2 = s2[j] + d
+            mean1 = t1 * inv
+            var = t2 * inv - mean1 * mean1
+            d = old - sh
+            u1 = t1 - d
+            d *= d
+            u2 = t2 - d
+            bl = left[j] - 1
+            redo = steady & ((var < 0.000001 * (u2 * inv)) | (d > 1000000.0 * u2) | (bl <= 0))
+            need[j] = redo
+            n_need += 1 if redo else 0
+            s1[j] = u1 if steady else (t1 if warm else s1[j])
+            s2[j] = u2 if steady else (t2 if warm else s2[j])
+            left[j] = bl if steady else left[j]
+            dev = math.sqrt(var) * k
+            out = steady & (not np.isnan(v))
+            ou[j] = mid + dev if out else np.nan
+            om[j] = mid if out else np.nan
+            ol[j] = mid - dev if out else np.nan
+        if n_need == 0:
+            continue
+        a = t - lb
+        for j in range(n_cols):
+            if not need[j]:
+                continue
+            acc = 0.0
+            for r in range(a, t + 1):
+                acc += x[r, j]
+            sh = acc * inv
+            t1 = 0.0
+            t2 = 0.0
+            for r in range(a, t + 1):
+                d = x[r, j] - sh
+                t1 += d
+                d *= d
+                t2 += d
+            mean1 = t1 * inv
+            var = t2 * inv - mean1 * mean1
+            if var < 0.000000000001 * (t2 * inv):
+                var = 0.0
+            d = x[a, j] - sh
+            t1 -= d
+            d *= d
+            t2 -= d
+            shift[j] = sh
+            s1[j] = t1
+            s2[j] = t2
+            left[j] = 32 * n
+            if not np.isnan(xr[j]):
+                dev = math.sqrt(var) * k
+                mid = om[j]
+                ou[j] = mid + dev
+                ol[j] = mid - dev
