@@ -12,7 +12,7 @@ import datetime as dt
 
 from prefect import flow
 
-from flows.jobs import ingest_task, refresh_task, scan, skip_scheduled
+from flows.jobs import _target, check_sectors, ingest_task, refresh_task, scan, skip_scheduled
 
 
 @flow(name="daily-pipeline", log_prints=True)
@@ -45,6 +45,7 @@ def daily_pipeline(data_path: str | None = None, top: int = 25, as_of: str | Non
         min_price=min_price, min_dollar_volume=min_dollar_volume, sectors=tuple(sectors or ())))
     if skip_scheduled("eod"):  # a scheduled run on a holiday has nothing to do
         return {}
+    check_sectors(_target(), sectors)  # a typo fails now, not after the ingest and refresh
     ingest_task(data_path)
     refreshed = refresh_task(as_of, False, use_dask)
     return scan(top=top, as_of=refreshed["as_of"], min_price=min_price,

@@ -18,6 +18,11 @@ from technic.calendar import should_run
 from technic.config import get_settings
 from technic.store.db import DatabaseTarget
 
+#: Tag of the database-heavy tasks (ingest, feature refresh). The deployment set-up
+#: (``python -m flows.bootstrap``, run by ``make up``) puts a concurrency limit on it, so at most
+#: that many of these tasks write to PostgreSQL at once, whatever the number of flow runs.
+DATABASE_TAG = "database"
+
 
 def _target() -> DatabaseTarget:
     from technic.store.db import get_engine, resolve_target
@@ -44,7 +49,7 @@ def skip_scheduled(job: str) -> bool:
     return True
 
 
-@task(name="ingest", retries=3, retry_delay_seconds=[10, 60, 300], tags=["database"])
+@task(name="ingest", retries=3, retry_delay_seconds=[10, 60, 300], tags=[DATABASE_TAG])
 def ingest_task(path: str | None) -> list[dict]:
     """Ingest files (idempotent, so retries are safe); returns each run's counts."""
     from technic.ingest import ingest_files
@@ -52,7 +57,7 @@ def ingest_task(path: str | None) -> list[dict]:
     return [r.as_dict() for r in ingest_files(_target(), path or get_settings().data_dir)]
 
 
-@task(name="refresh-features", retries=1, retry_delay_seconds=30, tags=["database"])
+@task(name="refresh-features", retries=1, retry_delay_seconds=30, tags=[DATABASE_TAG])
 def refresh_task(as_of: str | None, changed_only: bool, use_dask: bool = True) -> dict:
     """Refresh features (on Dask unless ``use_dask`` is False); returns the resolved date and
     counts."""
@@ -70,14 +75,47 @@ def refresh_task(as_of: str | None, changed_only: bool, use_dask: bool = True) -
     return {"as_of": rep.as_of.isoformat(), "symbols": rep.symbols, "timings_s": rep.timings}
 
 
+def check_sectors(target: DatabaseTarget, sectors: list[str] | None) -> None:
+    """Reject sectors that no symbol has (a typo would otherwise scan an empty universe).
+
+    Compared case-insensitively, like the universe filter. Skipped while ``symbols`` is empty
+    (a first run that ingests the reference data before it scans).
+
+    Raises:
+        ValueError: a sector is unknown; the message lists the known ones.
+    """
+    if not sectors:
+        return
+    from sqlalchemy import text
+
+    from technic.store.db import get_engine
+
+    with get_engine(target).connect() as conn:
+        known = sorted(r[0] for r in conn.execute(text(
+            "SELECT DISTINCT sector FROM symbols WHERE sector IS NOT NULL")))
+    if not known:
+        return
+    lower = {k.lower() for k in known}
+    unknown = [s for s in sectors if s.lower() not in lower]
+    if unknown:
+        raise ValueError(f"unknown sector(s) {', '.join(map(repr, unknown))}; known sectors: "
+                         f"{', '.join(known)}")
+
+
+def _cell(value: object) -> object:
+    """A table-artifact cell: floats to 2 decimals (readable in the UI), NaN as None."""
+    if isinstance(value, float):
+        return None if value != value else round(value, 2)
+    return value
+
+
 def _report_scan(out, top: int, schema: str) -> None:
     rows = out.results.head(top)
     cols = ["rank", "symbol", "sector", "close", "tech_rating", "trend_score",
             "momentum_score", "volatility_score", "volume_score"]
     create_table_artifact(
         key="scan-top", description=f"Top {top} of scan run {out.run_id} ({out.as_of})",
-        table=[{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
-               for r in rows[cols].to_dict(orient="records")])
+        table=[{k: _cell(v) for k, v in r.items()} for r in rows[cols].to_dict(orient="records")])
     drops = "\n".join(f"| {k.removeprefix('dropped_')} | {v:,} |"
                       for k, v in out.counts.items() if k.startswith("dropped_"))
     timings = "\n".join(f"| {k} | {v:.3f} |" for k, v in out.timings_s.items())
@@ -110,6 +148,15 @@ def scan(top: int = 25, as_of: str | None = None, min_price: float = 5.0,
          all_tickers: bool = False, keep_leveraged: bool = False) -> dict:
     """Scan the feature store with these parameters and store the ranked run (UI-triggered).
 
+    Args:
+        top: rows in the result artifacts (every passing symbol is stored), >= 1.
+        as_of: ISO date; default the latest date with features.
+        min_price: universe filter, USD (>= 0).
+        min_dollar_volume: universe filter, 20-day average dollar volume in USD (>= 0).
+        sectors: keep only these sectors (case-insensitive; each must exist in ``symbols``).
+        all_tickers: keep tickers that are not plain common-stock symbols.
+        keep_leveraged: keep leveraged and inverse ETFs.
+
     Raises:
         ValueError: a parameter is invalid (nothing is written).
     """
@@ -123,6 +170,7 @@ def scan(top: int = 25, as_of: str | None = None, min_price: float = 5.0,
                             exclude_leveraged_etfs=not keep_leveraged,
                             sectors=tuple(sectors or ())))
     target = _target()
+    check_sectors(target, sectors)
     out = run_scan(target, params)
     _report_scan(out, top, target.schema)
     return out.to_json(top)
