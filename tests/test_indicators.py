@@ -744,3 +744,84 @@ def test_new_kernels_known_values():
     np.testing.assert_allclose(ind.rolling_vwap(h, lo, c, v, 2)[5],
                                (tp[4] * 400 + tp[5] * 100) / 500)
     np.testing.assert_array_equal(ind.mom(c, 1), [nan, nan, 1.0, nan, -2.0, 9.9 - 10.0])
+
+
+# ---------------------------------------------------------------------------------------------
+# Time-major kernels: the branch-free regular-column kernels equal the ring kernels
+# ---------------------------------------------------------------------------------------------
+
+
+def _regular_panel(t: int = 420, n: int = 14, seed: int = 11) -> dict[str, np.ndarray]:
+    """OHLCV whose columns are all regular (one run of bars): each is listed late and/or
+    delisted early (leading / trailing NaN rows); column 2 has flat stretches, column 5
+    zero volumes, column 6 highs and lows of ±0.0 / ±1.0 and closes of ±0.0 (ties of the
+    window extremes, compared bit for bit)."""
+    d = _synthetic(t=t, n=n, seed=seed)
+    rng = np.random.default_rng(seed)
+    d["volume"][rng.random(t) < 0.3, 5] = 0.0
+    z = rng.choice(np.array([0.0, -0.0, 1.0, -1.0]), size=(t, 3))
+    d["high"][:, 6], d["low"][:, 6] = np.maximum(z[:, 0], z[:, 1]), np.minimum(z[:, 0], z[:, 1])
+    d["close"][:, 6] = np.copysign(0.0, z[:, 2])
+    for j in range(n):
+        a = 0 if j % 3 == 0 else int(rng.integers(1, 80))
+        b = t if j % 4 == 0 else t - int(rng.integers(1, 80))
+        for f in d:
+            d[f][:a, j] = np.nan
+            d[f][b:, j] = np.nan
+    return d
+
+
+RG_TWINS = [
+    # rg kernel, ring kernel, inputs, parameter sets, number of outputs
+    ("rg_sma", "tm_sma", ("close",), [(20,), (1,), (3,)], 1),
+    ("rg_macd", "tm_macd", ("close",), [(12, 26, 9), (5, 35, 5), (1, 1, 1), (2, 10, 1),
+                                        (3, 3, 4)], 3),
+    ("rg_bbands", "tm_bbands", ("close",), [(20, 2.0), (5, 1.5), (1, 1.0), (2, 3.0)], 3),
+    ("rg_adx", "tm_adx", ("high", "low", "close"), [(14, ind.TA_EPSILON), (1, ind.TA_EPSILON),
+                                                    (3, ind.TA_EPSILON)], 1),
+    ("rg_willr", "tm_willr", ("high", "low", "close"), [(14,), (1,), (5,)], 1),
+    ("rg_stoch", "tm_stoch", ("high", "low", "close"), [(14, 3, 3), (5, 1, 4), (1, 1, 1),
+                                                        (3, 5, 2)], 2),
+    ("rg_mfi", "tm_mfi", ("high", "low", "close", "volume"), [(14,), (1,), (2,)], 1),
+]
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal values, NaN where NaN, and the same sign bits (so -0.0 differs from 0.0)."""
+    return np.array_equal(a, b, equal_nan=True) and np.array_equal(np.signbit(a),
+                                                                   np.signbit(b))
+
+
+@pytest.mark.parametrize(("rg", "tm", "fields", "params", "n_out"), RG_TWINS,
+                         ids=[r[0] for r in RG_TWINS])
+def test_regular_kernels_equal_ring_kernels(rg, tm, fields, params, n_out):
+    """On regular columns each ``_tm.rg_*`` kernel is bit-identical to its ``tm_*`` ring
+    twin (itself the time-major replay of the 1-D TA-Lib twin), whatever the periods."""
+    from technic.indicators import _tm
+
+    d = _regular_panel()
+    ins = [np.ascontiguousarray(d[f]) for f in fields]
+    first, bad = _tm.layout(*ins, *[ins[0]] * (4 - len(ins)))
+    assert not bad.any()
+    for p in params:
+        got = [np.empty(ins[0].shape) for _ in range(n_out)]
+        want = [np.empty(ins[0].shape) for _ in range(n_out)]
+        getattr(_tm, rg)(*ins, *p, first, *got)
+        getattr(_tm, tm)(*ins, *p, *want)
+        for q in range(n_out):
+            assert _same_bits(got[q], want[q]), f"{rg}{p} output {q}"
+
+
+def test_bbands_reanchors_on_regular_columns():
+    """The re-anchoring of the BBANDS variance (cancellation on a flat stretch, a departing
+    outlier, every 32 n bars) runs on the vectorized path too, and matches TA-Lib."""
+    talib = pytest.importorskip("talib")
+    d = _regular_panel(t=700, n=8)
+    c = d["close"]
+    c[300, 1] *= 1e5  # an outlier that later leaves the window
+    up, mid, lo = ind.bbands(c, 5, 2.0)
+    for j in range(c.shape[1]):
+        m = ~np.isnan(c[:, j])
+        ref = talib.BBANDS(np.ascontiguousarray(c[m, j]), 5, 2.0, 2.0, 0)
+        for o, r in zip((up, mid, lo), ref, strict=True):
+            np.testing.assert_array_equal(o[m, j], r)
