@@ -802,7 +802,7 @@ def _k_stoch(h, lo, cl, fk, sk, sd, rh, rl, kr, dr, o_k, o_d):
     k0 = fk - 1
     s0 = fk + sk - 2
     first = fk + sk + sd - 3
-    cap = max(first, fk)
+    cap = first if first > fk else fk  # max(): builtin max does not type on CUDA
     for t in range(h.shape[0]):
         hv = h[t, j]
         lv = lo[t, j]
