@@ -245,7 +245,8 @@ def ingest_polygon_cmd(
 
 
 # ----------------------------------------------------------------------------- features
-def _refresh(target, as_of: dt.date | None, local: bool, only_changed: bool = False):
+def _refresh(target, as_of: dt.date | None, local: bool, only_changed: bool = False,
+             use_gpu: bool = False):
     from technic.compute import dask_client
     from technic.refresh import refresh_features
 
@@ -260,7 +261,7 @@ def _refresh(target, as_of: dt.date | None, local: bool, only_changed: bool = Fa
 
         kwargs = dict(lookback_bars=s.lookback_bars, chunk_size=s.chunk_size,
                       on_chunk_done=tick, only_changed=only_changed,
-                      use_cache=bool(s.redis_url), redis_url=s.redis_url)
+                      use_cache=bool(s.redis_url), redis_url=s.redis_url, use_gpu=use_gpu)
         if local:
             report, _ = refresh_features(target, as_of, **kwargs)
         else:
@@ -333,6 +334,10 @@ def features_refresh(
              "compute only the new date or the symbols whose bar changed; without a usable "
              "window it reads the window once and caches it. Rows equal a full refresh. "
              "--full: recompute every symbol from the database, fanned out over Dask.")] = True,
+    gpu: Annotated[bool, typer.Option(
+        "--gpu", help="Implies --full: compute on the GPU kernels, on the Dask workers that "
+                      "declare the GPU resource (`dask worker --resources GPU=1`; with --local: "
+                      "this machine's GPU). Without one: a warning, and the CPU.")] = False,
 ) -> None:
     """Compute the feature set for every symbol with a bar on the as-of date and upsert it into
     features_daily.
@@ -343,13 +348,13 @@ def features_refresh(
 
     target, _ = _target()
     try:
-        if incremental and not changed_only:
+        if incremental and not changed_only and not gpu:
             r = _refresh_incremental(target, _parse_date(as_of))
             out.print(f"features for {r.as_of}: {r.rows_written:,} symbols recomputed "
                       f"({r.mode}, window from {r.window_layer}), "
                       f"{r.timings['total_s']:.2f} s")
             return
-        r = _refresh(target, _parse_date(as_of), local, changed_only)
+        r = _refresh(target, _parse_date(as_of), local, changed_only, use_gpu=gpu)
     except NoDataError as e:
         raise _fail(str(e)) from None
     out.print(f"features for {r.as_of}: {r.rows_written:,} symbols in {r.chunks} chunk(s), "
