@@ -145,6 +145,21 @@ def test_train_models_writes_artifacts(ml_target, dataset, tmp_path):
             assert -1 <= f["mean_rank_ic"] <= 1 and np.isfinite(f["mean_spread"])
     card = (tmp_path / "MODEL_CARD.md").read_text()
     assert "Purge" in card and "Embargo" in card and "alpha_10d.json" in card
+    # out-of-sample predictions: each row predicted by the one fold whose test block holds
+    # its date, a fold that trained only on dates 2h before that block (no in-sample date)
+    oos = pd.read_parquet(tmp_path / "oos_alpha.parquet")
+    assert not oos.duplicated(["date", "symbol"]).any()
+    for h in ("5", "10"):
+        for f in m["horizons"][h]["folds"]:
+            rows = oos[oos[f"fold_{h}"] == f["fold"]]
+            assert len(rows) >= f["test_rows"] > 0
+            d = pd.to_datetime(rows["date"])
+            assert d.min() >= pd.Timestamp(f["test_start"])
+            assert d.max() <= pd.Timestamp(f["test_end"])
+            assert d.min() > pd.Timestamp(f["train_end"])
+            assert pd.Timestamp(f["train_last_label_end"]) < d.min()
+        assert oos[f"alpha_{h}d"].notna().sum() == sum(
+            len(oos[oos[f"fold_{h}"] == f["fold"]]) for f in m["horizons"][h]["folds"])
     day = read_features(ml_target, dt.date(2025, 6, 2))
     clear_cache()
     pred = predict_alpha(day, tmp_path)

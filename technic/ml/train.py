@@ -238,11 +238,14 @@ def predict(booster, df: pd.DataFrame) -> np.ndarray:
 
 def walk_forward(df: pd.DataFrame, horizons: tuple[int, ...] = (5, 10), seed: int = 0,
                  n_folds: int = 6, test_fraction: float = 0.5, num_rounds: int = NUM_ROUNDS,
-                 params: dict | None = None) -> dict:
+                 params: dict | None = None, oos: dict | None = None) -> dict:
     """Purged, embargoed walk-forward evaluation of every horizon (see the module docstring).
 
     Args:
         df: a frame of :func:`technic.ml.dataset.build_dataset`.
+        oos: when given, filled with ``{h: DataFrame(date, symbol, fold, alpha)}`` — every
+            out-of-sample prediction (fraction) of the horizon's folds, for
+            :func:`technic.evaluation.evaluate` (no in-sample date is ever scored).
 
     Returns:
         ``{"folds": [...], "horizons": {"<h>": {"folds": [...], "summary": {...}}}}`` — per
@@ -264,8 +267,13 @@ def walk_forward(df: pd.DataFrame, horizons: tuple[int, ...] = (5, 10), seed: in
             tr = df[mask]
             te = df[(df["date"] >= f.test_start) & (df["date"] <= f.test_end)]
             booster = fit(tr, h, seed, num_rounds, params)
-            m = date_metrics(te["date"], predict(booster, te), te[f"fwd_{h}"].to_numpy(),
+            pred = predict(booster, te)
+            m = date_metrics(te["date"], pred, te[f"fwd_{h}"].to_numpy(),
                              te[f"target_{h}"].to_numpy())
+            if oos is not None:
+                oos.setdefault(h, []).append(pd.DataFrame(
+                    {"date": te["date"].to_numpy(), "symbol": te["symbol"].to_numpy(),
+                     "fold": np.int16(f.index), "alpha": pred}))
             pooled.append(m)
             rec = {"fold": f.index, "train_start": str(tr["date"].min().date()),
                    "train_end": str(tr["date"].max().date()),
@@ -282,7 +290,27 @@ def walk_forward(df: pd.DataFrame, horizons: tuple[int, ...] = (5, 10), seed: in
                      rec["mean_rank_ic"], rec["mean_ic"], rec["mean_spread"])
         out["horizons"][str(h)] = {"folds": per_fold,
                                    "summary": summarize(pd.concat(pooled), h)}
+        if oos is not None and h in oos:
+            oos[h] = pd.concat(oos[h], ignore_index=True)
     return out
+
+
+#: File (in the model folder) with every walk-forward out-of-sample prediction.
+OOS_FILE = "oos_alpha.parquet"
+
+
+def write_oos(oos: dict, path: str | Path) -> Path:
+    """Write the out-of-sample predictions of :func:`walk_forward` as one Parquet file:
+    ``date, symbol, fold_<h>, alpha_<h>d`` per horizon (float32 fraction; NaN where a horizon
+    has no test row for that date and symbol). Returns the path."""
+    frames = [d.rename(columns={"alpha": f"alpha_{h}d", "fold": f"fold_{h}"})
+              .set_index(["date", "symbol"]) for h, d in sorted(oos.items())]
+    df = pd.concat(frames, axis=1).reset_index().sort_values(["date", "symbol"])
+    for h in oos:
+        df[f"alpha_{h}d"] = df[f"alpha_{h}d"].astype(np.float32)
+    p = Path(path)
+    df.to_parquet(p, index=False, compression="zstd")
+    return p
 
 
 def _importance(booster) -> dict[str, float]:
@@ -299,7 +327,8 @@ def train_models(target: DatabaseTarget, start: dt.date, end: dt.date,
     """Build the data set, run the walk-forward evaluation, fit the final models, write them.
 
     Writes to ``out_dir``: ``alpha_<h>d.json`` per horizon (XGBoost native JSON), ``metrics.json``
-    (folds and summaries of every horizon, final-model facts) and ``MODEL_CARD.md``.
+    (folds and summaries of every horizon, final-model facts), ``MODEL_CARD.md`` and
+    ``oos_alpha.parquet`` (every out-of-sample fold prediction, :func:`write_oos`).
 
     Args:
         target: the store (read only).
@@ -325,7 +354,9 @@ def train_models(target: DatabaseTarget, start: dt.date, end: dt.date,
     out.mkdir(parents=True, exist_ok=True)
     df = build_dataset(target, start, end, horizons, rules)
     t_data = time.perf_counter() - t0
-    metrics = walk_forward(df, horizons, seed, n_folds, test_fraction, num_rounds, params)
+    oos: dict = {}
+    metrics = walk_forward(df, horizons, seed, n_folds, test_fraction, num_rounds, params, oos)
+    write_oos(oos, out / OOS_FILE)
     final: dict = {}
     for h in horizons:
         booster = fit(df, h, seed, num_rounds, params)
@@ -417,6 +448,9 @@ def model_card(metrics: dict) -> str:
         "* Per test date: IC = Pearson(prediction, `fwd_h`), RankIC = Spearman, spread = mean "
         "`fwd_h` of the top prediction decile − bottom decile. IR = mean / std over the test "
         "dates; t uses every h-th date only (non-overlapping windows).",
+        f"* Every out-of-sample prediction is kept in `{OOS_FILE}` (date, symbol, fold and "
+        "prediction per horizon): `technic evaluate` scores the alphas on those dates only, "
+        "never with the final models (in-sample on every past date).",
     ]
     for h, hm in metrics["horizons"].items():
         lines += ["", f"### {h}-bar horizon", "",
