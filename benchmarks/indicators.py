@@ -2,20 +2,26 @@
 
 Data sets: synthetic 6,000 symbols × 504 days (``technic.providers.synthetic.generate_bars``,
 seed 42, pivoted to ``(T, N)`` panels), the full real universe (``bars_daily.parquet`` pivoted
-to ``(752, 8349)``), and with ``--big`` synthetic 50,000 × 504. For each:
+to ``(752, 8349)``), and synthetic 50,000 × 504 processed in chunks of ``--chunk`` symbols
+(5,000 by default; chunk k uses seed 42 + k), so that memory stays bounded the way the
+feature refresh bounds it. For each:
 
 * the "standard 16" (SMA 20/50/200, EMA 12/26, RSI 14, MACD 12/26/9, BBANDS 20/2, ATR 14,
   ADX 14, OBV, ROC 10, STOCH 14/3/3, WILLR 14, CCI 20, MFI 14) via ``technic.indicators``
   on the panels, and via ``talib`` called on each full column (no compress/scatter), in the
-  same run, median of ``--repeat``; their ratio;
+  same run, median of ``--repeat`` (for the chunked set: the sum over chunks of each chunk's
+  median of ``--big-repeat``); their ratio;
 * the full set (the standard 16 plus the other 20 kernels) via technic;
-* peak RSS of this process after the data set (``resource.getrusage``).
+* peak RSS: each data set runs in its own fresh subprocess (``--child``), which reports its
+  ``ru_maxrss`` after the imports and a warm-up on a tiny panel (``rss_base_mib``) and at the
+  end (``peak_rss_mib``: data, panels, every output of one call set, TA-Lib's outputs).
 
 Numba compile cost is measured once, in fresh subprocesses: with ``NUMBA_CACHE_DIR`` pointed
 at an empty temporary directory (cold: every kernel compiles) and again with that directory
 warm (cache load only). Prints a table and, last, one JSON line with every figure.
 
-    python benchmarks/indicators.py [--repeat 5] [--big] [--only synthetic|real]
+    python benchmarks/indicators.py [--repeat 5] [--big-repeat 1] [--chunk 5000] [--no-big]
+                                    [--only synthetic|real|big]
 """
 
 from __future__ import annotations
@@ -82,13 +88,13 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _synthetic_panels(n_symbols: int, n_days: int):
+def _synthetic_panels(n_symbols: int, n_days: int, seed: int = 42):
     import pyarrow as pa
 
     from technic.panel import Panel
     from technic.providers.synthetic import generate_bars
 
-    bars, _ = generate_bars(n_symbols, n_days, seed=42)
+    bars, _ = generate_bars(n_symbols, n_days, seed=seed)
     p = Panel.from_arrow(pa.Table.from_pandas(bars, preserve_index=False))
     del bars
     return p
@@ -141,59 +147,109 @@ def _compile_times() -> dict[str, float]:
     return out
 
 
-def _bench_dataset(name: str, p, repeat: int, talib_mod) -> dict:
+def _time_dataset(p, repeat: int, talib_mod) -> dict:
+    """Median times of the standard 16 (technic, TA-Lib loop) and of the other 20 on ``p``."""
     from technic import indicators as ind
 
     args = (p.open, p.high, p.low, p.close, p.volume)
     _standard16_technic(ind, *args)  # warm-up (cache load, page faults)
     _rest_technic(ind, *args)
-    t_std = _median_time(lambda: _standard16_technic(ind, *args), repeat)
-    t_rest = _median_time(lambda: _rest_technic(ind, *args), repeat)
-    row = {"dataset": name, "T": p.close.shape[0], "N": p.close.shape[1],
-           "technic_std16_s": t_std, "technic_full36_s": t_std + t_rest,
-           "technic_rest20_s": t_rest}
+    out = {"technic_std16_s": _median_time(lambda: _standard16_technic(ind, *args), repeat),
+           "technic_rest20_s": _median_time(lambda: _rest_technic(ind, *args), repeat)}
     if talib_mod is not None:
-        t_ta = _median_time(lambda: _standard16_talib(talib_mod, *args), repeat)
-        row["talib_loop_std16_s"] = t_ta
-        row["speedup_std16"] = t_ta / t_std
+        out["talib_loop_std16_s"] = _median_time(
+            lambda: _standard16_talib(talib_mod, *args), repeat)
+    return out
+
+
+def _warm_up() -> None:
+    """Load every kernel used (numba cache) on a tiny panel, so the baseline RSS has them."""
+    import numpy as np
+
+    from technic import indicators as ind
+
+    rng = np.random.default_rng(0)
+    c = 50 + np.cumsum(rng.normal(0, 1, (300, 3)), axis=0)
+    args = (c + 0.5, c + 1, c - 1, c, np.full(c.shape, 1e5))
+    _standard16_technic(ind, *args)
+    _rest_technic(ind, *args)
+
+
+def _child(dataset: str, repeat: int, big_repeat: int, chunk: int) -> dict:
+    """One data set in this (fresh) process: times and ``ru_maxrss`` (one JSON row)."""
+    try:
+        import talib
+    except ImportError:  # pragma: no cover - TA-Lib is a dev dependency
+        talib = None
+    _warm_up()
+    row: dict = {"dataset": dataset, "rss_base_mib": _peak_rss_mib()}
+    if dataset == "real_universe":
+        p = _real_panels()
+        row.update(T=p.close.shape[0], N=p.close.shape[1], chunk_symbols=p.close.shape[1])
+        row.update(_time_dataset(p, repeat, talib))
+    else:
+        n_sym, n_days = (int(x) for x in dataset.removeprefix("synthetic_").split("x"))
+        step = chunk if n_sym > chunk else n_sym
+        row.update(T=n_days, N=n_sym, chunk_symbols=step)
+        reps = big_repeat if n_sym > chunk else repeat
+        totals: dict[str, float] = {}
+        for k, j0 in enumerate(range(0, n_sym, step)):
+            p = _synthetic_panels(min(step, n_sym - j0), n_days, seed=42 + k)
+            for key, val in _time_dataset(p, reps, talib).items():
+                totals[key] = totals.get(key, 0.0) + val
+            del p
+        row.update(totals)
+    row["technic_full36_s"] = row["technic_std16_s"] + row["technic_rest20_s"]
+    if "talib_loop_std16_s" in row:
+        row["speedup_std16"] = row["talib_loop_std16_s"] / row["technic_std16_s"]
     row["peak_rss_mib"] = _peak_rss_mib()
     return row
+
+
+def _run_child(dataset: str, a: argparse.Namespace) -> dict:
+    """Run ``_child`` in a fresh interpreter (its own peak RSS) and return its JSON row."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", dataset,
+           "--repeat", str(a.repeat), "--big-repeat", str(a.big_repeat), "--chunk", str(a.chunk)]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    r = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, check=True)
+    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--big", action="store_true", help="also synthetic 50,000 x 504")
-    ap.add_argument("--only", choices=("synthetic", "real"))
+    ap.add_argument("--big-repeat", type=int, default=1,
+                    help="repeats per chunk of the chunked 50,000-symbol set")
+    ap.add_argument("--chunk", type=int, default=5000, help="symbols per chunk of the big set")
+    ap.add_argument("--no-big", action="store_true", help="skip synthetic 50,000 x 504")
+    ap.add_argument("--only", choices=("synthetic", "real", "big"))
+    ap.add_argument("--child", help=argparse.SUPPRESS)
     a = ap.parse_args()
-    try:
-        import talib
-    except ImportError:  # pragma: no cover - TA-Lib is a dev dependency
-        talib = None
+    if a.child:
+        print(json.dumps(_child(a.child, a.repeat, a.big_repeat, a.chunk)))
+        return
 
     compile_info = _compile_times()
-    rows = []
+    datasets = []
     if a.only in (None, "synthetic"):
-        sizes = [(6000, 504)] + ([(50000, 504)] if a.big else [])
-        for n_sym, n_days in sizes:
-            p = _synthetic_panels(n_sym, n_days)
-            rows.append(_bench_dataset(f"synthetic_{n_sym}x{n_days}", p, a.repeat, talib))
-            del p
+        datasets.append("synthetic_6000x504")
     if a.only in (None, "real") and (SHARED / "bars_daily.parquet").exists():
-        p = _real_panels()
-        rows.append(_bench_dataset("real_universe", p, a.repeat, talib))
-        del p
+        datasets.append("real_universe")
+    if a.only == "big" or (a.only is None and not a.no_big):
+        datasets.append("synthetic_50000x504")
+    rows = [_run_child(ds, a) for ds in datasets]
 
-    hdr = (f"{'dataset':<22}{'T x N':>13}{'technic 16':>12}{'talib loop':>12}{'ratio':>8}"
-           f"{'full 36':>10}{'peak RSS':>11}")
+    hdr = (f"{'dataset':<22}{'T x N':>13}{'chunk':>7}{'technic 16':>12}{'talib loop':>12}"
+           f"{'ratio':>8}{'full 36':>10}{'base RSS':>11}{'peak RSS':>11}")
     print(hdr)
     print("-" * len(hdr))
     for r in rows:
         ta = r.get("talib_loop_std16_s", float("nan"))
         sp = r.get("speedup_std16", float("nan"))
-        print(f"{r['dataset']:<22}{r['T']:>6} x {r['N']:<5}{r['technic_std16_s']:>11.3f}s"
-              f"{ta:>11.3f}s{sp:>7.2f}x{r['technic_full36_s']:>9.3f}s"
-              f"{r['peak_rss_mib']:>8.0f} MiB")
+        print(f"{r['dataset']:<22}{r['T']:>6} x {r['N']:<5}{r['chunk_symbols']:>7}"
+              f"{r['technic_std16_s']:>11.3f}s{ta:>11.3f}s{sp:>7.2f}x"
+              f"{r['technic_full36_s']:>9.3f}s{r['rss_base_mib']:>7.0f} MiB"
+              f"{r['peak_rss_mib']:>7.0f} MiB")
     print(f"numba compile (empty cache): import {compile_info['cold_import_s']:.2f}s + first "
           f"calls {compile_info['cold_first_calls_s']:.2f}s; warm cache: import "
           f"{compile_info['warm_import_s']:.2f}s + first calls "
