@@ -198,14 +198,16 @@ class FrameCache:
                     self._stats.l2.errors += 1
         return None, "miss"
 
-    def put(self, key: str, table: pa.Table, ttl_s: int | None = None) -> None:
-        """Store ``table`` under ``key`` in L1 and L2 (L2 for ``ttl_s``, default the cache's
-        TTL). Redis failures are logged once and counted, never raised."""
+    def put(self, key: str, table: pa.Table, ttl_s: int | None = None, *,
+            l2: bool = True) -> None:
+        """Store ``table`` under ``key`` in L1 and (unless ``l2`` is False) in L2 for
+        ``ttl_s`` (default the cache's TTL). Redis failures are logged once and counted,
+        never raised."""
         import redis
 
         with self._lock:
             self._l1_put(key, table)
-        if self._l2_usable():
+        if l2 and self._l2_usable():
             try:
                 data = to_ipc(table)
                 self._redis.set(self._key(key), data, ex=ttl_s or self.ttl_s)

@@ -64,6 +64,8 @@ class BarWindow:
         high, low, close: ``(N, T) float64`` USD per share, NaN where no bar.
         volume: ``(N, T) float64`` shares, NaN where no bar.
         version: :func:`technic.store.bars.bars_version` read before the bars were.
+        depth: dates appended since the window was last stored whole in L2 (see
+            :func:`refresh_incremental`: in between, L2 receives only each date's column).
     """
 
     dates: np.ndarray
@@ -73,6 +75,7 @@ class BarWindow:
     close: np.ndarray
     volume: np.ndarray
     version: int
+    depth: int = 0
 
     @classmethod
     def from_bars(cls, bars: pa.Table, dates: np.ndarray, version: int) -> BarWindow:
@@ -108,7 +111,7 @@ class BarWindow:
             cols[f] = pa.FixedSizeListArray.from_arrays(
                 pa.array(getattr(self, f).reshape(-1), pa.float64()), t)
         meta = {"dates": ",".join(str(d) for d in self.dates.astype("datetime64[D]")),
-                "version": str(self.version)}
+                "version": str(self.version), "depth": str(self.depth)}
         return pa.table(cols).replace_schema_metadata(meta)
 
     @classmethod
@@ -126,7 +129,21 @@ class BarWindow:
             values = table.column(f).combine_chunks().flatten()
             arrays[f] = values.to_numpy(zero_copy_only=False).reshape(n, t)
         return cls(dates=dates, symbols=table.column("symbol").to_numpy(zero_copy_only=False)
-                   .astype(object), version=int(meta[b"version"]), **arrays)
+                   .astype(object), version=int(meta[b"version"]),
+                   depth=int(meta.get(b"depth", b"0")), **arrays)
+
+    def last_column(self) -> pa.Table:
+        """The last date's bars (symbols with a bar), ``symbol, high, low, close, volume``,
+        with ``date``, ``prev`` (the date before it in the window), ``version`` and
+        ``depth`` in the schema metadata: what L2 receives between whole-window copies."""
+        has = np.isfinite(self.close[:, -1])
+        cols = {"symbol": pa.array(self.symbols[has].astype(str), pa.string())}
+        for f in WINDOW_FIELDS:
+            cols[f] = pa.array(getattr(self, f)[has, -1], pa.float64())
+        prev = str(self.dates[-2]) if len(self.dates) > 1 else ""
+        return pa.table(cols).replace_schema_metadata(
+            {"date": str(self.dates[-1]), "prev": prev, "version": str(self.version),
+             "depth": str(self.depth)})
 
     def _day_columns(self, day_bars: pa.Table) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Symbols of ``day_bars`` merged into this window's (new ones appended, then all
@@ -264,6 +281,46 @@ def _key(lookback: int, day: np.datetime64 | dt.date) -> str:
     return f"window:{lookback}:{np.datetime64(day, 'D')}"
 
 
+def _delta_key(lookback: int, day: np.datetime64 | dt.date) -> str:
+    return f"window-day:{lookback}:{np.datetime64(day, 'D')}"
+
+
+#: A whole window goes to L2 at least every this many appended dates; in between only the new
+#: date's column does (~250 kB instead of ~80 MB for the full real universe).
+REBASE_EVERY = 5
+
+
+def _fetch_window(cache: FrameCache, lookback: int, days: list) -> tuple[BarWindow | None, str]:
+    """The cached window ending on one of ``days`` (tried in order): a whole window from L1
+    or L2, else a whole window from L2 plus the date columns appended since (at most
+    ``REBASE_EVERY + 1``), replayed in order."""
+    layer = "miss"
+    for day in days:
+        table, layer = cache.get(_key(lookback, day))
+        if table is not None:
+            return BarWindow.from_arrow(table), layer
+    for day in days:
+        deltas, cur = [], day
+        for _ in range(REBASE_EVERY + 1):
+            delta, _ = cache.get(_delta_key(lookback, cur))
+            if delta is None:
+                break
+            deltas.append(delta)
+            cur = delta.schema.metadata[b"prev"].decode()
+            if not cur:
+                break
+            table, _ = cache.get(_key(lookback, cur))
+            if table is not None:
+                w = BarWindow.from_arrow(table)
+                for d in reversed(deltas):
+                    meta = d.schema.metadata
+                    w = w.append(dt.date.fromisoformat(meta[b"date"].decode()), d, lookback,
+                                 int(meta[b"version"]))
+                    w.depth = int(meta[b"depth"])
+                return w, "l2"
+    return None, layer
+
+
 def refresh_incremental(
     target: DatabaseTarget,
     as_of: dt.date | None = None,
@@ -303,17 +360,10 @@ def refresh_incremental(
 
     t = time.perf_counter()
     w, layer = None, "miss"
-    for key_day in (dates[-1], dates[-2] if len(dates) > 1 else None):
-        if key_day is None:
-            continue
-        table, layer = cache.get(_key(lookback_bars, key_day))
-        if table is not None:
-            try:
-                w = BarWindow.from_arrow(table)
-            except (KeyError, ValueError, TypeError) as e:
-                log.warning("ignoring unreadable cached window: %s", e)
-                w = None
-            break
+    try:
+        w, layer = _fetch_window(cache, lookback_bars, list(dates[::-1][:2]))
+    except (KeyError, ValueError, TypeError) as e:
+        log.warning("ignoring unreadable cached window: %s", e)
     timings["window_fetch_s"] = round(time.perf_counter() - t, 4)
 
     mode, rows_idx, new = "rebuild", None, None
@@ -350,8 +400,17 @@ def refresh_incremental(
     written = write_features(target, rows) if write and len(rows) else 0
     timings["write_s"] = round(time.perf_counter() - t, 4)
     t = time.perf_counter()
+    if mode == "append":
+        new.depth = w.depth + 1
+    elif mode == "update":
+        new.depth = w.depth
     if mode != "unchanged":
-        cache.put(_key(lookback_bars, day), new.to_arrow(), ttl_s=WINDOW_TTL_S)
+        whole = mode == "rebuild" or new.depth >= REBASE_EVERY
+        if whole:
+            new.depth = 0
+        cache.put(_key(lookback_bars, day), new.to_arrow(), ttl_s=WINDOW_TTL_S, l2=whole)
+        if not whole:
+            cache.put(_delta_key(lookback_bars, day), new.last_column(), ttl_s=WINDOW_TTL_S)
     timings["window_store_s"] = round(time.perf_counter() - t, 4)
     timings["total_s"] = round(time.perf_counter() - t0, 4)
     report = RefreshReport(as_of=day, symbols=len(rows), chunks=1, rows_written=written,

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from technic.cache import FrameCache
 from technic.features import FEATURE_COLUMNS, feature_arrays
-from technic.incremental import BarWindow, refresh_incremental
+from technic.incremental import REBASE_EVERY, BarWindow, refresh_incremental
 from technic.indicators.lastrow import LAST_ROW_FIELDS, last_row_indicators
 from technic.ingest import ingest_files
 from technic.panel import Panel
@@ -123,20 +123,26 @@ def test_new_day_update_and_rewrite_each_equal_a_full_refresh(fresh_target, bars
     _assert_same_rows(_stored(fresh_target, r4.as_of), full4)
 
 
-def test_window_survives_a_new_process_through_redis(fresh_target, bars, tmp_path, redis_url):
+def test_window_survives_new_processes_through_redis(fresh_target, bars, tmp_path, redis_url):
+    # Between whole-window copies, L2 receives only each new date's column; a new process
+    # (empty L1) rebuilds the window from the last whole copy plus those columns.
     dates = np.sort(bars["date"].unique())
-    _write(bars[bars["date"] < dates[-1]], tmp_path / "hist.parquet")
+    k = REBASE_EVERY + 2
+    _write(bars[bars["date"] < dates[-k]], tmp_path / "hist.parquet")
     ingest_files(fresh_target, tmp_path / "hist.parquet")
     refresh_incremental(fresh_target, lookback_bars=260,
                         cache=FrameCache(redis_url, namespace=fresh_target.schema))
-    _write(bars[bars["date"] == dates[-1]], tmp_path / "day.parquet")
-    ingest_files(fresh_target, tmp_path / "day.parquet")
-    # a new cache object = a new process: L1 is empty, the window comes from Redis
-    r, rows = refresh_incremental(fresh_target, lookback_bars=260,
-                                  cache=FrameCache(redis_url, namespace=fresh_target.schema))
-    assert r.mode == "append" and r.window_layer == "l2"
-    _, full = refresh_features(fresh_target, lookback_bars=260, write=False)
-    _assert_same_rows(rows, full)
+    depths = []
+    for i, day in enumerate(dates[-k:]):
+        _write(bars[bars["date"] == day], tmp_path / f"day{i}.parquet")
+        ingest_files(fresh_target, tmp_path / f"day{i}.parquet")
+        cache = FrameCache(redis_url, namespace=fresh_target.schema)  # a new process
+        r, rows = refresh_incremental(fresh_target, lookback_bars=260, cache=cache)
+        assert r.mode == "append" and r.window_layer == "l2", (i, r.mode, r.window_layer)
+        depths.append(BarWindow.from_arrow(cache.get(f"window:260:{r.as_of}")[0]).depth)
+        _, full = refresh_features(fresh_target, lookback_bars=260, write=False)
+        _assert_same_rows(rows, full)
+    assert depths == [1, 2, 3, 4, 0, 1, 2]  # a whole copy every REBASE_EVERY dates
 
 
 def test_window_round_trips_through_arrow(bars):

@@ -32,8 +32,8 @@ from technic.indicators.cpu import (
     _obv_1d,
     _roc_1d,
     _rolling_ext_1d,
+    _rolling_var,
     _rsi_1d,
-    _rvol_1d,
     _sma_1d,
 )
 
@@ -56,6 +56,15 @@ def _last(res, m, k):
     # Value k bars before the last (k = 0: the last), NaN when it does not exist.
     i = m - 1 - k
     return res[i] if i >= 0 else np.nan
+
+
+@njit(cache=True, nogil=True)
+def _rvol_last(ret, m, n, var):
+    # The last value of _rvol_1d(src, m, n, √252, ret, res) given ret[1:m] = log returns.
+    if m <= n:
+        return np.nan
+    _rolling_var(ret, 1, m, n, var)
+    return math.sqrt(var[m - 1] * (float(n) / float(n - 1))) * _SQRT_252
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -128,10 +137,11 @@ def _last_rows(h, lo, c, v, rows, out):
             aux[i] = bc[i] * bv[i]
         _sma_1d(aux, m, 20, r1)
         out[26, r] = _last(r1, m, 0)
-        _rvol_1d(bc, m, 20, _SQRT_252, aux, r1)
-        out[27, r] = _last(r1, m, 0)
-        _rvol_1d(bc, m, 60, _SQRT_252, aux, r1)
-        out[28, r] = _last(r1, m, 0)
+        # _rvol_1d for n = 20 and 60, with the log returns taken once (same arithmetic).
+        for i in range(1, m):
+            aux[i] = np.log(bc[i] / bc[i - 1])
+        out[27, r] = _rvol_last(aux, m, 20, r1)
+        out[28, r] = _rvol_last(aux, m, 60, r1)
         _rolling_ext_1d(bh, m, 252, True, dq, r1)
         out[29, r] = _last(r1, m, 0)
         _rolling_ext_1d(bl, m, 252, False, dq, r1)
