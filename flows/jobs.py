@@ -58,9 +58,11 @@ def ingest_task(path: str | None) -> list[dict]:
 
 
 @task(name="refresh-features", retries=1, retry_delay_seconds=30, tags=[DATABASE_TAG])
-def refresh_task(as_of: str | None, changed_only: bool, use_dask: bool = True) -> dict:
+def refresh_task(as_of: str | None, changed_only: bool, use_dask: bool = True,
+                 use_gpu: bool = False) -> dict:
     """Refresh features (on Dask unless ``use_dask`` is False); returns the resolved date and
-    counts."""
+    counts. ``use_gpu``: the GPU kernels on
+    the Dask workers with the ``GPU`` resource (CPU, with a warning, when none has it)."""
     from contextlib import nullcontext
 
     from technic.compute import dask_client
@@ -71,7 +73,8 @@ def refresh_task(as_of: str | None, changed_only: bool, use_dask: bool = True) -
         rep, _ = refresh_features(_target(), dt.date.fromisoformat(as_of) if as_of else None,
                                   lookback_bars=s.lookback_bars, chunk_size=s.chunk_size,
                                   client=client, only_changed=changed_only,
-                                  use_cache=bool(s.redis_url), redis_url=s.redis_url)
+                                  use_cache=bool(s.redis_url), redis_url=s.redis_url,
+                                  use_gpu=use_gpu)
     return {"as_of": rep.as_of.isoformat(), "symbols": rep.symbols, "timings_s": rep.timings}
 
 
@@ -185,11 +188,13 @@ def ingest_daily(path: str | None = None, force: bool = False) -> list[dict]:
 
 
 @flow(name="refresh-features")
-def refresh_features_flow(as_of: str | None = None, changed_only: bool = False) -> dict:
-    """Refresh the feature store for a date (default: the latest with bars)."""
+def refresh_features_flow(as_of: str | None = None, changed_only: bool = False,
+                          use_gpu: bool = False) -> dict:
+    """Refresh the feature store for a date (default: the latest with bars); ``use_gpu``: on
+    the Dask workers that declare the ``GPU`` resource (CPU with a warning when none does)."""
     if as_of:
         dt.date.fromisoformat(as_of)  # validate before work
-    return refresh_task(as_of, changed_only)
+    return refresh_task(as_of, changed_only, use_gpu=use_gpu)
 
 
 @flow(name="intraday-refresh")
