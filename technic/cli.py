@@ -443,33 +443,53 @@ def scan(
 def evaluate(
     start: Annotated[str, typer.Option(help="First scan date (YYYY-MM-DD).")],
     end: Annotated[str, typer.Option(help="Last scan date (YYYY-MM-DD).")],
-    report: Annotated[Path, typer.Option(help="Markdown report to write.")] = Path(
+    report: Annotated[Path, typer.Option(help="Markdown report to write (PNG plots and the "
+                                              "per-date IC go next to it).")] = Path(
         "technic-evaluation.md"),
+    oos: Annotated[Path | None, typer.Option(help="Out-of-sample alpha predictions of "
+                                                  "`technic train` (default: "
+                                                  "<model dir>/oos_alpha.parquet).")] = None,
 ) -> None:
     """Replay point-in-time scans over stored feature history (run `technic features backfill`
-    first) and report how TechRating relates to 5- and 10-bar forward returns: mean RankIC,
-    t-statistic, decile returns, top-decile hit rate, top-50 turnover."""
-    from technic.evaluation import evaluate_tech_rating, ic_table, markdown_report
+    first) and report how TechRating, ICS, MERIT and — on the out-of-sample dates of their
+    walk-forward folds only — the XGBoost alphas relate to 5- and 10-bar forward returns: mean
+    RankIC, t-statistic, decile returns, top-decile hit rate, top-50 turnover; Markdown report,
+    PNG plots (decile bars, cumulative IC) and per-date IC (Parquet)."""
+    from technic.evaluation import SCORE_NAMES, evaluation_report, ic_table, write_plots
+    from technic.evaluation import evaluate as run_evaluation
 
     s_date, e_date = _parse_date(start, "--start"), _parse_date(end, "--end")
     target, _ = _target()
+    oos_path = oos or Path(get_settings().model_dir) / "oos_alpha.parquet"
     with console.status("evaluating …"):
         try:
-            reps = evaluate_tech_rating(target, s_date, e_date)
+            ev = run_evaluation(target, s_date, e_date, oos_path=oos_path)
         except LookupError as e:
             raise _fail(str(e)) from None
-    t = Table("horizon", "dates", "mean RankIC", "ICIR", "t (non-overlap)", "top−bottom",
-              "top-decile hit", "top-50 turnover", title="TechRating vs forward returns")
-    for r in reps:
-        t.add_row(f"{r.horizon} bars", str(r.dates), f"{r.mean_rank_ic:+.4f}",
-                  f"{r.icir:+.3f}", f"{r.t_stat_nonoverlap:+.2f}", f"{r.top_minus_bottom:+.3%}",
-                  f"{r.top_decile_hit_rate:.1%}", f"{r.top50_turnover:.1%}")
-    out.print(t)
-    report.write_text(markdown_report(reps, s_date, e_date, target.describe()))
+    for title, reps in (("full period", ev.full), (
+            f"out of sample {ev.oos_span[0]} … {ev.oos_span[1]}" if ev.oos_span else "", ev.oos)):
+        if not reps:
+            continue
+        t = Table("score", "horizon", "dates", "mean RankIC", "ICIR", "t (non-overlap)",
+                  "top−bottom", "top-decile hit", "top-50 turnover",
+                  title=f"Scores vs forward returns, {title}")
+        for name, rs in reps.items():
+            for r in rs:
+                t.add_row(SCORE_NAMES.get(name, name), f"{r.horizon} bars", str(r.dates),
+                          f"{r.mean_rank_ic:+.4f}", f"{r.icir:+.3f}",
+                          f"{r.t_stat_nonoverlap:+.2f}", f"{r.top_minus_bottom:+.3%}",
+                          f"{r.top_decile_hit_rate:.1%}", f"{r.top50_turnover:.1%}")
+        out.print(t)
+    if not ev.oos:
+        out.print(f"no out-of-sample alpha predictions at {oos_path}: alphas not evaluated")
+    report.parent.mkdir(parents=True, exist_ok=True)
+    plots = write_plots(ev, report.with_suffix(""))
+    report.write_text(evaluation_report(ev, target.describe(), [str(p) for p in plots]))
     import pyarrow.parquet as pq
 
-    pq.write_table(ic_table(reps), report.with_suffix(".ic.parquet"))
-    out.print(f"report: {report}  per-date IC: {report.with_suffix('.ic.parquet')}")
+    pq.write_table(ic_table(ev), report.with_suffix(".ic.parquet"))
+    out.print(f"report: {report}  plots: {', '.join(str(p) for p in plots)}  per-date IC: "
+              f"{report.with_suffix('.ic.parquet')}")
 
 
 @app.command()

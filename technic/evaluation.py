@@ -1,9 +1,18 @@
-"""Point-in-time evaluation of a ranking score against forward returns.
+"""Point-in-time evaluation of ranking scores against forward returns.
 
 For every date of a range, the scan's own steps are replayed on that date's stored features
-(universe filter with the default rules, then the score), and compared with each symbol's
+(universe filter with the default rules, then the scores), and compared with each symbol's
 forward return over the next ``h`` of its own bars (``close[t+h] / close[t] − 1``, fraction).
-Reported per horizon:
+
+Scores evaluated (docs/scoring.md): TechRating, ICS, MERIT and — only on the out-of-sample
+dates of their walk-forward folds (``oos_alpha.parquet`` written by ``technic train``) — the
+XGBoost alphas ``alpha_5d``/``alpha_10d``. The alphas of the shipped final models are never
+used here: they were fit on the whole history, so every past date is in-sample for them. MERIT
+uses the out-of-sample alphas where they exist; on other dates it is evaluated without its alpha
+part (weights spread over TechRating and ICS, as in a scan without models). The regime of each
+date is computed as in the scan (:mod:`technic.scoring.regime`, index from ``market_daily``).
+
+Reported per score and horizon:
 
 * mean RankIC — the per-date Spearman correlation of score and forward return — with its
   standard deviation, ICIR (mean / std) and t-statistic. Forward windows of consecutive dates
@@ -15,30 +24,43 @@ Reported per horizon:
 * turnover of the top 50: share of names replaced from one date to the next.
 
 Only dates whose forward window is complete are evaluated. No transaction costs, no
-survivorship correction (the data have survivorship bias: see technic/data/README.md).
+survivorship correction (the data have survivorship bias: see technic/data/README.md); the
+ICS size component uses today's market-cap snapshot re-priced to each date
+(:func:`technic.scoring.factors.point_in_time_market_cap`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from technic.scoring.factors import compute_factors, point_in_time_market_cap
+from technic.scoring.ics import ics
+from technic.scoring.merit import alpha_score, merit
+from technic.scoring.regime import breadth, classify, index_series
 from technic.scoring.techrating import tech_rating
 from technic.store.db import DatabaseTarget, fetch_frame
 from technic.universe import UniverseRules, apply_rules
 
-SCORE_INPUTS = ("close", "sma_50", "sma_200", "adx_14", "dist_52w_high", "ret_12_1",
-                "ret_126d", "ret_63d", "macd_hist", "realized_vol_60", "natr_14",
+SCORE_INPUTS = ("close", "sma_20", "sma_50", "sma_200", "adx_14", "dist_52w_high", "ret_12_1",
+                "ret_126d", "ret_63d", "ret_21d", "macd_hist", "realized_vol_60", "natr_14",
                 "obv_trend_20", "rel_volume_20", "dollar_volume_20")
+
+#: Scores the evaluation reports, in report order.
+SCORES: tuple[str, ...] = ("tech_rating", "ics", "merit", "alpha_5d", "alpha_10d")
+#: Display names.
+SCORE_NAMES: dict[str, str] = {"tech_rating": "TechRating", "ics": "ICS", "merit": "MERIT",
+                               "alpha_5d": "alpha_5d (OOS)", "alpha_10d": "alpha_10d (OOS)"}
 
 
 @dataclass
 class HorizonReport:
-    """Evaluation of one forward horizon (``h`` bars)."""
+    """Evaluation of one score over one forward horizon (``h`` bars)."""
 
     horizon: int
     dates: int
@@ -51,6 +73,7 @@ class HorizonReport:
     top_decile_hit_rate: float
     top50_turnover: float
     ic_series: pd.Series = field(repr=False)
+    score: str = "tech_rating"
 
 
 def forward_labels(bars: pd.DataFrame, horizons: tuple[int, ...]) -> pd.DataFrame:
@@ -89,16 +112,41 @@ def load_history(target: DatabaseTarget, start: dt.date, end: dt.date,
     return feats.merge(labels, on=["symbol", "date"], how="left")
 
 
-def _score_dates(hist: pd.DataFrame, rules: UniverseRules) -> pd.DataFrame:
+def _score_dates(hist: pd.DataFrame, rules: UniverseRules, caps: pd.DataFrame | None = None,
+                 regimes: pd.Series | None = None) -> pd.DataFrame:
+    """Replay the scan's scores on every date: the passing rows with ``score`` (=
+    TechRating), ``tech_rating``, ``ics``, ``merit``, ``alpha_score``, ``regime`` and the
+    alpha columns present in ``hist``."""
     out = []
-    for _, day in hist.groupby("date", sort=True):
+    if caps is not None and not caps.empty:
+        c = caps.set_index("symbol")
+        hist = hist.assign(_mcap=c["market_cap"].reindex(hist["symbol"]).to_numpy(),
+                           _ref=c["ref_close"].reindex(hist["symbol"]).to_numpy())
+    for date, day in hist.groupby("date", sort=True):
         day = day.reset_index(drop=True)
         keep, _ = apply_rules(day, rules)
         if keep.sum() < 20:
             continue
+        cap = (point_in_time_market_cap(day["_mcap"].to_numpy(np.float64),
+                                        day["close"].to_numpy(np.float64),
+                                        day["_ref"].to_numpy(np.float64))
+               if "_mcap" in day.columns else None)
         scored = day[keep].copy()
-        scored["score"] = tech_rating(day, keep)["tech_rating"].to_numpy()[keep]
-        out.append(scored)
+        tech = tech_rating(day, keep)["tech_rating"].to_numpy()
+        core = ics(day, compute_factors(day, keep, cap), keep)["ics"].to_numpy()
+        a = alpha_score(day, keep)
+        if regimes is not None and pd.Timestamp(date) in regimes.index:
+            tr, pct = regimes.loc[pd.Timestamp(date)]
+            label = classify(float(tr), breadth(day, keep), float(pct))
+        else:
+            label = "neutral"
+        scored["tech_rating"] = tech[keep]
+        scored["score"] = tech[keep]
+        scored["ics"] = core[keep]
+        scored["alpha_score"] = a[keep]
+        scored["merit"] = merit(tech, core, a, label)[keep]
+        scored["regime"] = label
+        out.append(scored.drop(columns=[c for c in ("_mcap", "_ref") if c in scored]))
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
 
@@ -118,23 +166,136 @@ def evaluate_tech_rating(target: DatabaseTarget, start: dt.date, end: dt.date,
     return [_horizon(scored, h) for h in horizons]
 
 
-def _horizon(scored: pd.DataFrame, h: int) -> HorizonReport:
+@dataclass
+class Evaluation:
+    """All scores over a range: per period, score and horizon a :class:`HorizonReport`.
+
+    Attributes:
+        full: ``{score: [HorizonReport per horizon]}`` over every evaluated date (TechRating,
+            ICS, MERIT; MERIT without alphas outside the out-of-sample dates).
+        oos: the same for every score, restricted to the out-of-sample dates of the alpha
+            models (empty without an ``oos_alpha.parquet``).
+        oos_span: first and last out-of-sample date (None without).
+        regimes: dates per regime label over the evaluated dates.
+        regime_ic: mean RankIC per regime label, score and horizon (full period).
+    """
+
+    start: dt.date
+    end: dt.date
+    horizons: tuple[int, ...]
+    full: dict[str, list[HorizonReport]]
+    oos: dict[str, list[HorizonReport]]
+    oos_span: tuple[dt.date, dt.date] | None
+    regimes: dict[str, int]
+    regime_ic: pd.DataFrame
+
+
+def load_oos(path: str | Path | None) -> pd.DataFrame | None:
+    """The walk-forward out-of-sample predictions (``technic.ml.train.write_oos``) or None
+    when the file does not exist."""
+    if path is None or not Path(path).is_file():
+        return None
+    df = pd.read_parquet(path)
+    df["date"] = pd.to_datetime(df["date"])
+    return df
+
+
+def evaluate(target: DatabaseTarget, start: dt.date, end: dt.date,
+             horizons: tuple[int, ...] = (5, 10), rules: UniverseRules | None = None,
+             oos_path: str | Path | None = None, shuffle_seed: int | None = None
+             ) -> Evaluation:
+    """Evaluate TechRating, ICS, MERIT and the out-of-sample alphas over ``[start, end]``.
+
+    Args:
+        target: the store (features, bars, symbols; ``market_daily`` is brought up to date).
+        start, end: scan dates, inclusive.
+        horizons: forward horizons in own bars.
+        rules: universe filter (default rules when None).
+        oos_path: ``oos_alpha.parquet`` of ``technic train`` (missing → no alpha rows).
+        shuffle_seed: when given, every date's forward returns are permuted across its
+            symbols before scoring (a leakage check: every IC must then vanish).
+
+    Returns:
+        The :class:`Evaluation`.
+
+    Raises:
+        LookupError: no feature history in the range.
+    """
+    from technic.store.market import market_caps, market_returns
+
+    hist = load_history(target, start, end, horizons)
+    if hist.empty:
+        raise LookupError(f"no stored features between {start} and {end}; run "
+                          "`technic features backfill` first")
+    hist["date"] = pd.to_datetime(hist["date"])
+    oos = load_oos(oos_path)
+    if oos is not None:
+        cols = [c for c in oos.columns if c.startswith("alpha_")]
+        hist = hist.merge(oos[["date", "symbol", *cols]], on=["date", "symbol"], how="left")
+    if shuffle_seed is not None:
+        rng = np.random.default_rng(shuffle_seed)
+        for h in horizons:
+            v = hist[f"fwd_{h}"].to_numpy().copy()
+            for idx in hist.groupby("date").indices.values():
+                v[idx] = v[rng.permutation(idx)]
+            hist[f"fwd_{h}"] = v
+    idx = index_series(market_returns(target, end, last_n=None))
+    regimes = idx[["trend_ratio", "vol_percentile"]]
+    scored = _score_dates(hist, rules or UniverseRules(), market_caps(target), regimes)
+    full = {s: [_horizon(scored, h, s) for h in horizons]
+            for s in ("tech_rating", "ics", "merit")}
+    oos_rep: dict[str, list[HorizonReport]] = {}
+    span = None
+    alpha_cols = [c for c in ("alpha_5d", "alpha_10d") if c in scored.columns]
+    if alpha_cols:
+        has = scored.groupby("date")[alpha_cols].transform(lambda x: x.notna().any())
+        sub = scored[has.all(axis=1)]
+        if not sub.empty:
+            span = (sub["date"].min().date(), sub["date"].max().date())
+            oos_rep = {s: [_horizon(sub, h, s) for h in horizons]
+                       for s in ("tech_rating", "ics", "merit", *alpha_cols)}
+    per_date = scored.groupby("date")["regime"].first()
+    rows = []
+    for s, reps in full.items():
+        for r in reps:
+            j = r.ic_series.to_frame("ic").join(per_date)
+            for label, v in j.groupby("regime")["ic"]:
+                rows.append({"score": s, "horizon": r.horizon, "regime": label,
+                             "dates": len(v), "mean_rank_ic": float(v.mean())})
+    return Evaluation(start, end, tuple(horizons), full, oos_rep, span,
+                      {k: int(v) for k, v in per_date.value_counts().items()},
+                      pd.DataFrame(rows))
+
+
+def _rank_ic(d: pd.DataFrame, score: str, col: str) -> pd.Series:
+    """Per-date Spearman correlation (Pearson of per-date ranks), vectorised."""
+    g = d.groupby("date")
+    rs = g[score].rank()
+    rf = g[col].rank()
+    x = rs - rs.groupby(d["date"]).transform("mean")
+    y = rf - rf.groupby(d["date"]).transform("mean")
+    num = (x * y).groupby(d["date"]).sum()
+    den = np.sqrt((x * x).groupby(d["date"]).sum() * (y * y).groupby(d["date"]).sum())
+    ic = (num / den).replace([np.inf, -np.inf], np.nan).dropna()
+    ic.index.name = "date"
+    return ic
+
+
+def _horizon(scored: pd.DataFrame, h: int, score: str = "score") -> HorizonReport:
     col = f"fwd_{h}"
-    d = scored.dropna(subset=[col, "score"]).copy()
-    d["r_score"] = d.groupby("date")["score"].rank()
-    d["r_fwd"] = d.groupby("date")[col].rank()
-    ic = d.groupby("date").apply(lambda x: np.corrcoef(x["r_score"], x["r_fwd"])[0, 1],
-                                 include_groups=False).dropna()
+    d = scored.dropna(subset=[col, score]).copy()
+    ic = _rank_ic(d, score, col)
     every_h = ic.iloc[::h]
     t_stat = float(every_h.mean() / every_h.std(ddof=1) * np.sqrt(len(every_h))) \
         if len(every_h) > 2 else float("nan")
-    d["decile"] = d.groupby("date")["score"].transform(
-        lambda s: np.ceil(s.rank(method="first") / len(s) * 10).clip(1, 10))
+    n = d.groupby("date")[score].transform("size")
+    first = d.groupby("date")[score].rank(method="first")
+    d["decile"] = np.ceil(first / n * 10).clip(1, 10)
     dec = d.groupby(["date", "decile"])[col].mean().groupby("decile").mean()
     med = d.groupby("date")[col].transform("median")
     top = d[d["decile"] == 10]
     hit = float((top[col] > med[top.index]).mean())
-    tops = (d.sort_values(["date", "score"], ascending=[True, False])
+    tops = (d.sort_values(["date", score], ascending=[True, False])
             .groupby("date").head(50).groupby("date")["symbol"].apply(set))
     turns = [1 - len(a & b) / max(len(b), 1) for a, b in zip(tops.iloc[:-1], tops.iloc[1:],
                                                              strict=True)]
@@ -143,12 +304,142 @@ def _horizon(scored: pd.DataFrame, h: int) -> HorizonReport:
         icir=float(ic.mean() / ic.std()) if ic.std() > 0 else float("nan"),
         t_stat_nonoverlap=t_stat, decile_mean_return=[float(x) for x in dec.to_numpy()],
         top_minus_bottom=float(dec.iloc[-1] - dec.iloc[0]), top_decile_hit_rate=hit,
-        top50_turnover=float(np.mean(turns)) if turns else float("nan"), ic_series=ic)
+        top50_turnover=float(np.mean(turns)) if turns else float("nan"), ic_series=ic,
+        score="tech_rating" if score == "score" else score)
+
+
+def _summary_rows(reports: dict[str, list[HorizonReport]]) -> list[str]:
+    lines = ["| score | horizon | dates | mean RankIC | std | ICIR | t (non-overlapping) | "
+             "top − bottom decile | top-decile hit rate | top-50 turnover |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for s, reps in reports.items():
+        for r in reps:
+            lines.append(f"| {SCORE_NAMES.get(s, s)} | {r.horizon} bars | {r.dates} | "
+                         f"{r.mean_rank_ic:+.4f} | {r.std_rank_ic:.4f} | {r.icir:+.3f} | "
+                         f"{r.t_stat_nonoverlap:+.2f} | {r.top_minus_bottom:+.3%} | "
+                         f"{r.top_decile_hit_rate:.1%} | {r.top50_turnover:.1%} |")
+    return lines
+
+
+def _decile_rows(reports: dict[str, list[HorizonReport]], h_index: int) -> list[str]:
+    names = [s for s in reports if len(reports[s]) > h_index]
+    lines = ["| decile | " + " | ".join(SCORE_NAMES.get(s, s) for s in names) + " |",
+             "| --- |" + " --- |" * len(names)]
+    for i in range(10):
+        cells = []
+        for s in names:
+            dm = reports[s][h_index].decile_mean_return
+            cells.append(f"{dm[i]:+.3%}" if i < len(dm) else "—")
+        lines.append(f"| {i + 1} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def evaluation_report(ev: Evaluation, universe: str, plots: list[str] | None = None) -> str:
+    """The full evaluation as Markdown (numbers as measured, no rounding up)."""
+    lines = [f"# Score evaluation, {ev.start} … {ev.end}", "",
+             f"Universe: {universe}; default scan filter on every date. Point-in-time: each "
+             "date uses only features stored for that date; forward returns over the symbol's "
+             "next h bars. No costs; survivorship-biased data; the ICS size input re-prices "
+             "today's market-cap snapshot to each date.", ""]
+    if ev.oos:
+        a, b = ev.oos_span
+        lines += [f"## Out of sample: every score on the same dates, {a} … {b}", "",
+                  "Only the dates of the alpha models' walk-forward test folds (purged and "
+                  "embargoed; models/MODEL_CARD.md): each alpha prediction comes from a model "
+                  "that never saw that date or its label window. MERIT uses those "
+                  "predictions.", "", *_summary_rows(ev.oos), ""]
+        for i, h in enumerate(ev.horizons):
+            lines += [f"Mean {h}-bar forward return by score decile (1 = lowest), "
+                      "out-of-sample dates:", "", *_decile_rows(ev.oos, i), ""]
+    else:
+        lines += ["No out-of-sample alpha predictions (`oos_alpha.parquet`) were found: the "
+                  "alphas are not evaluated (the shipped models are in-sample on every past "
+                  "date).", ""]
+    lines += ["## Full period (TechRating, ICS, MERIT)", "",
+              "MERIT here uses the out-of-sample alphas where they exist and TechRating + ICS "
+              "elsewhere.", "", *_summary_rows(ev.full), ""]
+    for i, h in enumerate(ev.horizons):
+        lines += [f"Mean {h}-bar forward return by score decile (1 = lowest), full period:", "",
+                  *_decile_rows(ev.full, i), ""]
+    lines += ["## Regimes", "", "Dates per regime label (technic/scoring/regime.py): " +
+              ", ".join(f"{k} {v}" for k, v in sorted(ev.regimes.items())) + ".", "",
+              "| score | horizon | regime | dates | mean RankIC |",
+              "| --- | --- | --- | --- | --- |"]
+    for r in ev.regime_ic.itertuples():
+        lines.append(f"| {SCORE_NAMES.get(r.score, r.score)} | {r.horizon} bars | {r.regime} | "
+                     f"{r.dates} | {r.mean_rank_ic:+.4f} |")
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{Path(p).stem}]({Path(p).name})" for p in plots]
+    return "\n".join(lines) + "\n"
+
+
+def write_plots(ev: Evaluation, prefix: str | Path) -> list[Path]:
+    """PNG plots next to the report: per horizon the decile bars of every score (the
+    out-of-sample comparison when there is one, else the full period) and the cumulative
+    RankIC of every score.
+
+    Args:
+        prefix: path prefix; files are ``<prefix>.deciles_<h>.png`` and
+            ``<prefix>.cum_ic.png``.
+
+    Returns:
+        The files written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    reports = ev.oos or ev.full
+    period = (f"out of sample {ev.oos_span[0]} … {ev.oos_span[1]}" if ev.oos
+              else f"{ev.start} … {ev.end}")
+    prefix = Path(prefix)
+    files = []
+    for i, h in enumerate(ev.horizons):
+        fig, ax = plt.subplots(figsize=(10, 4.5))
+        names = list(reports)
+        width = 0.8 / len(names)
+        for k, s in enumerate(names):
+            dm = np.array(reports[s][i].decile_mean_return) * 100
+            ax.bar(np.arange(1, len(dm) + 1) + (k - (len(names) - 1) / 2) * width, dm,
+                   width, label=SCORE_NAMES.get(s, s))
+        ax.axhline(0, color="black", lw=0.6)
+        ax.set_xticks(range(1, 11))
+        ax.set_xlabel("score decile (1 = lowest, 10 = highest)")
+        ax.set_ylabel(f"mean {h}-bar forward return (%)")
+        ax.set_title(f"Decile forward returns, {h} bars, {period}")
+        ax.legend(fontsize=8, ncol=len(names))
+        fig.tight_layout()
+        f = prefix.with_name(f"{prefix.name}.deciles_{h}.png")
+        fig.savefig(f, dpi=110)
+        plt.close(fig)
+        files.append(f)
+    fig, axes = plt.subplots(1, len(ev.horizons), figsize=(12, 4.5), squeeze=False)
+    for i, h in enumerate(ev.horizons):
+        ax = axes[0, i]
+        for s, reps in ev.full.items():
+            ic = reps[i].ic_series
+            ax.plot(ic.index, ic.cumsum(), label=SCORE_NAMES.get(s, s))
+        for s in ("alpha_5d", "alpha_10d"):
+            if s in ev.oos:
+                ic = ev.oos[s][i].ic_series
+                ax.plot(ic.index, ic.cumsum(), label=SCORE_NAMES[s], ls="--")
+        ax.axhline(0, color="black", lw=0.6)
+        ax.set_title(f"Cumulative RankIC, {h} bars (sum of daily RankIC)")
+        ax.set_ylabel("cumulative RankIC")
+        ax.legend(fontsize=8)
+        ax.tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    f = prefix.with_name(f"{prefix.name}.cum_ic.png")
+    fig.savefig(f, dpi=110)
+    plt.close(fig)
+    files.append(f)
+    return files
 
 
 def markdown_report(reports: list[HorizonReport], start: dt.date, end: dt.date,
                     universe: str) -> str:
-    """The evaluation as a Markdown document (numbers as measured, no rounding up)."""
+    """The TechRating-only evaluation as a Markdown document (numbers as measured)."""
     lines = [f"# TechRating evaluation, {start} … {end}", "", f"Universe: {universe}. "
              "Point-in-time: each date uses only features stored for that date; forward "
              "returns over the symbol's next h bars. No costs; survivorship-biased data.", "",
@@ -170,7 +461,17 @@ def markdown_report(reports: list[HorizonReport], start: dt.date, end: dt.date,
     return "\n".join(lines) + "\n"
 
 
-def ic_table(reports: list[HorizonReport]) -> pa.Table:
-    """Per-date RankIC of every horizon as an Arrow table (``date``, ``ic_<h>``)."""
-    df = pd.concat({f"ic_{r.horizon}": r.ic_series for r in reports}, axis=1)
+def ic_table(reports: list[HorizonReport] | Evaluation) -> pa.Table:
+    """Per-date RankIC as an Arrow table: ``date`` and ``ic_<h>`` (a TechRating report list),
+    or ``<score>_ic_<h>`` for every score of an :class:`Evaluation` (full period, plus the
+    out-of-sample alphas)."""
+    if isinstance(reports, Evaluation):
+        cols = {f"{s}_ic_{r.horizon}": r.ic_series for s, reps in reports.full.items()
+                for r in reps}
+        cols.update({f"{s}_ic_{r.horizon}": r.ic_series for s, reps in reports.oos.items()
+                     if s.startswith("alpha_") for r in reps})
+    else:
+        cols = {f"ic_{r.horizon}": r.ic_series for r in reports}
+    df = pd.concat(cols, axis=1)
+    df.index.name = "date"
     return pa.Table.from_pandas(df.reset_index(), preserve_index=False)

@@ -11,7 +11,7 @@ import pytest
 from technic.evaluation import evaluate_tech_rating, load_history, markdown_report
 from technic.ingest import ingest_files
 from technic.refresh import backfill_features
-from technic.universe import UniverseRules
+from technic.universe import UniverseRules, apply_rules
 
 from .conftest import BUNDLED
 
@@ -59,3 +59,68 @@ def test_forward_returns_and_rank_ic_by_hand(history_target):
 def test_no_history_is_a_clear_error(fresh_target):
     with pytest.raises(LookupError, match="backfill"):
         evaluate_tech_rating(fresh_target, dt.date(2025, 1, 1), dt.date(2025, 2, 1))
+
+
+# ------------------------------------------- every score, out-of-sample alphas, leakage, plots
+OOS_START = dt.date(2025, 5, 15)
+
+
+def _oos_file(target, path, leak: bool = False):
+    """A stand-in ``oos_alpha.parquet`` for dates from OOS_START: alpha_5d = ret_21d (a real
+    feature of the date), alpha_10d = the date's own 10-bar forward return when ``leak`` (a
+    deliberately leaking score), else −ret_21d."""
+    hist = load_history(target, OOS_START, dt.date(2025, 6, 30), (10,))
+    df = pd.DataFrame({"date": pd.to_datetime(hist["date"]), "symbol": hist["symbol"],
+                       "fold_5": 0, "alpha_5d": hist["ret_21d"].astype("float32"),
+                       "fold_10": 0,
+                       "alpha_10d": (hist["fwd_10"] if leak else -hist["ret_21d"]
+                                     ).astype("float32")})
+    df.to_parquet(path)
+    return path
+
+
+def test_every_score_on_the_same_out_of_sample_dates(history_target, tmp_path):
+    from technic.evaluation import evaluate, evaluation_report, ic_table, write_plots
+
+    ev = evaluate(history_target, dt.date(2025, 4, 1), dt.date(2025, 6, 30),
+                  oos_path=_oos_file(history_target, tmp_path / "oos.parquet"))
+    assert set(ev.full) == {"tech_rating", "ics", "merit"}
+    assert set(ev.oos) == {"tech_rating", "ics", "merit", "alpha_5d", "alpha_10d"}
+    assert ev.oos_span[0] == OOS_START
+    for reps in ev.oos.values():  # the same dates for every score
+        for r in reps:
+            assert r.ic_series.index.min() >= pd.Timestamp(OOS_START)
+            assert len(r.ic_series) == len(ev.oos["tech_rating"][reps.index(r)].ic_series)
+    # the alpha IC of a date is the Spearman correlation of the file's alpha and fwd_5
+    hist = load_history(history_target, OOS_START, OOS_START, (5,))
+    keep, _ = apply_rules(hist, UniverseRules())
+    day = hist[keep & hist["fwd_5"].notna().to_numpy()]
+    direct = np.corrcoef(day["ret_21d"].rank(), day["fwd_5"].rank())[0, 1]
+    assert ev.oos["alpha_5d"][0].ic_series.iloc[0] == pytest.approx(direct, abs=1e-6)
+    # TechRating over the full period is what evaluate_tech_rating reports
+    alone = evaluate_tech_rating(history_target, dt.date(2025, 4, 1), dt.date(2025, 6, 30))
+    assert ev.full["tech_rating"][0].mean_rank_ic == pytest.approx(alone[0].mean_rank_ic)
+    assert sum(ev.regimes.values()) == ev.full["tech_rating"][0].dates  # bars run to July
+    plots = write_plots(ev, tmp_path / "eval")
+    assert [p.name for p in plots] == ["eval.deciles_5.png", "eval.deciles_10.png",
+                                       "eval.cum_ic.png"]
+    for p in plots:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000
+    md = evaluation_report(ev, "test", [str(p) for p in plots])
+    assert "Out of sample" in md and "MERIT" in md and "eval.cum_ic.png" in md
+    assert "merit_ic_5" in ic_table(ev).column_names
+
+
+def test_shuffled_forward_returns_destroy_the_ic(history_target, tmp_path):
+    from technic.evaluation import evaluate
+
+    oos = _oos_file(history_target, tmp_path / "leak.parquet", leak=True)
+    real = evaluate(history_target, dt.date(2025, 4, 1), dt.date(2025, 6, 30), oos_path=oos)
+    assert real.oos["alpha_10d"][1].mean_rank_ic == pytest.approx(1.0)  # the leak is seen
+    shuf = evaluate(history_target, dt.date(2025, 4, 1), dt.date(2025, 6, 30), oos_path=oos,
+                    shuffle_seed=7)
+    for period in (shuf.full, shuf.oos):
+        for reps in period.values():
+            for r in reps:
+                assert abs(r.mean_rank_ic) < 0.02, (r.score, r.horizon, r.mean_rank_ic)
+                assert abs(r.t_stat_nonoverlap) < 3, (r.score, r.horizon)
