@@ -15,20 +15,29 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from technic.calendar import sessions
+from technic.calendar import is_session, session_close, sessions
 from technic.providers import files as files_provider
 from technic.providers.synthetic import generate_bars
 from technic.store import ingest as store_ingest
 from technic.store.db import DatabaseTarget, get_engine
 from technic.store.ingest import IngestReport
-from technic.validation import validate_bars
+from technic.validation import PriceBasis, validate_bars
 
 log = logging.getLogger(__name__)
 
+#: Polygon ``adjusted=true``: split-adjusted as of each request (not dividend-adjusted).
+POLYGON_ADJUSTED = PriceBasis(split_adjusted=True, dividend_adjusted=False, vendor="Polygon",
+                              note="grouped daily, adjusted=true (splits as of the request)")
+#: Polygon ``adjusted=false``: raw prices; splits arrive via ``technic ingest splits``.
+POLYGON_UNADJUSTED = PriceBasis(split_adjusted=False, dividend_adjusted=False,
+                                vendor="Polygon", note="grouped daily, adjusted=false")
 
-def _run(target: DatabaseTarget, source: str, path: str | None, read) -> IngestReport:
+
+def _run(target: DatabaseTarget, source: str, path: str | None, read,
+         bar_source: str | None = None, basis: PriceBasis | None = None) -> IngestReport:
     run_id = store_ingest.start_run(target, source, path)
-    report = IngestReport(run_id=run_id, source=source, path=path)
+    report = IngestReport(run_id=run_id, source=source, path=path, bar_source=bar_source,
+                          basis=basis)
     try:
         t = time.perf_counter()
         raw, universe = read()
@@ -52,14 +61,23 @@ def _run(target: DatabaseTarget, source: str, path: str | None, read) -> IngestR
     return report
 
 
-def ingest_files(target: DatabaseTarget, path: str | Path) -> list[IngestReport]:
+def ingest_files(target: DatabaseTarget, path: str | Path, *, source: str | None = None,
+                 basis: PriceBasis | None = None) -> list[IngestReport]:
     """Ingest the universe and bars files found at ``path`` (see ``files.discover``).
+
+    Bars are stored with the file's source tag and price basis (``files.bar_source``: e.g.
+    ``bars_daily_2026.parquet`` and ``bars_5min.parquet`` → ``stooq-5min``, split-adjusted
+    as of 2026-06-22, dividends not adjusted), recorded in ``bar_sources``.
+
+    Args:
+        source, basis: override the tag / basis of every bars file.
 
     Returns one report per file ingested (universe first). Bad rows are rejected and
     counted, never fatal.
 
     Raises:
         technic.providers.files.InputFileError: the path holds nothing loadable.
+        technic.store.ingest.BasisConflictError: the tag is recorded with another basis.
     """
     fs = files_provider.discover(path)
     reports = []
@@ -68,9 +86,85 @@ def ingest_files(target: DatabaseTarget, path: str | Path) -> list[IngestReport]
         reports.append(_run(target, "files", str(uni),
                             lambda: (None, files_provider.read_universe(uni))))
     for bars_path in fs.bars:
+        tag, known = files_provider.bar_source(bars_path)
         reports.append(_run(target, "files", str(bars_path),
-                            lambda p=bars_path: (files_provider.read_bars_table(p), None)))
+                            lambda p=bars_path: (files_provider.read_bars_table(p), None),
+                            bar_source=source or tag, basis=basis or known))
     return reports
+
+
+def build_partial_daily(target: DatabaseTarget, when: dt.datetime | pd.Timestamp
+                        ) -> IngestReport:
+    """Today's partial daily bars from the intraday bars stored up to ``when``.
+
+    Aggregates the regular-session bars of the NYSE session containing ``when`` (bar starts
+    from the open up to, not including, ``when``; capped at the close, 13:00 ET on half
+    days) into ``bars_daily`` rows with source ``intraday-partial``, so a feature refresh and
+    a scan as of that session date see the day so far. A complete end-of-day bar ingested
+    later replaces them; they never replace one. Logged as an ingest run (source
+    ``intraday-partial``) with ``changed_from``/``changed_to`` = the session date.
+
+    Args:
+        when: tz-aware time (naive = UTC).
+
+    Raises:
+        ValueError: ``when`` is not inside a session (before the open or on a holiday).
+    """
+    ts = pd.Timestamp(when)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    day = ts.tz_convert("America/New_York").date()
+    if not is_session(day):
+        raise ValueError(f"{day} is not an NYSE session")
+    opens, closes = session_bounds(day)
+    if ts <= opens:
+        raise ValueError(f"{ts} is not after the open of {day} ({opens})")
+    until = min(ts, closes)
+    path = f"bars_intraday:{day.isoformat()}<{until.isoformat()}"
+    run_id = store_ingest.start_run(target, store_ingest.PARTIAL_SOURCE, path)
+    report = IngestReport(run_id=run_id, source=store_ingest.PARTIAL_SOURCE, path=path)
+    try:
+        store_ingest.write_partial_daily(target, report, day, opens.to_pydatetime(),
+                                         until.to_pydatetime())
+    except Exception as e:
+        store_ingest.finish_run(target, report, error=f"{type(e).__name__}: {e}")
+        raise
+    store_ingest.finish_run(target, report)
+    return report
+
+
+def session_bounds(day: dt.date) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Open and close (UTC) of the NYSE session ``day``."""
+    import exchange_calendars as xc
+
+    cal = xc.get_calendar("XNYS")
+    return cal.session_open(pd.Timestamp(day)), session_close(day)
+
+
+def ingest_splits(target: DatabaseTarget, splits: pd.DataFrame, source: str = "manual",
+                  as_of: dt.date | None = None) -> IngestReport:
+    """Record splits and adjust stored bars that lack them (see
+    :mod:`technic.store.actions`); logged as an ingest run with source
+    ``corporate-actions``: ``rows_read`` = splits applied now, ``rows_updated`` = daily bars
+    rewritten, ``changed_from``/``changed_to`` = their date range (history changed, so caches
+    of bar windows covering it are invalid).
+
+    Args:
+        splits: ``symbol``, ``execution_date``/``ex_date``, ``split_from``, ``split_to``.
+        source: provenance recorded with each split.
+        as_of: apply splits with ex-date on or before it (default: today).
+    """
+    from technic.store.actions import apply_splits, record_splits
+
+    run_id = store_ingest.start_run(target, "corporate-actions", f"splits:{source}")
+    report = IngestReport(run_id=run_id, source="corporate-actions", path=f"splits:{source}")
+    try:
+        report.symbols_upserted = record_splits(target, splits, source)
+        apply_splits(target, report, as_of)
+    except Exception as e:
+        store_ingest.finish_run(target, report, error=f"{type(e).__name__}: {e}")
+        raise
+    store_ingest.finish_run(target, report)
+    return report
 
 
 def ingest_synthetic(target: DatabaseTarget, n_symbols: int, n_days: int,
@@ -132,7 +226,9 @@ def ingest_polygon(target: DatabaseTarget, client, start: dt.date, end: dt.date,
             continue
         rep = _run(target, "polygon", _polygon_path(day, adjusted),
                    lambda d=day: (client.grouped_daily(d, adjusted=adjusted)
-                                  .drop(columns=["adjusted"], errors="ignore"), None))
+                                  .drop(columns=["adjusted"], errors="ignore"), None),
+                   bar_source="polygon" if adjusted else "polygon-unadjusted",
+                   basis=POLYGON_ADJUSTED if adjusted else POLYGON_UNADJUSTED)
         reports.append(rep)
         if on_date:
             on_date(day, rep)

@@ -43,6 +43,41 @@ INTRADAY_SCHEMA = pa.schema([("symbol", pa.string()), ("ts", pa.timestamp("us", 
                              *((c, pa.float64()) for c in NUMERIC_COLUMNS)])
 
 
+@dataclass(frozen=True)
+class PriceBasis:
+    """How a bar source's prices and volumes are adjusted (a row of ``bar_sources``).
+
+    Attributes:
+        split_adjusted: prices divided / volumes multiplied by split ratios (None: unknown).
+        dividend_adjusted: prices back-adjusted for cash dividends (None: unknown).
+        adjusted_as_of: the date the vendor adjusted to (splits after it are not in the
+            values); None: unknown, or adjusted as of each bar's ingest (e.g. Polygon).
+        vendor: who produced the values.
+        note: free text (where the file came from, caveats).
+    """
+
+    split_adjusted: bool | None = None
+    dividend_adjusted: bool | None = None
+    adjusted_as_of: dt.date | None = None
+    vendor: str | None = None
+    note: str | None = None
+
+    def needs_split(self, ex_date: dt.date) -> bool:
+        """True when bars on this basis dated before ``ex_date`` do not yet reflect a split
+        with that ex-date (unadjusted, or adjusted as of an earlier date). Unknown basis:
+        False (left alone)."""
+        if self.split_adjusted is False:
+            return True
+        return bool(self.split_adjusted and self.adjusted_as_of is not None
+                    and self.adjusted_as_of < ex_date)
+
+    def conflicts_with(self, other: PriceBasis) -> bool:
+        """True when both say something about an adjustment and disagree."""
+        return any(a is not None and b is not None and a != b for a, b in (
+            (self.split_adjusted, other.split_adjusted),
+            (self.dividend_adjusted, other.dividend_adjusted)))
+
+
 @dataclass
 class ValidationResult:
     """Outcome of :func:`validate_bars`.

@@ -8,6 +8,7 @@ currency per share, volume in shares). Dates are ISO 8601 (``YYYY-MM-DD``) in CS
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,11 +17,59 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from technic.validation import PriceBasis
+
 BAR_COLUMNS = ("symbol", "date", "open", "high", "low", "close", "volume")
 #: Intraday bars: ``ts`` is the bar start (UTC) instead of ``date``.
 INTRADAY_BAR_COLUMNS = ("symbol", "ts", "open", "high", "low", "close", "volume")
 UNIVERSE_COLUMNS = ("symbol", "name", "exchange", "sector", "industry", "security_type",
                     "is_etf", "active", "market_cap")
+
+
+#: The real Stooq end-of-day export (``../shared/data/bars_daily.parquet`` and the bundled cut).
+STOOQ_DAILY = PriceBasis(
+    split_adjusted=True, dividend_adjusted=True, adjusted_as_of=dt.date(2025, 7, 9),
+    vendor="Stooq", note="end-of-day export, back-adjusted for splits and cash dividends "
+                         "as of 2025-07-09")
+#: The real Stooq 5-minute export and the daily bars aggregated from it.
+STOOQ_5MIN = PriceBasis(
+    split_adjusted=True, dividend_adjusted=False, adjusted_as_of=dt.date(2026, 6, 22),
+    vendor="Stooq", note="5-minute export (regular session, bar starts in UTC) and daily "
+                         "bars aggregated from it; split-adjusted as of 2026-06-22, ordinary "
+                         "cash dividends not adjusted")
+
+#: Bar files whose source and price basis are known, by file name: (``source`` tag of the
+#: stored bars, basis). Other files are stored as ``files`` with an unknown basis.
+KNOWN_BAR_FILES: dict[str, tuple[str, PriceBasis]] = {
+    "bars_daily.parquet": ("files", STOOQ_DAILY),
+    "bars_daily_2026.parquet": ("stooq-5min", STOOQ_5MIN),
+    "bars_5min.parquet": ("stooq-5min", STOOQ_5MIN),
+}
+
+
+def bar_source(path: str | Path) -> tuple[str, PriceBasis | None]:
+    """The ``source`` tag and price basis of a bars file.
+
+    A Parquet file may name them in its key-value metadata (``technic.source``,
+    ``technic.split_adjusted`` / ``technic.dividend_adjusted`` = ``true``/``false``,
+    ``technic.adjusted_as_of`` = ISO date, ``technic.vendor``); otherwise
+    :data:`KNOWN_BAR_FILES` by file name; otherwise ``("files", None)`` (basis unknown).
+    """
+    p = Path(path)
+    meta: dict[bytes, bytes] = {}
+    if p.suffix.lower() == ".parquet" and p.exists():
+        meta = pq.read_schema(p).metadata or {}
+    if b"technic.source" in meta:
+        def flag(k: str) -> bool | None:
+            v = meta.get(f"technic.{k}".encode())
+            return None if v is None else v.decode().strip().lower() == "true"
+        as_of = meta.get(b"technic.adjusted_as_of")
+        vendor = meta.get(b"technic.vendor")
+        return meta[b"technic.source"].decode(), PriceBasis(
+            split_adjusted=flag("split_adjusted"), dividend_adjusted=flag("dividend_adjusted"),
+            adjusted_as_of=dt.date.fromisoformat(as_of.decode()) if as_of else None,
+            vendor=vendor.decode() if vendor else None, note=f"from {p.name}'s metadata")
+    return KNOWN_BAR_FILES.get(p.name, ("files", None))
 
 
 class InputFileError(ValueError):

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from technic.store.db import DatabaseTarget, adbc_connect, get_engine
 from technic.store.schema import ensure_partitions, refresh_rollups
-from technic.validation import frame_to_table
+from technic.validation import PriceBasis, frame_to_table
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +51,25 @@ class IngestReport:
     changed_to: dt.date | None = None
     #: Tag written to the bars' ``source`` column (a row of ``bar_sources``); None = ``source``.
     bar_source: str | None = None
+    #: Price basis of ``bar_source`` (recorded in ``bar_sources``; None: unknown / as stored).
+    basis: PriceBasis | None = None
 
     def as_dict(self) -> dict:
         d = asdict(self)
         for k in ("changed_from", "changed_to"):
             d[k] = d[k].isoformat() if d[k] else None
+        if d["basis"] and d["basis"]["adjusted_as_of"]:
+            d["basis"]["adjusted_as_of"] = d["basis"]["adjusted_as_of"].isoformat()
         return d
+
+
+class BasisConflictError(ValueError):
+    """Bars arrive under a source tag whose recorded price basis says otherwise."""
+
+
+#: ``bars_daily.source`` of a daily bar built from the intraday bars of a session in progress;
+#: any other ingest of that (symbol, date) replaces it, and it never replaces another bar.
+PARTIAL_SOURCE = "intraday-partial"
 
 
 def _widen(report: IngestReport, lo: dt.date | None, hi: dt.date | None) -> None:
@@ -111,8 +124,9 @@ WITH up AS (
         source = $1, ingested_at = now()
     FROM _stage_bars AS s
     WHERE b.symbol = s.symbol AND b.{t} = s.{t}
-      AND (b.open, b.high, b.low, b.close, b.volume)
-          IS DISTINCT FROM (s.open, s.high, s.low, s.close, s.volume)
+      AND ((b.open, b.high, b.low, b.close, b.volume)
+           IS DISTINCT FROM (s.open, s.high, s.low, s.close, s.volume)
+           OR (b.source = 'intraday-partial' AND $1 <> 'intraday-partial'))
     RETURNING b.{t}
 )
 SELECT count(*), min({t})::date, max({t})::date FROM up
@@ -273,6 +287,85 @@ def _upsert_staged(cur, report: IngestReport, bars: pa.Table, table: str, tcol: 
     report.timings["insert_s"] = round(time.perf_counter() - t, 4)
 
 
+def _basis_row(cur, source: str) -> PriceBasis | None:
+    cur.execute("SELECT split_adjusted, dividend_adjusted, adjusted_as_of, vendor, note "
+                "FROM bar_sources WHERE source = $1", parameters=(source,))
+    row = cur.fetchone()
+    return None if row is None else PriceBasis(*row)
+
+
+def record_source(cur, source: str, basis: PriceBasis | None) -> PriceBasis:
+    """Create or complete the ``bar_sources`` row of ``source`` (ADBC cursor, inside the
+    ingest's transaction) and return the basis now recorded.
+
+    Known fields are never overwritten by unknown ones; a later ``adjusted_as_of`` moves the
+    row forward (a newer snapshot of the same vendor).
+
+    Raises:
+        BasisConflictError: the row says split/dividend adjusted and ``basis`` says not, or
+            the reverse: bars of two bases must not share one tag.
+    """
+    old = _basis_row(cur, source)
+    basis = basis or PriceBasis()
+    if old is not None and old.conflicts_with(basis):
+        raise BasisConflictError(
+            f"bars tagged {source!r} are recorded as split_adjusted={old.split_adjusted}, "
+            f"dividend_adjusted={old.dividend_adjusted}; these say "
+            f"split_adjusted={basis.split_adjusted}, dividend_adjusted="
+            f"{basis.dividend_adjusted}: store them under another source tag")
+    if old is None or any(getattr(basis, f) is not None and getattr(basis, f) != getattr(old, f)
+                          for f in ("split_adjusted", "dividend_adjusted", "adjusted_as_of",
+                                    "vendor", "note")):
+        cur.execute("""
+            INSERT INTO bar_sources AS b (source, split_adjusted, dividend_adjusted,
+                                          adjusted_as_of, vendor, note)
+            VALUES ($1, $2, $3, $4, $5, $6)
+            ON CONFLICT (source) DO UPDATE SET
+                split_adjusted = coalesce(EXCLUDED.split_adjusted, b.split_adjusted),
+                dividend_adjusted = coalesce(EXCLUDED.dividend_adjusted, b.dividend_adjusted),
+                adjusted_as_of = greatest(EXCLUDED.adjusted_as_of, b.adjusted_as_of),
+                vendor = coalesce(EXCLUDED.vendor, b.vendor),
+                note = coalesce(EXCLUDED.note, b.note), updated_at = now()""",
+                    parameters=(source, basis.split_adjusted, basis.dividend_adjusted,
+                                basis.adjusted_as_of, basis.vendor, basis.note))
+    return _basis_row(cur, source) or basis
+
+
+def _adjust_for_applied_splits(cur, bars: pa.Table, basis: PriceBasis,
+                               intraday: bool) -> pa.Table:
+    """Put incoming bars on the basis of the stored ones: splits already applied to stored
+    history (``corporate_actions.applied_at``) are applied to incoming bars before their
+    ex-date when the incoming basis lacks them (prices ÷ ratio, volume × ratio), so
+    re-ingesting an unadjusted file after a split changes nothing."""
+    if basis.split_adjusted is True and basis.adjusted_as_of is None:
+        return bars
+    cur.execute("SELECT symbol, ex_date, split_from, split_to FROM corporate_actions "
+                "WHERE kind = 'split' AND applied_at IS NOT NULL ORDER BY ex_date")
+    splits = [r for r in cur.fetch_arrow_table().to_pylist() if basis.needs_split(r["ex_date"])]
+    if not splits:
+        return bars
+    present = set(pc.unique(bars["symbol"]).to_pylist())
+    splits = [r for r in splits if r["symbol"] in present]
+    if not splits:
+        return bars
+    tcol = "ts" if intraday else "date"
+    price_f = np.ones(bars.num_rows)
+    sym = bars["symbol"]
+    for r in splits:
+        if intraday:
+            edge = pd.Timestamp(r["ex_date"]).tz_localize("America/New_York").tz_convert("UTC")
+            before = pc.less(bars[tcol], pa.scalar(edge.to_pydatetime(), bars[tcol].type))
+        else:
+            before = pc.less(bars[tcol], pa.scalar(r["ex_date"], pa.date32()))
+        mask = pc.and_(pc.equal(sym, r["symbol"]), before).to_numpy(zero_copy_only=False)
+        price_f[mask] *= r["split_from"] / r["split_to"]
+    cols = {c: bars[c] for c in bars.column_names}
+    for c in ("open", "high", "low", "close"):
+        cols[c] = pa.array(bars[c].to_numpy() * price_f)
+    cols["volume"] = pa.array(bars["volume"].to_numpy() / price_f)
+    return pa.table(cols, schema=bars.schema)
+
+
 def _store_bars(cur, report: IngestReport, bars: pa.Table, intraday: bool,
                 stage_all: bool = False) -> None:
     table, tcol = ("bars_intraday", "ts") if intraday else ("bars_daily", "date")
@@ -285,6 +378,8 @@ def _store_bars(cur, report: IngestReport, bars: pa.Table, intraday: bool,
                     mode="replace", temporary=True)
     cur.execute("INSERT INTO symbols (symbol) SELECT symbol FROM _stage_symbols_seen "
                 "ON CONFLICT (symbol) DO NOTHING")
+    basis = record_source(cur, source, report.basis)
+    bars = _adjust_for_applied_splits(cur, bars, basis, intraday)
     new = np.zeros(bars.num_rows, dtype=bool) if stage_all else \
         _new_row_mask(cur, bars, intraday)
     report.timings["plan_s"] = round(time.perf_counter() - t, 4)
@@ -399,5 +494,87 @@ def write_ingest(
                 t = time.perf_counter()
                 refresh_rollups(c, target.schema)
                 report.timings["rollups_s"] = round(time.perf_counter() - t, 4)
+    report.timings["store_s"] = round(time.perf_counter() - t0, 4)
+    return report
+
+
+def write_partial_daily(target: DatabaseTarget, report: IngestReport, day: dt.date,
+                        start: dt.datetime, until: dt.datetime) -> IngestReport:
+    """Aggregate ``bars_intraday`` with ``start <= ts < until`` into one daily bar per symbol
+    for session ``day`` and upsert them into ``bars_daily`` with source ``intraday-partial``.
+
+    A partial bar is written where ``(symbol, day)`` has no bar or only an older partial one
+    (updated when its values changed); a stored complete bar is never replaced (counted as
+    unchanged). Open = first bar's open, high/low = max/min, close = last bar's close, volume
+    = sum. One transaction under the ``bars_daily`` ingest lock; ``trading_dates`` gets
+    ``day``; ``report.changed_from``/``changed_to`` = ``day`` when anything changed. The
+    ``intraday-partial`` row of ``bar_sources`` takes the basis of the intraday source.
+
+    Args:
+        day: the New York session date.
+        start, until: tz-aware UTC bounds on bar starts (session open, the "as of" time).
+    """
+    t0 = time.perf_counter()
+    with get_engine(target).begin() as c:
+        ensure_partitions(c, target.schema, "bars_daily", [day.year])
+    with get_engine(target).begin() as c:
+        c.execute(sa.text(_LOCK_BARS.format(table="bars_daily")))
+        c.execute(sa.text("""
+            CREATE TEMPORARY TABLE _partial ON COMMIT DROP AS
+            SELECT symbol, (array_agg(open ORDER BY ts))[1] AS open, max(high) AS high,
+                   min(low) AS low, (array_agg(close ORDER BY ts DESC))[1] AS close,
+                   sum(volume) AS volume, count(*) AS n_bars,
+                   min(source) AS src_lo, max(source) AS src_hi
+            FROM bars_intraday WHERE ts >= :a AND ts < :b GROUP BY symbol"""),
+            {"a": start, "b": until})
+        report.rows_read = int(c.execute(sa.text("SELECT count(*) FROM _partial")).scalar())
+        srcs = c.execute(sa.text("SELECT DISTINCT src_lo FROM _partial UNION "
+                                 "SELECT DISTINCT src_hi FROM _partial")).scalars().all()
+        basis = None
+        if len(srcs) == 1:
+            row = c.execute(sa.text(
+                "SELECT split_adjusted, dividend_adjusted, adjusted_as_of, vendor "
+                "FROM bar_sources WHERE source = :s"), {"s": srcs[0]}).first()
+            basis = PriceBasis(*row) if row else None
+        note = ("daily bar of a session in progress, built from bars_intraday ("
+                + ", ".join(sorted(srcs)) + "); replaced by the complete bar")
+        c.execute(sa.text("""
+            INSERT INTO bar_sources (source, split_adjusted, dividend_adjusted, adjusted_as_of,
+                                     vendor, note)
+            VALUES (:s, :sa, :da, :asof, :v, :n)
+            ON CONFLICT (source) DO UPDATE SET split_adjusted = EXCLUDED.split_adjusted,
+                dividend_adjusted = EXCLUDED.dividend_adjusted,
+                adjusted_as_of = EXCLUDED.adjusted_as_of, vendor = EXCLUDED.vendor,
+                note = EXCLUDED.note, updated_at = now()"""),
+            {"s": PARTIAL_SOURCE, "sa": basis and basis.split_adjusted,
+             "da": basis and basis.dividend_adjusted, "asof": basis and basis.adjusted_as_of,
+             "v": basis and basis.vendor, "n": note})
+        if report.rows_read:
+            c.execute(sa.text("INSERT INTO symbols (symbol) SELECT symbol FROM _partial "
+                              "ON CONFLICT (symbol) DO NOTHING"))
+            c.execute(sa.text("INSERT INTO trading_dates VALUES (:d) ON CONFLICT DO NOTHING"),
+                      {"d": day})
+        report.rows_updated = c.execute(sa.text("""
+            WITH up AS (
+                UPDATE bars_daily b SET open = p.open, high = p.high, low = p.low,
+                    close = p.close, volume = p.volume, ingested_at = now()
+                FROM _partial p
+                WHERE b.symbol = p.symbol AND b.date = :d AND b.source = :s
+                  AND (b.open, b.high, b.low, b.close, b.volume)
+                      IS DISTINCT FROM (p.open, p.high, p.low, p.close, p.volume)
+                RETURNING 1)
+            SELECT count(*) FROM up"""), {"d": day, "s": PARTIAL_SOURCE}).scalar()
+        report.rows_inserted = c.execute(sa.text("""
+            WITH ins AS (
+                INSERT INTO bars_daily (symbol, date, open, high, low, close, volume, source)
+                SELECT p.symbol, :d, p.open, p.high, p.low, p.close, p.volume, :s
+                FROM _partial p
+                WHERE NOT EXISTS (SELECT 1 FROM bars_daily b
+                                  WHERE b.symbol = p.symbol AND b.date = :d)
+                RETURNING 1)
+            SELECT count(*) FROM ins"""), {"d": day, "s": PARTIAL_SOURCE}).scalar()
+    report.rows_unchanged = report.rows_read - report.rows_inserted - report.rows_updated
+    if report.rows_inserted + report.rows_updated:
+        _widen(report, day, day)
     report.timings["store_s"] = round(time.perf_counter() - t0, 4)
     return report

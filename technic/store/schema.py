@@ -282,6 +282,65 @@ WHERE r.run_id = (SELECT max(run_id) FROM {q}.scan_runs WHERE status = 'ok')""",
     return stmts
 
 
+#: TimescaleDB policies of the intraday roll-ups: (view, refresh start offset, end offset,
+#: schedule). The end offset leaves the bucket still filling out of the materialization
+#: (real-time aggregation serves it); the start offset reaches back over late corrections.
+ROLLUP_POLICIES: tuple[tuple[str, str, str, str], ...] = (
+    ("bars_15min", "3 days", "15 minutes", "5 minutes"),
+    ("bars_1h", "7 days", "1 hour", "15 minutes"),
+)
+
+
+def _v6(schema: str, timescale: bool) -> list[str]:
+    # Where bars come from and on what price basis, and the splits applied to stored bars.
+    q = quote_ident(schema)
+    stmts = [
+        f"""CREATE TABLE IF NOT EXISTS {q}.bar_sources (
+    source text PRIMARY KEY,
+    split_adjusted boolean,
+    dividend_adjusted boolean,
+    adjusted_as_of date,
+    vendor text,
+    note text,
+    updated_at timestamptz NOT NULL DEFAULT now()
+)""",
+        f"""CREATE TABLE IF NOT EXISTS {q}.corporate_actions (
+    symbol text NOT NULL,
+    ex_date date NOT NULL,
+    kind text NOT NULL DEFAULT 'split' CHECK (kind IN ('split')),
+    split_from double precision NOT NULL CHECK (split_from > 0),
+    split_to double precision NOT NULL CHECK (split_to > 0),
+    source text NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now(),
+    applied_at timestamptz,
+    applied_rows bigint,
+    PRIMARY KEY (symbol, ex_date, kind)
+)""",
+    ]
+    if timescale:
+        for view, start, end, every in ROLLUP_POLICIES:
+            stmts += [
+                f"SELECT add_continuous_aggregate_policy('{q}.{view}', "
+                f"start_offset => INTERVAL '{start}', end_offset => INTERVAL '{end}', "
+                f"schedule_interval => INTERVAL '{every}', if_not_exists => TRUE)",
+                f"ALTER MATERIALIZED VIEW {q}.{view} SET (timescaledb.compress = true)",
+                # compress well behind the refresh window, drop with the raw bars
+                f"SELECT add_compression_policy('{q}.{view}', compress_after => "
+                f"INTERVAL '30 days', if_not_exists => TRUE)",
+                f"SELECT add_retention_policy('{q}.{view}', drop_after => INTERVAL '730 days', "
+                f"if_not_exists => TRUE)",
+            ]
+        stmts += [
+            f"ALTER TABLE {q}.features_daily SET (timescaledb.compress, "
+            f"timescaledb.compress_segmentby = 'symbol', "
+            f"timescaledb.compress_orderby = 'date DESC')",
+            # feature backfills rewrite up to ~2 years: leave them uncompressed
+            f"SELECT add_compression_policy('{q}.features_daily', INTERVAL '730 days', "
+            f"if_not_exists => TRUE)",
+        ]
+    return stmts
+
+
 @dataclass(frozen=True)
 class Migration:
     """One schema version. ``render(schema, timescale)`` returns its SQL statements."""
@@ -297,6 +356,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "intraday bars and their 15-minute, hourly and daily roll-ups", _v3),
     Migration(4, "trading_dates: the dates present in bars_daily", _v4),
     Migration(5, "ingest_runs.changed_from/changed_to: date range each ingest changed", _v5),
+    Migration(6, "bar_sources (price basis per source), corporate_actions (splits); "
+                 "TimescaleDB roll-up refresh, compression and retention policies", _v6),
     Migration(7, "ICS/MERIT/regime: factor columns, scan_runs.regime, market_daily", _v7),
 )
 
