@@ -65,9 +65,41 @@ def test_scan_flow_writes_artifacts_and_rejects_bad_parameters(prefect_on_demo):
     assert len(out["results"]) == 5 and out["counts"]["dropped_sector"] > 0
     with pytest.raises(ValueError, match="min_price"):
         scan(min_price=-1)
+    with pytest.raises(ValueError, match=r"unknown sector\(s\) 'Tech'; known sectors: .*Tech"):
+        scan(sectors=["Tech"])
+    assert scan(top=1, sectors=["technology"])["results"][0]["sector"] == "Technology"
 
     async def keys():
         async with get_client() as c:
             return {a.key for a in await c.read_artifacts()}
 
     assert {"scan-top", "scan-summary"} <= asyncio.run(keys())
+
+
+def test_served_deployments_match_prefect_yaml():
+    from flows.serve import deployment_specs, runner_deployments
+
+    specs = deployment_specs()
+    deps = runner_deployments(list(specs), with_schedules=True)
+    for dep in deps:
+        spec = specs[dep.name]
+        assert dep.entrypoint == spec["entrypoint"] and dep.tags == spec["tags"]
+        assert dep.parameters == spec.get("parameters", {})
+        assert [(s.schedule.cron, s.schedule.timezone) for s in dep.schedules] == \
+            [(s["cron"], s["timezone"]) for s in spec.get("schedules", [])]
+    assert runner_deployments(["scan"])[0].schedules == []
+    with pytest.raises(ValueError, match="not in prefect.yaml: nope"):
+        runner_deployments(["nope"])
+
+
+def test_database_limit_comes_from_the_environment(monkeypatch):
+    from flows.bootstrap import database_limit
+
+    monkeypatch.delenv("TECHNIC_DB_TASK_CONCURRENCY", raising=False)
+    assert database_limit() == 2
+    monkeypatch.setenv("TECHNIC_DB_TASK_CONCURRENCY", "4")
+    assert database_limit() == 4
+    for bad in ("0", "two"):
+        monkeypatch.setenv("TECHNIC_DB_TASK_CONCURRENCY", bad)
+        with pytest.raises(ValueError, match="TECHNIC_DB_TASK_CONCURRENCY"):
+            database_limit()

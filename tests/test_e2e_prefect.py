@@ -1,0 +1,338 @@
+"""End to end through a real Prefect server: serve the scan deployment, trigger it over the API.
+
+A ``prefect server start`` on a free loopback port (its own PREFECT_HOME and SQLite database in
+a temporary directory) and ``python -m flows.serve scan`` (the deployment of ``prefect.yaml``,
+served from a subprocess with TECHNIC_* pointed at the demo schema) run for this module. The
+tests trigger runs with parameters through the API and compare what they stored with the same
+scan from the CLI, read the artifacts back, check that bad parameters fail readably without
+writing, that ``python -m flows.bootstrap`` creates the ``database`` concurrency limit, that
+``prefect deploy --all`` registers prefect.yaml, and screenshot the UI in headless Chromium.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import requests
+import yaml
+from prefect.client.orchestration import SyncPrefectClient
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+from sqlalchemy import text
+
+from technic.store.db import DatabaseTarget, get_engine
+from tests.conftest import REPO, cli_env
+
+BIN = Path(sys.executable).parent
+#: The parameters of the API-triggered scan (and the same scan on the CLI).
+PARAMS = {"top": 10, "min_price": 10.0, "sectors": ["Technology", "Health Care"]}
+CLI_ARGS = ["--top", "10", "--min-price", "10", "--sector", "Technology",
+            "--sector", "Health Care"]
+
+
+@dataclass
+class PrefectServer:
+    """A running ``prefect server start``."""
+
+    url: str
+    api_url: str
+    home: Path
+    log: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any PREFECT_* setting (no profile, API URL or home
+    of the machine leaks into the subprocesses), plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(extra)
+    return env
+
+
+def _stop(proc: subprocess.Popen, timeout: float = 20) -> None:
+    """SIGTERM the process group of ``proc`` (it and its children), SIGKILL if it lingers."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+def _tail(path: Path, n: int = 3000) -> str:
+    return path.read_text(errors="replace")[-n:] if path.exists() else "(no log)"
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory) -> PrefectServer:
+    """``prefect server start`` on a free loopback port with SQLite in a temporary directory;
+    waits for ``/api/health``."""
+    tmp = tmp_path_factory.mktemp("prefect-server")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp / "server.log"
+    env = _clean_env(
+        PREFECT_HOME=str(tmp / "home"),
+        PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{tmp / 'prefect.db'}",
+        # The UI calls this URL from the browser; its default is port 4200.
+        PREFECT_UI_API_URL=f"{url}/api",
+        PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    with log.open("wb") as out:
+        proc = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
+                                 "--port", str(port)], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"prefect server exited with {proc.returncode}:\n{_tail(log)}")
+            try:
+                if requests.get(f"{url}/api/health", timeout=2).ok:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"prefect server not healthy after 120 s:\n{_tail(log)}")
+            time.sleep(0.5)
+        yield PrefectServer(url=url, api_url=f"{url}/api", home=tmp, log=log)
+    finally:
+        _stop(proc)
+
+
+def _client_env(server: PrefectServer, target: DatabaseTarget, db_url: str) -> dict[str, str]:
+    """Environment of a Prefect client process (runner, CLI) of this server and schema."""
+    return _clean_env(**{k: v for k, v in cli_env(db_url, target.schema).items()
+                         if k.startswith("TECHNIC_")},
+                      PREFECT_API_URL=server.api_url,
+                      PREFECT_HOME=str(server.home / "client"),
+                      PREFECT_RUNNER_POLL_FREQUENCY="1")
+
+
+@pytest.fixture(scope="module")
+def served_scan(prefect_server, demo_target, db_url) -> str:
+    """``python -m flows.serve scan`` against the server, flow runs writing to the demo
+    schema; yields the deployment id once the server knows it."""
+    log = prefect_server.home / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "flows.serve", "scan"], cwd=REPO,
+                                env=_client_env(prefect_server, demo_target, db_url),
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        with SyncPrefectClient(prefect_server.api_url) as c:
+            while True:
+                if proc.poll() is not None:
+                    pytest.fail(f"flows.serve exited with {proc.returncode}:\n{_tail(log)}")
+                try:
+                    dep = c.read_deployment_by_name("scan/scan")
+                    if "polling" in log.read_text(errors="replace"):  # the runner is up
+                        break
+                except Exception:  # noqa: BLE001 - not registered yet
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(f"scan deployment not served after 120 s:\n{_tail(log)}")
+                time.sleep(0.5)
+        yield str(dep.id)
+    finally:
+        _stop(proc)
+
+
+def _run(api_url: str, deployment_id: str, parameters: dict[str, Any],
+         timeout: float = 180) -> Any:
+    """Create a flow run of the deployment with these parameters; wait for a final state."""
+    with SyncPrefectClient(api_url) as c:
+        fr = c.create_flow_run_from_deployment(deployment_id, parameters=parameters)
+        deadline = time.monotonic() + timeout
+        while not (fr.state and fr.state.is_final()):
+            if time.monotonic() > deadline:
+                pytest.fail(f"flow run {fr.id} not finished after {timeout} s: {fr.state}")
+            time.sleep(0.5)
+            fr = c.read_flow_run(fr.id)
+        return fr
+
+
+def _artifacts(api_url: str, flow_run_id: Any) -> dict[str, Any]:
+    """The keyed artifacts of a flow run, by key."""
+    with SyncPrefectClient(api_url) as c:
+        arts = c.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+    return {a.key: a for a in arts if a.key}
+
+
+def _results(target: DatabaseTarget, run_id: int) -> pd.DataFrame:
+    with get_engine(target).connect() as conn:
+        return pd.read_sql(text("SELECT * FROM scan_results WHERE run_id = :r ORDER BY rank"),
+                           conn, params={"r": run_id}).drop(columns="run_id")
+
+
+def _scan_run(target: DatabaseTarget, run_id: int) -> dict:
+    with get_engine(target).connect() as conn:
+        return dict(conn.execute(text("SELECT status, as_of, params, counts FROM scan_runs "
+                                      "WHERE run_id = :r"), {"r": run_id}).mappings().one())
+
+
+@pytest.fixture(scope="module")
+def api_scan(prefect_server, served_scan) -> dict[str, Any]:
+    """One scan triggered through the API with ``PARAMS``: its flow run, artifacts, run id."""
+    t0 = time.perf_counter()
+    fr = _run(prefect_server.api_url, served_scan, PARAMS)
+    assert fr.state.is_completed(), f"{fr.state.type}: {fr.state.message}"
+    arts = _artifacts(prefect_server.api_url, fr.id)
+    m = re.search(r"WHERE run_id = (\d+)", arts["scan-summary"].data)
+    assert m, arts["scan-summary"].data
+    return {"flow_run": fr, "artifacts": arts, "run_id": int(m.group(1)),
+            "seconds": time.perf_counter() - t0}
+
+
+def test_bootstrap_creates_the_database_concurrency_limit(prefect_server, demo_target, db_url):
+    env = _client_env(prefect_server, demo_target, db_url)
+    r = subprocess.run([sys.executable, "-m", "flows.bootstrap", "--database-limit", "2"],
+                       cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out | {"work_pool_created": None} == {
+        "work_pool": "technic-pool", "work_pool_created": None, "tag": "database", "limit": 2}
+    with SyncPrefectClient(prefect_server.api_url) as c:
+        assert c.read_concurrency_limit_by_tag("database").concurrency_limit == 2
+        gcl = c.read_global_concurrency_limit_by_name("tag:database")  # how Prefect 3 stores it
+        assert gcl.limit == 2 and gcl.active
+        assert c.read_work_pool("technic-pool").type == "process"
+
+
+def test_scan_through_the_api_equals_the_cli(api_scan, demo_target, db_url):
+    api_run = api_scan["run_id"]
+    r = subprocess.run([str(BIN / "technic"), "scan", *CLI_ARGS, "--json"],
+                       env=cli_env(db_url, demo_target.schema), capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    cli_run = json.loads(r.stdout)["run_id"]
+    assert cli_run != api_run
+    api_rows, cli_rows = _results(demo_target, api_run), _results(demo_target, cli_run)
+    assert len(api_rows) > 10 and set(api_rows["sector"]) == {"Technology", "Health Care"}
+    pd.testing.assert_frame_equal(api_rows, cli_rows, check_exact=True)
+    api_meta, cli_meta = _scan_run(demo_target, api_run), _scan_run(demo_target, cli_run)
+    assert api_meta["status"] == cli_meta["status"] == "ok"
+    assert api_meta == cli_meta  # same resolved date, parameters and filter counts
+
+
+def test_artifacts_through_the_api(api_scan, demo_target):
+    arts = api_scan["artifacts"]
+    assert {"scan-top", "scan-summary"} <= set(arts)
+    top = arts["scan-top"]
+    assert top.type == "table"
+    table = json.loads(top.data) if isinstance(top.data, str) else top.data
+    rows = _results(demo_target, api_scan["run_id"]).head(PARAMS["top"])
+    assert [t["symbol"] for t in table] == rows["symbol"].tolist()
+    assert [t["rank"] for t in table] == list(range(1, PARAMS["top"] + 1))
+    assert [t["tech_rating"] for t in table] == pytest.approx(rows["tech_rating"].tolist(),
+                                                               abs=0.005)  # 2 decimals
+    summary = arts["scan-summary"]
+    assert summary.type == "markdown"
+    counts = _scan_run(demo_target, api_scan["run_id"])["counts"]
+    assert f"{counts['passed']:,} of {counts['input']:,} symbols passed" in summary.data
+    assert f"| sector | {counts['dropped_sector']:,} |" in summary.data
+    assert "| read_features |" in summary.data and "Cache:" in summary.data
+    assert (f"SELECT * FROM {demo_target.schema}.scan_results WHERE run_id = "
+            f"{api_scan['run_id']} ORDER BY rank;") in summary.data
+
+
+def test_invalid_parameters_fail_readably_and_write_nothing(prefect_server, served_scan,
+                                                            api_scan, demo_target):
+    def n_runs() -> int:
+        with get_engine(demo_target).connect() as conn:
+            return conn.execute(text("SELECT count(*) FROM scan_runs")).scalar_one()
+
+    before = n_runs()
+    for params, message in (({"top": -1}, "ValueError: top must be >= 1, got -1"),
+                            ({"sectors": ["Astrology"]},
+                             "ValueError: unknown sector(s) 'Astrology'; known sectors: ")):
+        fr = _run(prefect_server.api_url, served_scan, params)
+        assert fr.state.is_failed(), fr.state
+        assert message in fr.state.message
+        assert not {"scan-top", "scan-summary"} & set(_artifacts(prefect_server.api_url, fr.id))
+    assert n_runs() == before
+
+
+def _chromium() -> str | None:
+    for name in (os.environ.get("TECHNIC_CHROMIUM"), "chromium", "chromium-browser",
+                 "google-chrome"):
+        if name and (path := shutil.which(name)):
+            return path
+    return None
+
+
+def test_ui_screenshot_shows_the_results_artifact(prefect_server, api_scan, tmp_path):
+    chromium = _chromium()
+    if chromium is None:
+        pytest.skip("Chromium not installed (Debian: apt-get install chromium; .ci/run does)")
+    top = api_scan["artifacts"]["scan-top"]
+    page = f"{prefect_server.url}/artifacts/artifact/{top.id}"
+    base = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+            f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,1000",
+            "--virtual-time-budget=15000"]
+    # The rendered page (after the UI's API calls) holds the artifact's rows ...
+    dom = subprocess.run([*base, "--dump-dom", page], capture_output=True, text=True,
+                         timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    table = json.loads(top.data) if isinstance(top.data, str) else top.data
+    assert "scan-top" in dom.stdout and f"scan run {api_scan['run_id']}" in dom.stdout
+    assert all(f">{row['symbol']}<" in dom.stdout for row in table)
+    assert api_scan["flow_run"].name in dom.stdout  # and links its flow run
+    # ... and this is its picture.
+    png = tmp_path / "prefect-scan-artifact.png"
+    shot = subprocess.run([*base, f"--screenshot={png}", page], capture_output=True, text=True,
+                          timeout=120)
+    assert shot.returncode == 0 and png.exists(), shot.stderr[-2000:]
+    head = png.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")) \
+        == (1400, 1000)
+    assert png.stat().st_size > 20_000  # a rendered page, not a blank one
+    if os.environ.get("TECHNIC_UPDATE_DOCS_IMG"):  # refresh the picture in the docs
+        (REPO / "docs" / "img").mkdir(exist_ok=True)
+        shutil.copy(png, REPO / "docs" / "img" / png.name)
+
+
+def test_prefect_yaml_deploys_to_the_server(prefect_server, demo_target, db_url):
+    """``prefect deploy --all`` registers every deployment of prefect.yaml with its schedules.
+
+    Last in this module: it re-registers ``scan/scan`` on the work pool, after the served runs.
+    """
+    env = _client_env(prefect_server, demo_target, db_url)
+    boot = subprocess.run([sys.executable, "-m", "flows.bootstrap"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)  # the pool deploy needs
+    assert boot.returncode == 0, boot.stderr
+    r = subprocess.run([str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], cwd=REPO,
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    specs = {d["name"]: d for d in yaml.safe_load((REPO / "prefect.yaml").read_text())
+             ["deployments"]}
+    with SyncPrefectClient(prefect_server.api_url) as c:
+        deps = {d.name: d for d in c.read_deployments() if d.work_pool_name == "technic-pool"}
+    assert set(deps) == set(specs)
+    for name, spec in specs.items():
+        dep = deps[name]
+        assert dep.entrypoint == spec["entrypoint"]
+        crons = [(s.schedule.cron, s.schedule.timezone) for s in dep.schedules]
+        assert crons == [(s["cron"], s["timezone"]) for s in spec.get("schedules", [])], name
+        if spec.get("concurrency_limit"):
+            assert dep.global_concurrency_limit.limit == spec["concurrency_limit"], name
