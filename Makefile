@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test lint bench install clean
+.PHONY: demo test lint bench install clean up
 
 install: $(STAMP)
 
@@ -34,6 +34,17 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/pipeline.py
 	$(BIN)/python benchmarks/scan.py
 	$(BIN)/python benchmarks/indicators.py
+
+## The deployment stack of docker-compose.yml (docs/operations.md): build, start and wait for
+## every health check, create the work pool and the "database" concurrency limit, register the
+## deployments of prefect.yaml. `make up GPU=1` adds the GPU Dask worker (profile gpu).
+COMPOSE ?= docker compose
+GPU     ?=
+up:
+	@$(COMPOSE) version >/dev/null 2>&1 || { echo "make up: '$(COMPOSE)' is not available on this machine; it needs Docker Engine with the compose plugin (https://docs.docker.com/compose/install/). See docs/operations.md." >&2; exit 1; }
+	$(COMPOSE) $(if $(filter 1 yes true,$(GPU)),--profile gpu )up -d --build --wait
+	$(COMPOSE) exec -T prefect-worker python -m flows.bootstrap
+	$(COMPOSE) exec -T prefect-worker prefect --no-prompt deploy --all
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

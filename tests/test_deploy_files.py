@@ -47,3 +47,38 @@ def test_compose_config_when_docker_compose_exists():
     r = subprocess.run([docker, "compose", "-f", str(REPO / "docker-compose.yml"), "config",
                         "-q"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def _make_n(*args: str) -> list[str]:
+    """The commands ``make up`` would run (``make -n``), one per line."""
+    r = subprocess.run(["make", "-n", "up", *args], cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip().splitlines()
+
+
+def test_make_up_starts_the_stack_then_creates_the_limit_and_the_deployments(compose):
+    cpu = _make_n()
+    up = next(line for line in cpu if " up " in line)
+    assert up == "docker compose up -d --build --wait"  # the default profile: CPU stack
+    assert any("--profile gpu up -d --build --wait" in line for line in _make_n("GPU=1"))
+    execs = [line for line in cpu if " exec " in line]
+    assert execs == ["docker compose exec -T prefect-worker python -m flows.bootstrap",
+                     "docker compose exec -T prefect-worker prefect --no-prompt deploy --all"]
+    assert "prefect-worker" in compose["services"]
+    env = compose["services"]["prefect-worker"]["environment"]
+    assert env["TECHNIC_DB_TASK_CONCURRENCY"] == "${TECHNIC_DB_TASK_CONCURRENCY:-2}"
+
+
+def test_make_up_says_so_when_docker_compose_is_missing(tmp_path):
+    r = subprocess.run(["make", "up", f"COMPOSE={tmp_path / 'no-docker'} compose"], cwd=REPO,
+                       capture_output=True, text=True)
+    assert r.returncode != 0
+    assert "is not available on this machine" in r.stderr and "compose plugin" in r.stderr
+
+
+def test_readme_shows_make_up_after_the_two_main_commands():
+    text = (REPO / "README.md").read_text()
+    block = text[text.index("```bash"):]
+    first = [line.split("#")[0].strip() for line in block.splitlines()[1:3]]
+    assert first == ["make demo", "make test"]
+    assert "make up" in text and text.index("make up") > text.index("make test")
