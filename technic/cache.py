@@ -18,7 +18,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 
 import pyarrow as pa
@@ -90,6 +90,7 @@ class FrameCache:
         self._l1: TTLCache = TTLCache(maxsize=l1_max_bytes, ttl=ttl_s,
                                       getsizeof=lambda t: max(1, t.nbytes))
         self._lock = threading.Lock()
+        self._local = threading.local()
         self._stats = CacheStats()
         self._down_until = 0.0
         self._redis = None
@@ -99,6 +100,31 @@ class FrameCache:
             self._redis = redis.Redis.from_url(redis_url, socket_timeout=socket_timeout_s,
                                                socket_connect_timeout=socket_timeout_s)
             self._stats.l2_state = "up"
+
+    def _count(self, layer: str, counter: str, n: int) -> None:
+        # Callers hold self._lock. The thread's active recording (if any) counts too.
+        setattr(getattr(self._stats, layer), counter,
+                getattr(getattr(self._stats, layer), counter) + n)
+        rec = getattr(self._local, "recording", None)
+        if rec is not None:
+            setattr(getattr(rec, layer), counter, getattr(getattr(rec, layer), counter) + n)
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[CacheStats]:
+        """Count the lookups made by this thread inside the ``with`` block only (one scan's
+        hits, misses and bytes per layer, even while other threads use the same cache).
+
+        Yields:
+            A :class:`CacheStats` filled in as the block runs (``l2_state`` set at exit).
+        """
+        rec = CacheStats()
+        prev = getattr(self._local, "recording", None)
+        self._local.recording = rec
+        try:
+            yield rec
+        finally:
+            self._local.recording = prev
+            rec.l2_state = self._stats.l2_state
 
     def stats(self) -> CacheStats:
         """A snapshot of the counters."""
@@ -124,7 +150,7 @@ class FrameCache:
 
     def _l2_failed(self, exc: Exception) -> None:
         with self._lock:
-            self._stats.l2.errors += 1
+            self._count("l2", "errors", 1)
             was_up = self._stats.l2_state == "up"
             self._stats.l2_state = "down"
         self._down_until = time.monotonic() + self.retry_after_s
@@ -158,8 +184,8 @@ class FrameCache:
             return table, layer
         table = load()
         with self._lock:
-            self._stats.l3.hits += 1
-            self._stats.l3.bytes_read += table.nbytes
+            self._count("l3", "hits", 1)
+            self._count("l3", "bytes_read", table.nbytes)
         self.put(key, table)
         return table, "l3"
 
@@ -174,9 +200,9 @@ class FrameCache:
         with self._lock:
             hit = self._l1.get(key)
             if hit is not None:
-                self._stats.l1.hits += 1
+                self._count("l1", "hits", 1)
                 return hit, "l1"
-            self._stats.l1.misses += 1
+            self._count("l1", "misses", 1)
         if self._l2_usable():
             try:
                 data = self._redis.get(self._key(key))
@@ -184,18 +210,18 @@ class FrameCache:
                 if data is not None:
                     table = from_ipc(data)
                     with self._lock:
-                        self._stats.l2.hits += 1
-                        self._stats.l2.bytes_read += len(data)
+                        self._count("l2", "hits", 1)
+                        self._count("l2", "bytes_read", len(data))
                         self._l1_put(key, table)
                     return table, "l2"
                 with self._lock:
-                    self._stats.l2.misses += 1
+                    self._count("l2", "misses", 1)
             except (redis.RedisError, OSError) as e:
                 self._l2_failed(e)
             except pa.ArrowInvalid as e:
                 log.warning("ignoring unreadable cache entry %s: %s", key, e)
                 with self._lock:
-                    self._stats.l2.errors += 1
+                    self._count("l2", "errors", 1)
         return None, "miss"
 
     def put(self, key: str, table: pa.Table, ttl_s: int | None = None, *,
@@ -213,7 +239,7 @@ class FrameCache:
                 self._redis.set(self._key(key), data, ex=ttl_s or self.ttl_s)
                 self._l2_ok()
                 with self._lock:
-                    self._stats.l2.bytes_written += len(data)
+                    self._count("l2", "bytes_written", len(data))
             except (redis.RedisError, OSError) as e:
                 self._l2_failed(e)
 

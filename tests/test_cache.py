@@ -170,3 +170,24 @@ def test_refresh_reads_bars_through_redis(demo_target, redis_server):
         pd.testing.assert_frame_equal(plain, other, check_exact=True)
     keys = redis.Redis(port=redis_server.port).keys(f"{demo_target.cache_namespace()}:bars:*")
     assert len(keys) == 3
+
+
+def test_recording_counts_one_threads_lookups_per_layer(redis_server):
+    import threading
+
+    cache = FrameCache(redis_server.url, namespace="t-rec")
+    cache.get_or_load("noise", _table)  # before the recording: not counted
+    with cache.recording() as rec:
+        cache.get_or_load("k", _table)  # L1 miss, L2 miss, L3 load (+ L2 write)
+        cache.get_or_load("k", _table)  # L1 hit
+        other = threading.Thread(target=lambda: cache.get_or_load("other", _table))
+        other.start()
+        other.join()  # another thread's lookups are not this recording's
+    assert (rec.l1.hits, rec.l1.misses) == (1, 1)
+    assert (rec.l2.hits, rec.l2.misses) == (0, 1) and rec.l2.bytes_written > 0
+    assert rec.l3.hits == 1 and rec.l3.bytes_read == _table().nbytes
+    assert rec.l2_state == "up"
+    fresh = FrameCache(redis_server.url, namespace="t-rec")  # a new process: L2 serves it
+    with fresh.recording() as rec2:
+        fresh.get_or_load("k", _table)
+    assert rec2.l2.hits == 1 and rec2.l2.bytes_read > 0 and rec2.l3.hits == 0
