@@ -173,11 +173,15 @@ def ingest_status_cmd(
     if as_json:
         sys.stdout.write(json.dumps(st.as_dict()) + "\n")
         return
-    t = Table("source", "last date", "rows", "symbols", "last ingest", title="bars_daily")
+    t = Table("source", "last date", "rows", "symbols", "last ingest", "price basis",
+              title="bars_daily")
     for r in st.sources:
         t.add_row(r["source"], r["last_date"], f"{r['rows']:,}", f"{r['symbols']:,}",
-                  r["last_ingest"][:19])
+                  r["last_ingest"][:19], _basis_text(r))
     out.print(t)
+    if st.mixed_basis_symbols:
+        out.print(f"[yellow]{st.mixed_basis_symbols:,} symbol(s) have daily bars of different "
+                  f"price bases[/] (features across them splice two bases)")
     if st.rejects:
         t = Table("source", "reason", "rows", title="rejected rows (ingest_rejects)")
         for r in st.rejects:
@@ -192,6 +196,75 @@ def ingest_status_cmd(
         for r in st.gaps_top:
             t.add_row(r["symbol"], str(r["gaps"]), r["first"], r["last"])
         out.print(t)
+
+
+def _basis_text(r: dict) -> str:
+    def yn(v):
+        return "?" if v is None else ("yes" if v else "no")
+    as_of = f" as of {r['adjusted_as_of']}" if r.get("adjusted_as_of") else ""
+    return f"splits {yn(r.get('split_adjusted'))}, dividends {yn(r.get('dividend_adjusted'))}" \
+        + as_of
+
+
+@ingest_app.command("partial")
+def ingest_partial_cmd(
+    at: Annotated[str | None, typer.Option(
+        "--at", help="Time (ISO 8601; no zone = UTC). Default: now.")] = None,
+) -> None:
+    """Build today's partial daily bars from the intraday bars stored up to --at and upsert
+    them into bars_daily (source intraday-partial; a complete bar ingested later replaces
+    them). Then `technic features refresh --changed-only` and `technic scan` see the day so
+    far."""
+    import pandas as pd
+
+    from technic.ingest import build_partial_daily
+
+    target, _ = _target()
+    try:
+        when = pd.Timestamp(at) if at else pd.Timestamp.now(tz="UTC")
+        report = build_partial_daily(target, when)
+    except ValueError as e:
+        raise _fail(str(e), 2) from None
+    _print_ingest([report])
+
+
+@ingest_app.command("splits")
+def ingest_splits_cmd(
+    path: Annotated[Path | None, typer.Argument(
+        help="CSV/Parquet with symbol, ex_date (or execution_date), split_from, split_to.")
+    ] = None,
+    polygon_start: Annotated[str | None, typer.Option(
+        "--polygon-start", help="Fetch splits from Polygon from this execution date.")] = None,
+) -> None:
+    """Record stock splits and adjust stored bars that lack them (prices / ratio, volume x
+    ratio, before the ex-date; one transaction; applying twice does nothing)."""
+    import pandas as pd
+
+    from technic.ingest import ingest_splits
+
+    target, _ = _target()
+    if (path is None) == (polygon_start is None):
+        raise _fail("give either a splits file or --polygon-start", 2)
+    if path is not None:
+        splits = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        source = path.name
+    else:
+        from technic.providers.polygon import PolygonClient, PolygonError
+
+        s = get_settings()
+        try:
+            with PolygonClient(base_url=s.polygon_base_url,
+                               requests_per_minute=s.polygon_requests_per_minute) as client:
+                splits = client.splits(start=_parse_date(polygon_start, "--polygon-start"))
+        except PolygonError as e:
+            raise _fail(str(e), 2) from None
+        source = "polygon"
+    try:
+        report = ingest_splits(target, splits, source=source)
+    except (ValueError, KeyError) as e:
+        raise _fail(f"{type(e).__name__}: {e}", 2) from None
+    out.print(f"{report.symbols_upserted} new split(s) recorded, {report.rows_read} applied, "
+              f"{report.rows_updated:,} daily bar(s) adjusted")
 
 
 @ingest_app.command("polygon")

@@ -171,3 +171,24 @@ def test_a_source_keeps_one_price_basis(fresh_target, coherent_files):
         assert c.execute(sa.text("SELECT count(*) FROM bars_daily")).scalar() == len(LIQUID)
         assert c.execute(sa.text(
             "SELECT count(*) FROM ingest_runs WHERE status = 'failed'")).scalar() == 1
+
+
+def test_cli_builds_the_partial_bar(db_url, fresh_target, coherent_files):
+    import subprocess
+    import sys
+
+    from .conftest import cli_env
+
+    root, _, _ = coherent_files
+    ingest_files(fresh_target, root / "bars_5min.parquet")
+    r = subprocess.run([sys.executable, "-m", "technic.cli", "ingest", "partial", "--at",
+                        "2026-06-22T18:00:00Z"], env=cli_env(db_url, fresh_target.schema),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    with get_engine(fresh_target).connect() as c:
+        assert c.execute(sa.text("SELECT count(*) FROM bars_daily WHERE source = "
+                                 "'intraday-partial'")).scalar() == len(LIQUID)
+    r = subprocess.run([sys.executable, "-m", "technic.cli", "ingest", "partial", "--at",
+                        "2026-06-19T18:00:00Z"], env=cli_env(db_url, fresh_target.schema),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "not an NYSE session" in r.stderr

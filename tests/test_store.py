@@ -50,8 +50,21 @@ def test_timescale_sql_is_generated():
     assert "WITH (timescaledb.continuous)" in sql and "time_bucket(INTERVAL '15 minutes', ts)" \
         in sql and "first(open, ts)" in sql
     assert "PARTITION BY RANGE" not in sql
+    # migration 6: roll-up refresh policies, compression and retention of the aggregates
+    for view in ("bars_15min", "bars_1h"):
+        assert f"""add_continuous_aggregate_policy('"technic".{view}', start_offset""" in sql
+        assert f'ALTER MATERIALIZED VIEW "technic".{view} SET (timescaledb.compress = true)' \
+            in sql
+        assert f"""add_compression_policy('"technic".{view}', compress_after""" in sql
+        assert f"""add_retention_policy('"technic".{view}', drop_after""" in sql
+    assert "end_offset => INTERVAL '15 minutes', schedule_interval => INTERVAL '5 minutes'" \
+        in sql
+    assert """add_compression_policy('"technic".features_daily', INTERVAL '730 days'""" in sql
+    assert "CREATE TABLE IF NOT EXISTS \"technic\".bar_sources" in sql
+    assert "CREATE TABLE IF NOT EXISTS \"technic\".corporate_actions" in sql
     native = "\n".join(migration_sql("technic", timescale=False))
     assert "PARTITION BY RANGE (date)" in native and "create_hypertable" not in native
+    assert "add_continuous_aggregate_policy" not in native and "bar_sources" in native
 
 
 def test_ingest_twice_changes_nothing_then_updates(fresh_target, tmp_path):
@@ -182,6 +195,9 @@ def test_ingest_status_reports_freshness_rejects_and_gaps(fresh_target, tmp_path
     ingest_files(fresh_target, bad)
     st = ingest_status(fresh_target)
     assert st.sources == [{"source": "files", "last_date": "2025-07-09", "rows": len(few),
-                           "symbols": 3, "last_ingest": st.sources[0]["last_ingest"]}]
+                           "symbols": 3, "last_ingest": st.sources[0]["last_ingest"],
+                           "split_adjusted": True, "dividend_adjusted": True,
+                           "adjusted_as_of": "2025-07-09"}]
+    assert st.mixed_basis_symbols == 0
     assert st.rejects == [{"source": "files", "reason": "high < low", "rows": 1}]
     assert st.gaps_total == 3 and st.gaps_top[0]["symbol"] == "MSFT"

@@ -66,13 +66,16 @@ def record_splits(target: DatabaseTarget, splits: pd.DataFrame, source: str) -> 
                          "split_to": pd.to_numeric(splits["split_to"]).astype(float)})
     if not ((rows["split_from"] > 0) & (rows["split_to"] > 0)).all():
         raise ValueError("split_from and split_to must be > 0")
+    count = sa.text("SELECT count(*) FROM corporate_actions")
     with get_engine(target).begin() as c:
-        res = c.execute(sa.text("""
+        c.execute(sa.text("LOCK TABLE corporate_actions IN SHARE ROW EXCLUSIVE MODE"))
+        before = c.execute(count).scalar()
+        c.execute(sa.text("""
             INSERT INTO corporate_actions (symbol, ex_date, kind, split_from, split_to, source)
             VALUES (:symbol, :ex_date, 'split', :split_from, :split_to, :source)
-            ON CONFLICT (symbol, ex_date, kind) DO NOTHING RETURNING 1"""),
+            ON CONFLICT (symbol, ex_date, kind) DO NOTHING"""),
             [{**r, "source": source} for r in rows.to_dict(orient="records")])
-        return len(res.all())
+        return int(c.execute(count).scalar() - before)
 
 
 def apply_splits(target: DatabaseTarget, report: IngestReport,

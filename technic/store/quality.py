@@ -15,7 +15,11 @@ class IngestStatus:
 
     Attributes:
         sources: per ``bars_daily.source``: ``last_date`` (latest bar date), ``rows``,
-            ``symbols``, ``last_ingest`` (latest ``ingested_at``, ISO text).
+            ``symbols``, ``last_ingest`` (latest ``ingested_at``, ISO text), and its price
+            basis from ``bar_sources``: ``split_adjusted``, ``dividend_adjusted`` (None =
+            unknown), ``adjusted_as_of`` (ISO date or None).
+        mixed_basis_symbols: symbols whose daily bars come from sources of different price
+            bases (a feature window across them splices two bases).
         rejects: rejected rows per (source, reason) over all runs.
         failed_runs: ingest runs with status ``failed`` (latest first, at most 10).
         gaps_total: symbol-sessions missing between a symbol's first and last bar, where the
@@ -24,6 +28,7 @@ class IngestStatus:
     """
 
     sources: list[dict] = field(default_factory=list)
+    mixed_basis_symbols: int = 0
     rejects: list[dict] = field(default_factory=list)
     failed_runs: list[dict] = field(default_factory=list)
     gaps_total: int = 0
@@ -37,11 +42,25 @@ def ingest_status(target: DatabaseTarget, top: int = 10) -> IngestStatus:
     """Summarise freshness, rejects and gaps of ``bars_daily`` (reads only)."""
     st = IngestStatus()
     with get_engine(target).connect() as c:
-        for src, last, rows, syms, ing in c.execute(sa.text(
-                "SELECT source, max(date), count(*), count(DISTINCT symbol), max(ingested_at) "
-                "FROM bars_daily GROUP BY source ORDER BY source")):
+        for src, last, rows, syms, ing, sadj, dadj, as_of in c.execute(sa.text("""
+                SELECT b.source, b.last, b.rows, b.symbols, b.last_ingest, s.split_adjusted,
+                       s.dividend_adjusted, s.adjusted_as_of
+                FROM (SELECT source, max(date) AS last, count(*) AS rows,
+                             count(DISTINCT symbol) AS symbols, max(ingested_at) AS last_ingest
+                      FROM bars_daily GROUP BY source) b
+                LEFT JOIN bar_sources s USING (source) ORDER BY b.source""")):
             st.sources.append({"source": src, "last_date": last.isoformat(), "rows": rows,
-                               "symbols": syms, "last_ingest": ing.isoformat()})
+                               "symbols": syms, "last_ingest": ing.isoformat(),
+                               "split_adjusted": sadj, "dividend_adjusted": dadj,
+                               "adjusted_as_of": as_of.isoformat() if as_of else None})
+        if len(st.sources) > 1:
+            st.mixed_basis_symbols = int(c.execute(sa.text("""
+                SELECT count(*) FROM (
+                    SELECT b.symbol FROM (SELECT DISTINCT symbol, source FROM bars_daily) b
+                    LEFT JOIN bar_sources s USING (source)
+                    GROUP BY b.symbol
+                    HAVING count(DISTINCT (s.split_adjusted, s.dividend_adjusted)) > 1) x
+                """)).scalar())
         st.rejects = [{"source": s, "reason": r, "rows": n} for s, r, n in c.execute(sa.text(
             "SELECT source, reason, count(*) FROM ingest_rejects GROUP BY 1, 2 "
             "ORDER BY 3 DESC"))]
