@@ -59,16 +59,25 @@ def ingest_task(path: str | None) -> list[dict]:
 
 @task(name="refresh-features", retries=1, retry_delay_seconds=30, tags=[DATABASE_TAG])
 def refresh_task(as_of: str | None, changed_only: bool, use_dask: bool = True,
+                 incremental: bool = False,
                  use_gpu: bool = False) -> dict:
-    """Refresh features (on Dask unless ``use_dask`` is False); returns the resolved date and
-    counts. ``use_gpu``: the GPU kernels on
-    the Dask workers with the ``GPU`` resource (CPU, with a warning, when none has it)."""
+    """Refresh features (on Dask unless ``use_dask`` is False; ``incremental``: from the cached
+    bar window, see :mod:`technic.incremental`); returns the resolved date and counts.
+    ``use_gpu``: the GPU kernels on the Dask workers with the ``GPU`` resource (CPU, with a
+    warning, when none has it)."""
     from contextlib import nullcontext
 
     from technic.compute import dask_client
     from technic.refresh import refresh_features
 
     s = get_settings()
+    if incremental:
+        from technic.incremental import refresh_incremental
+
+        rep, _ = refresh_incremental(_target(), dt.date.fromisoformat(as_of) if as_of else None,
+                                     lookback_bars=s.lookback_bars, redis_url=s.redis_url)
+        return {"as_of": rep.as_of.isoformat(), "symbols": rep.symbols, "mode": rep.mode,
+                "timings_s": rep.timings}
     with dask_client(s) if use_dask else nullcontext() as client:
         rep, _ = refresh_features(_target(), dt.date.fromisoformat(as_of) if as_of else None,
                                   lookback_bars=s.lookback_bars, chunk_size=s.chunk_size,
@@ -200,11 +209,12 @@ def refresh_features_flow(as_of: str | None = None, changed_only: bool = False,
 @flow(name="intraday-refresh")
 def intraday_refresh(path: str, top: int = 25, force: bool = False) -> dict | None:
     """Every 5 minutes in the session: ingest the latest intraday file, recompute only the
-    symbols whose bars changed, scan. Skipped outside the regular session unless ``force``."""
+    symbols whose bars changed (incremental refresh from the cached window), scan. Skipped
+    outside the regular session unless ``force``."""
     if not force and skip_scheduled("intraday"):
         return None
     ingest_task(path)
-    refreshed = refresh_task(None, True)
+    refreshed = refresh_task(None, False, incremental=True)
     return scan(top=top, as_of=refreshed["as_of"])
 
 
