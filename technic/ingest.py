@@ -87,9 +87,18 @@ def ingest_files(target: DatabaseTarget, path: str | Path, *, source: str | None
                             lambda: (None, files_provider.read_universe(uni))))
     for bars_path in fs.bars:
         tag, known = files_provider.bar_source(bars_path)
-        reports.append(_run(target, "files", str(bars_path),
-                            lambda p=bars_path: (files_provider.read_bars_table(p), None),
-                            bar_source=source or tag, basis=basis or known))
+        rep = _run(target, "files", str(bars_path),
+                   lambda p=bars_path: (files_provider.read_bars_table(p), None),
+                   bar_source=source or tag, basis=basis or known)
+        reports.append(rep)
+        if rep.rows_inserted and files_provider.time_column_of(bars_path) == "date":
+            mixed = store_ingest.conflicting_daily_sources(target, source or tag)
+            if mixed:
+                log.warning(
+                    "bars_daily now holds %r next to %s on another price basis: feature "
+                    "windows crossing them splice two bases (see `technic ingest status`); "
+                    "load each basis into its own schema (TECHNIC_DB_SCHEMA) to keep them "
+                    "apart", source or tag, ", ".join(repr(m) for m in mixed))
     return reports
 
 

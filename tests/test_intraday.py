@@ -192,3 +192,23 @@ def test_cli_builds_the_partial_bar(db_url, fresh_target, coherent_files):
                         "2026-06-19T18:00:00Z"], env=cli_env(db_url, fresh_target.schema),
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "not an NYSE session" in r.stderr
+
+
+def test_mixing_price_bases_in_bars_daily_is_reported(fresh_target, coherent_files, caplog,
+                                                      tmp_path):
+    from technic.store.quality import ingest_status
+
+    from .conftest import BUNDLED
+
+    root, _, _ = coherent_files
+    old = pd.read_parquet(BUNDLED / "bars_daily.parquet")
+    path = tmp_path / "bars_daily.parquet"
+    old[old["symbol"].isin(LIQUID)].to_parquet(path)
+    ingest_files(fresh_target, path)
+    with caplog.at_level("WARNING", logger="technic.ingest"):
+        ingest_files(fresh_target, root / "last" / "bars_daily_2026.parquet")
+    assert "splice two bases" in caplog.text and "'files'" in caplog.text
+    st = ingest_status(fresh_target)
+    assert st.mixed_basis_symbols == len(LIQUID)
+    assert {s["source"]: s["dividend_adjusted"] for s in st.sources} == \
+        {"files": True, "stooq-5min": False}

@@ -127,6 +127,12 @@ def _columns(p: Path) -> list[str]:
     raise InputFileError(f"{p}: unknown file type (expected .parquet, .csv or .csv.gz)")
 
 
+def time_column_of(path: str | Path) -> str:
+    """``"ts"`` for an intraday bars file (a ``ts`` column, no ``date``), else ``"date"``."""
+    names = _columns(Path(path))
+    return "ts" if "ts" in names and "date" not in names else "date"
+
+
 def _bar_columns(names: list[str]) -> tuple[str, ...]:
     return INTRADAY_BAR_COLUMNS if "ts" in names and "date" not in names else BAR_COLUMNS
 

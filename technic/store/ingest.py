@@ -578,3 +578,20 @@ def write_partial_daily(target: DatabaseTarget, report: IngestReport, day: dt.da
         _widen(report, day, day)
     report.timings["store_s"] = round(time.perf_counter() - t0, 4)
     return report
+
+
+def conflicting_daily_sources(target: DatabaseTarget, source: str) -> list[str]:
+    """Other sources with bars in ``bars_daily`` whose recorded price basis disagrees with
+    ``source``'s (split or dividend adjustment): feature windows that cross from one to the
+    other splice two price bases. Empty when the bases agree or are unknown."""
+    with get_engine(target).connect() as c:
+        others = c.execute(sa.text("""
+            SELECT o.source FROM bar_sources s JOIN bar_sources o ON o.source <> s.source
+            WHERE s.source = :s AND o.source <> :partial
+              AND ((s.split_adjusted IS NOT NULL AND o.split_adjusted IS NOT NULL
+                    AND s.split_adjusted <> o.split_adjusted)
+                OR (s.dividend_adjusted IS NOT NULL AND o.dividend_adjusted IS NOT NULL
+                    AND s.dividend_adjusted <> o.dividend_adjusted))
+            ORDER BY 1"""), {"s": source, "partial": PARTIAL_SOURCE}).scalars().all()
+        return [o for o in others if c.execute(sa.text(
+            "SELECT EXISTS (SELECT 1 FROM bars_daily WHERE source = :o)"), {"o": o}).scalar()]
