@@ -1,1 +1,2 @@
-"""Cross-sectional scores (TechRating; ICS, MERIT and regime follow). Formulas: docs/scoring.md."""
+"""Cross-sectional scores of one scan date: the cross-sectional API (``cross_section``),
+factors, TechRating, ICS, regime and MERIT. Formulas, weights and units: docs/scoring.md."""
