@@ -741,16 +741,45 @@ def tm_cci(h, lo, cl, n, out):
                     sb[j] = _next_slot(s, n)
                 avg[j] = 0.0
                 dev[j] = 0.0
-            for q in range(n):
-                rq = ring[q]
+            # Slot order, four slots a pass (same additions, a quarter of the loads and
+            # stores of the accumulators).
+            q = 0
+            while q + 4 <= n:
+                r0 = ring[q]
+                r1 = ring[q + 1]
+                r2 = ring[q + 2]
+                r3 = ring[q + 3]
                 for j in range(m):
-                    avg[j] += rq[j]
+                    a = avg[j] + r0[j]
+                    a += r1[j]
+                    a += r2[j]
+                    avg[j] = a + r3[j]
+                q += 4
+            while q < n:
+                r0 = ring[q]
+                for j in range(m):
+                    avg[j] += r0[j]
+                q += 1
             for j in range(m):
                 avg[j] /= n
-            for q in range(n):
-                rq = ring[q]
+            q = 0
+            while q + 4 <= n:
+                r0 = ring[q]
+                r1 = ring[q + 1]
+                r2 = ring[q + 2]
+                r3 = ring[q + 3]
                 for j in range(m):
-                    dev[j] += abs(rq[j] - avg[j])
+                    a = avg[j]
+                    d = dev[j] + abs(r0[j] - a)
+                    d += abs(r1[j] - a)
+                    d += abs(r2[j] - a)
+                    dev[j] = d + abs(r3[j] - a)
+                q += 4
+            while q < n:
+                r0 = ring[q]
+                for j in range(m):
+                    dev[j] += abs(r0[j] - avg[j])
+                q += 1
             for j in range(m):
                 v = ok[j]
                 c = cb[j]
@@ -933,25 +962,29 @@ def _suffix_ext(h, lo, r0, n, j0, j1, sh, sl):
     # rows r0+r..r0+n-1, sl[r] the lowest low; ties keep the EARLIER row (>=, <=), so a
     # combination with a later prefix (strict >, <) returns the first extreme of the window,
     # bit for bit as the chronological scan of extra._extremes (signed zeros included).
+    # One array per loop: a loop that writes one array and reads two vectorizes without
+    # LLVM's runtime alias checks running out (it gives up past a handful of pairs).
     hr = h[r0 + n - 1][j0:j1]
     lr = lo[r0 + n - 1][j0:j1]
     m = hr.shape[0]
     ch = sh[n - 1]
-    cl = sl[n - 1]
     for j in range(m):
         ch[j] = hr[j]
+    cl = sl[n - 1]
+    for j in range(m):
         cl[j] = lr[j]
     for r in range(n - 2, -1, -1):
         hr = h[r0 + r][j0:j1]
-        lr = lo[r0 + r][j0:j1]
         nh = sh[r + 1]
-        nl = sl[r + 1]
         ch = sh[r]
-        cl = sl[r]
         for j in range(m):
             w = hr[j]
             q = nh[j]
             ch[j] = w if w >= q else q
+        lr = lo[r0 + r][j0:j1]
+        nl = sl[r + 1]
+        cl = sl[r]
+        for j in range(m):
             w = lr[j]
             q = nl[j]
             cl[j] = w if w <= q else q
@@ -974,12 +1007,14 @@ def _prefix_ext(h, lo, t, n, j0, j1, sh, sl, ph, pl):
             _suffix_ext(h, lo, t - n, n, j0, j1, sh, sl)
         for j in range(m):
             ph[j] = hr[j]
+        for j in range(m):
             pl[j] = lr[j]
     else:
         for j in range(m):
             w = hr[j]
             q = ph[j]
             ph[j] = w if w > q else q
+        for j in range(m):
             w = lr[j]
             q = pl[j]
             pl[j] = w if w < q else q
@@ -1041,6 +1076,7 @@ def rg_stoch(h, lo, cl, fk, sk, sd, first, o_k, o_d):
     dr = np.zeros((sd, _BLK))
     kt = np.empty(_BLK)
     dt = np.empty(_BLK)
+    gap = np.empty(_BLK, np.bool_)
     fsk = float(sk)
     fsd = float(sd)
     k0 = fk - 1
@@ -1071,31 +1107,31 @@ def rg_stoch(h, lo, cl, fk, sk, sd, first, o_k, o_d):
             kd = kr[(t + 1) % sk]
             dw = dr[t % sd]
             dd = dr[(t + 1) % sd]
+            # Five short loops, each writing one or two arrays, so that each vectorizes.
             for j in range(m):
                 cv = cr[j]
-                ok = not (np.isnan(hr[j]) | np.isnan(lr[j]) | np.isnan(cv))
-                i = t - fb[j]
                 a = ph[j]
                 w = xh[j]
                 a = a if a > w else w
                 b = pl[j]
                 w = xl[j]
                 b = b if b < w else w
-                fast = (
-                    0.0
-                    if abs(a - b) <= TA_EPSILON * (abs(a) + abs(b))
-                    else (((cv - b) / (a - b)) * 100.0)
-                )
-                kw[j] = fast
-                tot = kt[j] + fast
+                kw[j] = (0.0 if abs(a - b) <= TA_EPSILON * (abs(a) + abs(b))
+                         else (((cv - b) / (a - b)) * 100.0))
+            for j in range(m):
+                gap[j] = np.isnan(hr[j]) | np.isnan(lr[j]) | np.isnan(cr[j])
+            for j in range(m):
+                i = t - fb[j]
+                tot = kt[j] + kw[j]
                 kt[j] = (tot - kd[j]) if i >= s0 else (tot if i >= k0 else kt[j])
-                slowk = tot / fsk
-                dw[j] = slowk
-                tot2 = dt[j] + slowk
-                dt[j] = (tot2 - dd[j]) if i >= f0 else (tot2 if i >= s0 else dt[j])
-                out_ok = ok & (i >= f0)
-                ok_r[j] = slowk if out_ok else np.nan
-                od_r[j] = tot2 / fsd if out_ok else np.nan
+                dw[j] = tot / fsk
+            for j in range(m):
+                i = t - fb[j]
+                tot = dt[j] + dw[j]
+                dt[j] = (tot - dd[j]) if i >= f0 else (tot if i >= s0 else dt[j])
+                od_r[j] = np.nan if (gap[j] | (i < f0)) else tot / fsd
+            for j in range(m):
+                ok_r[j] = np.nan if (gap[j] | (t - fb[j] < f0)) else dw[j]
 
 
 @njit(**_JIT)
