@@ -42,7 +42,7 @@ from technic.cache import FrameCache, get_cache
 from technic.indicators.lastrow import LAST_ROW_FIELDS, last_row_indicators
 from technic.refresh import RefreshReport
 from technic.store.bars import bars_version, last_bar_date, read_bars_arrow
-from technic.store.db import DatabaseTarget, get_engine
+from technic.store.db import DatabaseTarget, adbc_connect, get_engine
 from technic.store.features import write_features
 from technic.store.schema import FEATURE_COLUMNS
 
@@ -366,39 +366,40 @@ def refresh_incremental(
         log.warning("ignoring unreadable cached window: %s", e)
     timings["window_fetch_s"] = round(time.perf_counter() - t, 4)
 
-    mode, rows_idx, new = "rebuild", None, None
     t = time.perf_counter()
-    if w is not None and _history_changed_before(target, w.version, day):
-        log.info("bars before %s changed since the cached window: rebuilding it", day)
-        w = None
-    if w is not None:
-        day_bars = read_bars_arrow(target, day, day)
-        if w.dates[-1] == np.datetime64(day, "D"):
-            new, changed = w.replace_last(day_bars, version)
-            mode, rows_idx = "update", np.flatnonzero(changed)
-            if not changed.any():
-                if _stored_rows(target, day) == int(np.isfinite(new.close[:, -1]).sum()):
-                    mode = "unchanged"
-                else:  # rows missing from the store (e.g. an earlier compute-only run)
-                    rows_idx = np.arange(len(new.symbols))
-        else:
-            new = w.append(day, day_bars, lookback_bars, version)
-            mode, rows_idx = "append", np.arange(len(new.symbols))
-        if not np.array_equal(new.dates, dates):  # trading dates were inserted meanwhile
-            log.info("cached window's dates no longer match the store: rebuilding it")
-            new, mode = None, "rebuild"
-    if new is None:
-        bars = read_bars_arrow(target, dates[0].item(), day)
-        new = BarWindow.from_bars(bars, dates, version)
-        rows_idx = np.arange(len(new.symbols))
-    timings["read_s"] = round(time.perf_counter() - t, 4)
+    with adbc_connect(target) as conn:  # one connection for the read and the write
+        mode, rows_idx, new = "rebuild", None, None
+        if w is not None and _history_changed_before(target, w.version, day):
+            log.info("bars before %s changed since the cached window: rebuilding it", day)
+            w = None
+        if w is not None:
+            day_bars = read_bars_arrow(target, day, day, conn=conn)
+            if w.dates[-1] == np.datetime64(day, "D"):
+                new, changed = w.replace_last(day_bars, version)
+                mode, rows_idx = "update", np.flatnonzero(changed)
+                if not changed.any():
+                    if _stored_rows(target, day) == int(np.isfinite(new.close[:, -1]).sum()):
+                        mode = "unchanged"
+                    else:  # rows missing from the store (e.g. an earlier compute-only run)
+                        rows_idx = np.arange(len(new.symbols))
+            else:
+                new = w.append(day, day_bars, lookback_bars, version)
+                mode, rows_idx = "append", np.arange(len(new.symbols))
+            if not np.array_equal(new.dates, dates):  # trading dates were inserted meanwhile
+                log.info("cached window's dates no longer match the store: rebuilding it")
+                new, mode = None, "rebuild"
+        if new is None:
+            bars = read_bars_arrow(target, dates[0].item(), day, conn=conn)
+            new = BarWindow.from_bars(bars, dates, version)
+            rows_idx = np.arange(len(new.symbols))
+        timings["read_s"] = round(time.perf_counter() - t, 4)
 
-    t = time.perf_counter()
-    rows = window_features(new, rows_idx)
-    timings["compute_s"] = round(time.perf_counter() - t, 4)
-    t = time.perf_counter()
-    written = write_features(target, rows) if write and len(rows) else 0
-    timings["write_s"] = round(time.perf_counter() - t, 4)
+        t = time.perf_counter()
+        rows = window_features(new, rows_idx)
+        timings["compute_s"] = round(time.perf_counter() - t, 4)
+        t = time.perf_counter()
+        written = write_features(target, rows, conn=conn) if write and len(rows) else 0
+        timings["write_s"] = round(time.perf_counter() - t, 4)
     t = time.perf_counter()
     if mode == "append":
         new.depth = w.depth + 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Sequence
+from contextlib import nullcontext
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -71,12 +72,16 @@ def bars_version(target: DatabaseTarget) -> int:
 
 
 def read_bars_arrow(target: DatabaseTarget, start: dt.date, end: dt.date,
-                    symbols: Sequence[str] | None = None) -> pa.Table:
+                    symbols: Sequence[str] | None = None, conn=None) -> pa.Table:
     """Long bars ``symbol, date, open, high, low, close, volume`` dated ``start`` … ``end``
-    (inclusive), optionally only for ``symbols``, as an Arrow table (binary COPY via ADBC)."""
+    (inclusive), optionally only for ``symbols``, as an Arrow table (binary COPY via ADBC).
+
+    ``conn``: an open :func:`adbc_connect` connection to reuse (left open); default a new
+    one."""
     sql = ("SELECT symbol, date, open, high, low, close, volume FROM bars_daily "
            "WHERE date >= $1 AND date <= $2")
-    with adbc_connect(target) as conn, conn.cursor() as cur:
+    with (nullcontext(conn) if conn is not None else adbc_connect(target)) as conn, \
+            conn.cursor() as cur:
         if symbols is not None:
             # ADBC binds one Arrow row of parameters; a list parameter goes as list<string>.
             cur.execute(sql + " AND symbol = ANY($3)", parameters=pa.record_batch(

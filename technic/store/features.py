@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import nullcontext
 
 import numpy as np
 import pandas as pd
@@ -28,11 +29,13 @@ def _to_arrow(df: pd.DataFrame) -> pa.Table:
     return pa.table(arrays)
 
 
-def write_features(target: DatabaseTarget, df: pd.DataFrame) -> int:
+def write_features(target: DatabaseTarget, df: pd.DataFrame, conn=None) -> int:
     """Upsert feature rows (one transaction: readers see all of them or none).
 
     Args:
         df: columns ``symbol, date, <FEATURE_COLUMNS>, n_bars``; NaN is stored as NULL.
+        conn: an open :func:`technic.store.db.adbc_connect` connection to reuse (committed,
+            left open); default a new one.
 
     Returns:
         Rows written.
@@ -46,14 +49,16 @@ def write_features(target: DatabaseTarget, df: pd.DataFrame) -> int:
     if missing:
         raise KeyError(f"feature frame lacks column(s): {', '.join(missing)}")
     years = np.unique(pd.to_datetime(df["date"]).dt.year.to_numpy())
-    with get_engine(target).begin() as conn:
-        ensure_partitions(conn, target.schema, "features_daily", years)
+    with get_engine(target).begin() as sql_conn:
+        ensure_partitions(sql_conn, target.schema, "features_daily", years)
     cols = ", ".join(_COLS)
     sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in (*FEATURE_COLUMNS, "n_bars"))
-    with adbc_connect(target) as conn, conn.cursor() as cur:
+    with (nullcontext(conn) if conn is not None else adbc_connect(target)) as conn, \
+            conn.cursor() as cur:
         cur.adbc_ingest("_stage_features", _to_arrow(df), mode="create", temporary=True)
         cur.execute(f"INSERT INTO features_daily ({cols}) SELECT {cols} FROM _stage_features "
                     f"ON CONFLICT (symbol, date) DO UPDATE SET {sets}, computed_at = now()")
+        cur.execute("DROP TABLE _stage_features")  # the connection may be reused
         conn.commit()
     return len(df)
 
