@@ -11,13 +11,22 @@ symbols × 504 days (``--sizes``, default 6000). For each, in a throwaway databa
   raw read;
 * ``refresh_warm_s`` — the same with the chunks' bars from Redis (L1 emptied, as in a fresh
   process) — needs ``TECHNIC_REDIS_URL`` or the local Redis at 127.0.0.1:6379;
-* ``new_day_s`` — one new trading day ingested for every symbol, then ``--changed-only``
-  refresh and a scan;
-* ``refresh_dask1_s`` / ``refresh_dask2_s`` — full refresh on a LocalCluster of 1 and 2 workers.
+* ``window_fetch_warm_s`` — the incremental refresh's cached bar window (the same 300 days,
+  high/low/close/volume) fetched from Redis into a fresh process's empty L1, and its ratio to
+  the raw read;
+* one new trading day for every symbol (``--repeat`` days in a row): its ingest, then the
+  incremental refresh (:mod:`technic.incremental`) and a scan — ``new_day_*_l1`` with the
+  window in this process (a long-lived worker), ``new_day_*_l2`` with L1 emptied first (a new
+  process, window from Redis); ``incremental_over_cold`` = incremental refresh / cold full
+  refresh;
+* ``refresh_dask1_s`` / ``refresh_dask2_s`` — full refresh on a LocalCluster of 1 and 2 workers
+  (skipped with ``--no-dask``);
+* ``peak_rss_mb`` — this process's peak resident memory after the data set (monotonic: sizes
+  run smallest first).
 
 Prints a table and, last, one JSON line.
 
-    python benchmarks/scan.py [--repeat 3] [--sizes 6000,20000] [--no-real]
+    python benchmarks/scan.py [--repeat 3] [--sizes 6000,20000,50000] [--no-real] [--no-dask]
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import sys
 import time
@@ -51,7 +61,7 @@ def med(fn, repeat: int) -> float:
     return round(statistics.median(out), 4)
 
 
-def bench(name: str, url: str, load, repeat: int) -> dict:
+def bench(name: str, url: str, load, repeat: int, no_dask: bool = False) -> dict:
     import pandas as pd
 
     from technic import cache as cache_mod
@@ -87,25 +97,60 @@ def bench(name: str, url: str, load, repeat: int) -> dict:
         r["refresh_warm_s"] = None
         print(f"warm refresh skipped: {e}", file=sys.stderr)
 
-    # one new trading day for every symbol with a bar on the last day
+    from technic.incremental import _key, refresh_incremental
+
+    # the incremental refresh's window, cached in L1 and Redis by a first (rebuilding) run
+    refresh_incremental(target, redis_url=REDIS)
+
+    def window_fetch():
+        cache_mod._CACHES.clear()
+        table, layer = cache_mod.get_cache(REDIS, target.cache_namespace()).get(
+            _key(300, day))
+        assert layer == "l2", layer
+
+    try:
+        r["window_fetch_warm_s"] = med(window_fetch, repeat)
+        r["window_fetch_over_raw_read"] = round(r["window_fetch_warm_s"] / r["raw_read_s"], 3)
+    except Exception as e:  # Redis not reachable
+        print(f"window fetch skipped: {e}", file=sys.stderr)
+
+    # new trading days for every symbol with a bar on the last day, one after another
     last = bars[pd.to_datetime(bars["date"]) == pd.Timestamp(day)].copy()
-    last["date"] = pd.Timestamp(day) + pd.offsets.BDay(1)
-    for c in ("open", "high", "low", "close"):
-        last[c] = last[c] * 1.01
-    t = time.perf_counter()
-    _run(target, "bench", "new-day", lambda: (last, None))
-    ingest_s = time.perf_counter() - t
-    t = time.perf_counter()
-    rep, _ = refresh_features(target, only_changed=True)
-    run_scan(target, ScanParams(), cache=cache_mod.FrameCache(None))
-    r["new_day_ingest_s"] = round(ingest_s, 4)
-    r["new_day_refresh_scan_s"] = round(time.perf_counter() - t, 4)
-    r["new_day_symbols_recomputed"] = rep.symbols
-    for n in (1, 2):
-        with dask_client(Settings(dask_workers=n)) as client:
-            refresh_features(target, write=False, client=client)  # warm the workers
-            r[f"refresh_dask{n}_s"] = med(
-                lambda c=client: refresh_features(target, write=False, client=c), repeat)
+    samples: dict[str, list[float]] = {}
+    for i in range(2 * repeat):
+        layer = "l1" if i % 2 == 0 else "l2"
+        nxt = last.copy()
+        nxt["date"] = pd.Timestamp(day) + pd.offsets.BDay(i + 1)
+        for c in ("open", "high", "low", "close"):
+            nxt[c] = last[c] * (1.0 + 0.001 * (i + 1))
+        t = time.perf_counter()
+        _run(target, "bench", "new-day", lambda b=nxt: (b, None))
+        samples.setdefault(f"new_day_ingest_s_{layer}", []).append(time.perf_counter() - t)
+        if layer == "l2":
+            cache_mod._CACHES.clear()  # a fresh process: empty L1, the window in Redis
+        t = time.perf_counter()
+        rep, _ = refresh_incremental(target, redis_url=REDIS)
+        t_ref = time.perf_counter() - t
+        run_scan(target, ScanParams(), cache=cache_mod.FrameCache(None))
+        samples.setdefault(f"new_day_refresh_s_{layer}", []).append(t_ref)
+        samples.setdefault(f"new_day_refresh_scan_s_{layer}", []).append(
+            time.perf_counter() - t)
+        assert rep.mode == "append" and rep.window_layer == layer, (rep.mode, rep.window_layer)
+        r["new_day_symbols_recomputed"] = rep.symbols
+    for k, v in samples.items():
+        r[k] = round(statistics.median(v), 4)
+    for layer in ("l1", "l2"):
+        r[f"new_day_total_s_{layer}"] = round(r[f"new_day_ingest_s_{layer}"]
+                                              + r[f"new_day_refresh_scan_s_{layer}"], 4)
+        r[f"incremental_over_cold_{layer}"] = round(r[f"new_day_refresh_s_{layer}"]
+                                                    / r["refresh_cold_s"], 3)
+    if not no_dask:
+        for n in (1, 2):
+            with dask_client(Settings(dask_workers=n)) as client:
+                refresh_features(target, write=False, client=client)  # warm the workers
+                r[f"refresh_dask{n}_s"] = med(
+                    lambda c=client: refresh_features(target, write=False, client=c), repeat)
+    r["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     return r
 
 
@@ -114,6 +159,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--sizes", default="6000", help="synthetic symbol counts, e.g. 6000,20000")
     ap.add_argument("--no-real", action="store_true")
+    ap.add_argument("--no-dask", action="store_true", help="skip the 1 vs 2 worker runs")
     args = ap.parse_args()
 
     import pandas as pd
@@ -131,7 +177,7 @@ def main() -> None:
     with throwaway_database() as url:
         for name, load in sets.items():
             print(f"benchmarking {name} …", file=sys.stderr, flush=True)
-            results[name] = bench(name, url, load, args.repeat)
+            results[name] = bench(name, url, load, args.repeat, args.no_dask)
     print(pd.DataFrame(results).T.to_string())
     print(json.dumps({"benchmark": "scan", "repeat": args.repeat, "results": results}))
 
