@@ -191,10 +191,13 @@ def run_scan(target: DatabaseTarget, params: ScanParams,
                 + "; run `technic features refresh` first")
         cache = cache or get_cache(get_settings().redis_url, target.cache_namespace())
         key = f"features:{day}:{features_version(target, day)}"
-        table, layer = cache.get_or_load(key, lambda: read_features_arrow(target, day))
+        with cache.recording() as rec:
+            table, layer = cache.get_or_load(key, lambda: read_features_arrow(target, day))
         features = table.to_pandas(date_as_object=True)
-        cache_info = {"features": layer, "l2_state": cache.l2_state,
-                      "bytes": int(table.nbytes)}
+        # this scan's lookups only: hits, misses, bytes and errors of each layer
+        cache_info = {"features": layer, "l2_state": rec.l2_state,
+                      "bytes": int(table.nbytes),
+                      **{name: asdict(getattr(rec, name)) for name in ("l1", "l2", "l3")}}
         timings[stage] = round(time.perf_counter() - t, 4)
         stage = "filter_score_rank"
         if on_stage:

@@ -150,6 +150,12 @@ def test_scan_records_cache_layer_and_survives_redis_loss(demo_target, redis_ser
         stored = c.execute(sa.text("SELECT cache FROM scan_runs WHERE run_id = :r"),
                            {"r": third.run_id}).scalar()
     assert stored["features"] == "l3" and stored["l2_state"] == "down"
+    # per-layer counts of each scan's own lookups
+    assert first.cache["l1"]["misses"] == 1 and first.cache["l2"]["misses"] == 1
+    assert first.cache["l3"]["hits"] == 1 and first.cache["l2"]["bytes_written"] > 0
+    assert second.cache["l2"]["hits"] == 1 and second.cache["l2"]["bytes_read"] > 0
+    assert second.cache["l3"]["hits"] == 0
+    assert stored["l2"]["errors"] == 1 and stored["l3"]["hits"] == 1
 
 
 def test_refresh_reads_bars_through_redis(demo_target, redis_server):
