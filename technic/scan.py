@@ -97,6 +97,20 @@ def _caps_for(features: pd.DataFrame, caps: pd.DataFrame | None) -> np.ndarray |
                                     c["ref_close"].to_numpy(np.float64))
 
 
+_CAPS: dict[str, pd.DataFrame] = {}
+
+
+def _caps(target: DatabaseTarget, features_key: str) -> pd.DataFrame:
+    """Market caps for ICS size, read once per feature version (the version token covers
+    ``symbols.updated_at`` and the feature rows of the scanned date)."""
+    k = f"{target.cache_namespace()}:{features_key}"
+    if k not in _CAPS:
+        if len(_CAPS) > 8:
+            _CAPS.clear()
+        _CAPS[k] = market_caps(target)
+    return _CAPS[k]
+
+
 def rank_frame(features: pd.DataFrame, rules: UniverseRules,
                caps: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict[str, int]]:
     """Filter, score and rank one date's feature rows (pure: no database).
@@ -203,7 +217,7 @@ def run_scan(target: DatabaseTarget, params: ScanParams,
         if on_stage:
             on_stage(stage)
         t = time.perf_counter()
-        ranked, counts = rank_frame(features, params.rules, market_caps(target))
+        ranked, counts = rank_frame(features, params.rules, _caps(target, key))
         timings[stage] = round(time.perf_counter() - t, 4)
         stage = "regime"
         if on_stage:
