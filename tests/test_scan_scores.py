@@ -59,3 +59,24 @@ def test_market_index_return_by_hand(demo_target):
     # idempotent: nothing new to compute
     assert update_market_daily(demo_target, dt.date(2025, 7, 9)) == 0
     assert s.index.is_monotonic_increasing and len(s) > 400
+
+
+def test_scan_regime_equals_the_full_history_definition(demo_target):
+    """The scan reads only the last 300 index dates; the evaluation uses the whole history.
+    Both must give the same trend ratio, volatility percentile and label."""
+    from technic.scoring.regime import breadth, classify, index_series
+    from technic.store.features import read_features
+    from technic.universe import UniverseRules, apply_rules
+
+    day = dt.date(2025, 7, 9)  # the demo store has features of its last date only
+    out = run_scan(demo_target, ScanParams(as_of=day))
+    facts = _q(demo_target, "SELECT regime_facts FROM scan_runs WHERE run_id = :r",
+               r=out.run_id)[0][0]
+    full = index_series(market_returns(demo_target, day, last_n=None)).iloc[-1]
+    assert facts["trend_ratio"] == pytest.approx(full["trend_ratio"], rel=1e-9)
+    assert facts["vol_percentile"] == pytest.approx(full["vol_percentile"], rel=1e-12)
+    feats = read_features(demo_target, day)
+    keep, _ = apply_rules(feats, UniverseRules())
+    b = breadth(feats, keep)
+    assert facts["breadth"] == pytest.approx(b)
+    assert facts["label"] == classify(full["trend_ratio"], b, full["vol_percentile"])
