@@ -251,5 +251,8 @@ def get_cache(redis_url: str | None, namespace: str) -> FrameCache:
     """The process-wide cache for a Redis URL and namespace (created on first use)."""
     key = (redis_url, namespace)
     if key not in _CACHES:
-        _CACHES[key] = FrameCache(redis_url, namespace=namespace)
+        from technic.config import get_settings
+
+        _CACHES[key] = FrameCache(redis_url, namespace=namespace,
+                                  l1_max_bytes=get_settings().cache_l1_mb * 2**20)
     return _CACHES[key]

@@ -28,6 +28,8 @@ class Settings(BaseSettings):
             wheel with its data directory under the user's cache directory.
         db_schema: schema that holds every technic table (default ``technic``).
         redis_url: Redis URL for the shared cache; unset → in-process cache only.
+        cache_l1_mb: capacity of the in-process (L1) cache in MiB of Arrow data; it must hold
+            the incremental refresh's bar window (~80 MB for 8,000 symbols × 300 days).
         dask_address: address of an existing Dask scheduler; unset → a ``LocalCluster``.
         dask_workers: worker processes of the ``LocalCluster`` (default: one per core).
         chunk_size: symbols per feature-refresh task.
@@ -48,6 +50,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     db_schema: str = Field(default="technic", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     redis_url: str | None = None
+    cache_l1_mb: int = Field(default=1024, ge=1)
     dask_address: str | None = None
     dask_workers: int | None = Field(default=None, ge=1)
     chunk_size: int = Field(default=500, ge=1)
