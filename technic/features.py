@@ -7,7 +7,7 @@ column are listed in ``FEATURE_UNITS`` and in docs/tables.md.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -78,6 +78,48 @@ def _check_device(device: str) -> str:
     return device
 
 
+#: Features that are indicator values as they are; the others are derived from them.
+_DIRECT = ("close", "volume", "sma_20", "sma_50", "sma_200", "ema_12", "ema_26", "rsi_14",
+           "macd", "macd_signal", "macd_hist", "bb_upper", "bb_middle", "bb_lower", "atr_14",
+           "adx_14", "roc_10", "avg_volume_20", "dollar_volume_20", "realized_vol_20",
+           "realized_vol_60", "high_52w", "low_52w")
+
+
+def derive_features(g: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The ``FEATURE_COLUMNS`` from indicator values, elementwise.
+
+    One definition for the full panels (:func:`feature_arrays`, ``(T, N)``) and the last-row
+    path of the incremental refresh (``(N,)``, :mod:`technic.incremental`), so both give the
+    same bits.
+
+    Args:
+        g: arrays of one shape named as :data:`technic.indicators.lastrow.LAST_ROW_FIELDS`
+            (close, volume, the indicators, ``obv`` and ``obv_lag_20``,
+            ``close_lag_{21,63,126,252}``, ``avg_volume_20_lag_1``); NaN where undefined.
+
+    Returns:
+        ``{column: array}`` for every name of ``FEATURE_COLUMNS`` (ratios that are not finite
+        become NaN). Units: ``FEATURE_UNITS``.
+
+    Raises:
+        KeyError: an input is missing.
+    """
+    c = g["close"]
+    f = {k: g[k] for k in _DIRECT}
+    up, mid, low_band = g["bb_upper"], g["bb_middle"], g["bb_lower"]
+    f["bb_pctb"] = _ratio(c - low_band, up - low_band)
+    f["bb_width"] = _ratio(up - low_band, mid)
+    f["natr_14"] = 100.0 * _ratio(g["atr_14"], c)
+    f["obv_trend_20"] = _ratio(g["obv"] - g["obv_lag_20"], 20.0 * g["avg_volume_20"])
+    for n in (21, 63, 126, 252):
+        f[f"ret_{n}d"] = _ratio(c, g[f"close_lag_{n}"]) - 1.0
+    f["ret_12_1"] = _ratio(g["close_lag_21"], g["close_lag_252"]) - 1.0
+    f["rel_volume_20"] = _ratio(g["volume"], g["avg_volume_20_lag_1"])
+    f["dist_52w_high"] = _ratio(c, g["high_52w"]) - 1.0
+    f["dist_52w_low"] = _ratio(c, g["low_52w"]) - 1.0
+    return {k: f[k] for k in FEATURE_COLUMNS}
+
+
 def feature_arrays(p: Panel, device: str = "cpu") -> dict[str, np.ndarray]:
     """Compute every feature as a ``(T, N) float64`` array over the whole panel.
 
@@ -102,34 +144,27 @@ def feature_arrays(p: Panel, device: str = "cpu") -> dict[str, np.ndarray]:
 
         return gpu.feature_arrays(p)
     c, h, lo, v = p.close, p.high, p.low, p.volume
-    f: dict[str, np.ndarray] = {"close": c, "volume": v}
-    f["sma_20"], f["sma_50"], f["sma_200"] = ind.sma(c, 20), ind.sma(c, 50), ind.sma(c, 200)
-    f["ema_12"], f["ema_26"] = ind.ema(c, 12), ind.ema(c, 26)
-    f["rsi_14"] = ind.rsi(c, 14)
-    f["macd"], f["macd_signal"], f["macd_hist"] = ind.macd(c, 12, 26, 9)
-    up, mid, low_band = ind.bbands(c, 20, 2.0)
-    f["bb_upper"], f["bb_middle"], f["bb_lower"] = up, mid, low_band
-    f["bb_pctb"] = _ratio(c - low_band, up - low_band)
-    f["bb_width"] = _ratio(up - low_band, mid)
-    f["atr_14"] = ind.atr(h, lo, c, 14)
-    f["natr_14"] = 100.0 * _ratio(f["atr_14"], c)
-    f["adx_14"] = ind.adx(h, lo, c, 14)
-    obv = ind.obv(c, v)
-    avg_vol = ind.sma(v, 20)
-    f["obv_trend_20"] = _ratio(obv - ind.lag(obv, 20), 20.0 * avg_vol)
-    f["roc_10"] = ind.roc(c, 10)
+    g: dict[str, np.ndarray] = {"close": c, "volume": v}
+    g["sma_20"], g["sma_50"], g["sma_200"] = ind.sma(c, 20), ind.sma(c, 50), ind.sma(c, 200)
+    g["ema_12"], g["ema_26"] = ind.ema(c, 12), ind.ema(c, 26)
+    g["rsi_14"] = ind.rsi(c, 14)
+    g["macd"], g["macd_signal"], g["macd_hist"] = ind.macd(c, 12, 26, 9)
+    g["bb_upper"], g["bb_middle"], g["bb_lower"] = ind.bbands(c, 20, 2.0)
+    g["atr_14"] = ind.atr(h, lo, c, 14)
+    g["adx_14"] = ind.adx(h, lo, c, 14)
+    g["obv"] = ind.obv(c, v)
+    g["obv_lag_20"] = ind.lag(g["obv"], 20)
+    g["roc_10"] = ind.roc(c, 10)
     for n in (21, 63, 126, 252):
-        f[f"ret_{n}d"] = _ratio(c, ind.lag(c, n)) - 1.0
-    f["ret_12_1"] = _ratio(ind.lag(c, 21), ind.lag(c, 252)) - 1.0
-    f["avg_volume_20"] = avg_vol
-    f["dollar_volume_20"] = ind.sma(c * v, 20)
-    f["rel_volume_20"] = _ratio(v, ind.lag(avg_vol, 1))
-    f["realized_vol_20"] = ind.realized_vol(c, 20)
-    f["realized_vol_60"] = ind.realized_vol(c, 60)
-    f["high_52w"] = ind.rolling_max(h, 252)
-    f["low_52w"] = ind.rolling_min(lo, 252)
-    f["dist_52w_high"] = _ratio(c, f["high_52w"]) - 1.0
-    f["dist_52w_low"] = _ratio(c, f["low_52w"]) - 1.0
+        g[f"close_lag_{n}"] = ind.lag(c, n)
+    g["avg_volume_20"] = ind.sma(v, 20)
+    g["avg_volume_20_lag_1"] = ind.lag(g["avg_volume_20"], 1)
+    g["dollar_volume_20"] = ind.sma(c * v, 20)
+    g["realized_vol_20"] = ind.realized_vol(c, 20)
+    g["realized_vol_60"] = ind.realized_vol(c, 60)
+    g["high_52w"] = ind.rolling_max(h, 252)
+    g["low_52w"] = ind.rolling_min(lo, 252)
+    f = derive_features(g)
     f["n_bars"] = np.cumsum(np.isfinite(c), axis=0).astype(np.float64)
     return f
 

@@ -39,6 +39,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from technic.cache import FrameCache, get_cache
+from technic.features import derive_features
 from technic.indicators.lastrow import LAST_ROW_FIELDS, last_row_indicators
 from technic.refresh import RefreshReport
 from technic.store.bars import bars_version, last_bar_date, read_bars_arrow
@@ -205,13 +206,6 @@ class BarWindow:
                 changed)
 
 
-def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = a / b
-    out[~np.isfinite(out)] = np.nan
-    return out
-
-
 def window_features(w: BarWindow, rows: np.ndarray) -> pd.DataFrame:
     """Feature rows at the window's last date for the symbols ``rows`` (indices) that have a
     bar on it.
@@ -224,24 +218,7 @@ def window_features(w: BarWindow, rows: np.ndarray) -> pd.DataFrame:
     rows = rows[np.isfinite(w.close[rows, -1])] if len(rows) else rows
     v = last_row_indicators(w.high, w.low, w.close, w.volume, rows)
     g = {name: v[i] for i, name in enumerate(LAST_ROW_FIELDS)}
-    c = g["close"]
-    f = {k: g[k] for k in ("close", "volume", "sma_20", "sma_50", "sma_200", "ema_12",
-                           "ema_26", "rsi_14", "macd", "macd_signal", "macd_hist",
-                           "bb_upper", "bb_middle", "bb_lower", "atr_14", "adx_14",
-                           "roc_10", "avg_volume_20", "dollar_volume_20", "realized_vol_20",
-                           "realized_vol_60", "high_52w", "low_52w")}
-    up, mid, lo = g["bb_upper"], g["bb_middle"], g["bb_lower"]
-    # The same expressions, in the same order, as technic.features.feature_arrays.
-    f["bb_pctb"] = _ratio(c - lo, up - lo)
-    f["bb_width"] = _ratio(up - lo, mid)
-    f["natr_14"] = 100.0 * _ratio(g["atr_14"], c)
-    f["obv_trend_20"] = _ratio(g["obv"] - g["obv_lag_20"], 20.0 * g["avg_volume_20"])
-    for n in (21, 63, 126, 252):
-        f[f"ret_{n}d"] = _ratio(c, g[f"close_lag_{n}"]) - 1.0
-    f["ret_12_1"] = _ratio(g["close_lag_21"], g["close_lag_252"]) - 1.0
-    f["rel_volume_20"] = _ratio(g["volume"], g["avg_volume_20_lag_1"])
-    f["dist_52w_high"] = _ratio(c, g["high_52w"]) - 1.0
-    f["dist_52w_low"] = _ratio(c, g["low_52w"]) - 1.0
+    f = derive_features(g)  # the same expressions as the full panels
     data = {"symbol": w.symbols[rows], "date": np.repeat(w.dates[-1], len(rows))}
     data.update({k: f[k] for k in FEATURE_COLUMNS})
     data["n_bars"] = g["n_bars"].astype(np.int32)
