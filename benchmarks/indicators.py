@@ -41,6 +41,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 SHARED = Path(os.environ.get("TECHNIC_SHARED_DATA", REPO.parent / "shared" / "data"))
+#: Synthetic sets up to this many symbols run in one piece; larger ones in --chunk pieces.
+_UNCHUNKED = 10_000
 
 
 def _standard16_technic(ind, o, h, lo, c, v):
@@ -189,9 +191,10 @@ def _child(dataset: str, repeat: int, big_repeat: int, chunk: int) -> dict:
         row.update(_time_dataset(p, repeat, talib))
     else:
         n_sym, n_days = (int(x) for x in dataset.removeprefix("synthetic_").split("x"))
-        step = chunk if n_sym > chunk else n_sym
+        big = n_sym > _UNCHUNKED
+        step = min(chunk, n_sym) if big else n_sym
         row.update(T=n_days, N=n_sym, chunk_symbols=step)
-        reps = big_repeat if n_sym > chunk else repeat
+        reps = big_repeat if big else repeat
         totals: dict[str, float] = {}
         for k, j0 in enumerate(range(0, n_sym, step)):
             p = _synthetic_panels(min(step, n_sym - j0), n_days, seed=42 + k)

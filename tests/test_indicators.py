@@ -825,3 +825,39 @@ def test_bbands_reanchors_on_regular_columns():
         ref = talib.BBANDS(np.ascontiguousarray(c[m, j]), 5, 2.0, 2.0, 0)
         for o, r in zip((up, mid, lo), ref, strict=True):
             np.testing.assert_array_equal(o[m, j], r)
+
+
+@pytest.mark.parametrize(("rg", "tm", "fields", "params", "n_out"), RG_TWINS,
+                         ids=[r[0] for r in RG_TWINS])
+@pytest.mark.parametrize("ring_above", [None, 0.5])
+def test_run_regular_compacts_irregular_columns(rg, tm, fields, params, n_out, ring_above):
+    """``_tm.run_regular`` on a panel mixing regular columns and columns with gaps (one
+    input missing on some rows, whole bars missing on others) equals the ring kernel on the
+    whole panel, bit for bit: through the compaction (``ring_above`` None) or with the ring
+    kernel chosen because most columns are irregular (0.5, 9 of 14 columns)."""
+    from technic.indicators import _tm
+
+    d = _regular_panel()
+    rng = np.random.default_rng(5)
+    for j in range(0, 14, 3):  # columns 0, 3, 6, 9, 12: gaps of whole bars
+        rows = rng.choice(np.flatnonzero(~np.isnan(d["close"][:, j]))[1:-1], 25, replace=False)
+        for f in d:
+            d[f][rows, j] = np.nan
+    for j in (1, 4, 7, 10):  # one input missing on a few rows
+        f = fields[j % len(fields)]
+        rows = rng.choice(np.flatnonzero(~np.isnan(d[f][:, j]))[1:-1], 5, replace=False)
+        d[f][rows, j] = np.nan
+    ins = tuple(np.ascontiguousarray(d[f]) for f in fields)
+    _, bad = _tm.layout(*ins, *[ins[0]] * (4 - len(ins)))
+    assert bad.sum() == 9
+    ring = getattr(_tm, tm)
+    for p in params:
+        got = tuple(np.empty(ins[0].shape) for _ in range(n_out))
+        want = tuple(np.empty(ins[0].shape) for _ in range(n_out))
+        if ring_above is None:
+            _tm.run_regular(getattr(_tm, rg), ins, p, got)
+        else:
+            _tm.run_regular(getattr(_tm, rg), ins, p, got, ring, ring_above)
+        ring(*ins, *p, *want)
+        for q in range(n_out):
+            assert _same_bits(got[q], want[q]), f"{rg}{p} output {q}"

@@ -7,11 +7,13 @@ TA-Lib's C algorithms in the same arithmetic order. See :mod:`technic.indicators
 the full gap policy and conventions.
 
 Dispatch: the public functions of :mod:`~technic.indicators.cpu` and
-:mod:`~technic.indicators.extra` are re-exported here, except MACD, BBANDS and MFI, which
-are defined below with the same contract and docstring: they run the branch-free,
-time-major ``rg_*`` kernel of :mod:`technic.indicators._tm` on the whole panel (vectorized
-across symbols) and recompute only the irregular columns (a gap inside the history) with the
-matching ``tm_*`` ring kernel. Results are bit-identical to the per-column twins.
+:mod:`~technic.indicators.extra` are re-exported here, except SMA (and its alias
+``rolling_mean``), MACD, BBANDS, ADX, STOCH, WILLR and MFI, which are defined below with
+the same contract, validation and docstring: they run the branch-free, time-major ``rg_*``
+kernel of :mod:`technic.indicators._tm` on the whole panel (vectorized across symbols), and
+the columns with a gap inside their history through the same kernel on a compact copy of
+their own bars (:func:`technic.indicators._tm.run_regular`). Results are bit-identical to the
+per-column twins.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from technic.indicators import cpu as _cpu
 from technic.indicators import extra as _extra
 from technic.indicators.cpu import (
     TA_EPSILON,
-    adx,
     atr,
     ema,
     lag,
@@ -37,10 +38,8 @@ from technic.indicators.cpu import (
     realized_vol,
     roc,
     rolling_max,
-    rolling_mean,
     rolling_min,
     rsi,
-    sma,
 )
 from technic.indicators.extra import (
     aroon,
@@ -56,10 +55,8 @@ from technic.indicators.extra import (
     natr,
     rel_volume,
     rolling_vwap,
-    stoch,
     stochrsi,
     tema,
-    willr,
     wma,
 )
 
@@ -104,55 +101,94 @@ __all__ = [
 
 
 F64 = _cpu.F64
+_HLC = ("high", "low", "close")
+
+
+#: kernel -> (ring twin, fraction of irregular columns above which the ring twin runs on the
+#: whole panel instead of compacting them; see _tm.run_regular).
+_RING = {
+    _tm.rg_sma: (_tm.tm_sma, 0.1),
+    _tm.rg_macd: (_tm.tm_macd, 0.1),
+    _tm.rg_bbands: (_tm.tm_bbands, 0.1),
+    _tm.rg_adx: (_tm.tm_adx, 0.1),
+    _tm.rg_mfi: (_tm.tm_mfi, 0.1),
+    _tm.rg_stoch: (_tm.tm_stoch, 0.5),
+    _tm.rg_willr: (_tm.tm_willr, 0.5),
+}
+
+
+def _one(x: ArrayLike, name: str, n_out: int, kernel, *params) -> tuple[F64, ...]:
+    a, one_d = _cpu._as_panel(x, name)
+    outs = tuple(np.empty(a.shape, dtype=np.float64) for _ in range(n_out))
+    _tm.run_regular(kernel, (a,), params, outs, *_RING[kernel])
+    return tuple(_cpu._shape_back(o, one_d) for o in outs)
+
+
+def _many(names: tuple[str, ...], xs: tuple, n_out: int, kernel, *params) -> tuple[F64, ...]:
+    arrays, one_d = _cpu._as_panels(names, *xs)
+    outs = tuple(np.empty(arrays[0].shape, dtype=np.float64) for _ in range(n_out))
+    _tm.run_regular(kernel, tuple(arrays), params, outs, *_RING[kernel])
+    return tuple(_cpu._shape_back(o, one_d) for o in outs)
+
+
+# Each wrapper below: contract, validation and docstring of its namesake in cpu / extra;
+# kernel _tm.rg_<name> through _tm.run_regular.
+
+
+@functools.wraps(_cpu.sma)
+def sma(x: ArrayLike, n: int) -> F64:
+    return _one(x, "x", 1, _tm.rg_sma, _cpu._period(n))[0]
+
+
+@functools.wraps(_cpu.rolling_mean)
+def rolling_mean(x: ArrayLike, n: int) -> F64:
+    return sma(x, n)
 
 
 @functools.wraps(_cpu.macd)
 def macd(
     close: ArrayLike, fast: int = 12, slow: int = 26, signal: int = 9
 ) -> tuple[F64, F64, F64]:
-    # Contract and docstring: cpu.macd (same validation). Kernels: _tm.rg_macd, then
-    # _tm.tm_macd on the irregular columns.
     f = _cpu._period(fast, "fast")
     s = _cpu._period(slow, "slow")
     g = _cpu._period(signal, "signal")
     if f > s:
         raise ValueError(f"fast ({f}) must not exceed slow ({s})")
-    a, one_d = _cpu._as_panel(close, "close")
-    outs = tuple(np.empty(a.shape, dtype=np.float64) for _ in range(3))
-    first, bad = _tm.layout(a, a, a, a)
-    _tm.rg_macd(a, f, s, g, first, *outs)
-    _cpu._irregular(bad, (a,), outs, _tm.tm_macd, f, s, g)
-    m, sig, hist = (_cpu._shape_back(o, one_d) for o in outs)
+    m, sig, hist = _one(close, "close", 3, _tm.rg_macd, f, s, g)
     return m, sig, hist
 
 
 @functools.wraps(_cpu.bbands)
 def bbands(close: ArrayLike, n: int = 20, k: float = 2.0) -> tuple[F64, F64, F64]:
-    # Contract and docstring: cpu.bbands (same validation). Kernels: _tm.rg_bbands, then
-    # _tm.tm_bbands on the irregular columns.
     n = _cpu._period(n)
     kf = float(k)
     if not math.isfinite(kf):
         raise ValueError(f"k must be finite, got {k}")
-    a, one_d = _cpu._as_panel(close, "close")
-    outs = tuple(np.empty(a.shape, dtype=np.float64) for _ in range(3))
-    first, bad = _tm.layout(a, a, a, a)
-    _tm.rg_bbands(a, n, kf, first, *outs)
-    _cpu._irregular(bad, (a,), outs, _tm.tm_bbands, n, kf)
-    up, mid, lo = (_cpu._shape_back(o, one_d) for o in outs)
+    up, mid, lo = _one(close, "close", 3, _tm.rg_bbands, n, kf)
     return up, mid, lo
+
+
+@functools.wraps(_cpu.adx)
+def adx(high: ArrayLike, low: ArrayLike, close: ArrayLike, n: int = 14) -> F64:
+    return _many(_HLC, (high, low, close), 1, _tm.rg_adx, _cpu._period(n), TA_EPSILON)[0]
+
+
+@functools.wraps(_extra.stoch)
+def stoch(high: ArrayLike, low: ArrayLike, close: ArrayLike, fastk: int = 14, slowk: int = 3,
+          slowd: int = 3) -> tuple[F64, F64]:
+    p = (_cpu._period(fastk, "fastk"), _cpu._period(slowk, "slowk"),
+         _cpu._period(slowd, "slowd"))
+    k, d = _many(_HLC, (high, low, close), 2, _tm.rg_stoch, *p)
+    return k, d
+
+
+@functools.wraps(_extra.willr)
+def willr(high: ArrayLike, low: ArrayLike, close: ArrayLike, n: int = 14) -> F64:
+    return _many(_HLC, (high, low, close), 1, _tm.rg_willr, _cpu._period(n))[0]
 
 
 @functools.wraps(_extra.mfi)
 def mfi(high: ArrayLike, low: ArrayLike, close: ArrayLike, volume: ArrayLike,
         n: int = 14) -> F64:
-    # Contract and docstring: extra.mfi (same validation). Kernels: _tm.rg_mfi, then
-    # _tm.tm_mfi on the irregular columns.
-    n = _cpu._period(n)
-    (h, lo, c, v), one_d = _cpu._as_panels(("high", "low", "close", "volume"),
-                                            high, low, close, volume)
-    out = np.empty(h.shape, dtype=np.float64)
-    first, bad = _tm.layout(h, lo, c, v)
-    _tm.rg_mfi(h, lo, c, v, n, first, out)
-    _cpu._irregular(bad, (h, lo, c, v), (out,), _tm.tm_mfi, n)
-    return _cpu._shape_back(out, one_d)
+    return _many(_HLC + ("volume",), (high, low, close, volume), 1, _tm.rg_mfi,
+                 _cpu._period(n))[0]

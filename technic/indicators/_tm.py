@@ -1394,3 +1394,105 @@ def rg_bbands(x, n, k, first, o_up, o_mid, o_lo):
                 mid = om[j]
                 ou[j] = mid + dev
                 ol[j] = mid - dev
+
+
+# ---------------------------------------------------------------------------------------------
+# Irregular columns: compact each one to its own bars (a regular column), run the regular
+# kernel, and put the results back on the bars' rows. Bar i of a column goes to compact row
+# first + i (first = the row of its first bar), so a compact row's sources lie at most the
+# column's gap count below it: the gathers and scatters stay in cache.
+# ---------------------------------------------------------------------------------------------
+
+
+@njit(**_JIT)
+def gather_own(a, b, c, d, n_in, cols, first, okm, oa, ob, oc, od):
+    # oa..od (the first n_in of them; (T, k), NaN-filled by the caller): column q gets bar i of
+    # panel column cols[q] of a..d at row first[q] + i. A bar is a row where a, b, c and d are
+    # all present (repeat one to use fewer); okm[t, q] says whether row t is one.
+    t_len = a.shape[0]
+    k = cols.shape[0]
+    cnt = first.copy()
+    for t in range(t_len):
+        ar = a[t]
+        br = b[t]
+        cr = c[t]
+        dr = d[t]
+        for q in range(k):
+            # Branch-free: a gap row writes NaN into the next free slot (overwritten by the
+            # next bar; an irregular column's count stays below T - first, so it is in range).
+            j = cols[q]
+            va = ar[j]
+            vb = br[j]
+            vc = cr[j]
+            vd = dr[j]
+            ok = not (np.isnan(va) | np.isnan(vb) | np.isnan(vc) | np.isnan(vd))
+            okm[t, q] = ok
+            r = cnt[q]
+            cnt[q] = r + 1 if ok else r
+            oa[r, q] = va if ok else np.nan
+            if n_in > 1:
+                ob[r, q] = vb if ok else np.nan
+            if n_in > 2:
+                oc[r, q] = vc if ok else np.nan
+            if n_in > 3:
+                od[r, q] = vd if ok else np.nan
+
+
+@njit(**_JIT)
+def scatter_own(okm, cols, first, res, out):
+    # Inverse of gather_own for one output: column cols[q] of out gets res[first[q] + i, q] on
+    # the row of the column's bar i (okm from gather_own), NaN on every other row.
+    t_len = out.shape[0]
+    k = cols.shape[0]
+    cnt = first.copy()
+    for t in range(t_len):
+        mr = okm[t]
+        orow = out[t]
+        for q in range(k):
+            ok = mr[q]
+            r = cnt[q]
+            cnt[q] = r + 1 if ok else r
+            orow[cols[q]] = res[r, q] if ok else np.nan
+
+
+def run_regular(kernel, ins: tuple, params: tuple, outs: tuple, ring=None,
+                ring_above: float = 1.0) -> None:
+    """Run a regular-column kernel ``rg_*`` on a whole panel, irregular columns included.
+
+    ``kernel(*ins, *params, first, *outs)`` runs on the panel (``ins``: 1 to 4 C-contiguous
+    ``(T, N) float64`` inputs; ``outs``: preallocated ``(T, N) float64`` outputs, fully
+    written). The columns that :func:`layout` flags irregular (a missing row after their first
+    bar) are then recomputed: each is compacted to its own bars (rows where every input is
+    present) by :func:`gather_own`, which makes it regular, the same kernel runs on that
+    ``(T, k)`` panel, and :func:`scatter_own` writes the values back on the bars' rows (NaN on
+    gap rows). So every column equals the 1-D twin on its compressed series, bit for bit, as
+    the gap policy of :mod:`technic.indicators.cpu` requires.
+
+    The compaction costs a scattered gather and scatter per irregular value (~10-25 ms per
+    1,000 columns x 752 rows); when more than ``ring_above`` (a fraction) of the columns are
+    irregular, ``ring(*ins, *params, *outs)`` (the ``tm_*`` ring twin, same results, scalar)
+    runs on the whole panel instead. Measured crossovers on the real universe (30 %
+    irregular): ~0.1 for SMA, MACD, BBANDS, ADX and MFI, ~0.5 for STOCH and WILLR, whose
+    ring kernels rescan their windows.
+
+    Raises:
+        nothing of its own; the kernel's inputs are assumed validated by the caller.
+    """
+    pad = tuple(ins) + (ins[0],) * (4 - len(ins))
+    first, bad = layout(*pad)
+    cols = np.flatnonzero(bad)
+    if ring is not None and cols.size > ring_above * max(bad.size, 1):
+        ring(*ins, *params, *outs)
+        return
+    kernel(*ins, *params, first, *outs)
+    if cols.size == 0:
+        return
+    f = np.ascontiguousarray(first[cols])
+    shape = (ins[0].shape[0], cols.size)
+    sub_in = tuple(np.full(shape, np.nan) for _ in ins)
+    okm = np.empty(shape, np.bool_)
+    gather_own(*pad, len(ins), cols, f, okm, *(sub_in + (sub_in[0],) * (4 - len(ins))))
+    sub_out = tuple(np.empty(shape) for _ in outs)
+    kernel(*sub_in, *params, f, *sub_out)
+    for o, so in zip(outs, sub_out, strict=True):
+        scatter_own(okm, cols, f, so, o)
