@@ -91,6 +91,7 @@ class FrameCache:
                                       getsizeof=lambda t: max(1, t.nbytes))
         self._lock = threading.Lock()
         self._local = threading.local()
+        self._local_objects: dict[str, object] = {}
         self._stats = CacheStats()
         self._down_until = 0.0
         self._redis = None
@@ -137,6 +138,26 @@ class FrameCache:
         with self._lock:
             state = self._stats.l2_state
             self._stats = CacheStats(l2_state=state)
+
+    def get_local(self, key: str) -> object | None:
+        """An object kept in this process only by :meth:`put_local` (counted as L1), or None.
+
+        For working state that is not a table and must not be copied, such as the
+        incremental refresh's bar window.
+        """
+        with self._lock:
+            obj = self._local_objects.get(key)
+            self._count("l1", "hits" if obj is not None else "misses", 1)
+            return obj
+
+    def put_local(self, key: str, obj: object | None) -> None:
+        """Keep ``obj`` under ``key`` in this process (no TTL, one per key; None removes it).
+        Never sent to Redis."""
+        with self._lock:
+            if obj is None:
+                self._local_objects.pop(key, None)
+            else:
+                self._local_objects[key] = obj
 
     def _l1_put(self, key: str, table: pa.Table) -> None:
         with contextlib.suppress(ValueError):  # larger than all of L1: serve, do not keep
@@ -225,14 +246,15 @@ class FrameCache:
         return None, "miss"
 
     def put(self, key: str, table: pa.Table, ttl_s: int | None = None, *,
-            l2: bool = True) -> None:
-        """Store ``table`` under ``key`` in L1 and (unless ``l2`` is False) in L2 for
-        ``ttl_s`` (default the cache's TTL). Redis failures are logged once and counted,
-        never raised."""
+            l1: bool = True, l2: bool = True) -> None:
+        """Store ``table`` under ``key`` in L1 (unless ``l1`` is False) and in L2 (unless
+        ``l2`` is False) for ``ttl_s`` (default the cache's TTL). Redis failures are logged
+        once and counted, never raised."""
         import redis
 
-        with self._lock:
-            self._l1_put(key, table)
+        if l1:
+            with self._lock:
+                self._l1_put(key, table)
         if l2 and self._l2_usable():
             try:
                 data = to_ipc(table)

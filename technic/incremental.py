@@ -30,7 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -55,6 +55,22 @@ WINDOW_FIELDS = ("high", "low", "close", "volume")
 WINDOW_TTL_S = 5 * 24 * 3600
 
 
+#: Spare date columns a window's ring buffer gets when it is (re)allocated: that many
+#: appends write in place before the next copy.
+RING_SPARE = 32
+
+
+class _Ring:
+    """``(N, capacity)`` buffers per field; windows are ``[:, lo:hi]`` views of them.
+    ``claimed`` is the end of the furthest window built on it: only a window ending there may
+    append in place (an older one — a branch — copies instead)."""
+
+    def __init__(self, n: int, capacity: int) -> None:
+        self.bufs = {f: np.empty((n, capacity)) for f in WINDOW_FIELDS}
+        self.capacity = capacity
+        self.claimed = 0
+
+
 @dataclass
 class BarWindow:
     """The bars of the last ``T`` trading dates for ``N`` symbols, symbol-major.
@@ -77,6 +93,9 @@ class BarWindow:
     volume: np.ndarray
     version: int
     depth: int = 0
+    #: The ring buffer the arrays are column ranges of (appends write in place), if any.
+    ring: _Ring | None = field(default=None, repr=False, compare=False)
+    span: tuple[int, int] = (0, 0)
 
     @classmethod
     def from_bars(cls, bars: pa.Table, dates: np.ndarray, version: int) -> BarWindow:
@@ -110,7 +129,7 @@ class BarWindow:
         cols = {"symbol": pa.array(self.symbols.astype(str), pa.string())}
         for f in WINDOW_FIELDS:
             cols[f] = pa.FixedSizeListArray.from_arrays(
-                pa.array(getattr(self, f).reshape(-1), pa.float64()), t)
+                pa.array(np.ascontiguousarray(getattr(self, f)).reshape(-1), pa.float64()), t)
         meta = {"dates": ",".join(str(d) for d in self.dates.astype("datetime64[D]")),
                 "version": str(self.version), "depth": str(self.depth)}
         return pa.table(cols).replace_schema_metadata(meta)
@@ -175,14 +194,31 @@ class BarWindow:
     def append(self, day: dt.date, day_bars: pa.Table, lookback: int,
                version: int) -> BarWindow:
         """The window one trading date later: ``day``'s bars added as the last date, the
-        first date dropped once the window holds ``lookback`` dates."""
+        first date dropped once the window holds ``lookback`` dates.
+
+        Writes in place into this window's ring buffer when it has a spare column and no
+        other window was appended from it (else copies into a new ring with
+        ``RING_SPARE`` spare columns); this window's own values are never changed."""
         symbols, values = self._day_columns(day_bars)
-        old = self._widen(symbols)
         keep = max(0, len(self.dates) + 1 - lookback)
-        arrays = {f: np.concatenate([old[f][:, keep:], values[f][:, None]], axis=1)
-                  for f in WINDOW_FIELDS}
         dates = np.append(self.dates[keep:], np.datetime64(day, "D"))
-        return BarWindow(dates=dates, symbols=symbols, version=version, **arrays)
+        ring, (lo, hi) = self.ring, self.span
+        if (ring is not None and len(symbols) == len(self.symbols)
+                and ring.claimed == hi and hi < ring.capacity):
+            for f in WINDOW_FIELDS:
+                ring.bufs[f][:, hi] = values[f]
+            ring.claimed, lo, hi = hi + 1, lo + keep, hi + 1
+        else:
+            old = self._widen(symbols)
+            t = len(dates)
+            ring = _Ring(len(symbols), t + RING_SPARE)
+            for f in WINDOW_FIELDS:
+                ring.bufs[f][:, :t - 1] = old[f][:, keep:]
+                ring.bufs[f][:, t - 1] = values[f]
+            ring.claimed, lo, hi = t, 0, t
+        arrays = {f: ring.bufs[f][:, lo:hi] for f in WINDOW_FIELDS}
+        return BarWindow(dates=dates, symbols=symbols, version=version, ring=ring,
+                         span=(lo, hi), **arrays)
 
     def replace_last(self, day_bars: pa.Table, version: int) -> tuple[BarWindow, np.ndarray]:
         """This window with its last date's bars replaced by ``day_bars`` (an intraday update
@@ -256,6 +292,11 @@ def _stored_rows(target: DatabaseTarget, day: dt.date) -> int:
 
 def _key(lookback: int, day: np.datetime64 | dt.date) -> str:
     return f"window:{lookback}:{np.datetime64(day, 'D')}"
+
+
+def _local_key(lookback: int) -> str:
+    # The latest window this process built (a BarWindow object, never serialised).
+    return f"window-local:{lookback}"
 
 
 def _delta_key(lookback: int, day: np.datetime64 | dt.date) -> str:
@@ -337,10 +378,14 @@ def refresh_incremental(
 
     t = time.perf_counter()
     w, layer = None, "miss"
-    try:
-        w, layer = _fetch_window(cache, lookback_bars, list(dates[::-1][:2]))
-    except (KeyError, ValueError, TypeError) as e:
-        log.warning("ignoring unreadable cached window: %s", e)
+    local = cache.get_local(_local_key(lookback_bars))
+    if isinstance(local, BarWindow) and local.dates[-1] in dates[-2:]:
+        w, layer = local, "l1"
+    else:
+        try:
+            w, layer = _fetch_window(cache, lookback_bars, list(dates[::-1][:2]))
+        except (KeyError, ValueError, TypeError) as e:
+            log.warning("ignoring unreadable cached window: %s", e)
     timings["window_fetch_s"] = round(time.perf_counter() - t, 4)
 
     t = time.perf_counter()
@@ -386,9 +431,12 @@ def refresh_incremental(
         whole = mode == "rebuild" or new.depth >= REBASE_EVERY
         if whole:
             new.depth = 0
-        cache.put(_key(lookback_bars, day), new.to_arrow(), ttl_s=WINDOW_TTL_S, l2=whole)
-        if not whole:
-            cache.put(_delta_key(lookback_bars, day), new.last_column(), ttl_s=WINDOW_TTL_S)
+        cache.put_local(_local_key(lookback_bars), new)
+        if whole:
+            cache.put(_key(lookback_bars, day), new.to_arrow(), ttl_s=WINDOW_TTL_S, l1=False)
+        else:
+            cache.put(_delta_key(lookback_bars, day), new.last_column(), ttl_s=WINDOW_TTL_S,
+                      l1=False)
     timings["window_store_s"] = round(time.perf_counter() - t, 4)
     timings["total_s"] = round(time.perf_counter() - t0, 4)
     report = RefreshReport(as_of=day, symbols=len(rows), chunks=1, rows_written=written,

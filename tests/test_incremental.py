@@ -139,7 +139,7 @@ def test_window_survives_new_processes_through_redis(fresh_target, bars, tmp_pat
         cache = FrameCache(redis_url, namespace=fresh_target.schema)  # a new process
         r, rows = refresh_incremental(fresh_target, lookback_bars=260, cache=cache)
         assert r.mode == "append" and r.window_layer == "l2", (i, r.mode, r.window_layer)
-        depths.append(BarWindow.from_arrow(cache.get(f"window:260:{r.as_of}")[0]).depth)
+        depths.append(cache.get_local("window-local:260").depth)
         _, full = refresh_features(fresh_target, lookback_bars=260, write=False)
         _assert_same_rows(rows, full)
     assert depths == [1, 2, 3, 4, 0, 1, 2]  # a whole copy every REBASE_EVERY dates
@@ -180,3 +180,30 @@ def test_cli_refresh_is_incremental_across_processes(fresh_target, db_url, bars,
     assert "append, window from l2" in refresh()  # a new process found yesterday's window
     _, full = refresh_features(fresh_target, write=False)
     _assert_same_rows(_stored(fresh_target, pd.Timestamp(dates[-1]).date()), full)
+
+
+def test_append_writes_in_place_but_never_changes_an_older_window(bars):
+    dates = np.sort(bars["date"].unique()).astype("datetime64[D]")
+    t0 = dates[-60:-3]
+    sub = bars[(bars["date"] >= pd.Timestamp(t0[0])) & (bars["date"] <= pd.Timestamp(t0[-1]))]
+    w0 = BarWindow.from_bars(pa.Table.from_pandas(sub, preserve_index=False), t0, 1)
+
+    def day(d):
+        return pa.Table.from_pandas(bars[bars["date"] == pd.Timestamp(d)], preserve_index=False)
+
+    w1 = w0.append(dates[-3].item(), day(dates[-3]), 57, 2)  # copies into a new ring
+    snap = w1.close.copy()
+    w2 = w1.append(dates[-2].item(), day(dates[-2]), 57, 3)  # in place: same ring
+    assert w2.ring is w1.ring and np.array_equal(w1.close, snap, equal_nan=True)
+    w2b = w1.append(dates[-2].item(), day(dates[-1]), 57, 3)  # a branch from w1: copies
+    assert w2b.ring is not w1.ring
+    np.testing.assert_array_equal(w2.close[:, :-1], w2b.close[:, :-1])
+    fresh = BarWindow.from_bars(pa.Table.from_pandas(
+        bars[(bars["date"] >= pd.Timestamp(dates[-58]))
+             & (bars["date"] <= pd.Timestamp(dates[-2]))], preserve_index=False),
+        dates[-58:-1], 3)
+    fresh = fresh._widen(w2.symbols) if len(fresh.symbols) != len(w2.symbols) else \
+        {f: getattr(fresh, f) for f in ("high", "low", "close", "volume")}
+    for f in ("high", "low", "close", "volume"):
+        np.testing.assert_array_equal(getattr(w2, f), fresh[f])
+    np.testing.assert_array_equal(w2.dates, dates[-58:-1])

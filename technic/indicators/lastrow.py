@@ -68,10 +68,12 @@ def _rvol_last(ret, m, n, var):
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _last_rows(h, lo, c, v, rows, out):
+def _last_rows(h, lo, c, v, rows, out, n_blocks):
+    # Symbols in n_blocks contiguous blocks (a few per thread); scratch allocated per block.
     t_len = h.shape[1]
-    for r in prange(rows.shape[0]):
-        j = rows[r]
+    n_rows = rows.shape[0]
+    per = (n_rows + n_blocks - 1) // n_blocks
+    for b in prange(n_blocks):
         bh = np.empty(t_len)
         bl = np.empty(t_len)
         bc = np.empty(t_len)
@@ -81,71 +83,78 @@ def _last_rows(h, lo, c, v, rows, out):
         r3 = np.empty(t_len)
         aux = np.empty(t_len)
         dq = np.empty(t_len, np.int64)
-        m = 0
-        for t in range(t_len):
-            a, b, x, y = h[j, t], lo[j, t], c[j, t], v[j, t]
-            if not (np.isnan(a) or np.isnan(b) or np.isnan(x) or np.isnan(y)):
-                bh[m] = a
-                bl[m] = b
-                bc[m] = x
-                bv[m] = y
-                m += 1
-        out[0, r] = bc[m - 1] if m > 0 else np.nan
-        out[1, r] = bv[m - 1] if m > 0 else np.nan
-        out[2, r] = float(m)
-        if m == 0:
-            for f in range(3, out.shape[0]):
-                out[f, r] = np.nan
-            continue
-        _sma_1d(bc, m, 20, r1)
-        out[3, r] = _last(r1, m, 0)
-        _sma_1d(bc, m, 50, r1)
-        out[4, r] = _last(r1, m, 0)
-        _sma_1d(bc, m, 200, r1)
-        out[5, r] = _last(r1, m, 0)
-        _ema_1d(bc, m, 12, r1)
-        out[6, r] = _last(r1, m, 0)
-        _ema_1d(bc, m, 26, r1)
-        out[7, r] = _last(r1, m, 0)
-        _rsi_1d(bc, m, 14, r1)
-        out[8, r] = _last(r1, m, 0)
-        _macd_1d(bc, m, 12, 26, 9, r1, r2, r3)
-        out[9, r] = _last(r1, m, 0)
-        out[10, r] = _last(r2, m, 0)
-        out[11, r] = _last(r3, m, 0)
-        _bbands_1d(bc, m, 20, 2.0, r1, r2, r3)
-        out[12, r] = _last(r1, m, 0)
-        out[13, r] = _last(r2, m, 0)
-        out[14, r] = _last(r3, m, 0)
-        _atr_1d(bh, bl, bc, m, 14, r1)
-        out[15, r] = _last(r1, m, 0)
-        _adx_1d(bh, bl, bc, m, 14, TA_EPSILON, r1)
-        out[16, r] = _last(r1, m, 0)
-        _obv_1d(bc, bv, m, r1)
-        out[17, r] = _last(r1, m, 0)
-        out[18, r] = _last(r1, m, 20)
-        _roc_1d(bc, m, 10, r1)
-        out[19, r] = _last(r1, m, 0)
-        out[20, r] = _last(bc, m, 21)
-        out[21, r] = _last(bc, m, 63)
-        out[22, r] = _last(bc, m, 126)
-        out[23, r] = _last(bc, m, 252)
-        _sma_1d(bv, m, 20, r1)
-        out[24, r] = _last(r1, m, 0)
-        out[25, r] = _last(r1, m, 1)
-        for i in range(m):
-            aux[i] = bc[i] * bv[i]
-        _sma_1d(aux, m, 20, r1)
-        out[26, r] = _last(r1, m, 0)
-        # _rvol_1d for n = 20 and 60, with the log returns taken once (same arithmetic).
-        for i in range(1, m):
-            aux[i] = np.log(bc[i] / bc[i - 1])
-        out[27, r] = _rvol_last(aux, m, 20, r1)
-        out[28, r] = _rvol_last(aux, m, 60, r1)
-        _rolling_ext_1d(bh, m, 252, True, dq, r1)
-        out[29, r] = _last(r1, m, 0)
-        _rolling_ext_1d(bl, m, 252, False, dq, r1)
-        out[30, r] = _last(r1, m, 0)
+        for r in range(b * per, min(n_rows, (b + 1) * per)):
+            _one_row(h, lo, c, v, rows[r], r, out, bh, bl, bc, bv, r1, r2, r3, aux, dq)
+
+
+@njit(cache=True, nogil=True)
+def _one_row(h, lo, c, v, j, r, out, bh, bl, bc, bv, r1, r2, r3, aux, dq):
+    t_len = h.shape[1]
+    m = 0
+    for t in range(t_len):
+        a, b, x, y = h[j, t], lo[j, t], c[j, t], v[j, t]
+        if not (np.isnan(a) or np.isnan(b) or np.isnan(x) or np.isnan(y)):
+            bh[m] = a
+            bl[m] = b
+            bc[m] = x
+            bv[m] = y
+            m += 1
+    out[0, r] = bc[m - 1] if m > 0 else np.nan
+    out[1, r] = bv[m - 1] if m > 0 else np.nan
+    out[2, r] = float(m)
+    if m == 0:
+        for f in range(3, out.shape[0]):
+            out[f, r] = np.nan
+        return
+    _sma_1d(bc, m, 20, r1)
+    out[3, r] = _last(r1, m, 0)
+    _sma_1d(bc, m, 50, r1)
+    out[4, r] = _last(r1, m, 0)
+    _sma_1d(bc, m, 200, r1)
+    out[5, r] = _last(r1, m, 0)
+    _ema_1d(bc, m, 12, r1)
+    out[6, r] = _last(r1, m, 0)
+    _ema_1d(bc, m, 26, r1)
+    out[7, r] = _last(r1, m, 0)
+    _rsi_1d(bc, m, 14, r1)
+    out[8, r] = _last(r1, m, 0)
+    _macd_1d(bc, m, 12, 26, 9, r1, r2, r3)
+    out[9, r] = _last(r1, m, 0)
+    out[10, r] = _last(r2, m, 0)
+    out[11, r] = _last(r3, m, 0)
+    _bbands_1d(bc, m, 20, 2.0, r1, r2, r3)
+    out[12, r] = _last(r1, m, 0)
+    out[13, r] = _last(r2, m, 0)
+    out[14, r] = _last(r3, m, 0)
+    _atr_1d(bh, bl, bc, m, 14, r1)
+    out[15, r] = _last(r1, m, 0)
+    _adx_1d(bh, bl, bc, m, 14, TA_EPSILON, r1)
+    out[16, r] = _last(r1, m, 0)
+    _obv_1d(bc, bv, m, r1)
+    out[17, r] = _last(r1, m, 0)
+    out[18, r] = _last(r1, m, 20)
+    _roc_1d(bc, m, 10, r1)
+    out[19, r] = _last(r1, m, 0)
+    out[20, r] = _last(bc, m, 21)
+    out[21, r] = _last(bc, m, 63)
+    out[22, r] = _last(bc, m, 126)
+    out[23, r] = _last(bc, m, 252)
+    _sma_1d(bv, m, 20, r1)
+    out[24, r] = _last(r1, m, 0)
+    out[25, r] = _last(r1, m, 1)
+    for i in range(m):
+        aux[i] = bc[i] * bv[i]
+    _sma_1d(aux, m, 20, r1)
+    out[26, r] = _last(r1, m, 0)
+    # _rvol_1d for n = 20 and 60, with the log returns taken once (same arithmetic).
+    for i in range(1, m):
+        aux[i] = np.log(bc[i] / bc[i - 1])
+    out[27, r] = _rvol_last(aux, m, 20, r1)
+    out[28, r] = _rvol_last(aux, m, 60, r1)
+    _rolling_ext_1d(bh, m, 252, True, dq, r1)
+    out[29, r] = _last(r1, m, 0)
+    _rolling_ext_1d(bl, m, 252, False, dq, r1)
+    out[30, r] = _last(r1, m, 0)
 
 
 def last_row_indicators(high: NDArray[np.float64], low: NDArray[np.float64],
@@ -172,12 +181,15 @@ def last_row_indicators(high: NDArray[np.float64], low: NDArray[np.float64],
     Raises:
         ValueError: the four inputs differ in shape or are not 2-D.
     """
-    arrs = [np.ascontiguousarray(x, dtype=np.float64) for x in (high, low, close, volume)]
+    # Row-contiguous views (e.g. a ring buffer's [:, start:end]) are used as they are.
+    arrs = [np.asarray(x, dtype=np.float64) for x in (high, low, close, volume)]
+    arrs = [a if a.ndim == 2 and a.strides[1] == 8 else np.ascontiguousarray(a)
+            for a in arrs]
     if arrs[0].ndim != 2 or any(a.shape != arrs[0].shape for a in arrs):
         raise ValueError("high, low, close and volume must be (N, T) arrays of one shape")
     idx = (np.arange(arrs[0].shape[0], dtype=np.int64) if rows is None
            else np.ascontiguousarray(rows, dtype=np.int64))
     out = np.empty((len(LAST_ROW_FIELDS), len(idx)))
     if len(idx):
-        _last_rows(*arrs, idx, out)
+        _last_rows(*arrs, idx, out, min(len(idx), 64))
     return out
