@@ -774,8 +774,6 @@ def _regular_panel(t: int = 420, n: int = 14, seed: int = 11) -> dict[str, np.nd
 RG_TWINS = [
     # rg kernel, ring kernel, inputs, parameter sets, number of outputs
     ("rg_sma", "tm_sma", ("close",), [(20,), (1,), (3,)], 1),
-    ("rg_macd", "tm_macd", ("close",), [(12, 26, 9), (5, 35, 5), (1, 1, 1), (2, 10, 1),
-                                        (3, 3, 4)], 3),
     ("rg_bbands", "tm_bbands", ("close",), [(20, 2.0), (5, 1.5), (1, 1.0), (2, 3.0)], 3),
     ("rg_adx", "tm_adx", ("high", "low", "close"), [(14, ind.TA_EPSILON), (1, ind.TA_EPSILON),
                                                     (3, ind.TA_EPSILON)], 1),

@@ -9,11 +9,13 @@ the full gap policy and conventions.
 Dispatch: the public functions of :mod:`~technic.indicators.cpu` and
 :mod:`~technic.indicators.extra` are re-exported here, except SMA (and its alias
 ``rolling_mean``), MACD, BBANDS, ADX, STOCH, WILLR and MFI, which are defined below with
-the same contract, validation and docstring: they run the branch-free, time-major ``rg_*``
-kernel of :mod:`technic.indicators._tm` on the whole panel (vectorized across symbols), and
-the columns with a gap inside their history through the same kernel on a compact copy of
-their own bars (:func:`technic.indicators._tm.run_regular`). Results are bit-identical to the
-per-column twins.
+the same contract, validation and docstring. MACD and ADX (like EMA, RSI and ATR, which
+``cpu`` already sends there) run the branch-free, gap-aware ``tm_*`` kernel of
+:mod:`technic.indicators._tm` on the whole panel. The windowed ones run the branch-free
+``rg_*`` kernel on the regular columns and handle the columns with a gap inside their
+history per :func:`technic.indicators._tm.run_regular` (compacted to their own bars, or the
+``tm_*`` ring twin on the whole panel when too many columns have gaps). Everything is
+vectorized across symbols, and bit-identical to the per-column twins.
 """
 
 from __future__ import annotations
@@ -108,9 +110,7 @@ _HLC = ("high", "low", "close")
 #: whole panel instead of compacting them; see _tm.run_regular).
 _RING = {
     _tm.rg_sma: (_tm.tm_sma, 0.1),
-    _tm.rg_macd: (_tm.tm_macd, 0.1),
     _tm.rg_bbands: (_tm.tm_bbands, 0.1),
-    _tm.rg_adx: (_tm.tm_adx, 0.1),
     _tm.rg_mfi: (_tm.tm_mfi, 0.1),
     _tm.rg_stoch: (_tm.tm_stoch, 0.5),
     _tm.rg_willr: (_tm.tm_willr, 0.5),
@@ -132,7 +132,7 @@ def _many(names: tuple[str, ...], xs: tuple, n_out: int, kernel, *params) -> tup
 
 
 # Each wrapper below: contract, validation and docstring of its namesake in cpu / extra;
-# kernel _tm.rg_<name> through _tm.run_regular.
+# kernel _tm.rg_<name> through _tm.run_regular, or _tm.tm_<name> where it says so.
 
 
 @functools.wraps(_cpu.sma)
@@ -154,7 +154,10 @@ def macd(
     g = _cpu._period(signal, "signal")
     if f > s:
         raise ValueError(f"fast ({f}) must not exceed slow ({s})")
-    m, sig, hist = _one(close, "close", 3, _tm.rg_macd, f, s, g)
+    a, one_d = _cpu._as_panel(close, "close")
+    outs = tuple(np.empty(a.shape, dtype=np.float64) for _ in range(3))
+    _tm.tm_macd(a, f, s, g, *outs)  # branch-free and gap-aware: no layout split needed
+    m, sig, hist = (_cpu._shape_back(o, one_d) for o in outs)
     return m, sig, hist
 
 
@@ -170,7 +173,11 @@ def bbands(close: ArrayLike, n: int = 20, k: float = 2.0) -> tuple[F64, F64, F64
 
 @functools.wraps(_cpu.adx)
 def adx(high: ArrayLike, low: ArrayLike, close: ArrayLike, n: int = 14) -> F64:
-    return _many(_HLC, (high, low, close), 1, _tm.rg_adx, _cpu._period(n), TA_EPSILON)[0]
+    n = _cpu._period(n)
+    (h, lo, c), one_d = _cpu._as_panels(_HLC, high, low, close)
+    out = np.empty(h.shape, dtype=np.float64)
+    _tm.tm_adx(h, lo, c, n, TA_EPSILON, out)  # branch-free and gap-aware: no layout split
+    return _cpu._shape_back(out, one_d)
 
 
 @functools.wraps(_extra.stoch)

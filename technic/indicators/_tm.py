@@ -10,14 +10,23 @@ processed over its own bars exactly as the 1-D kernels of :mod:`technic.indicato
 bit-identical to them (and so to TA-Lib 0.8.1 on the compressed series). Those 1-D kernels
 are the specification; each kernel below names its twin.
 
-Two families. ``tm_*`` (per-symbol state and rings, as above) handle any column. ``rg_*``
-handle "regular" columns, whose bars form one run of consecutive rows (see ``layout``): there
-the symbol's own bar ``i - k`` is row ``t - k``, so windows read the panel rows directly and
-every warm-up test is a select, which lets LLVM vectorize across symbols. The public wrappers
-run an ``rg_*`` kernel on the whole panel and recompute the irregular columns (a gap inside
-the history) with the matching ``tm_*`` kernel on a compact copy of those columns. The
-window kernels (``rg_willr``, ``rg_stoch``) walk the columns in blocks of ``_BLK`` symbols so
-the rows they rescan stay in cache.
+Two families. ``tm_*`` (per-symbol state and rings, as above) handle any column. The
+recursive ones without a window (EMA, RSI, MACD, ATR, ADX) are branch-free: every arm of
+every warm-up test is computed and selected, and a gap row selects the old state, so they
+vectorize across symbols, gaps included. The ones with a ring of own bars (SMA, BBANDS, ROC,
+STOCH, WILLR, CCI, MFI, OBV) branch per symbol and run scalar. ``rg_*`` handle "regular"
+columns, whose bars form one run of consecutive rows (see ``layout``): there the symbol's
+own bar ``i - k`` is row ``t - k``, so windows read the panel rows directly and every test
+is a select, which lets LLVM vectorize across symbols. :func:`run_regular` runs an ``rg_*``
+kernel on the whole panel and then the irregular columns (a gap inside the history),
+compacted to their own bars, through the same kernel (or a ``tm_*`` ring twin on the whole
+panel when most columns are irregular). STOCH and WILLR take their window extremes in O(1) a
+value (van Herk / Gil-Werman, ``_prefix_ext``), walking the columns in blocks of ``_BLK``
+symbols; CCI in blocks of ``_CCI_BLK``.
+
+Vectorization: LLVM's loop vectorizer must prove that the arrays a loop writes do not
+overlap the ones it reads, with runtime checks it gives up on past a handful of pairs, so
+hot loops write few arrays (``rg_stoch`` is split into short loops for that reason).
 
 Serial, ``nogil``, ``cache=True``, IEEE division (``error_model="numpy"``); outputs are
 preallocated by the caller and fully written (NaN included).
@@ -91,6 +100,7 @@ def tm_sma(x, n, out):
 @njit(**_JIT)
 def tm_ema(x, n, out):
     # Twin of cpu._ema_1d: seed = SMA of the first n bars, then fma(x - prev, k, prev).
+    # Branch-free: every arm is computed and selected; a gap row (NaN) selects the old state.
     t_len, n_cols = x.shape
     if n == 1:
         for t in range(t_len):
@@ -98,7 +108,7 @@ def tm_ema(x, n, out):
                 out[t, j] = x[t, j]
         return
     cnt = np.zeros(n_cols, np.int64)
-    prev = np.zeros(n_cols)
+    prev = np.zeros(n_cols)  # the seed total while warming up, then the EMA
     k = 2.0 / float(n + 1)
     fn = float(n)
     for t in range(t_len):
@@ -106,36 +116,20 @@ def tm_ema(x, n, out):
         orow = out[t]
         for j in range(n_cols):
             v = xr[j]
-            if np.isnan(v):
-                orow[j] = np.nan
-                continue
+            ok = not np.isnan(v)
             c = cnt[j]
-            if c >= n:
-                p = _fma(v - prev[j], k, prev[j])
-                prev[j] = p
-                orow[j] = p
-            else:
-                cnt[j] = c + 1
-                p = prev[j] + v  # the seed total while warming up
-                if c == n - 1:
-                    p = p / fn
-                    orow[j] = p
-                else:
-                    orow[j] = np.nan
-                prev[j] = p
-
-
-@njit(**_JIT)
-def _rsi_value(gain, loss):
-    s = gain + loss
-    if s > 0.0:
-        return 100.0 * (gain / s)
-    return 0.0
+            p = prev[j]
+            acc = p + v
+            q = _fma(v - p, k, p) if c >= n else (acc / fn if c == n - 1 else acc)
+            orow[j] = q if ok & (c >= n - 1) else np.nan
+            prev[j] = q if ok else p
+            cnt[j] = c + 1 if ok & (c < n) else c
 
 
 @njit(**_JIT)
 def tm_rsi(x, n, out):
-    # Twin of cpu._rsi_1d.
+    # Twin of cpu._rsi_1d. Branch-free: every arm is computed and selected; a gap row (NaN)
+    # selects the old state.
     t_len, n_cols = x.shape
     cnt = np.zeros(n_cols, np.int64)
     prevx = np.zeros(n_cols)
@@ -148,44 +142,41 @@ def tm_rsi(x, n, out):
         orow = out[t]
         for j in range(n_cols):
             v = xr[j]
-            if np.isnan(v):
-                orow[j] = np.nan
-                continue
+            ok = not np.isnan(v)
             c = cnt[j]
+            g0 = gain[j]
+            l0 = loss[j]
             d = v - prevx[j]
-            prevx[j] = v
             up = d if d > 0.0 else 0.0
-            if c > n:
-                g = gain[j] * fn1
-                lo = loss[j] * fn1
-                g += up
-                lo += up - d
-                lo *= inv
-                g *= inv
-                gain[j] = g
-                loss[j] = lo
-                orow[j] = _rsi_value(g, lo)
-            else:
-                cnt[j] = c + 1
-                if c == 0:
-                    orow[j] = np.nan
-                    continue
-                g = gain[j] + up
-                lo = loss[j] + (up - d)
-                if c == n:
-                    lo *= inv
-                    g *= inv
-                    orow[j] = _rsi_value(g, lo)
-                else:
-                    orow[j] = np.nan
-                gain[j] = g
-                loss[j] = lo
+            # steady (c > n): avg *= n - 1; avg += x; avg *= 1/n
+            gs = g0 * fn1
+            ls = l0 * fn1
+            gs += up
+            ls += up - d
+            ls *= inv
+            gs *= inv
+            # warm-up (1 <= c <= n): sums, scaled by 1/n at bar n
+            gw = g0 + up
+            lw = l0 + (up - d)
+            gw = gw * inv if c == n else gw
+            lw = lw * inv if c == n else lw
+            steady = c > n
+            g = gs if steady else (gw if c >= 1 else g0)
+            lo = ls if steady else (lw if c >= 1 else l0)
+            s = g + lo
+            r = 100.0 * (g / s) if s > 0.0 else 0.0
+            orow[j] = r if ok & (c >= n) else np.nan
+            gain[j] = g if ok else g0
+            loss[j] = lo if ok else l0
+            prevx[j] = v if ok else prevx[j]
+            cnt[j] = c + 1 if ok & (c <= n) else c
 
 
 @njit(**_JIT)
 def tm_macd(x, fast, slow, signal, o_macd, o_sig, o_hist):
     # Twin of cpu._macd_1d: slow sum over bars [0, slow), fast sum over [slow - fast, slow);
-    # signal sum over the MACD values of bars [slow - 1, first]; first = slow + signal - 2.
+    # signal sum over the MACD values of bars [slow - 1, f0]; f0 = slow + signal - 2.
+    # Branch-free: every arm is computed and selected; a gap row selects the old state.
     t_len, n_cols = x.shape
     cnt = np.zeros(n_cols, np.int64)
     pf = np.zeros(n_cols)  # fast sum, then fast EMA
@@ -194,8 +185,12 @@ def tm_macd(x, fast, slow, signal, o_macd, o_sig, o_hist):
     kf = 2.0 / float(fast + 1)
     ks = 2.0 / float(slow + 1)
     kg = 2.0 / float(signal + 1)
-    first = slow + signal - 2
+    ff = float(fast)
+    fs = float(slow)
+    fg = float(signal)
+    f0 = slow + signal - 2
     d0 = slow - fast
+    s1 = slow - 1
     for t in range(t_len):
         xr = x[t]
         om = o_macd[t]
@@ -203,52 +198,28 @@ def tm_macd(x, fast, slow, signal, o_macd, o_sig, o_hist):
         oh = o_hist[t]
         for j in range(n_cols):
             v = xr[j]
-            if np.isnan(v):
-                om[j] = np.nan
-                osg[j] = np.nan
-                oh[j] = np.nan
-                continue
-            c = cnt[j]
-            if c > first:
-                f = _fma(v - pf[j], kf, pf[j])
-                s = _fma(v - ps[j], ks, ps[j])
-                m = f - s
-                g = _fma(m - sg[j], kg, sg[j])
-                pf[j] = f
-                ps[j] = s
-                sg[j] = g
-                om[j] = m
-                osg[j] = g
-                oh[j] = m - g
-                continue
-            cnt[j] = c + 1
-            if c < slow:
-                if c >= d0:
-                    pf[j] += v
-                ps[j] += v
-                if c == slow - 1:
-                    f = pf[j] / float(fast)
-                    s = ps[j] / float(slow)
-                    pf[j] = f
-                    ps[j] = s
-                    sg[j] = 0.0 + (f - s)
-            else:
-                f = _fma(v - pf[j], kf, pf[j])
-                s = _fma(v - ps[j], ks, ps[j])
-                pf[j] = f
-                ps[j] = s
-                sg[j] += f - s
-            if c == first:
-                m = pf[j] - ps[j]
-                g = sg[j] / float(signal)
-                sg[j] = g
-                om[j] = m
-                osg[j] = g
-                oh[j] = m - g
-            else:
-                om[j] = np.nan
-                osg[j] = np.nan
-                oh[j] = np.nan
+            ok = not np.isnan(v)
+            i = cnt[j]
+            p = pf[j]
+            q = ps[j]
+            g0 = sg[j]
+            step = i >= slow
+            seed = i == s1
+            f = _fma(v - p, kf, p) if step else (p + v if i >= d0 else p)
+            s = _fma(v - q, ks, q) if step else q + v
+            f = f / ff if seed else f
+            s = s / fs if seed else s
+            m = f - s
+            g = _fma(m - g0, kg, g0) if i > f0 else (g0 + m if step else (0.0 + m if seed else g0))
+            g = g / fg if i == f0 else g
+            pf[j] = f if ok else p
+            ps[j] = s if ok else q
+            sg[j] = g if ok else g0
+            cnt[j] = i + 1 if ok & (i <= f0) else i
+            out = ok & (i >= f0)
+            om[j] = m if out else np.nan
+            osg[j] = g if out else np.nan
+            oh[j] = m - g if out else np.nan
 
 
 @njit(**_JIT)
@@ -399,6 +370,7 @@ def _true_range(h, lo, prev_close):
 @njit(**_JIT)
 def tm_atr(h, lo, cl, n, out):
     # Twin of cpu._atr_1d: SMA of the first n TRs at bar n, then fma(b, atr, a * tr).
+    # Branch-free: every arm is computed and selected; a gap row selects the old state.
     t_len, n_cols = h.shape
     cnt = np.zeros(n_cols, np.int64)
     pc = np.zeros(n_cols)
@@ -415,33 +387,23 @@ def tm_atr(h, lo, cl, n, out):
             hv = hr[j]
             lv = lr[j]
             cv = cr[j]
-            if np.isnan(hv) or np.isnan(lv) or np.isnan(cv):
-                orow[j] = np.nan
-                continue
+            ok = not (np.isnan(hv) | np.isnan(lv) | np.isnan(cv))
             c = cnt[j]
             tr = _true_range(hv, lv, pc[j])
-            pc[j] = cv
-            if c > n:
-                a = _fma(beta, st[j], alpha * tr)
-                st[j] = a
-                orow[j] = a
-            else:
-                cnt[j] = c + 1
-                if c == 0:
-                    orow[j] = np.nan
-                    continue
-                a = st[j] + tr
-                if c == n:
-                    a = a / fn
-                    orow[j] = a
-                else:
-                    orow[j] = np.nan
-                st[j] = a
+            s0 = st[j]
+            acc = s0 + tr
+            a = (_fma(beta, s0, alpha * tr) if c > n
+                 else (acc / fn if c == n else (acc if c >= 1 else s0)))
+            orow[j] = a if ok & (c >= n) else np.nan
+            st[j] = a if ok else s0
+            pc[j] = cv if ok else pc[j]
+            cnt[j] = c + 1 if ok & (c <= n) else c
 
 
 @njit(**_JIT)
 def tm_adx(h, lo, cl, n, eps, out):
-    # Twin of cpu._adx_1d.
+    # Twin of cpu._adx_1d. Branch-free (as rg_adx, with the previous bar carried in ph / pl /
+    # pc instead of read from row t - 1): a gap row selects the old state.
     t_len, n_cols = h.shape
     cnt = np.zeros(n_cols, np.int64)
     ph = np.zeros(n_cols)
@@ -453,7 +415,7 @@ def tm_adx(h, lo, cl, n, eps, out):
     adx_a = np.zeros(n_cols)  # DX sum, then ADX
     fn = float(n)
     fn1 = float(n - 1)
-    first = 2 * n - 1
+    fo = 2 * n - 1
     for t in range(t_len):
         hr = h[t]
         lr = lo[t]
@@ -463,71 +425,42 @@ def tm_adx(h, lo, cl, n, eps, out):
             hv = hr[j]
             lv = lr[j]
             cv = cr[j]
-            if np.isnan(hv) or np.isnan(lv) or np.isnan(cv):
-                orow[j] = np.nan
-                continue
-            c = cnt[j]
-            if c == 0:
-                cnt[j] = 1
-                ph[j] = hv
-                pl[j] = lv
-                pc[j] = cv
-                orow[j] = np.nan
-                continue
+            ok = not (np.isnan(hv) | np.isnan(lv) | np.isnan(cv))
+            i = cnt[j]
             diff_p = hv - ph[j]
             diff_m = pl[j] - lv
             tr1 = _true_range(hv, lv, pc[j])
-            ph[j] = hv
-            pl[j] = lv
-            pc[j] = cv
-            mdm = mdm_a[j]
-            pdm = pdm_a[j]
-            tr = tr_a[j]
-            if c < n:
-                cnt[j] = c + 1
-                if diff_m > 0 and diff_p < diff_m:
-                    mdm += diff_m
-                elif diff_p > 0 and diff_p > diff_m:
-                    pdm += diff_p
-                tr += tr1
-                mdm_a[j] = mdm
-                pdm_a[j] = pdm
-                tr_a[j] = tr
-                orow[j] = np.nan
-                continue
-            mdm -= mdm / fn
-            pdm -= pdm / fn
-            if diff_m > 0 and diff_p < diff_m:
-                mdm += diff_m
-            elif diff_p > 0 and diff_p > diff_m:
-                pdm += diff_p
-            tr = tr - tr / fn + tr1
-            mdm_a[j] = mdm
-            pdm_a[j] = pdm
-            tr_a[j] = tr
-            have_dx = False
-            dx = 0.0
-            if tr > 0.0:
-                mdi = 100.0 * (mdm / tr)
-                pdi = 100.0 * (pdm / tr)
-                s = mdi + pdi
-                if not (-eps < s < eps):
-                    dx = 100.0 * (abs(mdi - pdi) / s)
-                    have_dx = True
-            if c > first:
-                if have_dx:
-                    adx_a[j] = (adx_a[j] * fn1 + dx) / fn
-                orow[j] = adx_a[j]
-                continue
-            cnt[j] = c + 1
-            if have_dx:
-                adx_a[j] += dx
-            if c == first:
-                a = adx_a[j] / fn
-                adx_a[j] = a
-                orow[j] = a
-            else:
-                orow[j] = np.nan
+            mup = (diff_m > 0) & (diff_p < diff_m)
+            pup = (not mup) & (diff_p > 0) & (diff_p > diff_m)
+            m0 = mdm_a[j]
+            p0 = pdm_a[j]
+            r0 = tr_a[j]
+            steady = i >= n
+            warm = (i >= 1) & (i < n)
+            mb = m0 - m0 / fn if steady else m0
+            pb = p0 - p0 / fn if steady else p0
+            mdm = mb + diff_m if mup else mb
+            pdm = pb + diff_p if pup else pb
+            tr = r0 - r0 / fn + tr1 if steady else r0 + tr1
+            keep = ok & (steady | warm)
+            mdm_a[j] = mdm if keep else m0
+            pdm_a[j] = pdm if keep else p0
+            tr_a[j] = tr if keep else r0
+            mdi = 100.0 * (mdm / tr)
+            pdi = 100.0 * (pdm / tr)
+            s = mdi + pdi
+            have = (tr > 0.0) & (not ((-eps < s) & (s < eps)))
+            dx = 100.0 * (abs(mdi - pdi) / s)
+            a0 = adx_a[j]
+            acc = a0 + dx if have else a0
+            late = (a0 * fn1 + dx) / fn if have else a0
+            a1 = late if i > fo else (acc / fn if i == fo else acc)
+            adx_a[j] = a1 if ok & steady else a0
+            orow[j] = a1 if (ok & (i >= fo)) else np.nan
+            ph[j] = hv if ok else ph[j]
+            pl[j] = lv if ok else pl[j]
+            pc[j] = cv if ok else pc[j]
+            cnt[j] = i + 1 if ok & (i <= fo) else i
 
 
 @njit(**_JIT)
@@ -1193,54 +1126,6 @@ def rg_adx(h, lo, cl, n, eps, first, out):
             a1 = late if i > fo else (acc / fn if i == fo else acc)
             adx_a[j] = a1 if steady else a0
             orow[j] = a1 if (ok & (i >= fo)) else np.nan
-
-
-@njit(**_JIT)
-def rg_macd(x, fast, slow, signal, first, o_macd, o_sig, o_hist):
-    # Twin of cpu._macd_1d (and tm_macd) on regular columns, branch-free: slow / fast seed
-    # sums over bars [0, slow) / [slow - fast, slow), both EMAs from bar slow - 1, the
-    # signal sum over the MACD values of bars [slow - 1, f0], f0 = slow + signal - 2.
-    t_len, n_cols = x.shape
-    pf = np.zeros(n_cols)  # fast sum, then fast EMA
-    ps = np.zeros(n_cols)  # slow sum, then slow EMA
-    sg = np.zeros(n_cols)  # signal sum, then signal EMA
-    kf = 2.0 / float(fast + 1)
-    ks = 2.0 / float(slow + 1)
-    kg = 2.0 / float(signal + 1)
-    ff = float(fast)
-    fs = float(slow)
-    fg = float(signal)
-    f0 = slow + signal - 2
-    d0 = slow - fast
-    s1 = slow - 1
-    for t in range(t_len):
-        xr = x[t]
-        om = o_macd[t]
-        osg = o_sig[t]
-        oh = o_hist[t]
-        for j in range(n_cols):
-            v = xr[j]
-            i = t - first[j]
-            p = pf[j]
-            q = ps[j]
-            g = sg[j]
-            step = i >= slow
-            seed = i == s1
-            summing = (i >= 0) & (i < slow)
-            f = _fma(v - p, kf, p) if step else (p + v if summing & (i >= d0) else p)
-            s = _fma(v - q, ks, q) if step else (q + v if summing else q)
-            f = f / ff if seed else f
-            s = s / fs if seed else s
-            m = f - s
-            g = _fma(m - g, kg, g) if i > f0 else (g + m if step else (0.0 + m if seed else g))
-            g = g / fg if i == f0 else g
-            pf[j] = f
-            ps[j] = s
-            sg[j] = g
-            out = (i >= f0) & (not np.isnan(v))
-            om[j] = m if out else np.nan
-            osg[j] = g if out else np.nan
-            oh[j] = m - g if out else np.nan
 
 
 @njit(**_JIT)
