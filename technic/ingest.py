@@ -21,7 +21,7 @@ from technic.providers.synthetic import generate_bars
 from technic.store import ingest as store_ingest
 from technic.store.db import DatabaseTarget, get_engine
 from technic.store.ingest import IngestReport
-from technic.validation import PriceBasis, SortedStreamValidator, validate_bars
+from technic.validation import PriceBasis, validate_bars
 
 log = logging.getLogger(__name__)
 
@@ -34,38 +34,24 @@ POLYGON_UNADJUSTED = PriceBasis(split_adjusted=False, dividend_adjusted=False,
 
 
 def _run(target: DatabaseTarget, source: str, path: str | None, read,
-         bar_source: str | None = None, basis: PriceBasis | None = None,
-         stream=None) -> IngestReport:
-    """One ingest run: read, validate, store, log.
-
-    ``stream`` (optional) returns a sorted file's ``(time column name, time column, row
-    groups)``: tried first (validate and copy batch by batch while the next batch is read),
-    the whole-file path being the fallback."""
+         bar_source: str | None = None, basis: PriceBasis | None = None) -> IngestReport:
     run_id = store_ingest.start_run(target, source, path)
     report = IngestReport(run_id=run_id, source=source, path=path, bar_source=bar_source,
                           basis=basis)
     try:
-        streamed = False
-        if stream is not None:
-            t = time.perf_counter()
-            tcol, times, batches = stream()
-            report.timings["read_times_s"] = round(time.perf_counter() - t, 4)
-            streamed = store_ingest.write_ingest_stream(target, report, tcol, times, batches,
-                                                        SortedStreamValidator())
-        if not streamed:
-            t = time.perf_counter()
-            raw, universe = read()
-            report.timings["read_s"] = round(time.perf_counter() - t, 4)
-            t = time.perf_counter()
-            good = rejects = None
-            if raw is not None:
-                report.rows_read = len(raw)
-                v = validate_bars(raw)
-                good, rejects = v.table, v.rejects
-                report.rows_rejected = len(rejects)
-                report.rejects_by_reason = v.counts_by_reason()
-            report.timings["validate_s"] = round(time.perf_counter() - t, 4)
-            store_ingest.write_ingest(target, report, good, rejects, universe)
+        t = time.perf_counter()
+        raw, universe = read()
+        report.timings["read_s"] = round(time.perf_counter() - t, 4)
+        t = time.perf_counter()
+        good = rejects = None
+        if raw is not None:
+            report.rows_read = len(raw)
+            v = validate_bars(raw)
+            good, rejects = v.table, v.rejects
+            report.rows_rejected = len(rejects)
+            report.rejects_by_reason = v.counts_by_reason()
+        report.timings["validate_s"] = round(time.perf_counter() - t, 4)
+        store_ingest.write_ingest(target, report, good, rejects, universe)
     except Exception as e:
         store_ingest.finish_run(target, report, error=f"{type(e).__name__}: {e}")
         raise
@@ -101,12 +87,9 @@ def ingest_files(target: DatabaseTarget, path: str | Path, *, source: str | None
                             lambda: (None, files_provider.read_universe(uni))))
     for bars_path in fs.bars:
         tag, known = files_provider.bar_source(bars_path)
-        parquet = bars_path.suffix.lower() == ".parquet"
         rep = _run(target, "files", str(bars_path),
                    lambda p=bars_path: (files_provider.read_bars_table(p), None),
-                   bar_source=source or tag, basis=basis or known,
-                   stream=(lambda p=bars_path: files_provider.iter_bar_row_groups(p))
-                   if parquet else None)
+                   bar_source=source or tag, basis=basis or known)
         reports.append(rep)
         if rep.rows_inserted and files_provider.time_column_of(bars_path) == "date":
             mixed = store_ingest.conflicting_daily_sources(target, source or tag)

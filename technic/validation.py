@@ -272,7 +272,7 @@ def _row_checks(out: pa.Table) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int8)
 
 
-def _validate_arrow(t: pa.Table, tcol: str, sorted_only: bool = False) -> ValidationResult:
+def _validate_arrow(t: pa.Table, tcol: str) -> ValidationResult:
     reasons = ["", "missing value",
                "unparseable date" if tcol == "date" else "unparseable timestamp",
                "non-numeric value", "price <= 0", "high < low", "open outside [low, high]",
@@ -310,8 +310,6 @@ def _validate_arrow(t: pa.Table, tcol: str, sorted_only: bool = False) -> Valida
         else:
             d1, d2 = np.diff(k1), np.diff(k2)
             in_order = bool(np.all((d1 > 0) | ((d1 == 0) & (d2 > 0))))
-        if not in_order and sorted_only:
-            raise OutOfOrderError("rows are not sorted by (symbol, time)")
         if not in_order:
             vals = [out[c].to_numpy() for c in NUMERIC_COLUMNS]
             _mark_duplicates(reason, ok_idx, k1, k2, vals)
@@ -325,60 +323,6 @@ def _validate_arrow(t: pa.Table, tcol: str, sorted_only: bool = False) -> Valida
                             "reason": np.array(reasons, dtype=object)[reason[bad_idx]]
                             .astype(str)})
     return ValidationResult(table=out, rejects=rejects)
-
-
-class OutOfOrderError(ValueError):
-    """A stream of batches is not sorted by (symbol, time), so a key may repeat across
-    batches: validate the whole input at once instead."""
-
-
-class SortedStreamValidator:
-    """Validates a stream of batches (e.g. Parquet row groups) of bars sorted by symbol and
-    time, one batch at a time, with the same outcome as :func:`validate_bars` on their
-    concatenation: row checks are per row, and in a sorted stream no key can repeat.
-
-    Each symbol's rows must be contiguous and in increasing time (symbols themselves in any
-    order). Rejected rows are exempt, as in :func:`validate_bars`, where duplicates are
-    looked for among otherwise valid rows only.
-
-    Raises (from ``__call__``):
-        OutOfOrderError: the stream is not sorted that way (nothing is wrong with the data:
-            validate all of it with :func:`validate_bars`).
-    """
-
-    def __init__(self) -> None:
-        self._closed: set[str] = set()
-        self._open: str | None = None
-        self._last_t: int | None = None
-
-    def __call__(self, batch: pa.Table) -> ValidationResult:
-        """Validate one batch (typed columns, as :func:`validate_bars` takes them)."""
-        tcol = time_column(batch)
-        cols = ["symbol", tcol, *NUMERIC_COLUMNS]
-        typed = _typed_table(batch, cols)
-        if typed is None:
-            raise OutOfOrderError("text input: validate it whole")
-        res = _validate_arrow(typed, tcol, sorted_only=True)
-        good = res.table
-        if good.num_rows == 0:
-            return res
-        syms = pc.unique(good["symbol"]).to_pylist()  # in order of first appearance
-        first_t = good[tcol][0].value if tcol == "ts" else good[tcol][0].as_py().toordinal()
-        if syms[0] == self._open:
-            if first_t <= self._last_t:
-                raise OutOfOrderError(f"{syms[0]}: time goes back across batches")
-        else:
-            if self._open is not None:
-                self._closed.add(self._open)
-            if syms[0] in self._closed:
-                raise OutOfOrderError(f"{syms[0]} reappears after other symbols")
-        if any(s in self._closed for s in syms[1:]):
-            raise OutOfOrderError("a symbol reappears after other symbols")
-        self._closed.update(syms[:-1])
-        self._open = syms[-1]
-        last = good[tcol][good.num_rows - 1]
-        self._last_t = last.value if tcol == "ts" else last.as_py().toordinal()
-        return res
 
 
 def _mark_duplicates(reason: np.ndarray, ok_idx: np.ndarray, k1: np.ndarray, k2: np.ndarray,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet  # noqa: F401 - pa.parquet
 import sqlalchemy as sa
 
 from technic.ingest import ingest_files
@@ -87,78 +86,3 @@ def test_direct_copy_falls_back_when_trading_dates_lag(fresh_target, tmp_path):
                   "close": [1.0, 2.0], "volume": [1.0, 2.0]}).to_parquet(tmp_path / "x.parquet")
     r = ingest_files(t, tmp_path / "x.parquet")[0]
     assert (r.rows_inserted, r.rows_updated, r.rows_unchanged) == (1, 0, 1)
-
-
-def _write_groups(path, df: pd.DataFrame, rows_per_group: int) -> None:
-    import pyarrow.parquet as pq
-
-    t = pa.Table.from_pandas(df, preserve_index=False)
-    t = t.set_column(1, "date", t["date"].cast(pa.date32()))
-    pq.write_table(t, path, row_group_size=rows_per_group)
-
-
-def _dump(t):
-    with get_engine(t).connect() as c:
-        bars = pd.read_sql(sa.text("SELECT symbol, date, open, high, low, close, volume, source "
-                                   "FROM bars_daily ORDER BY symbol, date"), c)
-        rej = pd.read_sql(sa.text("SELECT row::text AS row, reason FROM ingest_rejects "
-                                  "ORDER BY row::text"), c)
-        dates = c.execute(sa.text("SELECT count(*) FROM trading_dates")).scalar()
-        syms = c.execute(sa.text("SELECT count(*) FROM symbols")).scalar()
-    return bars, rej, dates, syms
-
-
-def _sorted_messy() -> pd.DataFrame:
-    df = _messy()
-    df = df[df["symbol"] != ""].copy()
-    df["symbol"] = df["symbol"].str.strip()
-    return df.drop_duplicates(["symbol", "date"]).sort_values(["symbol", "date"])
-
-
-def test_streamed_file_stores_what_the_whole_file_path_stores(db_url, tmp_path):
-    """A sorted Parquet file is validated and copied row group by row group; the store
-    ends up exactly as when the whole file is validated first."""
-    from technic.store import ingest as store_ingest
-
-    from .conftest import make_target
-
-    df = _sorted_messy()
-    path = tmp_path / "sorted.parquet"
-    _write_groups(path, df, 500)
-    a = make_target(db_url, "stream_a")
-    ra = ingest_files(a, path)[0]
-    assert ra.timings.get("streamed") == 1 and ra.rows_rejected > 0
-    b = make_target(db_url, "stream_b")
-    rb = store_ingest.IngestReport(run_id=store_ingest.start_run(b, "files", str(path)),
-                                   source="files", path=str(path))
-    v = validate_bars(pa.parquet.read_table(path))
-    store_ingest.write_ingest(b, rb, v.table, v.rejects)
-    for x, y in zip(_dump(a), _dump(b), strict=True):
-        if isinstance(x, pd.DataFrame):
-            pd.testing.assert_frame_equal(x, y)
-        else:
-            assert x == y
-    assert (ra.rows_read, ra.rows_inserted, ra.rows_rejected) == \
-        (len(df), rb.rows_inserted, len(v.rejects))
-    assert ra.rejects_by_reason == v.counts_by_reason()
-    assert (ra.changed_from, ra.changed_to) == (rb.changed_from, rb.changed_to)
-    again = ingest_files(a, path)[0]  # dates stored now: the whole-file upsert path
-    assert "streamed" not in again.timings and again.rows_inserted == again.rows_updated == 0
-
-
-def test_unsorted_file_falls_back_and_finds_duplicates_across_row_groups(fresh_target,
-                                                                       tmp_path):
-    df = _sorted_messy()
-    df = df[df["close"].notna() & np.isfinite(df["open"])]
-    df = pd.concat([df[df["symbol"] == "AAA"].head(20), df[df["symbol"] == "BBB"].head(20)])
-    dup = df.iloc[[0]].assign(volume=df["volume"].iloc[0] + 7)  # same key, other value
-    mixed = pd.concat([df, dup], ignore_index=True)  # AAA reappears in the last group
-    path = tmp_path / "unsorted.parquet"
-    _write_groups(path, mixed, 10)
-    r = ingest_files(fresh_target, path)[0]
-    assert "streamed" not in r.timings
-    assert r.rejects_by_reason.get("conflicting duplicate (symbol, date)") == 2
-    assert r.rows_read == len(mixed)
-    with get_engine(fresh_target).connect() as c:
-        assert c.execute(sa.text("SELECT count(*) FROM bars_daily")).scalar() == \
-            len(mixed) - sum(r.rejects_by_reason.values())

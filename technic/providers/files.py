@@ -9,7 +9,6 @@ currency per share, volume in shares). Dates are ISO 8601 (``YYYY-MM-DD``) in CS
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,31 +162,6 @@ def read_bars_table(path: str | Path) -> pa.Table:
                                     strings_can_be_null=True)
         return pacsv.read_csv(p, convert_options=opts)
     raise InputFileError(f"{p}: unknown file type (expected .parquet, .csv or .csv.gz)")
-
-
-def iter_bar_row_groups(path: str | Path) -> tuple[str, pa.Array, Iterator[pa.Table]]:
-    """A Parquet bars file as the name of its time column (``date`` or ``ts``), that column
-    (read first, on its own: cheap) and an iterator over its row groups (each an Arrow
-    table with the bar columns), for streaming ingests that start copying before the whole
-    file is read.
-
-    Raises:
-        InputFileError: not a Parquet file, or a required column is missing.
-    """
-    p = Path(path)
-    if p.suffix.lower() != ".parquet":
-        raise InputFileError(f"{p}: row groups need a Parquet file")
-    f = pq.ParquetFile(p)
-    names = f.schema_arrow.names
-    cols = _bar_columns(names)
-    _require(p, names, cols)
-    times = f.read(columns=[cols[1]])[cols[1]].combine_chunks()
-
-    def groups() -> Iterator[pa.Table]:
-        with pq.ParquetFile(p) as g:
-            for i in range(g.num_row_groups):
-                yield g.read_row_group(i, columns=list(cols))
-    return cols[1], times, groups()
 
 
 def read_bars(path: str | Path) -> pd.DataFrame:

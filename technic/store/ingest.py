@@ -8,14 +8,10 @@ a row in ``ingest_runs`` (status ``running`` → ``ok``/``failed``) with counts 
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import logging
-import queue
-import threading
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -26,14 +22,7 @@ import sqlalchemy as sa
 
 from technic.store.db import DatabaseTarget, adbc_connect, get_engine
 from technic.store.schema import ensure_partitions, refresh_rollups
-from technic.validation import (
-    DAILY_SCHEMA,
-    INTRADAY_SCHEMA,
-    OutOfOrderError,
-    PriceBasis,
-    ValidationResult,
-    frame_to_table,
-)
+from technic.validation import PriceBasis, frame_to_table
 
 log = logging.getLogger(__name__)
 
@@ -431,209 +420,15 @@ def _write_transaction(target: DatabaseTarget, report: IngestReport, bars: pa.Ta
             _store_bars(cur, report, bars, intraday, stage_all)
             report.timings["upsert_s"] = round(time.perf_counter() - t, 4)
         if rejects is not None and len(rejects):
-            _write_rejects(cur, report, rejects)
-        conn.commit()
-
-
-def _after_write(target: DatabaseTarget, report: IngestReport, intraday: bool) -> None:
-    """Statistics after bulk loads, roll-ups after intraday loads (own transaction)."""
-    table, tcol = ("bars_intraday", "ts") if intraday else ("bars_daily", "date")
-    changed = report.rows_inserted + report.rows_updated
-    if changed <= 0:
-        return
-    with get_engine(target).begin() as c:
-        # Fresh statistics after bulk loads; a daily increment is left to autovacuum.
-        # Only the key columns: every query filters or joins on them, and the sampled
-        # OHLCV columns (NOT NULL float8) would only add ~30% to the ~1 s it takes.
-        if changed >= ANALYZE_AFTER_ROWS:
             t = time.perf_counter()
-            c.execute(sa.text(f"ANALYZE {table} (symbol, {tcol})"))
-            report.timings["analyze_s"] = round(time.perf_counter() - t, 4)
-        if intraday:
-            t = time.perf_counter()
-            refresh_rollups(c, target.schema)
-            report.timings["rollups_s"] = round(time.perf_counter() - t, 4)
-
-
-def _write_rejects(cur, report: IngestReport, rejects: pd.DataFrame) -> None:
-    t = time.perf_counter()
-    stage = pa.table({"row": pa.array(rejects["row"].tolist(), type=pa.string()),
-                      "reason": pa.array(rejects["reason"].tolist(), type=pa.string())})
-    cur.adbc_ingest("_stage_rejects", stage, mode="replace", temporary=True)
-    cur.execute("INSERT INTO ingest_rejects (run_id, source, row, reason) "
-                "SELECT $1, $2, CAST(row AS jsonb), reason FROM _stage_rejects",
-                parameters=(report.run_id, report.source))
-    report.timings["rejects_s"] = round(time.perf_counter() - t, 4)
-
-
-def _stored_times(times: pa.Array, intraday: bool) -> pa.Array | None:
-    """A file's time column as stored (date32 / timestamp[us, UTC]); None if another type."""
-    if not intraday:
-        return times if pa.types.is_date32(times.type) else None
-    if not pa.types.is_timestamp(times.type):
-        return None
-    tz = times.type.tz
-    return pc.cast(times, pa.timestamp("us", tz=tz) if tz else pa.timestamp("us"),
-                   safe=False).view(pa.timestamp("us", tz="UTC"))
-
-
-def write_ingest_stream(target: DatabaseTarget, report: IngestReport, tcol: str,
-                        times: pa.Array, batches: Iterator[pa.Table],
-                        validate: Callable[[pa.Table], ValidationResult]) -> bool:
-    """Validate and COPY a sorted file batch by batch, reading the next batch while the
-    previous one is being copied; the same outcome as validating all of it and calling
-    :func:`write_ingest`, in one transaction.
-
-    Applies only when every bar is new (no stored bar on its dates or, intraday, in its
-    UTC months), no applied split must be applied in flight, and the batches are sorted
-    (``validate`` raises :class:`technic.validation.OutOfOrderError` otherwise). When it
-    does not apply nothing is written, ``report`` is left as it was, and False is returned:
-    use the whole-file path.
-
-    Args:
-        tcol: ``date`` (daily bars; the path needs a date32 column) or ``ts`` (intraday).
-        times: the file's time column, read first.
-        batches: the file's rows in order (e.g. Parquet row groups).
-        validate: e.g. a :class:`technic.validation.SortedStreamValidator`.
-
-    Raises:
-        Exception: a database error (rolled back) or an error reading the file.
-    """
-    t0 = time.perf_counter()
-    intraday = tcol == "ts"
-    table = "bars_intraday" if intraday else "bars_daily"
-    stored = _stored_times(times, intraday)
-    if stored is None or stored.null_count == len(stored):
-        return False
-    unit = "M" if intraday else "Y"
-    raw = stored.drop_null().cast(pa.int64() if intraday else pa.int32()).to_numpy()
-    when = raw.astype("datetime64[us]") if intraday else raw.astype("datetime64[D]")
-    with get_engine(target).begin() as conn:
-        ensure_partitions(conn, target.schema, table, np.unique(when.astype(f"datetime64[{unit}]")))
-    source = report.bar_source or report.source
-    with adbc_connect(target) as conn, conn.cursor() as cur:
-        cur.execute(_LOCK_BARS.format(table=table))
-        cur.fetchall()
-        basis = record_source(cur, source, report.basis)
-        if _applied_splits_for(cur, basis):
-            return False
-        if _new_row_mask(cur, pa.table({tcol: stored}), intraday) is not None:
-            return False
-        plan_s = time.perf_counter() - t0
-        counts = {"read": 0, "good": 0, "read_s": 0.0, "validate_s": 0.0}
-        rejects: list[pd.DataFrame] = []
-        symbols: set[str] = set()
-        dates: list[pa.Array] = []
-        lo_hi: list[tuple] = []
-        failure: list[BaseException] = []
-        q: queue.Queue = queue.Queue(maxsize=2)
-        stop = threading.Event()
-
-        def produce() -> None:
-            try:
-                it = iter(batches)
-                while not stop.is_set():
-                    t = time.perf_counter()
-                    b = next(it, None)
-                    counts["read_s"] += time.perf_counter() - t
-                    if b is None:
-                        break
-                    t = time.perf_counter()
-                    v = validate(b)
-                    counts["validate_s"] += time.perf_counter() - t
-                    counts["read"] += b.num_rows
-                    if len(v.rejects):
-                        rejects.append(v.rejects)
-                    good = v.table
-                    if good.num_rows:
-                        counts["good"] += good.num_rows
-                        symbols.update(pc.unique(good["symbol"]).to_pylist())
-                        if not intraday:
-                            dates.append(pc.unique(good["date"]))
-                        lo_hi.append(tuple(x for x in pc.min_max(good[tcol]).values()))
-                        good = good.append_column("source",
-                                                  _const_strings(source, good.num_rows))
-                        for rb in good.to_batches():
-                            while not stop.is_set():
-                                try:
-                                    q.put(rb, timeout=0.2)
-                                    break
-                                except queue.Full:
-                                    continue
-            except BaseException as e:  # noqa: BLE001 - handed to the consumer
-                failure.append(e)
-            finally:
-                q.put(None)
-
-        schema = (DAILY_SCHEMA if not intraday else INTRADAY_SCHEMA).append(
-            pa.field("source", pa.string()))
-
-        def consume() -> Iterator[pa.RecordBatch]:
-            while (rb := q.get()) is not None:
-                yield rb
-            if failure:
-                raise failure[0]
-
-        worker = threading.Thread(target=produce, name="technic-ingest-read", daemon=True)
-        worker.start()
-        t = time.perf_counter()
-        try:
-            cur.adbc_ingest(table, pa.RecordBatchReader.from_batches(schema, consume()),
-                            mode="append")
-        except Exception as e:
-            stop.set()
-            while worker.is_alive():  # unblock and drain the producer
-                with contextlib.suppress(queue.Empty):
-                    q.get(timeout=0.1)
-            worker.join()
-            if failure and isinstance(failure[0], OutOfOrderError):
-                log.info("ingest run %d: %s; validating the whole file", report.run_id,
-                         failure[0])
-                return False
-            if failure:
-                raise failure[0] from e
-            if "23505" in str(e) or "duplicate key" in str(e):
-                return False
-            raise
-        worker.join()
-        copy_s = time.perf_counter() - t
-        if symbols:
-            cur.adbc_ingest("_stage_symbols_seen", pa.table({"symbol": sorted(symbols)}),
-                            mode="replace", temporary=True)
-            cur.execute("INSERT INTO symbols (symbol) SELECT symbol FROM _stage_symbols_seen "
-                        "ON CONFLICT (symbol) DO NOTHING")
-        if dates:
-            cur.adbc_ingest("_stage_dates", pa.table({"date": pc.unique(
-                pa.chunked_array(dates, type=pa.date32()))}), mode="replace", temporary=True)
-            cur.execute("INSERT INTO trading_dates SELECT date FROM _stage_dates "
-                        "ON CONFLICT DO NOTHING")
-        all_rejects = pd.concat(rejects, ignore_index=True) if rejects else None
-        if all_rejects is not None:
-            _write_rejects(cur, report, all_rejects)
-        if lo_hi:
-            ends = pa.table({tcol: pa.array([x for p in lo_hi for x in p])})
-            _widen(report, *_changed_range(cur, ends, intraday))
+            stage = pa.table({"row": pa.array(rejects["row"].tolist(), type=pa.string()),
+                              "reason": pa.array(rejects["reason"].tolist(), type=pa.string())})
+            cur.adbc_ingest("_stage_rejects", stage, mode="create", temporary=True)
+            cur.execute("INSERT INTO ingest_rejects (run_id, source, row, reason) "
+                        "SELECT $1, $2, CAST(row AS jsonb), reason FROM _stage_rejects",
+                        parameters=(report.run_id, report.source))
+            report.timings["rejects_s"] = round(time.perf_counter() - t, 4)
         conn.commit()
-    report.rows_read = counts["read"]
-    report.rows_inserted = counts["good"]
-    report.rows_rejected = 0 if all_rejects is None else len(all_rejects)
-    report.rejects_by_reason = {} if all_rejects is None else {
-        str(k): int(n) for k, n in all_rejects["reason"].value_counts().items()}
-    report.timings.update(read_s=round(counts["read_s"], 4),
-                          validate_s=round(counts["validate_s"], 4),
-                          plan_s=round(plan_s, 4), copy_s=round(copy_s, 4), streamed=1)
-    _after_write(target, report, intraday)
-    report.timings["store_s"] = round(time.perf_counter() - t0, 4)
-    return True
-
-
-def _applied_splits_for(cur, basis: PriceBasis) -> bool:
-    """Whether any applied split would have to be applied to incoming bars of ``basis``."""
-    if basis.split_adjusted is True and basis.adjusted_as_of is None:
-        return False
-    cur.execute("SELECT ex_date FROM corporate_actions WHERE kind = 'split' "
-                "AND applied_at IS NOT NULL")
-    return any(basis.needs_split(d) for d in cur.fetch_arrow_table()["ex_date"].to_pylist())
 
 
 def write_ingest(
@@ -686,8 +481,20 @@ def write_ingest(
         report.rows_inserted = report.rows_updated = report.rows_unchanged = 0
         report.changed_from = report.changed_to = None
         _write_transaction(target, report, bars, rejects, universe, intraday, stage_all=True)
-    if bars is not None:
-        _after_write(target, report, intraday)
+    changed = report.rows_inserted + report.rows_updated
+    if bars is not None and changed > 0:
+        with get_engine(target).begin() as c:
+            # Fresh statistics after bulk loads; a daily increment is left to autovacuum.
+            # Only the key columns: every query filters or joins on them, and the sampled
+            # OHLCV columns (NOT NULL float8) would only add ~30% to the ~1 s it takes.
+            if changed >= ANALYZE_AFTER_ROWS:
+                t = time.perf_counter()
+                c.execute(sa.text(f"ANALYZE {table} (symbol, {tcol})"))
+                report.timings["analyze_s"] = round(time.perf_counter() - t, 4)
+            if intraday:
+                t = time.perf_counter()
+                refresh_rollups(c, target.schema)
+                report.timings["rollups_s"] = round(time.perf_counter() - t, 4)
     report.timings["store_s"] = round(time.perf_counter() - t0, 4)
     return report
 
