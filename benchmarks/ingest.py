@@ -83,8 +83,10 @@ def main() -> None:
             ingest_files(target, path)
             res["reingest_s"].append(time.perf_counter() - t)
             t = time.perf_counter()
-            ingest_files(target, day_file)
+            day = ingest_files(target, day_file)[0]
             res["one_day_s"].append(time.perf_counter() - t)
+            print(f"run {i}: one day {res['one_day_s'][-1]:.3f} s {day.timings}",
+                  file=sys.stderr)
     med = {k: round(statistics.median(v), 4) for k, v in res.items()}
     med.update(rows=len(good), one_day_rows=len(last),
                ingest_rows_per_s=round(len(good) / med["ingest_s"]),
