@@ -6,7 +6,8 @@ served from a subprocess with TECHNIC_* pointed at the demo schema) run for this
 tests trigger runs with parameters through the API and compare what they stored with the same
 scan from the CLI, read the artifacts back, check that bad parameters fail readably without
 writing, that ``python -m flows.bootstrap`` creates the ``database`` concurrency limit, that
-``prefect deploy --all`` registers prefect.yaml, and screenshot the UI in headless Chromium.
+``prefect deploy --all`` registers prefect.yaml, and screenshot the UI in headless Chromium:
+the artifact page, and the flow-run page (Playwright driving the system Chromium).
 """
 
 from __future__ import annotations
@@ -306,6 +307,88 @@ def test_ui_screenshot_shows_the_results_artifact(prefect_server, api_scan, tmp_
     assert head[:8] == b"\x89PNG\r\n\x1a\n"
     assert (int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")) \
         == (1400, 1000)
+    assert png.stat().st_size > 20_000  # a rendered page, not a blank one
+    if os.environ.get("TECHNIC_UPDATE_DOCS_IMG"):  # refresh the picture in the docs
+        (REPO / "docs" / "img").mkdir(exist_ok=True)
+        shutil.copy(png, REPO / "docs" / "img" / png.name)
+
+
+#: Finds the ``FlowRunGraph`` component from the app's root vnode (production Vue keeps no
+#: back-reference on DOM elements) and emits ``update:selected`` with the artifact, which is
+#: what the graph emits when its artifact node is clicked: the flow-run page then opens its
+#: artifact drawer (``FlowRunGraphArtifactDrawer``, the artifact's data view). The node is
+#: drawn on a canvas at a time-dependent position, so a mouse click cannot target it.
+_SELECT_ARTIFACT_JS = """(artifactId) => {
+  const find = (vnode, depth) => {
+    if (!vnode || depth > 500) return null;
+    const c = vnode.component;
+    if (c) return c.type && c.type.__name === 'FlowRunGraph' ? c : find(c.subTree, depth + 1);
+    if (vnode.suspense) return find(vnode.suspense.activeBranch, depth + 1);
+    if (Array.isArray(vnode.children)) {
+      for (const child of vnode.children) {
+        const found = find(child, depth + 1);
+        if (found) return found;
+      }
+    }
+    return null;
+  };
+  const app = document.querySelector('#app');
+  const graph = app && find(app._vnode, 0);
+  if (!graph) return false;
+  graph.emit('update:selected', {kind: 'artifact', id: artifactId});
+  return true;
+}"""
+
+
+def test_ui_flow_run_page_shows_the_results_artifact(prefect_server, api_scan, tmp_path):
+    """The flow run's own page in the UI, Artifacts tab open, with the results table.
+
+    Playwright drives the system Chromium (no browser download). The page opens on its Logs
+    tab: the test clicks Artifacts (its cards: ``scan-top``, ``scan-summary``). That tab lists
+    artifacts without their data, so the test also opens the page's artifact drawer on
+    ``scan-top`` (what clicking the artifact on the run graph does), which shows the table.
+    """
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="playwright not installed: pip install -e '.[dev]'")
+    chromium = _chromium()
+    if chromium is None:
+        pytest.skip("Chromium not installed (Debian: apt-get install chromium; .ci/run does)")
+    fr = api_scan["flow_run"]
+    top = api_scan["artifacts"]["scan-top"]
+    symbols = [row["symbol"] for row in
+               (json.loads(top.data) if isinstance(top.data, str) else top.data)]
+    png = tmp_path / "prefect-flow-run-artifacts.png"
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True,
+                                    args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.set_default_timeout(60_000)
+            page.goto(f"{prefect_server.url}/runs/flow-run/{fr.id}", wait_until="networkidle")
+            page.get_by_text(fr.name, exact=True).first.wait_for()  # the run, not a 404
+            tabs = page.locator("[role=tablist] li.p-tab")
+            tabs.filter(has_text=re.compile(r"^\s*Artifacts\s*$")).click()
+            page.wait_for_url(re.compile(r"[?&]tab=Artifacts"))
+            sync_api.expect(page.locator("li.p-tab.p-tab__active")).to_have_text("Artifacts")
+            for key in ("scan-top", "scan-summary"):  # the tab's artifact cards
+                page.get_by_text(key, exact=True).first.wait_for()
+            assert page.evaluate(_SELECT_ARTIFACT_JS, str(top.id)), \
+                "no FlowRunGraph component on the flow-run page (Prefect UI changed?)"
+            data = page.locator(".artifact-data-view")
+            for symbol in symbols:
+                data.get_by_text(symbol, exact=True).first.wait_for()
+            page.wait_for_load_state("networkidle")
+            page.screenshot(path=str(png), full_page=True)
+            body = page.inner_text("body")
+        finally:
+            browser.close()
+    assert fr.name in body and "Artifacts" in body
+    assert f"scan run {api_scan['run_id']}" in body  # the table's description
+    assert all(symbol in body for symbol in symbols[:5])
+    head = png.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    assert int.from_bytes(head[16:20], "big") == 1600  # full page: at least the viewport tall
+    assert int.from_bytes(head[20:24], "big") >= 1000
     assert png.stat().st_size > 20_000  # a rendered page, not a blank one
     if os.environ.get("TECHNIC_UPDATE_DOCS_IMG"):  # refresh the picture in the docs
         (REPO / "docs" / "img").mkdir(exist_ok=True)
