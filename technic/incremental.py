@@ -308,15 +308,47 @@ def _delta_key(lookback: int, day: np.datetime64 | dt.date) -> str:
 REBASE_EVERY = 5
 
 
+#: Symbols per Redis value of a whole window: ~50 MB at 300 dates, well under Redis's 512 MB
+#: value limit and quick enough for the cache's socket timeout.
+PART_SYMBOLS = 5000
+
+
+def _put_whole(cache: FrameCache, lookback: int, day, w: BarWindow) -> None:
+    """A whole window to L2 as parts of ``PART_SYMBOLS`` symbols, then a small index entry
+    naming them (written last: a reader never sees an index without its parts)."""
+    table = w.to_arrow()
+    n_parts = max(1, -(-table.num_rows // PART_SYMBOLS))
+    for i in range(n_parts):
+        part = table.slice(i * PART_SYMBOLS, PART_SYMBOLS)
+        cache.put(f"{_key(lookback, day)}:part{i}", part, ttl_s=WINDOW_TTL_S, l1=False)
+    index = pa.table({"part": pa.array(range(n_parts), pa.int32())}).replace_schema_metadata(
+        {**table.schema.metadata, "parts": str(n_parts)})
+    cache.put(_key(lookback, day), index, ttl_s=WINDOW_TTL_S, l1=False)
+
+
+def _get_whole(cache: FrameCache, lookback: int, day) -> tuple[BarWindow | None, str]:
+    index, layer = cache.get(_key(lookback, day))
+    if index is None:
+        return None, layer
+    parts = []
+    for i in range(int(index.schema.metadata[b"parts"])):
+        part, _ = cache.get(f"{_key(lookback, day)}:part{i}")
+        if part is None:  # expired or evicted piece: the window is unusable
+            return None, "miss"
+        parts.append(part)
+    table = pa.concat_tables(parts).replace_schema_metadata(index.schema.metadata)
+    return BarWindow.from_arrow(table), layer
+
+
 def _fetch_window(cache: FrameCache, lookback: int, days: list) -> tuple[BarWindow | None, str]:
     """The cached window ending on one of ``days`` (tried in order): a whole window from L1
     or L2, else a whole window from L2 plus the date columns appended since (at most
     ``REBASE_EVERY + 1``), replayed in order."""
     layer = "miss"
     for day in days:
-        table, layer = cache.get(_key(lookback, day))
-        if table is not None:
-            return BarWindow.from_arrow(table), layer
+        w, layer = _get_whole(cache, lookback, day)
+        if w is not None:
+            return w, layer
     for day in days:
         deltas, cur = [], day
         for _ in range(REBASE_EVERY + 1):
@@ -327,9 +359,8 @@ def _fetch_window(cache: FrameCache, lookback: int, days: list) -> tuple[BarWind
             cur = delta.schema.metadata[b"prev"].decode()
             if not cur:
                 break
-            table, _ = cache.get(_key(lookback, cur))
-            if table is not None:
-                w = BarWindow.from_arrow(table)
+            w, _ = _get_whole(cache, lookback, cur)
+            if w is not None:
                 for d in reversed(deltas):
                     meta = d.schema.metadata
                     w = w.append(dt.date.fromisoformat(meta[b"date"].decode()), d, lookback,
@@ -433,7 +464,7 @@ def refresh_incremental(
             new.depth = 0
         cache.put_local(_local_key(lookback_bars), new)
         if whole:
-            cache.put(_key(lookback_bars, day), new.to_arrow(), ttl_s=WINDOW_TTL_S, l1=False)
+            _put_whole(cache, lookback_bars, day, new)
         else:
             cache.put(_delta_key(lookback_bars, day), new.last_column(), ttl_s=WINDOW_TTL_S,
                       l1=False)

@@ -123,9 +123,14 @@ def test_new_day_update_and_rewrite_each_equal_a_full_refresh(fresh_target, bars
     _assert_same_rows(_stored(fresh_target, r4.as_of), full4)
 
 
-def test_window_survives_new_processes_through_redis(fresh_target, bars, tmp_path, redis_url):
+def test_window_survives_new_processes_through_redis(fresh_target, bars, tmp_path, redis_url,
+                                                     monkeypatch):
     # Between whole-window copies, L2 receives only each new date's column; a new process
-    # (empty L1) rebuilds the window from the last whole copy plus those columns.
+    # (empty L1) rebuilds the window from the last whole copy plus those columns. Whole
+    # copies go in parts (here of 40 symbols: 4 parts).
+    import technic.incremental as inc
+
+    monkeypatch.setattr(inc, "PART_SYMBOLS", 40)
     dates = np.sort(bars["date"].unique())
     k = REBASE_EVERY + 2
     _write(bars[bars["date"] < dates[-k]], tmp_path / "hist.parquet")
