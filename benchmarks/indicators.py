@@ -9,8 +9,9 @@ feature refresh bounds it. For each:
 * the "standard 16" (SMA 20/50/200, EMA 12/26, RSI 14, MACD 12/26/9, BBANDS 20/2, ATR 14,
   ADX 14, OBV, ROC 10, STOCH 14/3/3, WILLR 14, CCI 20, MFI 14) via ``technic.indicators``
   on the panels, and via ``talib`` called on each full column (no compress/scatter), in the
-  same run, median of ``--repeat`` (for the chunked set: the sum over chunks of each chunk's
-  median of ``--big-repeat``); their ratio;
+  same run, alternating, median of ``--repeat`` (for the chunked set: the sum over chunks of
+  each chunk's median of ``--big-repeat``); their ratio in wall time and in CPU time (user +
+  system of the process: the figure to trust on a busy machine);
 * the full set (the standard 16 plus the other 20 kernels) via technic;
 * peak RSS: each data set runs in its own fresh subprocess (``--child``), which reports its
   ``ru_maxrss`` after the imports and a warm-up on a tiny panel (``rss_base_mib``) and at the
@@ -150,18 +151,42 @@ def _compile_times() -> dict[str, float]:
 
 
 def _time_dataset(p, repeat: int, talib_mod) -> dict:
-    """Median times of the standard 16 (technic, TA-Lib loop) and of the other 20 on ``p``."""
+    """Median times of the standard 16 (technic, TA-Lib loop) and of the other 20 on ``p``.
+
+    The technic and TA-Lib runs of the standard 16 alternate (technic, TA-Lib, technic, ...)
+    so that a change in the machine's load hits both; each is timed in wall seconds and in
+    CPU seconds of this process (user + system, ``resource.getrusage``: less sensitive to
+    other processes on a busy machine).
+    """
     from technic import indicators as ind
 
     args = (p.open, p.high, p.low, p.close, p.volume)
     _standard16_technic(ind, *args)  # warm-up (cache load, page faults)
     _rest_technic(ind, *args)
-    out = {"technic_std16_s": _median_time(lambda: _standard16_technic(ind, *args), repeat),
+    runs = {"technic": lambda: _standard16_technic(ind, *args)}
+    if talib_mod is not None:
+        runs["talib"] = lambda: _standard16_talib(talib_mod, *args)
+    wall: dict[str, list[float]] = {k: [] for k in runs}
+    cpu: dict[str, list[float]] = {k: [] for k in runs}
+    for _ in range(repeat):
+        for k, fn in runs.items():
+            c0, t0 = _cpu_s(), time.perf_counter()
+            res = fn()
+            wall[k].append(time.perf_counter() - t0)
+            cpu[k].append(_cpu_s() - c0)
+            del res
+    out = {"technic_std16_s": statistics.median(wall["technic"]),
+           "technic_std16_cpu_s": statistics.median(cpu["technic"]),
            "technic_rest20_s": _median_time(lambda: _rest_technic(ind, *args), repeat)}
     if talib_mod is not None:
-        out["talib_loop_std16_s"] = _median_time(
-            lambda: _standard16_talib(talib_mod, *args), repeat)
+        out["talib_loop_std16_s"] = statistics.median(wall["talib"])
+        out["talib_loop_std16_cpu_s"] = statistics.median(cpu["talib"])
     return out
+
+
+def _cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def _warm_up() -> None:
@@ -205,6 +230,7 @@ def _child(dataset: str, repeat: int, big_repeat: int, chunk: int) -> dict:
     row["technic_full36_s"] = row["technic_std16_s"] + row["technic_rest20_s"]
     if "talib_loop_std16_s" in row:
         row["speedup_std16"] = row["talib_loop_std16_s"] / row["technic_std16_s"]
+        row["speedup_std16_cpu"] = row["talib_loop_std16_cpu_s"] / row["technic_std16_cpu_s"]
     row["peak_rss_mib"] = _peak_rss_mib()
     return row
 
@@ -243,14 +269,15 @@ def main() -> None:
     rows = [_run_child(ds, a) for ds in datasets]
 
     hdr = (f"{'dataset':<22}{'T x N':>13}{'chunk':>7}{'technic 16':>12}{'talib loop':>12}"
-           f"{'ratio':>8}{'full 36':>10}{'base RSS':>11}{'peak RSS':>11}")
+           f"{'ratio':>8}{'CPU ratio':>10}{'full 36':>10}{'base RSS':>11}{'peak RSS':>11}")
     print(hdr)
     print("-" * len(hdr))
     for r in rows:
         ta = r.get("talib_loop_std16_s", float("nan"))
         sp = r.get("speedup_std16", float("nan"))
+        spc = r.get("speedup_std16_cpu", float("nan"))
         print(f"{r['dataset']:<22}{r['T']:>6} x {r['N']:<5}{r['chunk_symbols']:>7}"
-              f"{r['technic_std16_s']:>11.3f}s{ta:>11.3f}s{sp:>7.2f}x"
+              f"{r['technic_std16_s']:>11.3f}s{ta:>11.3f}s{sp:>7.2f}x{spc:>9.2f}x"
               f"{r['technic_full36_s']:>9.3f}s{r['rss_base_mib']:>7.0f} MiB"
               f"{r['peak_rss_mib']:>7.0f} MiB")
     print(f"numba compile (empty cache): import {compile_info['cold_import_s']:.2f}s + first "
