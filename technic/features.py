@@ -53,6 +53,8 @@ FEATURE_UNITS: dict[str, str] = {
     "low_52w": "USD, lowest low of the last 252 bars",
     "dist_52w_high": "fraction, close / high_52w - 1 (<= 0)",
     "dist_52w_low": "fraction, close / low_52w - 1 (>= 0)",
+    "trend_r2_63": "fraction 0-1, R^2 of the least-squares line of the last 63 closes on the "
+                   "bar index (NaN when they are all equal)",
 }
 assert tuple(FEATURE_UNITS) == FEATURE_COLUMNS, "FEATURE_UNITS must follow the stored columns"
 
@@ -82,7 +84,7 @@ def _check_device(device: str) -> str:
 _DIRECT = ("close", "volume", "sma_20", "sma_50", "sma_200", "ema_12", "ema_26", "rsi_14",
            "macd", "macd_signal", "macd_hist", "bb_upper", "bb_middle", "bb_lower", "atr_14",
            "adx_14", "roc_10", "avg_volume_20", "dollar_volume_20", "realized_vol_20",
-           "realized_vol_60", "high_52w", "low_52w")
+           "realized_vol_60", "high_52w", "low_52w", "trend_r2_63")
 
 
 def derive_features(g: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -95,7 +97,8 @@ def derive_features(g: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     Args:
         g: arrays of one shape named as :data:`technic.indicators.lastrow.LAST_ROW_FIELDS`
             (close, volume, the indicators, ``obv`` and ``obv_lag_20``,
-            ``close_lag_{21,63,126,252}``, ``avg_volume_20_lag_1``); NaN where undefined.
+            ``close_lag_{21,63,126,252}``, ``avg_volume_20_lag_1``, ``trend_r2_63``); NaN
+            where undefined.
 
     Returns:
         ``{column: array}`` for every name of ``FEATURE_COLUMNS`` (ratios that are not finite
@@ -164,6 +167,7 @@ def feature_arrays(p: Panel, device: str = "cpu") -> dict[str, np.ndarray]:
     g["realized_vol_60"] = ind.realized_vol(c, 60)
     g["high_52w"] = ind.rolling_max(h, 252)
     g["low_52w"] = ind.rolling_min(lo, 252)
+    g["trend_r2_63"] = ind.linreg_r2(c, 63)
     f = derive_features(g)
     f["n_bars"] = np.cumsum(np.isfinite(c), axis=0).astype(np.float64)
     return f

@@ -113,3 +113,33 @@ def test_changed_only_refresh_recomputes_just_the_updated_symbols(fresh_target, 
     for col in FEATURE_COLUMNS:
         np.testing.assert_allclose(stored[col].to_numpy(float), full[col].to_numpy(float),
                                    rtol=0, atol=0, equal_nan=True)
+
+
+def test_trend_r2_63_is_the_63_bar_regression_r2_and_no_model_input(bars):
+    """``trend_r2_63`` (migration 9) is ``linreg_r2(close, 63)`` on the symbol's own bars, a
+    fraction in [0, 1]; it is stored but not an input of the XGBoost models."""
+    from technic import indicators as ind
+    from technic.features import FEATURE_UNITS
+    from technic.ml.dataset import MODEL_FEATURES, RAW_INPUTS, model_features
+    from technic.store.schema import MIGRATIONS, migration_sql
+
+    p = _panel(bars)
+    rows = compute_features(p)
+    got = rows.set_index("symbol")["trend_r2_63"]
+    want = ind.linreg_r2(p.close, 63)[-1]
+    has = np.isfinite(p.close[-1])
+    np.testing.assert_array_equal(got.loc[p.symbols[has]].to_numpy(float), want[has])
+    ok = got.dropna()
+    assert len(ok) > 100 and ((ok >= 0) & (ok <= 1)).all()
+    # a window of 63 own bars: symbols with fewer bars have none
+    assert rows.loc[rows["n_bars"] < 63, "trend_r2_63"].isna().all()
+    # schema: the last stored column, added by migration 9 (migration 1's DDL unchanged)
+    assert FEATURE_COLUMNS[-1] == "trend_r2_63" and list(FEATURE_UNITS)[-1] == "trend_r2_63"
+    assert MIGRATIONS[-1].version == 9
+    v1 = "\n".join(MIGRATIONS[0].render("technic", False))  # type: ignore[operator]
+    assert "trend_r2_63" not in v1
+    assert ('ALTER TABLE "technic".features_daily ADD COLUMN IF NOT EXISTS trend_r2_63 '
+            'double precision') in migration_sql("technic")
+    # the models' inputs are an explicit list: the new column is not silently added
+    assert "trend_r2_63" not in RAW_INPUTS and "trend_r2_63" not in MODEL_FEATURES
+    assert tuple(model_features(rows).columns) == MODEL_FEATURES

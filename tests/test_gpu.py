@@ -100,6 +100,9 @@ def kernel_cases(p: Panel):
         ("willr", gpu.willr(h, lo, c, 5), ind.willr(h, lo, c, 5)),
         ("cci", gpu.cci(h, lo, c, 5), ind.cci(h, lo, c, 5)),
         ("mfi", gpu.mfi(h, lo, c, v, 5), ind.mfi(h, lo, c, v, 5)),
+        ("linreg_r2", gpu.linreg_r2(c, 5), ind.linreg_r2(c, 5)),
+        ("linreg_r2_2", gpu.linreg_r2(c, 2), ind.linreg_r2(c, 2)),
+        ("linreg_r2_1d", gpu.linreg_r2(c[:, 1], 7), ind.linreg_r2(c[:, 1], 7)),
     ]
     for tag, g, w in (("macd", gpu.macd(c, 3, 6, 4), ind.macd(c, 3, 6, 4)),
                       ("bbands", gpu.bbands(c, 5, 2.0), ind.bbands(c, 5, 2.0)),
@@ -199,12 +202,13 @@ def test_kernels_compile_to_ptx_without_fused_products(monkeypatch):
         "_k_adx": (a, a, a, i, f, a), "_k_obv": (a, a, a),
         "_k_stoch": (a, a, a, i, i, i, a, a, a, a, a, a), "_k_willr": (a, a, a, i, a, a, a),
         "_k_cci": (a, a, a, i, a, a), "_k_mfi": (a, a, a, a, i, a, a, a),
-        "_k_derive": (a,) * 29,
+        "_k_derive": (a,) * 29, "_k_linreg_r2": (a, i, a, a),
     }
     kernels = [k for k in dir(gpu) if k.startswith("_k_")]
     assert sorted(kernels) == sorted(sigs)
     no_fma = {"_k_sma", "_k_rsi", "_k_bbands", "_k_roc", "_k_lag", "_k_extreme", "_k_mul",
-              "_k_adx", "_k_obv", "_k_stoch", "_k_willr", "_k_cci", "_k_mfi", "_k_derive"}
+              "_k_adx", "_k_obv", "_k_stoch", "_k_willr", "_k_cci", "_k_mfi", "_k_derive",
+              "_k_linreg_r2"}
     for name, sig in sigs.items():
         ptx, _ = cuda.compile_ptx(getattr(gpu, name).py_func, sig, cc=(9, 0))
         assert ".target sm_90" in ptx

@@ -406,6 +406,7 @@ KERNELS: dict[str, tuple[Callable[[dict], np.ndarray | tuple], int]] = {
     "aroon": (lambda d: ind.aroon(d["high"], d["low"], 14), 14),
     "mom": (lambda d: ind.mom(d["close"], 10), 10),
     "linreg_slope": (lambda d: ind.linreg_slope(d["close"], 14), 13),
+    "linreg_r2": (lambda d: ind.linreg_r2(d["volume"], 14), 13),  # close 2 is flat: NaN
     "cmf": (lambda d: ind.cmf(d["high"], d["low"], d["close"], d["volume"], 20), 19),
     "rolling_vwap": (lambda d: ind.rolling_vwap(d["high"], d["low"], d["close"],
                                                 d["volume"], 20), 19),
@@ -607,6 +608,7 @@ PERIOD_CALLS: list[tuple[str, Callable[[dict, int], object]]] = [
     ("aroon", lambda d, n: ind.aroon(d["high"], d["low"], n)),
     ("mom", lambda d, n: ind.mom(d["close"], n)),
     ("linreg_slope", lambda d, n: ind.linreg_slope(d["close"], n)),
+    ("linreg_r2", lambda d, n: ind.linreg_r2(d["close"], n)),
     ("cmf", lambda d, n: ind.cmf(*_hlc(d), d["volume"], n)),
     ("rolling_vwap", lambda d, n: ind.rolling_vwap(*_hlc(d), d["volume"], n)),
     ("donchian", lambda d, n: ind.donchian(d["high"], d["low"], n)),
@@ -646,6 +648,8 @@ def test_other_parameter_errors():
         ind.natr(h, lo, c, 1)
     with pytest.raises(ValueError, match=">= 2"):
         ind.linreg_slope(c, 1)
+    with pytest.raises(ValueError, match=">= 2"):
+        ind.linreg_r2(c, 1)
     with pytest.raises(ValueError, match="k must be >= 0"):
         ind.lag(c, -1)
     np.testing.assert_array_equal(ind.lag(c, 0), c)
@@ -859,3 +863,97 @@ def test_run_regular_compacts_irregular_columns(rg, tm, fields, params, n_out, r
         ring(*ins, *p, *want)
         for q in range(n_out):
             assert _same_bits(got[q], want[q]), f"{rg}{p} output {q}"
+
+
+# ---------------------------------------------------------------------------------------------
+# linreg_r2: no TA-Lib function; an independent numpy reference (fit, then 1 - SSres/SStot).
+# ---------------------------------------------------------------------------------------------
+
+
+def _r2_reference(y: np.ndarray, n: int) -> np.ndarray:
+    """R² of ``numpy.polyfit(k, window, 1)`` as ``1 - SS_res / SS_tot`` for every window of
+    ``n`` own bars of a 1-D series (gaps skipped, scattered back); NaN when the window's
+    closes are all equal (``SS_tot`` computed around numpy's rounded mean is then a few ulps,
+    not 0, and ``1 - SS_res / SS_tot`` is garbage: -6.25 on column 2's flat stretch)."""
+    out = np.full(len(y), np.nan)
+    rows = np.flatnonzero(~np.isnan(y))
+    own = y[rows]
+    k = np.arange(n, dtype=np.float64)
+    for i in range(n - 1, len(own)):
+        w = own[i - n + 1: i + 1]
+        if (w == w[0]).all():
+            continue
+        ss_tot = float(((w - w.mean()) ** 2).sum())
+        fit = np.polyval(np.polyfit(k, w, 1), k)
+        out[rows[i]] = 1.0 - float(((w - fit) ** 2).sum()) / ss_tot
+    return out
+
+
+def test_linreg_r2_equals_a_numpy_reference_on_gappy_short_and_flat_columns():
+    d = _synthetic(t=200, n=5)
+    c = d["close"].copy()
+    c[50:57, 0] = np.nan  # mid-history gap
+    c[:150, 1] = np.nan  # listed late: 50 bars, fewer than n = 63
+    c[::3, 3] = np.nan  # every third bar missing
+    c[:, 4] = np.nan  # never traded
+    for n in (2, 5, 20, 63):
+        got = ind.linreg_r2(c, n)
+        for j in range(c.shape[1]):
+            want = _r2_reference(c[:, j], n)
+            np.testing.assert_array_equal(np.isnan(got[:, j]), np.isnan(want),
+                                          err_msg=f"n={n} column {j}: NaN mask")
+            np.testing.assert_allclose(got[:, j], want, rtol=0, atol=1e-10,
+                                       err_msg=f"n={n} column {j}")
+        assert ((got[~np.isnan(got)] >= 0.0) & (got[~np.isnan(got)] <= 1.0)).all()
+        # 1-D input: the same column, shape (T,)
+        np.testing.assert_array_equal(ind.linreg_r2(c[:, 0], n), got[:, 0])
+    r = ind.linreg_r2(c, 63)
+    assert np.isnan(r[:, 1]).all() and np.isnan(r[:, 4]).all()  # short / empty columns
+    # column 2 is flat over bars 60-109: R² is NaN (0/0) exactly on the all-equal windows
+    r = ind.linreg_r2(c, 20)
+    assert np.isnan(r[60 + 19: 110, 2]).all() and np.isfinite(r[110, 2])
+    # two bars: any two different closes lie on a line
+    r2 = ind.linreg_r2(c[:, 0], 2)
+    ok = np.isfinite(r2)
+    assert ok.sum() > 100 and (r2[ok] == 1.0).all()
+
+
+def test_linreg_r2_known_values_and_invariance():
+    k = np.arange(30, dtype=np.float64)
+    line = 12.5 - 0.37 * k  # a straight decline: R² 1 (the direction does not matter)
+    np.testing.assert_allclose(ind.linreg_r2(line, 10)[9:], 1.0, rtol=0, atol=1e-14)
+    assert np.isnan(ind.linreg_r2(np.full(30, 7.25), 10)).all()  # constant: 0/0 -> NaN
+    # y = (k - 2)^2 over k = 0..4: y = 4, 1, 0, 1, 4; Sxy = 0 -> R² 0
+    assert ind.linreg_r2(np.array([4.0, 1.0, 0.0, 1.0, 4.0]), 5)[4] == 0.0
+    # y = 1, 2, 2: Sxy = 1, Sxx = 2, Syy = 2/3 -> R² = 1 / (4/3) = 0.75
+    assert ind.linreg_r2(np.array([1.0, 2.0, 2.0]), 3)[2] == pytest.approx(0.75, abs=1e-15)
+    # scale- and shift-invariant (prices from 1e-4 to 1e7)
+    d = _synthetic(t=120, n=2)["close"]
+    base = ind.linreg_r2(d, 30)
+    for a, b in ((1e-6, 0.0), (1e5, 0.0), (1.0, 1e3)):
+        np.testing.assert_allclose(ind.linreg_r2(a * d + b, 30), base, rtol=0, atol=1e-9)
+    # a gap is skipped, not a step on the x axis: inserting NaN rows changes nothing else
+    y = d[:, 0]
+    gapped = np.insert(y, [10, 40, 40, 77], np.nan)
+    got = ind.linreg_r2(gapped, 30)
+    np.testing.assert_array_equal(got[~np.isnan(gapped)], ind.linreg_r2(y, 30))
+    assert np.isnan(got[np.isnan(gapped)]).all()
+    # ±inf is a value: the windows holding it are NaN, later ones are not
+    z = y.copy()
+    z[50] = np.inf
+    r = ind.linreg_r2(z, 30)
+    assert np.isnan(r[50:80]).all() and np.isfinite(r[80])
+
+
+def test_linreg_r2_is_talib_correl_with_the_bar_index_squared():
+    """TA-Lib has no R² of a regression on time, but ``CORREL(y, index, n) ** 2`` is the same
+    quantity (TA-Lib's raw-sum arithmetic differs: agreement to 1e-9, not bit for bit)."""
+    talib = pytest.importorskip("talib")
+    c = _synthetic(t=300, n=4)["close"]
+    idx = np.arange(c.shape[0], dtype=np.float64)
+    for n in (14, 63):
+        ours = ind.linreg_r2(c, n)
+        for j in (0, 1, 3):  # column 2 has flat stretches, where CORREL gives 0 instead
+            np.testing.assert_allclose(ours[:, j], talib.CORREL(c[:, j], idx, n) ** 2,
+                                       rtol=0, atol=1e-9)
+

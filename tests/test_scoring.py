@@ -147,7 +147,8 @@ def _factor_frame() -> pd.DataFrame:
     return _frame().assign(
         sector=["Tech", "Tech", "Energy"], sma_20=[105.0, 52.0, 21.0],
         ret_21d=[0.10, -0.05, 0.00], ret_63d=[0.20, -0.10, 0.05],
-        dollar_volume_20=[1e8, 1e6, 1e7], adx_14=[30.0, 20.0, 10.0])
+        dollar_volume_20=[1e8, 1e6, 1e7], adx_14=[30.0, 20.0, 10.0],
+        trend_r2_63=[0.9, 0.5, 0.2])
 
 
 def test_factors_by_hand():
@@ -165,6 +166,9 @@ def test_factors_by_hand():
     # A: close > sma20 > sma50 > sma200 → 1; B: 50<52 (−1), 52<55 (−1), sma_200 NaN → −1;
     # C: 20<21 (−1), 21>20 (+1), 20<25 (−1) → −1/3
     np.testing.assert_allclose(f["ma_alignment"], [1, -1, -1 / 3])
+    np.testing.assert_allclose(f["trend_r2"], [0.9, 0.5, 0.2])  # the stored trend_r2_63
+    # rows stored before migration 9 (or a frame without the column): NaN, not an error
+    assert np.isnan(compute_factors(df.drop(columns="trend_r2_63"))["trend_r2"]).all()
     mkt = np.mean([0.20, -0.10, 0.05])  # equal-weighted universe, 63 bars
     np.testing.assert_allclose(f["rs_market_63d"], (1 + df["ret_63d"]) / (1 + mkt) - 1)
     tech = np.mean([0.20, -0.10])  # A and B share the sector Tech
@@ -186,8 +190,9 @@ def test_ics_by_hand():
     liquidity = np.array([1, 1 / 3, 2 / 3])                  # log dollar volume 8, 6, 7
     size = np.array([1, np.nan, 1 / 2])                       # only A and C have a cap
     # trend stability: ma_alignment 1, −1, −1/3 → 1, 1/3, 2/3;
-    #   adx × sign(close − sma_200): 30, NaN (no sma_200), −10 → 1, —, 1/2
-    trend = np.array([1, 1 / 3, np.mean([2 / 3, 1 / 2])])
+    #   adx × sign(close − sma_200): 30, NaN (no sma_200), −10 → 1, —, 1/2;
+    #   trend_r2 × sign(ret_63d): 0.9, −0.5, 0.2 → 1, 1/3, 2/3
+    trend = np.array([1, np.mean([1 / 3, 1 / 3]), np.mean([2 / 3, 1 / 2, 2 / 3])])
     drawdown = np.array([1, 2 / 3, 1 / 3])                    # −0.01, −0.2, −0.4
     vol = np.array([1, 1 / 3, 2 / 3])                         # −rv60 and −atr agree
     np.testing.assert_allclose(out["ics_liquidity"], 100 * liquidity)
@@ -200,6 +205,10 @@ def test_ics_by_hand():
                + w["drawdown"] * drawdown + w["volatility"] * vol) / (1 - w["size"])
     np.testing.assert_allclose(out["ics"], 100 * np.array([full[0], no_size[1], full[2]]))
     assert sum(w.values()) == pytest.approx(1.0)
+    # without trend_r2_63 (rows stored before migration 9) the other two inputs remain
+    old = ics(df.drop(columns="trend_r2_63"), compute_factors(df.drop(columns="trend_r2_63")))
+    np.testing.assert_allclose(old["ics_trend_stability"],
+                               100 * np.array([1, 1 / 3, np.mean([2 / 3, 1 / 2])]))
 
 
 def test_merit_and_alpha_score_by_hand():

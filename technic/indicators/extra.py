@@ -29,6 +29,11 @@ each column's compressed series. TA-Lib 0.8.1 conventions that differ from the c
   clamped into ``[0, total]``;
 * AROON: ties pick the most recent extreme.
 
+LINREG_R2 (no TA-Lib function; conceptually ``CORREL(close, bar index, n) ** 2``) recomputes
+each window in one pass over values shifted by the window's first value, so that every
+result depends on its own ``n`` bars only (the panel, the last-row kernel of
+:mod:`~technic.indicators.lastrow` and the GPU twin give the same bits).
+
 Implementation: as in :mod:`~technic.indicators.cpu`, each column's own bars are gathered
 into contiguous scratch, a 1-D kernel runs on them, and the result is scattered back. Scratch
 is ``O(T)`` per call; outputs are allocated once. Serial, ``nogil``, ``cache=True``.
@@ -69,6 +74,7 @@ __all__ = [
     "donchian",
     "gap_pct",
     "keltner",
+    "linreg_r2",
     "linreg_slope",
     "mfi",
     "mom",
@@ -399,6 +405,42 @@ def _linreg_slope_1d(src, m, n, res):
 
 
 @njit(**_JIT)
+def _linreg_r2_at(src, a, n):
+    # R^2 of the least-squares line of src[a : a+n] against x = 0..n-1, the squared
+    # correlation Sxy^2 / (Sxx Syy), in one pass over d_k = y_k - y_a in k order (R^2 is
+    # shift-invariant; the shift keeps the sums small and makes a constant window give
+    # exactly Syy == 0): s1 = sum d, s2 = sum d^2, sk = sum k d; Syy = s2 - s1^2 / n,
+    # Sxy = sk - xbar s1, Sxx = n (n^2 - 1) / 12. NaN unless Syy > 0; clamped to <= 1.
+    # Products are never fused (numba does not contract; the GPU twin uses _mul).
+    fn = float(n)
+    xbar = (fn - 1.0) * 0.5
+    sxx = (fn * ((fn * fn) - 1.0)) / 12.0
+    y0 = src[a]
+    s1 = 0.0
+    s2 = 0.0
+    sk = 0.0
+    for k in range(n):
+        d = src[a + k] - y0
+        s1 += d
+        s2 += d * d
+        sk += float(k) * d
+    syy = s2 - (s1 * s1) / fn
+    if not syy > 0.0:
+        return np.nan
+    sxy = sk - xbar * s1
+    r2 = (sxy * sxy) / (sxx * syy)
+    return 1.0 if r2 > 1.0 else r2
+
+
+@njit(**_JIT)
+def _linreg_r2_1d(src, m, n, res):
+    # _linreg_r2_at for every window of n own bars; the first n - 1 bars are NaN.
+    _fill_nan(res, 0, min(n - 1, m))
+    for i in range(n - 1, m):
+        res[i] = _linreg_r2_at(src, i - n + 1, n)
+
+
+@njit(**_JIT)
 def _cmf_1d(hi, lo, cl, vol, m, n, res):
     # Chaikin Money Flow: sum of MFV / sum of volume over the last n bars, window sums
     # recomputed per bar (no running-sum drift). MFV = ((c - l) - (h - c)) / (h - l) * v, 0
@@ -484,7 +526,7 @@ def _dist_high_1d(cl, hi, m, n, dq, res):
 # ---------------------------------------------------------------------------------------------
 
 (_WMA, _DEMA, _TEMA, _NATR, _STOCH, _STOCHRSI, _WILLR, _CCI, _MFI, _AROON, _MOM, _LINREG,
- _CMF, _VWAP, _DONCHIAN, _KELTNER, _GAP, _RELVOL, _DISTHIGH) = range(19)
+ _CMF, _VWAP, _DONCHIAN, _KELTNER, _GAP, _RELVOL, _DISTHIGH, _LINREG_R2) = range(20)
 
 
 @njit(**_JIT)
@@ -537,6 +579,8 @@ def _panel(xs, kind, p, fp, outs):
             _gap_pct_1d(b[0], b[1], m, res[0])
         elif kind == _RELVOL:
             _rel_volume_1d(b[0], m, p[0], res[0])
+        elif kind == _LINREG_R2:
+            _linreg_r2_1d(b[0], m, p[0], res[0])
         else:
             _dist_high_1d(b[0], b[1], m, p[0], dq, res[0])
         for q in range(n_out):
@@ -876,6 +920,45 @@ def linreg_slope(x: ArrayLike, n: int = 14) -> F64:
 # ---------------------------------------------------------------------------------------------
 # Public API: helpers without a TA-Lib twin.
 # ---------------------------------------------------------------------------------------------
+
+
+def linreg_r2(close: ArrayLike, n: int) -> F64:
+    """R² of the least-squares line through the last ``n`` closes against the bar index.
+
+    Convention and source: the coefficient of determination of the ordinary least-squares
+    fit ``close ≈ a + b k`` over the window's bars ``k = 0..n-1`` (a gap is not a step on
+    the ``k`` axis), which for a simple regression is the squared Pearson correlation of
+    close and ``k`` (Draper & Smith, *Applied Regression Analysis*, 3rd ed., §1.3):
+
+    ``R² = Sxy² / (Sxx Syy)``, ``Sxy = Σ (k − k̄)(y_k − ȳ)``, ``Syy = Σ (y_k − ȳ)²``,
+    ``Sxx = Σ (k − k̄)² = n (n² − 1) / 12``
+
+    -- conceptually TA-Lib ``CORREL(close, index, n) ** 2``. Each window is computed on its
+    own, in one pass over ``d_k = y_k − y_0`` (``y_0`` = the window's first close) in ``k``
+    order: ``Syy = Σd² − (Σd)² / n``, ``Sxy = Σ k d − k̄ Σd``; no running sums across
+    windows, so no drift, and the value depends only on the window's ``n`` bars. A result
+    that rounds above 1 is clamped to 1. Zero variance: when the window's ``n`` closes are
+    all equal every ``d_k`` is 0, so ``Syy`` is exactly 0 and the ratio is 0/0: the result
+    is NaN (no trend and nothing to explain; TA-Lib's CORREL would return 0 there). NaN also
+    wherever the computed ``Syy`` is not positive. R² says how straight the path was, not
+    its direction: a steady decline scores as high as a steady rise.
+
+    Args:
+        close: ``(T, N) float64`` close prices in quote currency (any unit: R² is scale- and
+            shift-invariant), time-major (or ``(T,)``). NaN = no bar.
+        n: window in the symbol's own bars, ``>= 2``.
+
+    Returns:
+        Same shape as ``close``, ``float64``, fraction in ``[0, 1]`` (1 = every close on the
+        line). Lookback ``n - 1`` bars. NaN on gap rows, during the warm-up, on constant
+        windows, and where the window holds ``±inf``. Gap policy as in
+        :mod:`technic.indicators.cpu`. Cost ``O(T N n)``.
+
+    Raises:
+        ValueError: ``n < 2`` or ``close`` is not 1-D or 2-D.
+        TypeError: ``n`` is not an integer.
+    """
+    return _run(("close",), (close,), _LINREG_R2, 1, (_period(n, minimum=2),))
 
 
 def cmf(high: ArrayLike, low: ArrayLike, close: ArrayLike, volume: ArrayLike,

@@ -60,6 +60,7 @@ __all__ = [
     "feature_rows",
     "is_available",
     "lag",
+    "linreg_r2",
     "macd",
     "mfi",
     "obv",
@@ -577,6 +578,52 @@ def _k_extreme(x, n, want_max, ring, out):
         if cnt < n:
             cnt += 1
         out[t, j] = ext if cnt >= n else _NAN
+
+
+@cuda.jit
+def _k_linreg_r2(x, n, ring, out):
+    # Twin of extra._linreg_r2_1d: a ring of the last n own values; at each bar with n of
+    # them, extra._linreg_r2_at over the window in chronological order (oldest first): one
+    # pass over d = y - y_oldest, Syy = s2 - s1^2 / n, Sxy = sk - xbar s1, R^2 = Sxy^2 /
+    # (Sxx Syy), NaN unless Syy > 0, clamped to <= 1. Every product through _mul (no FMA).
+    j = cuda.grid(1)
+    if j >= x.shape[1]:
+        return
+    fn = float(n)
+    xbar = _mul(fn - 1.0, 0.5)
+    sxx = _mul(fn, _mul(fn, fn) - 1.0) / 12.0
+    cnt = 0
+    slot = 0
+    for t in range(x.shape[0]):
+        v = x[t, j]
+        if math.isnan(v):
+            out[t, j] = _NAN
+            continue
+        ring[slot, j] = v
+        slot = _next(slot, n)
+        if cnt < n:
+            cnt += 1
+        if cnt < n:
+            out[t, j] = _NAN
+            continue
+        q = slot  # the oldest of the last n values
+        y0 = ring[q, j]
+        s1 = 0.0
+        s2 = 0.0
+        sk = 0.0
+        for k in range(n):
+            d = ring[q, j] - y0
+            s1 += d
+            s2 += _mul(d, d)
+            sk += _mul(float(k), d)
+            q = _next(q, n)
+        syy = s2 - _mul(s1, s1) / fn
+        if not syy > 0.0:
+            out[t, j] = _NAN
+            continue
+        sxy = sk - _mul(xbar, s1)
+        r2 = _mul(sxy, sxy) / _mul(sxx, syy)
+        out[t, j] = 1.0 if r2 > 1.0 else r2
 
 
 @cuda.jit
@@ -1320,6 +1367,29 @@ def realized_vol(close: Any, n: int = 20, periods_per_year: float = 252):
     return ins.back(out)
 
 
+def linreg_r2(close: Any, n: int):
+    """GPU twin of :func:`technic.indicators.linreg_r2` (R² of the n-bar regression line).
+
+    Args:
+        close: ``(T, N) float64`` close prices (any unit), host (or ``(T,)``) or device.
+            NaN = no bar.
+        n: window in the symbol's own bars, ``>= 2``.
+
+    Returns:
+        Same shape, fraction 0–1 (NaN during the warm-up of ``n - 1`` own bars, on gap rows
+        and on constant windows). Bit-identical to the CPU.
+
+    Raises:
+        ValueError: ``n < 2`` or a bad shape. TypeError: ``n`` not an integer.
+        GPUUnavailableError: no CUDA device.
+    """
+    n = _period(n, minimum=2)
+    ins = _Inputs(("close",), (close,))
+    out = _empty(ins.shape)
+    _launch(_k_linreg_r2, ins.shape[1], ins.arrays[0], n, _ring(n, ins.shape[1]), out)
+    return ins.back(out)
+
+
 _HLC = ("high", "low", "close")
 
 
@@ -1523,6 +1593,7 @@ def feature_arrays_device(close: Any, high: Any, low: Any, volume: Any) -> dict[
     f["realized_vol_60"] = one(_k_rvol, c, 60, math.sqrt(252.0), _ring(60, m))
     f["high_52w"] = one(_k_extreme, h, 252, True, _ring(252, m))
     f["low_52w"] = one(_k_extreme, lo, 252, False, _ring(252, m))
+    f["trend_r2_63"] = one(_k_linreg_r2, c, 63, _ring(63, m))
     names = ("bb_pctb", "bb_width", "natr_14", "obv_trend_20", "ret_21d", "ret_63d",
              "ret_126d", "ret_252d", "ret_12_1", "rel_volume_20", "dist_52w_high",
              "dist_52w_low", "n_bars")

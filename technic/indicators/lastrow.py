@@ -36,6 +36,7 @@ from technic.indicators.cpu import (
     _rsi_1d,
     _sma_1d,
 )
+from technic.indicators.extra import _linreg_r2_at
 
 #: Row names of the matrix returned by :func:`last_row_indicators`, in order.
 LAST_ROW_FIELDS: tuple[str, ...] = (
@@ -45,7 +46,7 @@ LAST_ROW_FIELDS: tuple[str, ...] = (
     "atr_14", "adx_14", "obv", "obv_lag_20", "roc_10",
     "close_lag_21", "close_lag_63", "close_lag_126", "close_lag_252",
     "avg_volume_20", "avg_volume_20_lag_1", "dollar_volume_20",
-    "realized_vol_20", "realized_vol_60", "high_52w", "low_52w",
+    "realized_vol_20", "realized_vol_60", "high_52w", "low_52w", "trend_r2_63",
 )
 _F = {name: i for i, name in enumerate(LAST_ROW_FIELDS)}
 _SQRT_252 = math.sqrt(252.0)
@@ -155,6 +156,8 @@ def _one_row(h, lo, c, v, j, r, out, bh, bl, bc, bv, r1, r2, r3, aux, dq):
     out[29, r] = _last(r1, m, 0)
     _rolling_ext_1d(bl, m, 252, False, dq, r1)
     out[30, r] = _last(r1, m, 0)
+    # extra._linreg_r2_1d's value at the last bar: the same window function on the last 63.
+    out[31, r] = _linreg_r2_at(bc, m - 63, 63) if m >= 63 else np.nan
 
 
 def last_row_indicators(high: NDArray[np.float64], low: NDArray[np.float64],
@@ -174,7 +177,9 @@ def last_row_indicators(high: NDArray[np.float64], low: NDArray[np.float64],
         14, OBV and ROC 10 follow TA-Lib 0.8.1 (see :mod:`technic.indicators.cpu` for sources
         and conventions); ``*_lag_k`` is the value ``k`` own bars before the last;
         realized vol is the annualized (√252) sample std of log returns; 52-week high/low
-        are the extremes of the last 252 highs/lows; ``n_bars`` counts own bars. NaN
+        are the extremes of the last 252 highs/lows; ``trend_r2_63`` is the R² (fraction
+        0–1) of the least-squares line of the last 63 closes on the bar index
+        (:func:`technic.indicators.linreg_r2`); ``n_bars`` counts own bars. NaN
         where the symbol has too few bars. The value at the last bar is what the full
         kernels give at the last row of the same window (same arithmetic, bit-identical).
 

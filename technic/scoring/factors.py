@@ -10,8 +10,11 @@ Not computed, because their inputs are not stored (never invented):
 
 * value, quality, growth — no point-in-time fundamentals source is stored;
 * turnover needs shares outstanding: approximated only where ``market_cap`` is known
-  (``turnover_20 = dollar_volume_20 / market_cap_pit``), NaN elsewhere;
-* linear-regression R² of the price trend — needs the bar history, not one stored row.
+  (``turnover_20 = dollar_volume_20 / market_cap_pit``), NaN elsewhere.
+
+Trend quality is ADX, moving-average alignment and the linear-regression R² of the last 63
+closes (``trend_r2``, from the stored ``trend_r2_63`` of migration 9; NaN where it is NULL:
+rows stored before that migration, short histories, constant windows).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ FACTOR_DEFINITIONS: dict[str, tuple[str, str]] = {
     "adx": ("0-100", "adx_14 (trend strength, Wilder 1978)"),
     "ma_alignment": ("-1..1", "mean of sign(close − sma_20), sign(sma_20 − sma_50), "
                      "sign(sma_50 − sma_200) over the defined pairs"),
+    "trend_r2": ("fraction 0-1", "trend_r2_63: R² of the least-squares line of the last 63 "
+                 "closes on the bar index (how straight the path was, not its direction)"),
     "rs_market_63d": ("fraction", "(1 + ret_63d) / (1 + mean ret_63d of the filtered "
                       "universe) − 1: vs the equal-weighted universe (buy-and-hold over 63 bars)"),
     "rs_sector_63d": ("fraction", "(1 + ret_63d) / (1 + mean ret_63d of the symbol's sector "
@@ -98,7 +103,8 @@ def compute_factors(df: pd.DataFrame, mask: np.ndarray | None = None,
         rows without a sector).
 
     Raises:
-        KeyError: a required feature column is missing.
+        KeyError: a required feature column is missing (``trend_r2_63`` is optional: a frame
+            without it gets ``trend_r2`` NaN, as rows stored before migration 9 do).
     """
     n = len(df)
     m = np.ones(n, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
@@ -132,6 +138,8 @@ def compute_factors(df: pd.DataFrame, mask: np.ndarray | None = None,
         "turnover_20": _div(dv, cap),
         "adx": _f(df, "adx_14"),
         "ma_alignment": align,
+        "trend_r2": (_f(df, "trend_r2_63") if "trend_r2_63" in df.columns
+                     else np.full(n, np.nan)),
         "rs_market_63d": rs_mkt,
         "rs_sector_63d": _div(1.0 + r63, 1.0 + sec_mean) - 1.0,
         "drawdown_52w": _f(df, "dist_52w_high"),

@@ -9,7 +9,8 @@ component         weight  inputs (higher is better; "−" = negated first)
 ================  ======  ===================================================================
 liquidity         0.25    log_dollar_volume
 size              0.20    log10(market_cap_pit) — only where a market cap is known
-trend_stability   0.20    ma_alignment, adx_14 × sign(close − sma_200)
+trend_stability   0.20    ma_alignment, adx_14 × sign(close − sma_200),
+                          trend_r2 × sign(ret_63d)
 drawdown          0.15    drawdown_52w (close / 52-week high − 1)
 volatility        0.20    − realized_vol (60 bars), − atr_pct
 ================  ======  ===================================================================
@@ -36,11 +37,17 @@ def ics_inputs(df: pd.DataFrame, factors: pd.DataFrame) -> dict[str, list[np.nda
     """The raw inputs of each ICS component (higher = better), ``(N,) float64`` each.
 
     Args:
-        df: feature rows (``close, sma_200, adx_14``). factors: :func:`compute_factors`.
+        df: feature rows (``close, sma_200, adx_14, ret_63d``). factors:
+            :func:`compute_factors`.
+
+    ``trend_r2 × sign(ret_63d)``: the R² of the 63-bar regression line (fraction 0–1) signed
+    by the direction of the same quarter (the 63-bar return), so a straight rise ranks
+    highest, a straight decline lowest and a choppy path in between.
     """
     close = df["close"].to_numpy(np.float64, na_value=np.nan)
     sma200 = df["sma_200"].to_numpy(np.float64, na_value=np.nan)
     adx = df["adx_14"].to_numpy(np.float64, na_value=np.nan)
+    r63 = df["ret_63d"].to_numpy(np.float64, na_value=np.nan)
     cap = factors["market_cap_pit"].to_numpy(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         log_cap = np.where(cap > 0, np.log10(np.where(cap > 0, cap, 1.0)), np.nan)
@@ -48,7 +55,8 @@ def ics_inputs(df: pd.DataFrame, factors: pd.DataFrame) -> dict[str, list[np.nda
         "liquidity": [factors["log_dollar_volume"].to_numpy(np.float64)],
         "size": [log_cap],
         "trend_stability": [factors["ma_alignment"].to_numpy(np.float64),
-                            adx * np.sign(close - sma200)],
+                            adx * np.sign(close - sma200),
+                            factors["trend_r2"].to_numpy(np.float64) * np.sign(r63)],
         "drawdown": [factors["drawdown_52w"].to_numpy(np.float64)],
         "volatility": [-factors["realized_vol"].to_numpy(np.float64),
                        -factors["atr_pct"].to_numpy(np.float64)],

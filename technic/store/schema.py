@@ -23,8 +23,9 @@ from sqlalchemy.engine import Connection, Engine
 
 log = logging.getLogger(__name__)
 
-#: Columns of ``features_daily`` after (symbol, date), with SQL types. Units: docs/tables.md.
-FEATURE_COLUMNS: tuple[str, ...] = (
+#: The ``features_daily`` columns that migration 1 creates (its DDL never changes: a
+#: database migrated long ago and a fresh one must end up with the same table).
+_FEATURE_COLUMNS_V1: tuple[str, ...] = (
     "close", "volume",
     "sma_20", "sma_50", "sma_200", "ema_12", "ema_26",
     "rsi_14", "macd", "macd_signal", "macd_hist",
@@ -35,6 +36,13 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     "realized_vol_20", "realized_vol_60",
     "high_52w", "low_52w", "dist_52w_high", "dist_52w_low",
 )
+
+#: ``features_daily`` columns added by migration 9 (after those of migration 1).
+FEATURE_COLUMNS_V9: tuple[str, ...] = ("trend_r2_63",)
+
+#: Columns of ``features_daily`` after (symbol, date), all ``double precision``, in table order.
+#: Units: docs/tables.md and ``technic.features.FEATURE_UNITS``.
+FEATURE_COLUMNS: tuple[str, ...] = _FEATURE_COLUMNS_V1 + FEATURE_COLUMNS_V9
 
 #: Feature columns copied into ``scan_results`` next to the scores.
 RESULT_FEATURE_COLUMNS: tuple[str, ...] = (
@@ -123,7 +131,7 @@ def _v1(schema: str, timescale: bool) -> list[str]:
         f"""CREATE TABLE IF NOT EXISTS {schema}.features_daily (
     symbol text NOT NULL,
     date date NOT NULL,
-{_double_cols(FEATURE_COLUMNS)},
+{_double_cols(_FEATURE_COLUMNS_V1)},
     n_bars integer NOT NULL,
     computed_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (symbol, date)
@@ -353,6 +361,16 @@ def _v8(schema: str, timescale: bool) -> list[str]:
             f"USING brin (date)"]
 
 
+def _v9(schema: str, timescale: bool) -> list[str]:
+    # Trend quality: R^2 of the 63-bar regression line of close on the bar index (fraction
+    # 0-1, technic.indicators.linreg_r2). Nullable without a default, so it is a catalog-only
+    # change on PostgreSQL and allowed on compressed TimescaleDB hypertables (2.1+; IF NOT
+    # EXISTS on them since 2.6.1). Rows written before it hold NULL until recomputed.
+    q = quote_ident(schema)
+    return [f"ALTER TABLE {q}.features_daily ADD COLUMN IF NOT EXISTS {c} double precision"
+            for c in FEATURE_COLUMNS_V9]
+
+
 @dataclass(frozen=True)
 class Migration:
     """One schema version. ``render(schema, timescale)`` returns its SQL statements."""
@@ -372,6 +390,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                  "TimescaleDB roll-up refresh, compression and retention policies", _v6),
     Migration(7, "ICS/MERIT/regime: factor columns, scan_runs.regime, market_daily", _v7),
     Migration(8, "BRIN index on bars_daily.date (one date's bars without a full scan)", _v8),
+    Migration(9, "features_daily.trend_r2_63: R^2 of the 63-bar price regression line", _v9),
 )
 
 
