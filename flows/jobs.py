@@ -9,6 +9,9 @@ Each also runs without a Prefect server (``python -c 'from flows.jobs import sca
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
+from typing import Any
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
@@ -49,7 +52,68 @@ def skip_scheduled(job: str) -> bool:
     return True
 
 
-@task(name="ingest", retries=3, retry_delay_seconds=[10, 60, 300], tags=[DATABASE_TAG])
+def transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry condition of the tasks: retry what a retry can fix (a dropped connection, a lock
+    timeout, a worker lost), not bad input: a ``ValueError`` (an unusable file, a price-basis
+    conflict, a time outside a session) or a ``LookupError`` (no bars for the date) fails at
+    once instead of after minutes of back-off."""
+    try:
+        exc = state.result(raise_on_failure=False)
+    except Exception:  # the result cannot be read: retry as before
+        return True
+    return not isinstance(exc, ValueError | LookupError)
+
+
+#: Parameters of the cached tasks that change how the work runs, not what it stores.
+_NOT_IN_KEY = frozenset({"use_dask", "use_gpu"})
+#: A cached feature computation is reused for this long at most (then recomputed once).
+CACHE_EXPIRATION = dt.timedelta(days=7)
+
+
+def data_version(target: DatabaseTarget) -> dict:
+    """What the stored bars are now, for cache keys: ``bars_version`` (the latest ingest run
+    that changed bars, see :func:`technic.store.bars.bars_version`) and when that run
+    finished (so a dropped and re-created schema, whose run ids start again, never matches
+    the keys of the old one)."""
+    from sqlalchemy import text
+
+    from technic.store.bars import bars_version
+    from technic.store.db import get_engine
+
+    v = bars_version(target)
+    with get_engine(target).connect() as c:
+        done = c.execute(text("SELECT finished_at FROM ingest_runs WHERE run_id = :v"),
+                         {"v": v}).scalar()
+    return {"bars_version": v, "finished_at": done.isoformat() if done else None}
+
+
+def data_cache_key(context: Any, parameters: dict[str, Any]) -> str:
+    """Prefect cache key of a feature computation: the database and schema, the task, its
+    parameters (dates, mode; not where it runs), ``lookback_bars``, the feature code version
+    and :func:`data_version`. A retried or re-triggered run with the same inputs over the same
+    bars reuses the stored result; any ingest that changes bars (a new day, a partial bar, a
+    split) changes the key, so the next run recomputes."""
+    import technic
+    from technic.store.schema import FEATURE_COLUMNS
+
+    target = _target()
+    parts = {"where": target.cache_namespace(), "task": context.task.name,
+             "params": {k: v for k, v in sorted(parameters.items()) if k not in _NOT_IN_KEY},
+             "lookback_bars": get_settings().lookback_bars, "technic": technic.__version__,
+             "features": FEATURE_COLUMNS, "data": data_version(target)}
+    blob = json.dumps(parts, sort_keys=True, default=str)
+    return f"technic-{context.task.name}-{hashlib.sha256(blob.encode()).hexdigest()[:32]}"
+
+
+#: Options of the tasks whose re-run over the same bars can be skipped: the result (a small
+#: dict of dates and counts, JSON) is persisted in Prefect's result storage (default
+#: ``$PREFECT_HOME/storage``, ``PREFECT_LOCAL_STORAGE_PATH``) under :func:`data_cache_key`.
+CACHED = {"cache_key_fn": data_cache_key, "persist_result": True, "result_serializer": "json",
+          "cache_expiration": CACHE_EXPIRATION}
+
+
+@task(name="ingest", retries=3, retry_delay_seconds=[10, 60, 300], tags=[DATABASE_TAG],
+      retry_condition_fn=transient)
 def ingest_task(path: str | None) -> list[dict]:
     """Ingest files (idempotent, so retries are safe); returns each run's counts."""
     from technic.ingest import ingest_files
@@ -57,14 +121,84 @@ def ingest_task(path: str | None) -> list[dict]:
     return [r.as_dict() for r in ingest_files(_target(), path or get_settings().data_dir)]
 
 
-@task(name="refresh-features", retries=1, retry_delay_seconds=30, tags=[DATABASE_TAG])
+def latest_intraday_time(target: DatabaseTarget) -> pd.Timestamp | None:
+    """Just after the start of the latest stored intraday bar (UTC), so a partial daily bar
+    built "as of" it includes that bar; None when ``bars_intraday`` is empty."""
+    from sqlalchemy import text
+
+    from technic.store.db import get_engine
+
+    with get_engine(target).connect() as c:
+        last = c.execute(text("SELECT max(ts) FROM bars_intraday")).scalar()
+    return None if last is None else pd.Timestamp(last).tz_convert("UTC") \
+        + pd.Timedelta(microseconds=1)
+
+
+def check_partial_time(when: pd.Timestamp) -> str | None:
+    """Why a partial daily bar cannot be built as of ``when`` (None: it can): the session date
+    must be an NYSE session and ``when`` after its open (see
+    :func:`technic.ingest.build_partial_daily`)."""
+    from technic.calendar import is_session
+    from technic.ingest import session_bounds
+
+    day = when.tz_convert("America/New_York").date()
+    if not is_session(day):
+        return f"{day} is not an NYSE session"
+    opens, _ = session_bounds(day)
+    if when <= opens:
+        return f"{when} is not after the open of {day} ({opens})"
+    return None
+
+
+def _utc(at: str) -> pd.Timestamp:
+    """An ISO time parameter as a UTC timestamp (no zone = UTC).
+
+    Raises:
+        ValueError: not an ISO 8601 time.
+    """
+    try:
+        ts = pd.Timestamp(at)
+    except ValueError:
+        raise ValueError(f"at: {at!r} is not an ISO 8601 time (e.g. 2026-06-22T18:00:00Z)") \
+            from None
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+@task(name="partial-daily-bar", retries=2, retry_delay_seconds=[10, 60], tags=[DATABASE_TAG],
+      retry_condition_fn=transient)
+def partial_bar_task(at: str | None) -> dict | None:
+    """Upsert the partial daily bars of the session containing ``at`` from the intraday bars
+    stored before it (default: all stored bars of the latest session with intraday bars);
+    returns the ingest run's counts, or None when there is no session to build (no intraday
+    bars, or the latest are outside a session)."""
+    from technic.ingest import build_partial_daily
+
+    target = _target()
+    when = _utc(at) if at else latest_intraday_time(target)
+    if when is None:
+        get_run_logger().info("no intraday bars stored: no partial daily bar")
+        return None
+    why = check_partial_time(when)
+    if why is not None:
+        if at:
+            raise ValueError(f"at: {why}")
+        get_run_logger().info("latest intraday bar: %s; no partial daily bar", why)
+        return None
+    return build_partial_daily(target, when).as_dict()
+
+
+@task(name="refresh-features", retries=1, retry_delay_seconds=30, tags=[DATABASE_TAG],
+      retry_condition_fn=transient, **CACHED)
 def refresh_task(as_of: str | None, changed_only: bool, use_dask: bool = True,
                  incremental: bool = False,
                  use_gpu: bool = False) -> dict:
     """Refresh features (on Dask unless ``use_dask`` is False; ``incremental``: from the cached
     bar window, see :mod:`technic.incremental`); returns the resolved date and counts.
     ``use_gpu``: the GPU kernels on the Dask workers with the ``GPU`` resource (CPU, with a
-    warning, when none has it)."""
+    warning, when none has it).
+
+    Cached (:data:`CACHED`): run again with the same arguments while the bars are unchanged,
+    it returns the stored result without computing (state ``Cached``)."""
     from contextlib import nullcontext
 
     from technic.compute import dask_client
@@ -196,37 +330,84 @@ def ingest_daily(path: str | None = None, force: bool = False) -> list[dict]:
     return ingest_task(path)
 
 
+@flow(name="ingest-intraday")
+def ingest_intraday(path: str, at: str | None = None, force: bool = False) -> dict | None:
+    """Ingest an intraday bars file (e.g. ``bars_5min.parquet``) into ``bars_intraday``, which
+    refreshes the 15-minute, hourly and daily roll-ups when bars changed, then build the
+    partial daily bar of the session so far (source ``intraday-partial``, replaced by the
+    end-of-day bar) so a feature refresh and a scan of that date see the day so far.
+
+    Args:
+        path: the intraday file (or a directory holding one).
+        at: ISO time the partial bar is built as of (no zone = UTC): bars starting before it.
+            Default: every stored bar of the latest session with intraday bars.
+        force: run even when a scheduled run falls outside the regular session.
+
+    Returns:
+        ``{"ingest": [counts per file], "partial": counts or None}``; None when skipped.
+
+    Raises:
+        ValueError: ``at`` is malformed, not in a session or not after its open (checked
+            before anything is written).
+    """
+    if at:
+        why = check_partial_time(_utc(at))
+        if why is not None:
+            raise ValueError(f"at: {why}")
+    if not force and skip_scheduled("intraday"):
+        return None
+    ingested = ingest_task(path)
+    return {"ingest": ingested, "partial": partial_bar_task(at)}
+
+
 @flow(name="refresh-features")
 def refresh_features_flow(as_of: str | None = None, changed_only: bool = False,
-                          use_gpu: bool = False) -> dict:
+                          use_gpu: bool = False, use_dask: bool = True,
+                          recompute: bool = False) -> dict:
     """Refresh the feature store for a date (default: the latest with bars); ``use_gpu``: on
-    the Dask workers that declare the ``GPU`` resource (CPU with a warning when none does)."""
+    the Dask workers that declare the ``GPU`` resource (CPU with a warning when none does);
+    ``use_dask`` False: in this process. A re-run over unchanged bars reuses the cached
+    result unless ``recompute``."""
     if as_of:
         dt.date.fromisoformat(as_of)  # validate before work
-    return refresh_task(as_of, changed_only, use_gpu=use_gpu)
+    run = refresh_task.with_options(refresh_cache=True) if recompute else refresh_task
+    return run(as_of, changed_only, use_dask=use_dask, use_gpu=use_gpu)
 
 
 @flow(name="intraday-refresh")
-def intraday_refresh(path: str, top: int = 25, force: bool = False) -> dict | None:
-    """Every 5 minutes in the session: ingest the latest intraday file, recompute only the
-    symbols whose bars changed (incremental refresh from the cached window), scan. Skipped
+def intraday_refresh(path: str, top: int = 25, force: bool = False,
+                     at: str | None = None) -> dict | None:
+    """Every 5 minutes in the session: :func:`ingest_intraday` (the latest intraday file, the
+    roll-ups, the partial daily bar of the session so far), recompute only the symbols whose
+    bars changed (incremental refresh from the cached window), scan that session. Skipped
     outside the regular session unless ``force``."""
     if not force and skip_scheduled("intraday"):
         return None
-    ingest_task(path)
+    ingest_intraday(path, at=at, force=True)
     refreshed = refresh_task(None, False, incremental=True)
     return scan(top=top, as_of=refreshed["as_of"])
+
+
+@task(name="backfill-features", retries=1, retry_delay_seconds=60, tags=[DATABASE_TAG],
+      retry_condition_fn=transient, **CACHED)
+def backfill_task(start: str, end: str | None) -> dict:
+    """Feature history for ``[start, end]``; cached like :func:`refresh_task` (a retried
+    nightly run over the same bars does not recompute)."""
+    from technic.refresh import backfill_features
+
+    e_date = dt.date.fromisoformat(end) if end else None
+    rep = backfill_features(_target(), dt.date.fromisoformat(start), e_date,
+                            lookback_bars=get_settings().lookback_bars)
+    return {"start": start, "end": rep.as_of.isoformat(), "rows": rep.rows_written}
 
 
 @flow(name="backfill")
 def backfill(start: str, end: str | None = None) -> dict:
     """Feature history for ``[start, end]`` (training data, evaluation)."""
-    from technic.refresh import backfill_features
-
-    s_date = dt.date.fromisoformat(start)
-    e_date = dt.date.fromisoformat(end) if end else None
-    rep = backfill_features(_target(), s_date, e_date, lookback_bars=get_settings().lookback_bars)
-    return {"start": start, "end": rep.as_of.isoformat(), "rows": rep.rows_written}
+    dt.date.fromisoformat(start)  # validate before work
+    if end:
+        dt.date.fromisoformat(end)
+    return backfill_task(start, end)
 
 
 @flow(name="gap-check")

@@ -103,3 +103,134 @@ def test_database_limit_comes_from_the_environment(monkeypatch):
         monkeypatch.setenv("TECHNIC_DB_TASK_CONCURRENCY", bad)
         with pytest.raises(ValueError, match="TECHNIC_DB_TASK_CONCURRENCY"):
             database_limit()
+
+
+LIQUID = ["AAPL", "JPM", "KO", "MSFT", "XOM"]
+SESSION = pd.Timestamp("2026-06-22")
+
+
+@pytest.fixture(scope="module")
+def intraday_files(tmp_path_factory):
+    """The 2026 daily history before 2026-06-22 and that session's 5-minute bars of five
+    liquid names, under the real file names (their source tag and price basis)."""
+    import pyarrow.parquet as pq
+
+    from .conftest import SHARED
+
+    daily_path, five_path = SHARED / "bars_daily_2026.parquet", SHARED / "bars_5min.parquet"
+    if not (daily_path.exists() and five_path.exists()):
+        pytest.skip(f"real data not found in {SHARED} (set TECHNIC_SHARED_DATA)")
+    daily = pq.read_table(daily_path, filters=[("symbol", "in", LIQUID)]).to_pandas(
+        date_as_object=False)
+    five = pq.read_table(five_path, filters=[("symbol", "in", LIQUID)]).to_pandas()
+    five = five[five["ts"].dt.tz_convert("America/New_York").dt.normalize()
+                .dt.tz_localize(None) == SESSION]
+    root = tmp_path_factory.mktemp("intraday-flow")
+    (root / "hist").mkdir()
+    daily[daily["date"] < SESSION].to_parquet(root / "hist" / "bars_daily_2026.parquet")
+    five.to_parquet(root / "bars_5min.parquet")
+    return root, five
+
+
+@pytest.fixture()
+def prefect_on_fresh(db_url, fresh_target, monkeypatch, tmp_path):
+    """Settings pointed at an empty schema, a temporary Prefect API, and task results stored
+    under ``tmp_path`` (so no cached result outlives the test); yields the target."""
+    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    from technic.config import get_settings
+    from technic.store import db as dbmod
+
+    monkeypatch.setenv("TECHNIC_DATABASE_URL", db_url)
+    monkeypatch.setenv("TECHNIC_DB_SCHEMA", fresh_target.schema)
+    monkeypatch.delenv("TECHNIC_REDIS_URL", raising=False)
+    get_settings.cache_clear()
+    dbmod._resolve.cache_clear()
+    try:
+        with prefect_test_harness(server_startup_timeout=120), \
+                temporary_settings({PREFECT_LOCAL_STORAGE_PATH: tmp_path / "results"}):
+            yield fresh_target
+    finally:
+        get_settings.cache_clear()
+        dbmod._resolve.cache_clear()
+
+
+def _scalar(target, query: str, **params):
+    import sqlalchemy as sa
+
+    from technic.store.db import get_engine
+
+    with get_engine(target).connect() as c:
+        return c.execute(sa.text(query), params).scalar()
+
+
+def test_ingest_intraday_builds_the_partial_bar_that_the_intraday_scan_sees(
+        prefect_on_fresh, intraday_files):
+    from flows.jobs import ingest_daily, ingest_intraday, intraday_refresh
+
+    t = prefect_on_fresh
+    root, five = intraday_files
+    ingest_daily(str(root / "hist" / "bars_daily_2026.parquet"), force=True)
+    path = str(root / "bars_5min.parquet")
+    for at, msg in (("2026-06-19T18:00:00Z", "2026-06-19 is not an NYSE session"),
+                    ("2026-06-22T13:00:00Z", "not after the open"),
+                    ("noon", "not an ISO 8601 time")):
+        with pytest.raises(ValueError, match=msg):
+            ingest_intraday(path, at=at, force=True)
+    assert _scalar(t, "SELECT count(*) FROM bars_intraday") == 0  # nothing written
+
+    out = ingest_intraday(path, at="2026-06-22T14:00:00-04:00", force=True)
+    assert out["ingest"][0]["rows_inserted"] == len(five)
+    assert out["partial"]["rows_inserted"] == len(LIQUID)
+    assert out["partial"]["changed_to"] == "2026-06-22"
+    assert _scalar(t, "SELECT count(*) FROM bars_1h") > 0  # roll-ups refreshed
+    so_far = five[five["ts"] < pd.Timestamp("2026-06-22 18:00", tz="UTC")]
+    assert _scalar(t, "SELECT close FROM bars_daily WHERE symbol = 'MSFT' AND date = :d",
+                   d=SESSION.date()) == so_far[so_far["symbol"] == "MSFT"] \
+        .sort_values("ts")["close"].iloc[-1]
+
+    # the intraday job: same file (nothing new), the partial bar over every stored bar, scan
+    res = intraday_refresh(path, top=len(LIQUID), force=True)
+    assert res["as_of"] == "2026-06-22" and len(res["results"]) == len(LIQUID)
+    last = five.sort_values("ts").groupby("symbol")["close"].last()
+    got = {r["symbol"]: r["close"] for r in res["results"]}
+    assert got == pytest.approx(last.to_dict())
+    assert _scalar(t, "SELECT count(DISTINCT source) FROM bars_daily WHERE date = :d",
+                   d=SESSION.date()) == 1  # all intraday-partial
+
+
+def test_feature_refresh_is_cached_until_the_bars_change(prefect_on_fresh, intraday_files):
+    from prefect import flow
+
+    from flows.jobs import ingest_daily, ingest_intraday, refresh_features_flow, refresh_task
+
+    @flow
+    def refresh_once(as_of: str | None = None) -> tuple[str, dict]:
+        state = refresh_task(as_of, False, use_dask=False, return_state=True)
+        return state.name, state.result()
+
+    t = prefect_on_fresh
+    root, _ = intraday_files
+    ingest_daily(str(root / "hist" / "bars_daily_2026.parquet"), force=True)
+
+    def computed_at():
+        return _scalar(t, "SELECT max(computed_at) FROM features_daily")
+
+    name, first = refresh_once()
+    assert name == "Completed" and first["as_of"] == "2026-06-18"  # 06-19: Juneteenth
+    assert first["symbols"] == len(LIQUID)
+    stamp = computed_at()
+    name, again = refresh_once()  # a re-run over the same bars: the stored result, no work
+    assert name == "Cached" and again == first and computed_at() == stamp
+    assert refresh_once(first["as_of"])[0] == "Completed"  # other parameters, other key
+    assert refresh_once(first["as_of"])[0] == "Cached"
+    stamp = computed_at()
+    refresh_features_flow(use_dask=False, recompute=True)  # forced past the cache
+    assert computed_at() > stamp
+
+    ingest_intraday(str(root / "bars_5min.parquet"), force=True)  # new bars: new version
+    name, after = refresh_once()
+    assert name == "Completed" and after["as_of"] == "2026-06-22"
+    assert refresh_once(first["as_of"])[0] == "Completed"
+    assert refresh_once()[0] == "Cached"
