@@ -43,7 +43,7 @@ from technic.features import derive_features
 from technic.indicators.lastrow import LAST_ROW_FIELDS, last_row_indicators
 from technic.refresh import RefreshReport
 from technic.store.bars import bars_version, last_bar_date, read_bars_arrow
-from technic.store.db import DatabaseTarget, adbc_connect, get_engine
+from technic.store.db import DatabaseTarget, get_engine, pooled_adbc
 from technic.store.features import write_features
 from technic.store.schema import FEATURE_COLUMNS
 
@@ -420,7 +420,7 @@ def refresh_incremental(
     timings["window_fetch_s"] = round(time.perf_counter() - t, 4)
 
     t = time.perf_counter()
-    with adbc_connect(target) as conn:  # one connection for the read and the write
+    with pooled_adbc(target) as conn:  # one connection for the read and the write
         mode, rows_idx, new = "rebuild", None, None
         if w is not None and _history_changed_before(target, w.version, day):
             log.info("bars before %s changed since the cached window: rebuilding it", day)

@@ -212,3 +212,25 @@ def test_append_writes_in_place_but_never_changes_an_older_window(bars):
     for f in ("high", "low", "close", "volume"):
         np.testing.assert_array_equal(getattr(w2, f), fresh[f])
     np.testing.assert_array_equal(w2.dates, dates[-58:-1])
+
+
+def test_pooled_adbc_reuses_and_replaces_broken_connections(fresh_target):
+    from technic.store.db import pooled_adbc
+
+    def backend_pid(conn) -> int:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            return cur.fetchall()[0][0]
+
+    with pooled_adbc(fresh_target) as c1:
+        pid1 = backend_pid(c1)
+    with pooled_adbc(fresh_target) as c2:
+        assert c2 is c1 and backend_pid(c2) == pid1  # reused
+    with get_engine(fresh_target).begin() as c:  # the server drops the pooled session
+        c.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid1})
+    with pooled_adbc(fresh_target) as c3:
+        assert backend_pid(c3) != pid1  # a new connection replaced the dead one
+    with pytest.raises(RuntimeError), pooled_adbc(fresh_target) as c4:
+        raise RuntimeError("job failed")
+    with pooled_adbc(fresh_target) as c5:
+        assert c5 is not c4  # a connection that saw an error is not pooled again
