@@ -49,7 +49,7 @@ from technic.universe import UniverseRules, apply_rules
 
 SCORE_INPUTS = ("close", "sma_20", "sma_50", "sma_200", "adx_14", "dist_52w_high", "ret_12_1",
                 "ret_126d", "ret_63d", "ret_21d", "macd_hist", "realized_vol_60", "natr_14",
-                "obv_trend_20", "rel_volume_20", "dollar_volume_20")
+                "obv_trend_20", "rel_volume_20", "dollar_volume_20", "trend_r2_63")
 
 #: Scores the evaluation reports, in report order.
 SCORES: tuple[str, ...] = ("tech_rating", "ics", "merit", "alpha_5d", "alpha_10d")
