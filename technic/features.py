@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from technic import indicators as ind
+from technic.indicators.extra import linreg_r2_rows
 from technic.panel import Panel
 from technic.store.schema import FEATURE_COLUMNS
 
@@ -123,7 +124,8 @@ def derive_features(g: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: f[k] for k in FEATURE_COLUMNS}
 
 
-def feature_arrays(p: Panel, device: str = "cpu") -> dict[str, np.ndarray]:
+def feature_arrays(p: Panel, device: str = "cpu",
+                   rows: Sequence[int] | None = None) -> dict[str, np.ndarray]:
     """Compute every feature as a ``(T, N) float64`` array over the whole panel.
 
     Args:
@@ -133,6 +135,8 @@ def feature_arrays(p: Panel, device: str = "cpu") -> dict[str, np.ndarray]:
             numba.cuda twins in :mod:`technic.indicators.gpu`, results copied back to the
             host; equal to the CPU path to ≤ 1e-9 relative, bit-identical except the log
             returns of realized volatility).
+        rows: on the CPU, compute ``trend_r2_63`` (an ``O(n)`` window per value) only at
+            these panel rows, NaN elsewhere; default every row.
 
     Returns:
         ``{column: (T, N) float64}`` for ``FEATURE_COLUMNS`` plus ``n_bars`` (bars seen so
@@ -167,7 +171,9 @@ def feature_arrays(p: Panel, device: str = "cpu") -> dict[str, np.ndarray]:
     g["realized_vol_60"] = ind.realized_vol(c, 60)
     g["high_52w"] = ind.rolling_max(h, 252)
     g["low_52w"] = ind.rolling_min(lo, 252)
-    g["trend_r2_63"] = ind.linreg_r2(c, 63)
+    # O(n) per value: with ``rows`` only those rows (a refresh keeps one date's row).
+    g["trend_r2_63"] = (ind.linreg_r2(c, 63) if rows is None
+                        else linreg_r2_rows(c, rows, 63))
     f = derive_features(g)
     f["n_bars"] = np.cumsum(np.isfinite(c), axis=0).astype(np.float64)
     return f
@@ -211,7 +217,7 @@ def compute_features(p: Panel, dates: Sequence[np.datetime64] | None = None,
         picked = gpu.feature_rows(p, rows)  # row k of each array is panel row rows[k]
         at = list(range(len(rows)))
     else:
-        picked = feature_arrays(p)
+        picked = feature_arrays(p, rows=rows)
         at = rows
     frames = []
     for r, k in zip(rows, at, strict=True):

@@ -234,3 +234,15 @@ def test_pooled_adbc_reuses_and_replaces_broken_connections(fresh_target):
         raise RuntimeError("job failed")
     with pooled_adbc(fresh_target) as c5:
         assert c5 is not c4  # a connection that saw an error is not pooled again
+
+
+def test_r2_at_requested_rows_equals_the_full_kernel(bars):
+    from technic import indicators as ind
+    from technic.indicators.extra import linreg_r2_rows
+
+    p = Panel.from_arrow(pa.Table.from_pandas(bars, preserve_index=False))
+    rows = [0, 70, len(p.dates) - 40, len(p.dates) - 1]
+    full = ind.linreg_r2(p.close, 63)
+    some = linreg_r2_rows(p.close, rows, 63)
+    np.testing.assert_array_equal(some[rows], full[rows])
+    assert np.isnan(np.delete(some, rows, axis=0)).all()

@@ -42,6 +42,7 @@ is ``O(T)`` per call; outputs are allocated once. Serial, ``nogil``, ``cache=Tru
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 from numba import njit
@@ -430,6 +431,28 @@ def _linreg_r2_at(src, a, n):
     sxy = sk - xbar * s1
     r2 = (sxy * sxy) / (sxx * syy)
     return 1.0 if r2 > 1.0 else r2
+
+
+@njit(**_JIT)
+def _linreg_r2_rows(x, rows, n, out):
+    # _linreg_r2_at of the n own bars ending at each row of `rows` (rows with a bar), per
+    # column: the same value _linreg_r2_1d gives there, without the other rows.
+    t_len, n_cols = x.shape
+    buf = np.empty(n)
+    for j in range(n_cols):
+        for r in rows:
+            v = x[r, j]
+            if np.isnan(v):
+                continue
+            k = n
+            t = r
+            while t >= 0 and k > 0:
+                if not np.isnan(x[t, j]):
+                    k -= 1
+                    buf[k] = x[t, j]
+                t -= 1
+            if k == 0:
+                out[r, j] = _linreg_r2_at(buf, 0, n)
 
 
 @njit(**_JIT)
@@ -959,6 +982,35 @@ def linreg_r2(close: ArrayLike, n: int) -> F64:
         TypeError: ``n`` is not an integer.
     """
     return _run(("close",), (close,), _LINREG_R2, 1, (_period(n, minimum=2),))
+
+
+def linreg_r2_rows(close: ArrayLike, rows: Sequence[int], n: int) -> F64:
+    """:func:`linreg_r2` at the given rows only (NaN elsewhere): a refresh that keeps one
+    date's row needs one window per symbol, not ``T``.
+
+    Args:
+        close: ``(T, N) float64`` close prices, time-major, NaN = no bar.
+        rows: panel row indices to compute (``0 <= row < T``).
+        n: window in the symbol's own bars, ``>= 2``.
+
+    Returns:
+        ``(T, N) float64``: at each requested row exactly the value :func:`linreg_r2` gives
+        there (same arithmetic), NaN on every other row.
+
+    Raises:
+        ValueError: ``n < 2``, ``close`` is not 2-D, or a row is out of range.
+        TypeError: ``n`` is not an integer.
+    """
+    n = _period(n, minimum=2)
+    x = np.ascontiguousarray(close, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError("close must be a (T, N) array")
+    idx = np.asarray(list(rows), dtype=np.int64)
+    if idx.size and (idx.min() < 0 or idx.max() >= x.shape[0]):
+        raise ValueError("a row is outside the panel")
+    out = np.full(x.shape, np.nan)
+    _linreg_r2_rows(x, idx, n, out)
+    return out
 
 
 def cmf(high: ArrayLike, low: ArrayLike, close: ArrayLike, volume: ArrayLike,
