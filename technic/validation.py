@@ -272,6 +272,24 @@ def _row_checks(out: pa.Table) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int8)
 
 
+def _symbol_codes(sym: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray, np.ndarray]:
+    """Symbols with surrounding whitespace removed, one int code per row (-1 = null; equal
+    codes = equal trimmed symbols, numbered in order of first appearance) and the codes of
+    empty symbols."""
+    enc = pc.dictionary_encode(sym)  # one dictionary shared by all chunks
+    if enc.num_chunks == 0:
+        return sym, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    dictionary = enc.chunk(0).dictionary
+    codes = np.concatenate([c.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+                            for c in enc.chunks]).astype(np.int64)
+    clean = pc.utf8_trim_whitespace(dictionary)
+    if not clean.equals(dictionary):  # rare: trim the rows and number them again
+        sym = pc.utf8_trim_whitespace(sym)
+        return _symbol_codes(sym)
+    blank = np.flatnonzero(pc.equal(dictionary, "").to_numpy(zero_copy_only=False))
+    return sym, codes, blank
+
+
 def _validate_arrow(t: pa.Table, tcol: str) -> ValidationResult:
     reasons = ["", "missing value",
                "unparseable date" if tcol == "date" else "unparseable timestamp",
@@ -283,25 +301,24 @@ def _validate_arrow(t: pa.Table, tcol: str) -> ValidationResult:
         sym = pa.chunked_array([c.dictionary_decode() for c in sym.chunks],
                                type=sym.type.value_type)
     sym = sym.cast(pa.string())
-    trimmed = pc.utf8_trim_whitespace(sym)
-    if pc.all(pc.equal(sym, trimmed)).as_py() in (True, None):
-        trimmed = sym
+    # Whitespace and empty symbols are looked for in the dictionary of distinct symbols
+    # (thousands), not in every row (millions).
+    trimmed, codes, blank = _symbol_codes(sym)
     times, tint = _arrow_times(t[tcol], tcol)
     out = pa.table([trimmed, times, *(_float_column(t[c]) for c in NUMERIC_COLUMNS)],
                    schema=DAILY_SCHEMA if tcol == "date" else INTRADAY_SCHEMA)
 
     reason = _row_checks(out)
     # a missing symbol or time outranks every value check
-    no_key = (~pc.fill_null(pc.not_equal(trimmed, ""), False).to_numpy(zero_copy_only=False)
-              | times.is_null().to_numpy(zero_copy_only=False))
+    no_key = (codes < 0) | times.is_null().to_numpy(zero_copy_only=False)
+    if len(blank):
+        no_key |= np.isin(codes, blank)
     reason[no_key] = 1
 
     ok_idx = np.flatnonzero(reason == 0)
     if len(ok_idx) > 1:
-        enc = pc.dictionary_encode(trimmed)  # one dictionary for all chunks
-        codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in enc.chunks])
         all_ok = len(ok_idx) == len(reason)
-        k1 = (codes if all_ok else codes[ok_idx]).astype(np.int64)
+        k1 = codes if all_ok else codes[ok_idx]
         k2 = tint if all_ok else tint[ok_idx]
         # Files sorted by (symbol, time) — the usual case — cannot hold duplicates.
         if tcol == "date":
