@@ -105,7 +105,8 @@ def load_history(target: DatabaseTarget, start: dt.date, end: dt.date,
                    f"SELECT f.symbol, f.date, {', '.join('f.' + c for c in SCORE_INPUTS)}, "
                    "s.name, s.sector, s.security_type, s.is_etf, s.active "
                    "FROM features_daily f JOIN symbols s USING (symbol) "
-                   "WHERE f.date >= $1 AND f.date <= $2", (start, end))
+                   "WHERE f.date >= $1 AND f.date <= $2 ORDER BY f.date, f.symbol",
+                   (start, end))  # a fixed row order: seeded shuffles are reproducible
     bars = fetch_frame(target, "SELECT symbol, date, close FROM bars_daily WHERE date >= $1",
                        (start,))
     labels = forward_labels(bars, horizons)[["symbol", "date", *(f"fwd_{h}" for h in horizons)]]
