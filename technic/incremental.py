@@ -305,7 +305,7 @@ def _delta_key(lookback: int, day: np.datetime64 | dt.date) -> str:
 
 #: A whole window goes to L2 at least every this many appended dates; in between only the new
 #: date's column does (~250 kB instead of ~80 MB for the full real universe).
-REBASE_EVERY = 5
+REBASE_EVERY = 10
 
 
 #: Symbols per Redis value of a whole window: ~50 MB at 300 dates, well under Redis's 512 MB

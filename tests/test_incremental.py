@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from technic.cache import FrameCache
 from technic.features import FEATURE_COLUMNS, feature_arrays
-from technic.incremental import REBASE_EVERY, BarWindow, refresh_incremental
+from technic.incremental import BarWindow, refresh_incremental
 from technic.indicators.lastrow import LAST_ROW_FIELDS, last_row_indicators
 from technic.ingest import ingest_files
 from technic.panel import Panel
@@ -131,8 +131,9 @@ def test_window_survives_new_processes_through_redis(fresh_target, bars, tmp_pat
     import technic.incremental as inc
 
     monkeypatch.setattr(inc, "PART_SYMBOLS", 40)
+    monkeypatch.setattr(inc, "REBASE_EVERY", 5)
     dates = np.sort(bars["date"].unique())
-    k = REBASE_EVERY + 2
+    k = 7
     _write(bars[bars["date"] < dates[-k]], tmp_path / "hist.parquet")
     ingest_files(fresh_target, tmp_path / "hist.parquet")
     refresh_incremental(fresh_target, lookback_bars=260,
@@ -147,7 +148,7 @@ def test_window_survives_new_processes_through_redis(fresh_target, bars, tmp_pat
         depths.append(cache.get_local("window-local:260").depth)
         _, full = refresh_features(fresh_target, lookback_bars=260, write=False)
         _assert_same_rows(rows, full)
-    assert depths == [1, 2, 3, 4, 0, 1, 2]  # a whole copy every REBASE_EVERY dates
+    assert depths == [1, 2, 3, 4, 0, 1, 2]  # a whole copy every REBASE_EVERY (5) dates
 
 
 def test_window_round_trips_through_arrow(bars):

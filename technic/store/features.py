@@ -56,8 +56,17 @@ def write_features(target: DatabaseTarget, df: pd.DataFrame, conn=None) -> int:
     with (nullcontext(conn) if conn is not None else adbc_connect(target)) as conn, \
             conn.cursor() as cur:
         cur.adbc_ingest("_stage_features", _to_arrow(df), mode="create", temporary=True)
-        cur.execute(f"INSERT INTO features_daily ({cols}) SELECT {cols} FROM _stage_features "
-                    f"ON CONFLICT (symbol, date) DO UPDATE SET {sets}, computed_at = now()")
+        # Feature writers take turns (short transactions); then a date that has no rows yet
+        # (a new day: the common case) takes a plain INSERT, cheaper than ON CONFLICT's
+        # speculative insertion, and a date with rows an upsert.
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext('technic-features-write'))")
+        cur.fetchall()
+        cur.execute("SELECT EXISTS (SELECT 1 FROM features_daily WHERE date IN "
+                    "(SELECT DISTINCT date FROM _stage_features))")
+        (stored,) = cur.fetchone()
+        insert = f"INSERT INTO features_daily ({cols}) SELECT {cols} FROM _stage_features"
+        cur.execute(insert + (f" ON CONFLICT (symbol, date) DO UPDATE SET {sets}, "
+                              "computed_at = now()" if stored else ""))
         cur.execute("DROP TABLE _stage_features")  # the connection may be reused
         conn.commit()
     return len(df)
