@@ -55,19 +55,24 @@ def write_features(target: DatabaseTarget, df: pd.DataFrame, conn=None) -> int:
     sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in (*FEATURE_COLUMNS, "n_bars"))
     with (nullcontext(conn) if conn is not None else adbc_connect(target)) as conn, \
             conn.cursor() as cur:
-        cur.adbc_ingest("_stage_features", _to_arrow(df), mode="create", temporary=True)
-        # Feature writers take turns (short transactions); then a date that has no rows yet
-        # (a new day: the common case) takes a plain INSERT, cheaper than ON CONFLICT's
-        # speculative insertion, and a date with rows an upsert.
+        # Feature writers take turns (short transactions). Dates with no rows yet (a new
+        # day: the common case) are copied straight into the table; otherwise the rows are
+        # staged and upserted.
         cur.execute("SELECT pg_advisory_xact_lock(hashtext('technic-features-write'))")
         cur.fetchall()
-        cur.execute("SELECT EXISTS (SELECT 1 FROM features_daily WHERE date IN "
-                    "(SELECT DISTINCT date FROM _stage_features))")
+        days = sorted({d for d in pd.to_datetime(df["date"]).dt.date})
+        cur.execute("SELECT count(*) FROM features_daily WHERE date = ANY($1)",
+                    parameters=pa.record_batch([pa.array([days], pa.list_(pa.date32()))],
+                                               names=["d"]))
         (stored,) = cur.fetchone()
-        insert = f"INSERT INTO features_daily ({cols}) SELECT {cols} FROM _stage_features"
-        cur.execute(insert + (f" ON CONFLICT (symbol, date) DO UPDATE SET {sets}, "
-                              "computed_at = now()" if stored else ""))
-        cur.execute("DROP TABLE _stage_features")  # the connection may be reused
+        if not stored:
+            cur.adbc_ingest("features_daily", _to_arrow(df), mode="append")
+        else:
+            cur.adbc_ingest("_stage_features", _to_arrow(df), mode="create", temporary=True)
+            cur.execute(f"INSERT INTO features_daily ({cols}) SELECT {cols} "
+                        f"FROM _stage_features ON CONFLICT (symbol, date) DO UPDATE SET "
+                        f"{sets}, computed_at = now()")
+            cur.execute("DROP TABLE _stage_features")  # the connection may be reused
         conn.commit()
     return len(df)
 
