@@ -193,3 +193,27 @@ def test_missing_model_gives_nan_and_a_warning(tmp_path, caplog):
     assert "alpha_5d" in caplog.text and "unavailable" in caplog.text
     with pytest.raises(ValueError, match="device"):
         predict_alpha(df, tmp_path, device="tpu")
+
+
+def _xgboost_cuda() -> bool:
+    try:
+        import numba.cuda
+        import xgboost
+
+        return bool(numba.cuda.is_available()) and bool(
+            xgboost.build_info().get("USE_CUDA"))
+    except Exception:  # noqa: BLE001 - any failure means no usable GPU build here
+        return False
+
+
+@pytest.mark.skipif(not _xgboost_cuda(), reason="no CUDA GPU or xgboost built without CUDA "
+                    "(xgboost-cpu); the GPU worker installs `xgboost`")
+def test_cuda_predictions_equal_cpu_within_1e6(ml_target):
+    # The committed models, applied on the GPU (device="cuda") and on the CPU.
+    day = read_features(ml_target, dt.date(2025, 6, 2))
+    clear_cache()
+    cpu = predict_alpha(day, device="cpu")
+    clear_cache()
+    gpu = predict_alpha(day, device="cuda")
+    assert cpu.notna().all().all()
+    np.testing.assert_allclose(gpu.to_numpy(), cpu.to_numpy(), rtol=0, atol=1e-6)
