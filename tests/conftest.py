@@ -47,10 +47,12 @@ def db_url(tmp_path_factory) -> str:
         c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     url = make_url(admin).set(database=name).render_as_string(hide_password=False)
     yield url
-    from technic.store.db import _ENGINES
+    import gc
 
-    for eng in list(_ENGINES.values()):
-        eng.dispose()
+    from technic.store.db import dispose_connections
+
+    gc.collect()  # connections leaked by finished tests go back to their pools while it is up
+    dispose_connections()
     with psycopg.connect(libpq_uri(admin), autocommit=True) as c:
         c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 

@@ -242,6 +242,19 @@ def pooled_adbc(target: DatabaseTarget) -> Iterator:
                 conn.close()
 
 
+def dispose_connections() -> None:
+    """Close every pooled connection of this process (SQLAlchemy engines and the ADBC pool),
+    e.g. before the database is dropped or the process forks."""
+    for eng in list(_ENGINES.values()):
+        eng.dispose()
+    with _ADBC_POOL_LOCK:
+        idle = [conn for conns in _ADBC_POOL.values() for _, conn in conns]
+        _ADBC_POOL.clear()
+    for conn in idle:
+        with contextlib.suppress(Exception):
+            conn.close()
+
+
 def fetch_frame(target: DatabaseTarget, sql: str, params: tuple = ()):
     """Run one query over ADBC and return the rows as a pandas DataFrame (dates as
     ``datetime64``); ``$1``-style parameters."""
