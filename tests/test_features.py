@@ -135,7 +135,7 @@ def test_trend_r2_63_is_the_63_bar_regression_r2_and_no_model_input(bars):
     assert rows.loc[rows["n_bars"] < 63, "trend_r2_63"].isna().all()
     # schema: the last stored column, added by migration 9 (migration 1's DDL unchanged)
     assert FEATURE_COLUMNS[-1] == "trend_r2_63" and list(FEATURE_UNITS)[-1] == "trend_r2_63"
-    assert MIGRATIONS[-1].version == 9
+    assert MIGRATIONS[8].version == 9 and "trend_r2_63" in MIGRATIONS[8].description
     v1 = "\n".join(MIGRATIONS[0].render("technic", False))  # type: ignore[operator]
     assert "trend_r2_63" not in v1
     assert ('ALTER TABLE "technic".features_daily ADD COLUMN IF NOT EXISTS trend_r2_63 '
