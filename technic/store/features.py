@@ -16,11 +16,18 @@ from technic.store.schema import FEATURE_COLUMNS, ensure_partitions
 _COLS = ("symbol", "date", *FEATURE_COLUMNS, "n_bars")
 
 
-def _to_arrow(df: pd.DataFrame) -> pa.Table:
+def _days(df: pd.DataFrame) -> np.ndarray:
+    # The rows' dates as (n,) datetime64[D] (a column of dates, Timestamps or datetime64).
+    d = df["date"].to_numpy()
+    if d.dtype.kind != "M":
+        d = pd.to_datetime(df["date"]).to_numpy()
+    return d.astype("datetime64[D]")
+
+
+def _to_arrow(df: pd.DataFrame, days: np.ndarray) -> pa.Table:
     arrays = {
         "symbol": pa.array(df["symbol"].astype(str).to_numpy(), pa.string()),
-        "date": pa.array(pd.to_datetime(df["date"]).to_numpy().astype("datetime64[D]"),
-                         pa.date32()),
+        "date": pa.array(days, pa.date32()),
     }
     for c in FEATURE_COLUMNS:
         v = df[c].to_numpy(dtype=np.float64)
@@ -48,7 +55,9 @@ def write_features(target: DatabaseTarget, df: pd.DataFrame, conn=None) -> int:
     missing = [c for c in _COLS if c not in df.columns]
     if missing:
         raise KeyError(f"feature frame lacks column(s): {', '.join(missing)}")
-    years = np.unique(pd.to_datetime(df["date"]).dt.year.to_numpy())
+    days = _days(df)
+    distinct = np.unique(days)
+    years = np.unique(distinct.astype("datetime64[Y]"))
     with get_engine(target).begin() as sql_conn:
         ensure_partitions(sql_conn, target.schema, "features_daily", years)
     cols = ", ".join(_COLS)
@@ -60,15 +69,15 @@ def write_features(target: DatabaseTarget, df: pd.DataFrame, conn=None) -> int:
         # staged and upserted.
         cur.execute("SELECT pg_advisory_xact_lock(hashtext('technic-features-write'))")
         cur.fetchall()
-        days = sorted({d for d in pd.to_datetime(df["date"]).dt.date})
         cur.execute("SELECT count(*) FROM features_daily WHERE date = ANY($1)",
-                    parameters=pa.record_batch([pa.array([days], pa.list_(pa.date32()))],
-                                               names=["d"]))
+                    parameters=pa.record_batch([pa.array([distinct.tolist()],
+                                                         pa.list_(pa.date32()))], names=["d"]))
         (stored,) = cur.fetchone()
         if not stored:
-            cur.adbc_ingest("features_daily", _to_arrow(df), mode="append")
+            cur.adbc_ingest("features_daily", _to_arrow(df, days), mode="append")
         else:
-            cur.adbc_ingest("_stage_features", _to_arrow(df), mode="create", temporary=True)
+            cur.adbc_ingest("_stage_features", _to_arrow(df, days), mode="create",
+                            temporary=True)
             cur.execute(f"INSERT INTO features_daily ({cols}) SELECT {cols} "
                         f"FROM _stage_features ON CONFLICT (symbol, date) DO UPDATE SET "
                         f"{sets}, computed_at = now()")
