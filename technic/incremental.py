@@ -96,6 +96,8 @@ class BarWindow:
     #: The ring buffer the arrays are column ranges of (appends write in place), if any.
     ring: _Ring | None = field(default=None, repr=False, compare=False)
     span: tuple[int, int] = (0, 0)
+    #: ``symbols`` as a fixed-width str array (lookups of a day's symbols), made once.
+    symbols_str: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_bars(cls, bars: pa.Table, dates: np.ndarray, version: int) -> BarWindow:
@@ -136,7 +138,9 @@ class BarWindow:
 
     @classmethod
     def from_arrow(cls, table: pa.Table) -> BarWindow:
-        """Inverse of :meth:`to_arrow` (zero-copy for the price arrays).
+        """Inverse of :meth:`to_arrow`. The price arrays are copied once, straight into a
+        ring buffer with ``RING_SPARE`` spare columns, so the dates appended next (the
+        deltas a new process replays, then the new day) write in place.
 
         Raises:
             KeyError, ValueError: not a table written by :meth:`to_arrow`.
@@ -144,13 +148,24 @@ class BarWindow:
         meta = table.schema.metadata
         dates = np.array(meta[b"dates"].decode().split(","), dtype="datetime64[D]")
         n, t = table.num_rows, len(dates)
-        arrays = {}
+        ring = _Ring(n, t + RING_SPARE)
         for f in WINDOW_FIELDS:
-            values = table.column(f).combine_chunks().flatten()
-            arrays[f] = values.to_numpy(zero_copy_only=False).reshape(n, t)
+            row = 0
+            for chunk in table.column(f).chunks:  # one chunk per cached part
+                k = len(chunk)
+                if chunk.null_count or getattr(chunk.type, "list_size", None) != t:
+                    raise ValueError(f"cached window column {f!r} is not {t} dates per row")
+                values = chunk.flatten()  # zero-copy view of this chunk's list values
+                ring.bufs[f][row:row + k, :t] = \
+                    values.to_numpy(zero_copy_only=False).reshape(k, t)
+                row += k
+            if row != n:
+                raise ValueError(f"cached window column {f!r} has {row} rows, not {n}")
+        ring.claimed = t
+        arrays = {f: ring.bufs[f][:, :t] for f in WINDOW_FIELDS}
         return cls(dates=dates, symbols=table.column("symbol").to_numpy(zero_copy_only=False)
                    .astype(object), version=int(meta[b"version"]),
-                   depth=int(meta.get(b"depth", b"0")), **arrays)
+                   depth=int(meta.get(b"depth", b"0")), ring=ring, span=(0, t), **arrays)
 
     def last_column(self) -> pa.Table:
         """The last date's bars (symbols with a bar), ``symbol, high, low, close, volume``,
@@ -168,15 +183,26 @@ class BarWindow:
     def _day_columns(self, day_bars: pa.Table) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Symbols of ``day_bars`` merged into this window's (new ones appended, then all
         sorted) and the day's values aligned to them: ``(symbols, {field: (N',)})``."""
-        syms = day_bars.column("symbol").to_numpy(zero_copy_only=False).astype(object)
-        merged = np.union1d(self.symbols.astype(str), syms.astype(str)).astype(object)
-        pos = np.searchsorted(merged.astype(str), syms.astype(str))
+        syms = day_bars.column("symbol").to_numpy(zero_copy_only=False).astype(str)
+        known = self._symbols_str()
+        pos = np.searchsorted(known, syms)
+        if len(known) and (pos < len(known)).all() and np.array_equal(known[pos], syms):
+            merged = self.symbols  # no new symbol (the common case): no merge
+        else:
+            merged_str = np.union1d(known, syms)
+            merged = merged_str.astype(object)
+            pos = np.searchsorted(merged_str, syms)
         values = {}
         for f in WINDOW_FIELDS:
             v = np.full(len(merged), np.nan)
             v[pos] = day_bars.column(f).to_numpy(zero_copy_only=False).astype(np.float64)
             values[f] = v
         return merged, values
+
+    def _symbols_str(self) -> np.ndarray:
+        if self.symbols_str is None or len(self.symbols_str) != len(self.symbols):
+            self.symbols_str = self.symbols.astype(str)
+        return self.symbols_str
 
     def _widen(self, symbols: np.ndarray) -> dict[str, np.ndarray]:
         """This window's arrays re-indexed to ``symbols`` (a sorted superset), NaN rows for
@@ -218,7 +244,8 @@ class BarWindow:
             ring.claimed, lo, hi = t, 0, t
         arrays = {f: ring.bufs[f][:, lo:hi] for f in WINDOW_FIELDS}
         return BarWindow(dates=dates, symbols=symbols, version=version, ring=ring,
-                         span=(lo, hi), **arrays)
+                         span=(lo, hi), symbols_str=self.symbols_str
+                         if symbols is self.symbols else None, **arrays)
 
     def replace_last(self, day_bars: pa.Table, version: int) -> tuple[BarWindow, np.ndarray]:
         """This window with its last date's bars replaced by ``day_bars`` (an intraday update

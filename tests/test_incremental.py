@@ -155,11 +155,28 @@ def test_window_round_trips_through_arrow(bars):
     dates = np.sort(bars["date"].unique()).astype("datetime64[D]")[-50:]
     sub = bars[bars["date"] >= pd.Timestamp(dates[0])]
     w = BarWindow.from_bars(pa.Table.from_pandas(sub, preserve_index=False), dates, 7)
-    back = BarWindow.from_arrow(w.to_arrow())
-    assert back.version == 7 and np.array_equal(back.dates, w.dates)
-    np.testing.assert_array_equal(back.symbols, w.symbols)
-    for f in ("high", "low", "close", "volume"):
-        np.testing.assert_array_equal(getattr(back, f), getattr(w, f))
+    table = w.to_arrow()
+    # as read back from Redis: parts concatenated (several chunks per column)
+    parts = pa.concat_tables([table.slice(0, 7), table.slice(7, 30), table.slice(37)])
+    for t in (table, parts.replace_schema_metadata(table.schema.metadata)):
+        back = BarWindow.from_arrow(t)
+        assert back.version == 7 and np.array_equal(back.dates, w.dates)
+        np.testing.assert_array_equal(back.symbols, w.symbols)
+        for f in ("high", "low", "close", "volume"):
+            np.testing.assert_array_equal(getattr(back, f), getattr(w, f))
+    # the next date goes into the ring from_arrow allocated (no copy of the window) …
+    last = bars[bars["date"] == pd.Timestamp(dates[-1])]
+    day = pa.Table.from_pandas(last, preserve_index=False)
+    nxt = back.append((dates[-1] + 1).item(), day, 50, 8)
+    assert nxt.ring is back.ring
+    np.testing.assert_array_equal(nxt.close[:, :-1], w.close[:, 1:])
+    # … and a day with a symbol the window lacks widens it into a new ring
+    extra = pa.concat_tables([day, pa.Table.from_pandas(
+        last.head(1).assign(symbol="ZZZZ_NEW"), preserve_index=False)])
+    wide = back.append((dates[-1] + 1).item(), extra, 50, 8)
+    assert wide.ring is not back.ring and wide.symbols[-1] == "ZZZZ_NEW"
+    assert len(wide.symbols) == len(w.symbols) + 1 and np.isnan(wide.close[-1, :-1]).all()
+    np.testing.assert_array_equal(wide.close[:-1], nxt.close)
 
 
 def test_cli_refresh_is_incremental_across_processes(fresh_target, db_url, bars, tmp_path,
