@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 
-from technic.store.db import DatabaseTarget, adbc_connect, get_engine
+from technic.store.db import DatabaseTarget, adbc_connect, get_engine, pooled_adbc
 from technic.store.schema import FEATURE_COLUMNS, ensure_partitions
 
 _COLS = ("symbol", "date", *FEATURE_COLUMNS, "n_bars")
@@ -115,7 +115,7 @@ def read_features_arrow(target: DatabaseTarget, date: dt.date) -> pa.Table:
            "s.industry, s.security_type, s.is_etf, s.active "
            "FROM features_daily f JOIN symbols s USING (symbol) WHERE f.date = $1 "
            "ORDER BY f.symbol")
-    with adbc_connect(target) as conn, conn.cursor() as cur:
+    with pooled_adbc(target) as conn, conn.cursor() as cur:
         cur.execute(sql, parameters=(date,))
         return cur.fetch_arrow_table()
 
