@@ -343,13 +343,21 @@ def _refresh(target, as_of: dt.date | None, local: bool, only_changed: bool = Fa
     return report
 
 
-def _refresh_incremental(target, as_of: dt.date | None):
+def _refresh_incremental(target, as_of: dt.date | None, local: bool = False):
     from technic.incremental import refresh_incremental
 
     s = get_settings()
     with console.status("incremental feature refresh …"):
-        report, _ = refresh_incremental(target, as_of, lookback_bars=s.lookback_bars,
-                                        redis_url=s.redis_url)
+        if s.dask_address and not local:  # a long-lived worker keeps the window between runs
+            from technic.compute import dask_client, refresh_incremental_on
+
+            with dask_client(s) as client:
+                report, _ = refresh_incremental_on(client, target, as_of,
+                                                   lookback_bars=s.lookback_bars,
+                                                   redis_url=s.redis_url)
+        else:
+            report, _ = refresh_incremental(target, as_of, lookback_bars=s.lookback_bars,
+                                            redis_url=s.redis_url)
     return report
 
 
@@ -359,7 +367,7 @@ def features_backfill(
     end: Annotated[str | None, typer.Option(help="Last date; default: the latest date with "
                                                  "bars.")] = None,
     local: Annotated[bool, typer.Option("--local", help="Compute in this process instead of "
-                                                        "on Dask.")] = False,
+                                                        "on Dask (either mode).")] = False,
 ) -> None:
     """Compute and store feature history: every trading date from --start to --end, for every
     symbol with bars (training data for models, point-in-time evaluation). Each date uses only
@@ -397,7 +405,7 @@ def features_refresh(
     as_of: Annotated[str | None, typer.Option(help="Date (YYYY-MM-DD); default: the latest "
                                                    "date with bars.")] = None,
     local: Annotated[bool, typer.Option("--local", help="Compute in this process instead of "
-                                                        "on Dask.")] = False,
+                                                        "on Dask (either mode).")] = False,
     changed_only: Annotated[bool, typer.Option(
         "--changed-only", help="With --full: recompute only symbols whose bars changed since "
                                "their features were computed.")] = False,
@@ -406,6 +414,8 @@ def features_refresh(
         help="--incremental (default): reuse the cached bar window (in-process, Redis) and "
              "compute only the new date or the symbols whose bar changed; without a usable "
              "window it reads the window once and caches it. Rows equal a full refresh. "
+             "With TECHNIC_DASK_ADDRESS it runs on one long-lived worker of that cluster, "
+             "which keeps the window in memory between runs (unless --local). "
              "--full: recompute every symbol from the database, fanned out over Dask.")] = True,
     gpu: Annotated[bool, typer.Option(
         "--gpu", help="Implies --full: compute on the GPU kernels, on the Dask workers that "
@@ -422,7 +432,7 @@ def features_refresh(
     target, _ = _target()
     try:
         if incremental and not changed_only and not gpu:
-            r = _refresh_incremental(target, _parse_date(as_of))
+            r = _refresh_incremental(target, _parse_date(as_of), local)
             out.print(f"features for {r.as_of}: {r.rows_written:,} symbols recomputed "
                       f"({r.mode}, window from {r.window_layer}), "
                       f"{r.timings['total_s']:.2f} s")

@@ -185,3 +185,55 @@ def run_chunks(client: Any, fn: Callable[..., Any], args_list: Sequence[tuple],
         if on_chunk_done:
             on_chunk_done(done, total)
     return out
+
+
+def window_home(client: Any) -> str:
+    """The worker an incremental refresh runs on, so that its bar window (kept in that
+    worker's process cache, :mod:`technic.incremental`) is still there next time: the first
+    worker by address, preferring workers without the ``GPU`` resource.
+
+    Raises:
+        RuntimeError: the cluster has no worker.
+    """
+    workers = client.scheduler_info(n_workers=-1).get("workers", {})
+    if not workers:
+        raise RuntimeError("the Dask cluster has no worker")
+    gpu = set(gpu_workers(client))
+    return sorted(workers, key=lambda a: (a in gpu, a))[0]
+
+
+def _incremental_task(target: Any, as_of: Any, lookback_bars: int,
+                      redis_url: str | None) -> tuple[Any, str]:
+    from distributed import get_worker
+
+    from technic.incremental import refresh_incremental
+
+    report, _ = refresh_incremental(target, as_of, lookback_bars=lookback_bars,
+                                    redis_url=redis_url)
+    return report, get_worker().address
+
+
+def refresh_incremental_on(client: Any, target: Any, as_of: Any = None, *,
+                           lookback_bars: int = 300,
+                           redis_url: str | None = None) -> tuple[Any, str]:
+    """Run :func:`technic.incremental.refresh_incremental` (rows written) on a long-lived
+    worker of ``client``'s cluster rather than in this process.
+
+    A scheduled refresh starts a new process each time, which must fetch the ~80 MB bar
+    window from Redis (or rebuild it); a worker of an external cluster
+    (``TECHNIC_DASK_ADDRESS``) outlives the runs and keeps the window in its process cache,
+    so each new day reads only that day's bars. The task goes to :func:`window_home`
+    (another worker if that one is gone: it then fetches the window from Redis, or rebuilds).
+
+    Returns:
+        ``(report, worker_address)``: the refresh's :class:`technic.refresh.RefreshReport`
+        (``window_layer == "l1"`` when the worker still held the window).
+
+    Raises:
+        Whatever the refresh raises (e.g. :class:`technic.store.bars.NoDataError`),
+        RuntimeError: the cluster has no worker.
+    """
+    home = window_home(client)
+    fut = client.submit(_incremental_task, target, as_of, lookback_bars, redis_url,
+                        workers=[home], allow_other_workers=True, pure=False)
+    return fut.result()

@@ -200,6 +200,34 @@ def test_ingest_intraday_builds_the_partial_bar_that_the_intraday_scan_sees(
                    d=SESSION.date()) == 1  # all intraday-partial
 
 
+def test_incremental_refresh_task_runs_on_the_worker_that_holds_the_window(
+        prefect_on_fresh, intraday_files, monkeypatch):
+    """With TECHNIC_DASK_ADDRESS the flows' incremental refresh runs on one long-lived worker,
+    which keeps the bar window between runs (no Redis here: the window comes from its L1)."""
+    from distributed import LocalCluster
+    from prefect import flow
+
+    from flows.jobs import ingest_daily, ingest_intraday, refresh_task
+    from technic.config import get_settings
+
+    @flow
+    def refresh_once() -> dict:
+        return refresh_task(None, False, incremental=True)
+
+    root, _ = intraday_files
+    ingest_daily(str(root / "hist" / "bars_daily_2026.parquet"), force=True)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        monkeypatch.setenv("TECHNIC_DASK_ADDRESS", cluster.scheduler_address)
+        get_settings.cache_clear()
+        first = refresh_once()
+        assert first["mode"] == "rebuild" and first["ran_on"] in cluster.scheduler_info["workers"]
+        ingest_intraday(str(root / "bars_5min.parquet"), force=True)  # a new session's bars
+        second = refresh_once()
+    assert second["as_of"] == "2026-06-22" and second["mode"] == "append"
+    assert second["window_layer"] == "l1" and second["ran_on"] == first["ran_on"]
+
+
 def test_feature_refresh_is_cached_until_the_bars_change(prefect_on_fresh, intraday_files):
     from prefect import flow
 

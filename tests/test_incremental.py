@@ -205,6 +205,40 @@ def test_cli_refresh_is_incremental_across_processes(fresh_target, db_url, bars,
     _assert_same_rows(_stored(fresh_target, pd.Timestamp(dates[-1]).date()), full)
 
 
+def test_cli_refresh_on_a_cluster_worker_keeps_the_window_between_processes(
+        fresh_target, db_url, bars, tmp_path):
+    """With TECHNIC_DASK_ADDRESS, each `technic features refresh` (a new process, as a
+    scheduled run is) runs on the same long-lived worker, which still holds yesterday's window
+    in memory: no Redis at all, and the window comes from that worker's L1."""
+    import subprocess
+    import sys
+
+    from distributed import LocalCluster
+
+    from .conftest import cli_env
+
+    dates = np.sort(bars["date"].unique())
+    _write(bars[bars["date"] < dates[-1]], tmp_path / "hist.parquet")
+    ingest_files(fresh_target, tmp_path / "hist.parquet")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        env = cli_env(db_url, fresh_target.schema, TECHNIC_DASK_ADDRESS=cluster.scheduler_address)
+        env.pop("TECHNIC_REDIS_URL", None)
+
+        def refresh() -> str:
+            r = subprocess.run([sys.executable, "-m", "technic.cli", "features", "refresh"],
+                               env=env, capture_output=True, text=True, timeout=300)
+            assert r.returncode == 0, r.stderr
+            return r.stdout
+
+        assert "rebuild" in refresh()
+        _write(bars[bars["date"] == dates[-1]], tmp_path / "day.parquet")
+        ingest_files(fresh_target, tmp_path / "day.parquet")
+        assert "append, window from l1" in refresh()
+    _, full = refresh_features(fresh_target, write=False)
+    _assert_same_rows(_stored(fresh_target, pd.Timestamp(dates[-1]).date()), full)
+
+
 def test_append_writes_in_place_but_never_changes_an_older_window(bars):
     dates = np.sort(bars["date"].unique()).astype("datetime64[D]")
     t0 = dates[-60:-3]
