@@ -22,7 +22,9 @@ symbols × 504 days (``--sizes``, default 6000). For each, in a throwaway databa
   window in this process (a long-lived worker), ``new_day_*_l2`` with L1 emptied first (a new
   process, window from Redis); ``incremental_over_full`` = incremental refresh (rows
   written) / full refresh with rows written, ``incremental_over_cold`` the stricter ratio to
-  the full refresh that writes nothing;
+  the full refresh that writes nothing; ``new_day_refresh_s_worker`` — the same on one
+  long-lived worker of a cluster, as the flows run it with ``TECHNIC_DASK_ADDRESS``
+  (connecting a client included; skipped with ``--no-dask``);
 * ``refresh_dask1_s`` / ``refresh_dask2_s`` — full refresh on a LocalCluster of 1 and 2 workers
   (skipped with ``--no-dask``);
 * ``peak_rss_mb`` — this process's peak resident memory after the data set (monotonic: sizes
@@ -130,13 +132,18 @@ def bench(name: str, url: str, load, repeat: int, no_dask: bool = False) -> dict
 
     # new trading days for every symbol with a bar on the last day, one after another
     last = bars[pd.to_datetime(bars["date"]) == pd.Timestamp(day)].copy()
+
+    def new_day(k: int) -> pd.DataFrame:
+        nxt = last.copy()
+        nxt["date"] = pd.Timestamp(day) + pd.offsets.BDay(k)
+        for c in ("open", "high", "low", "close"):
+            nxt[c] = last[c] * (1.0 + 0.001 * k)
+        return nxt
+
     samples: dict[str, list[float]] = {}
     for i in range(2 * repeat):
         layer = "l1" if i % 2 == 0 else "l2"
-        nxt = last.copy()
-        nxt["date"] = pd.Timestamp(day) + pd.offsets.BDay(i + 1)
-        for c in ("open", "high", "low", "close"):
-            nxt[c] = last[c] * (1.0 + 0.001 * (i + 1))
+        nxt = new_day(i + 1)
         t = time.perf_counter()
         _run(target, "bench", "new-day", lambda b=nxt: (b, None))
         samples.setdefault(f"new_day_ingest_s_{layer}", []).append(time.perf_counter() - t)
@@ -164,6 +171,28 @@ def bench(name: str, url: str, load, repeat: int, no_dask: bool = False) -> dict
         r[f"incremental_over_cold_{layer}"] = round(r[f"new_day_refresh_s_{layer}"]
                                                     / r["refresh_cold_s"], 3)
     if not no_dask:
+        # The scheduled path with TECHNIC_DASK_ADDRESS: each run (a new process) connects to
+        # the cluster and submits the refresh to the same long-lived worker, which holds the
+        # window. Timed: connecting a client + the refresh on the worker.
+        from distributed import Client, LocalCluster
+
+        from technic.compute import refresh_incremental_on
+
+        with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                          dashboard_address=None) as cluster:
+            with Client(cluster.scheduler_address) as c:
+                refresh_incremental_on(c, target, redis_url=REDIS)  # the worker gets its window
+            ws = []
+            for i in range(repeat):
+                _run(target, "bench", "new-day", lambda b=new_day(2 * repeat + i + 1): (b, None))
+                t = time.perf_counter()
+                with Client(cluster.scheduler_address) as c:
+                    rep, _ = refresh_incremental_on(c, target, redis_url=REDIS)
+                ws.append(time.perf_counter() - t)
+                r["new_day_window_layer_worker"] = rep.window_layer
+            r["new_day_refresh_s_worker"] = round(statistics.median(ws), 4)
+            r["incremental_over_full_worker"] = round(r["new_day_refresh_s_worker"]
+                                                      / r["refresh_full_write_s"], 3)
         for n in (1, 2):
             with dask_client(Settings(dask_workers=n)) as client:
                 refresh_features(target, write=False, client=client)  # warm the workers
