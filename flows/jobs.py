@@ -206,19 +206,10 @@ def refresh_task(as_of: str | None, changed_only: bool, use_dask: bool = True,
 
     s = get_settings()
     if incremental:
-        from technic.compute import refresh_incremental_on
-        from technic.incremental import refresh_incremental
+        from technic.compute import refresh_incremental_here_or_on_cluster
 
-        day = dt.date.fromisoformat(as_of) if as_of else None
-        where = "this process"
-        if s.dask_address:  # a long-lived worker keeps the bar window between runs
-            with dask_client(s) as client:
-                rep, where = refresh_incremental_on(client, _target(), day,
-                                                    lookback_bars=s.lookback_bars,
-                                                    redis_url=s.redis_url)
-        else:
-            rep, _ = refresh_incremental(_target(), day, lookback_bars=s.lookback_bars,
-                                         redis_url=s.redis_url)
+        rep, where = refresh_incremental_here_or_on_cluster(
+            _target(), dt.date.fromisoformat(as_of) if as_of else None, settings=s)
         return {"as_of": rep.as_of.isoformat(), "symbols": rep.symbols, "mode": rep.mode,
                 "window_layer": rep.window_layer, "ran_on": where, "timings_s": rep.timings}
     with dask_client(s) if use_dask else nullcontext() as client:

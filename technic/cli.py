@@ -344,20 +344,10 @@ def _refresh(target, as_of: dt.date | None, local: bool, only_changed: bool = Fa
 
 
 def _refresh_incremental(target, as_of: dt.date | None, local: bool = False):
-    from technic.incremental import refresh_incremental
+    from technic.compute import refresh_incremental_here_or_on_cluster
 
-    s = get_settings()
     with console.status("incremental feature refresh …"):
-        if s.dask_address and not local:  # a long-lived worker keeps the window between runs
-            from technic.compute import dask_client, refresh_incremental_on
-
-            with dask_client(s) as client:
-                report, _ = refresh_incremental_on(client, target, as_of,
-                                                   lookback_bars=s.lookback_bars,
-                                                   redis_url=s.redis_url)
-        else:
-            report, _ = refresh_incremental(target, as_of, lookback_bars=s.lookback_bars,
-                                            redis_url=s.redis_url)
+        report, _ = refresh_incremental_here_or_on_cluster(target, as_of, local=local)
     return report
 
 

@@ -237,3 +237,28 @@ def refresh_incremental_on(client: Any, target: Any, as_of: Any = None, *,
     fut = client.submit(_incremental_task, target, as_of, lookback_bars, redis_url,
                         workers=[home], allow_other_workers=True, pure=False)
     return fut.result()
+
+
+def refresh_incremental_here_or_on_cluster(target: Any, as_of: Any = None, *,
+                                           settings: Settings | None = None,
+                                           local: bool = False) -> tuple[Any, str]:
+    """The incremental refresh where its bar window lives longest: on a long-lived worker of
+    ``TECHNIC_DASK_ADDRESS``'s cluster (:func:`refresh_incremental_on`), else (or with
+    ``local``) in this process. Lookback and Redis URL come from the settings.
+
+    Returns:
+        ``(report, where)``: ``where`` is the worker address or ``"this process"``.
+
+    Raises:
+        Whatever the refresh raises; OSError: the scheduler cannot be reached.
+    """
+    s = settings or get_settings()
+    if s.dask_address and not local:
+        with dask_client(s) as client:
+            return refresh_incremental_on(client, target, as_of, lookback_bars=s.lookback_bars,
+                                          redis_url=s.redis_url)
+    from technic.incremental import refresh_incremental
+
+    report, _ = refresh_incremental(target, as_of, lookback_bars=s.lookback_bars,
+                                    redis_url=s.redis_url)
+    return report, "this process"
