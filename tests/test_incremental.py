@@ -179,17 +179,12 @@ def test_window_round_trips_through_arrow(bars):
     np.testing.assert_array_equal(wide.close[:-1], nxt.close)
 
 
-def test_cli_refresh_is_incremental_across_processes(fresh_target, db_url, bars, tmp_path,
-                                                     redis_url):
+def _history_then_a_new_day_by_cli(target, bars, tmp_path, env: dict) -> tuple[str, str]:
+    """Ingest all but the last date, `technic features refresh` (a new process), ingest the
+    last date, refresh again; check the stored rows equal a full refresh. Returns both
+    refreshes' output."""
     import subprocess
     import sys
-
-    from .conftest import cli_env
-
-    dates = np.sort(bars["date"].unique())
-    _write(bars[bars["date"] < dates[-1]], tmp_path / "hist.parquet")
-    ingest_files(fresh_target, tmp_path / "hist.parquet")
-    env = cli_env(db_url, fresh_target.schema, TECHNIC_REDIS_URL=redis_url)
 
     def refresh() -> str:
         r = subprocess.run([sys.executable, "-m", "technic.cli", "features", "refresh"],
@@ -197,12 +192,26 @@ def test_cli_refresh_is_incremental_across_processes(fresh_target, db_url, bars,
         assert r.returncode == 0, r.stderr
         return r.stdout
 
-    assert "rebuild" in refresh()
+    dates = np.sort(bars["date"].unique())
+    _write(bars[bars["date"] < dates[-1]], tmp_path / "hist.parquet")
+    ingest_files(target, tmp_path / "hist.parquet")
+    first = refresh()
     _write(bars[bars["date"] == dates[-1]], tmp_path / "day.parquet")
-    ingest_files(fresh_target, tmp_path / "day.parquet")
-    assert "append, window from l2" in refresh()  # a new process found yesterday's window
-    _, full = refresh_features(fresh_target, write=False)
-    _assert_same_rows(_stored(fresh_target, pd.Timestamp(dates[-1]).date()), full)
+    ingest_files(target, tmp_path / "day.parquet")
+    second = refresh()
+    _, full = refresh_features(target, write=False)
+    _assert_same_rows(_stored(target, pd.Timestamp(dates[-1]).date()), full)
+    return first, second
+
+
+def test_cli_refresh_is_incremental_across_processes(fresh_target, db_url, bars, tmp_path,
+                                                     redis_url):
+    from .conftest import cli_env
+
+    env = cli_env(db_url, fresh_target.schema, TECHNIC_REDIS_URL=redis_url)
+    first, second = _history_then_a_new_day_by_cli(fresh_target, bars, tmp_path, env)
+    assert "rebuild" in first
+    assert "append, window from l2" in second  # a new process found yesterday's window
 
 
 def test_cli_refresh_on_a_cluster_worker_keeps_the_window_between_processes(
@@ -210,33 +219,17 @@ def test_cli_refresh_on_a_cluster_worker_keeps_the_window_between_processes(
     """With TECHNIC_DASK_ADDRESS, each `technic features refresh` (a new process, as a
     scheduled run is) runs on the same long-lived worker, which still holds yesterday's window
     in memory: no Redis at all, and the window comes from that worker's L1."""
-    import subprocess
-    import sys
-
     from distributed import LocalCluster
 
     from .conftest import cli_env
 
-    dates = np.sort(bars["date"].unique())
-    _write(bars[bars["date"] < dates[-1]], tmp_path / "hist.parquet")
-    ingest_files(fresh_target, tmp_path / "hist.parquet")
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster:
         env = cli_env(db_url, fresh_target.schema, TECHNIC_DASK_ADDRESS=cluster.scheduler_address)
         env.pop("TECHNIC_REDIS_URL", None)
-
-        def refresh() -> str:
-            r = subprocess.run([sys.executable, "-m", "technic.cli", "features", "refresh"],
-                               env=env, capture_output=True, text=True, timeout=300)
-            assert r.returncode == 0, r.stderr
-            return r.stdout
-
-        assert "rebuild" in refresh()
-        _write(bars[bars["date"] == dates[-1]], tmp_path / "day.parquet")
-        ingest_files(fresh_target, tmp_path / "day.parquet")
-        assert "append, window from l1" in refresh()
-    _, full = refresh_features(fresh_target, write=False)
-    _assert_same_rows(_stored(fresh_target, pd.Timestamp(dates[-1]).date()), full)
+        first, second = _history_then_a_new_day_by_cli(fresh_target, bars, tmp_path, env)
+    assert "rebuild" in first
+    assert "append, window from l1" in second
 
 
 def test_append_writes_in_place_but_never_changes_an_older_window(bars):
