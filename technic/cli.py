@@ -357,7 +357,7 @@ def features_backfill(
     end: Annotated[str | None, typer.Option(help="Last date; default: the latest date with "
                                                  "bars.")] = None,
     local: Annotated[bool, typer.Option("--local", help="Compute in this process instead of "
-                                                        "on Dask (either mode).")] = False,
+                                                        "on Dask.")] = False,
 ) -> None:
     """Compute and store feature history: every trading date from --start to --end, for every
     symbol with bars (training data for models, point-in-time evaluation). Each date uses only
@@ -430,6 +430,10 @@ def features_refresh(
         r = _refresh(target, _parse_date(as_of), local, changed_only, use_gpu=gpu)
     except NoDataError as e:
         raise _fail(str(e)) from None
+    except OSError as e:  # TECHNIC_DASK_ADDRESS set but its scheduler does not answer
+        raise _fail(f"cannot reach the Dask scheduler at {get_settings().dask_address}: {e} "
+                    "(unset TECHNIC_DASK_ADDRESS for a local cluster, or use --local)"
+                    if get_settings().dask_address else str(e)) from None
     out.print(f"features for {r.as_of}: {r.rows_written:,} symbols in {r.chunks} chunk(s), "
               f"{r.timings['total_s']:.2f} s")
 

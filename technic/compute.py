@@ -84,9 +84,15 @@ def gpu_workers(client: Any) -> list[str]:
     Returns:
         Worker addresses (``tcp://host:port``); empty when no worker has a GPU.
     """
-    info = client.scheduler_info(n_workers=-1)
-    return sorted(addr for addr, w in info.get("workers", {}).items()
-                  if float((w.get("resources") or {}).get(GPU_RESOURCE, 0)) >= 1)
+    return sorted(addr for addr, w in _workers(client).items() if _has_gpu(w))
+
+
+def _workers(client: Any) -> dict[str, dict]:
+    return client.scheduler_info(n_workers=-1).get("workers", {})
+
+
+def _has_gpu(worker_info: dict) -> bool:
+    return float((worker_info.get("resources") or {}).get(GPU_RESOURCE, 0)) >= 1
 
 
 def cuda_available() -> bool:
@@ -195,11 +201,10 @@ def window_home(client: Any) -> str:
     Raises:
         RuntimeError: the cluster has no worker.
     """
-    workers = client.scheduler_info(n_workers=-1).get("workers", {})
+    workers = _workers(client)
     if not workers:
         raise RuntimeError("the Dask cluster has no worker")
-    gpu = set(gpu_workers(client))
-    return sorted(workers, key=lambda a: (a in gpu, a))[0]
+    return min(workers, key=lambda a: (_has_gpu(workers[a]), a))
 
 
 def _incremental_task(target: Any, as_of: Any, lookback_bars: int,

@@ -232,6 +232,28 @@ def test_cli_refresh_on_a_cluster_worker_keeps_the_window_between_processes(
     assert "append, window from l1" in second
 
 
+def test_cli_refresh_with_an_unreachable_scheduler_is_a_clear_error(fresh_target, db_url,
+                                                                    bars, tmp_path):
+    import subprocess
+    import sys
+
+    from .conftest import cli_env
+
+    _write(bars, tmp_path / "all.parquet")
+    ingest_files(fresh_target, tmp_path / "all.parquet")
+    refresh_features(fresh_target)
+    with get_engine(fresh_target).connect() as c:
+        before = c.execute(sa.text("SELECT count(*), max(computed_at) FROM features_daily")).one()
+    env = cli_env(db_url, fresh_target.schema, TECHNIC_DASK_ADDRESS="tcp://127.0.0.1:9")
+    r = subprocess.run([sys.executable, "-m", "technic.cli", "features", "refresh"],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in " ".join(r.stderr.split())
+    with get_engine(fresh_target).connect() as c:  # nothing stored was touched
+        assert c.execute(sa.text(
+            "SELECT count(*), max(computed_at) FROM features_daily")).one() == before
+
+
 def test_append_writes_in_place_but_never_changes_an_older_window(bars):
     dates = np.sort(bars["date"].unique()).astype("datetime64[D]")
     t0 = dates[-60:-3]
