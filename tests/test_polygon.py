@@ -495,6 +495,121 @@ def test_api_key_never_in_messages_logs_or_repr(httpserver, caplog, sleeps):
         assert KEY not in rec.getMessage()
 
 
+#: Keys as they arrive from a pasted value, a file or a shell mistake; the halves must never be
+#: shown (``pk_LEFT5ecr3t`` / ``RIGHT5ecr3t_9``).
+BAD_KEYS = ["pk_LEFT5ecr3t\nRIGHT5ecr3t_9", "pk_LEFT5ecr3t\r\nRIGHT5ecr3t_9",
+            "pk_LEFT5ecr3t RIGHT5ecr3t_9", "pk_LEFT5ecr3t\tRIGHT5ecr3t_9",
+            "pk_LEFT5ecr3t\x00RIGHT5ecr3t_9", "pk_LEFT5ecr3t\x1b[0mRIGHT5ecr3t_9",
+            "pk_LEFT5ecr3t\u00a0RIGHT5ecr3t_9", "pk_LEFT5ecr3t'RIGHT5ecr3t_9"]
+
+
+@pytest.mark.parametrize("bad", BAD_KEYS)
+def test_malformed_key_is_refused_before_any_request_without_echo(httpserver, bad):
+    base = httpserver.url_for("/").rstrip("/")
+    for make in (lambda: PolygonClient(bad, base_url=base),
+                 lambda: api_key_from_env({API_KEY_ENV: bad})):
+        with pytest.raises(PolygonAuthError, match="malformed Polygon API key") as ei:
+            make()
+        text = str(ei.value) + repr(ei.value)
+        assert "LEFT5ecr3t" not in text and "RIGHT5ecr3t" not in text
+    assert httpserver.log == []  # nothing was sent
+    # surrounding whitespace (a trailing newline from a file) is still just stripped
+    assert api_key_from_env({API_KEY_ENV: f"\n {KEY}\n"}) == KEY
+
+
+def test_well_formed_keys_are_accepted():
+    for key in (KEY, "AbC123xyz", "a.b-c_d~e+f/g==", "0" * 64):
+        c = PolygonClient(key, base_url="http://127.0.0.1:9")
+        assert key not in repr(c)
+
+
+def test_key_echoed_in_any_spelling_is_scrubbed(httpserver, sleeps):
+    """A server that reflects the Authorization header back, as is, percent-encoded and
+    JSON-escaped: no error message, path or excerpt carries the key."""
+    key = "pk_live/Ab+c9=="
+
+    def echo(request: Request) -> Response:
+        token = request.headers["Authorization"].removeprefix("Bearer ")
+        from urllib.parse import quote
+
+        body = json.dumps({"status": "ERROR", "error": f"bad {token} {quote(token, safe='')}",
+                           "next_url": f"/x?apiKey={token}"})
+        return Response(body, status=400, content_type="application/json")
+
+    httpserver.expect_request(f"{GROUPED}/2024-01-02").respond_with_handler(echo)
+    c = PolygonClient(key, base_url=httpserver.url_for("/").rstrip("/"), max_attempts=1,
+                      requests_per_minute=None, sleep=sleeps)
+    with pytest.raises(PolygonError) as ei:
+        c.grouped_daily("2024-01-02")
+    e = ei.value
+    for text in (str(e), repr(e), e.excerpt, e.path):
+        assert key not in text and "Ab+c9" not in text and "Ab%2Bc9" not in text, text
+    assert "***" in str(e)
+
+
+@pytest.mark.parametrize("bad", [BAD_KEYS[0], BAD_KEYS[5]])
+def test_cli_refuses_a_malformed_key_and_stores_nothing(bad, httpserver, db_url, fresh_target):
+    import subprocess
+    import sys
+
+    import sqlalchemy as sa
+
+    from technic.store.db import get_engine
+
+    from .conftest import cli_env
+
+    env = cli_env(db_url, fresh_target.schema, TECHNIC_POLYGON_API_KEY=bad,
+                  TECHNIC_POLYGON_BASE_URL=httpserver.url_for("/").rstrip("/"),
+                  TECHNIC_POLYGON_REQUESTS_PER_MINUTE="600")
+    r = subprocess.run([sys.executable, "-m", "technic.cli", "ingest", "polygon", "--start",
+                        "2025-07-07", "--end", "2025-07-07"], env=env, capture_output=True,
+                       text=True, timeout=120)
+    out = r.stdout + r.stderr
+    assert r.returncode == 2 and "malformed Polygon API key" in r.stderr, out
+    assert "LEFT5ecr3t" not in out and "RIGHT5ecr3t" not in out
+    assert "Traceback" not in out and len(r.stderr.strip().splitlines()) <= 3
+    assert httpserver.log == []
+    with get_engine(fresh_target).connect() as c:
+        assert c.execute(sa.text("SELECT count(*) FROM ingest_runs")).scalar() == 0
+
+
+def test_server_errors_never_put_the_key_in_stderr_or_ingest_runs(httpserver, db_url,
+                                                                  fresh_target):
+    """A well-formed key, and a server that echoes it in a 401 body: the CLI's message and
+    the failed run's stored error show neither the key nor its encodings."""
+    import subprocess
+    import sys
+
+    import sqlalchemy as sa
+
+    from technic.store.db import get_engine
+
+    from .conftest import cli_env
+
+    key = "pk_live/Ab+c9=="
+
+    def echo(request: Request) -> Response:
+        token = request.headers["Authorization"].removeprefix("Bearer ")
+        return Response(json.dumps({"status": "NOT_AUTHORIZED",
+                                    "message": f"Unknown API Key {token}"}),
+                        status=401, content_type="application/json")
+
+    httpserver.expect_request(f"{GROUPED}/2025-07-07").respond_with_handler(echo)
+    env = cli_env(db_url, fresh_target.schema, TECHNIC_POLYGON_API_KEY=key,
+                  TECHNIC_POLYGON_BASE_URL=httpserver.url_for("/").rstrip("/"),
+                  TECHNIC_POLYGON_REQUESTS_PER_MINUTE="600")
+    r = subprocess.run([sys.executable, "-m", "technic.cli", "ingest", "polygon", "--start",
+                        "2025-07-07", "--end", "2025-07-07"], env=env, capture_output=True,
+                       text=True, timeout=120)
+    out = r.stdout + r.stderr
+    assert r.returncode == 1 and "API key" in r.stderr, out
+    assert "Ab+c9" not in out and "Ab%2Bc9" not in out and "Traceback" not in out
+    with get_engine(fresh_target).connect() as c:
+        status, error = c.execute(sa.text("SELECT status, error FROM ingest_runs")).one()
+    assert status == "failed" and "HTTP 401" in error
+    assert "Ab+c9" not in error and "Ab%2Bc9" not in error and "***" in error
+
+
 def test_api_key_from_env(monkeypatch):
     assert api_key_from_env({API_KEY_ENV: f"  {KEY} "}) == KEY
     with pytest.raises(PolygonAuthError, match=API_KEY_ENV):

@@ -19,7 +19,9 @@ The API key (``TECHNIC_POLYGON_API_KEY``) is sent as ``Authorization: Bearer <ke
 Polygon accepts in place of the ``apiKey`` query parameter), so it never appears in a URL,
 including the ``next_url`` pages that are followed for pagination. It is never logged or put
 into an exception message or repr; any ``apiKey=`` found in a URL or response excerpt is
-redacted anyway.
+redacted anyway, and so is the key itself wherever a server echoes it. A key that is not a
+well-formed Bearer credential (a line break, a space or a control character inside it) is
+refused before any request, with a message that does not show it.
 
 Robustness: every HTTP attempt first takes a token from a client-side rate limiter
 (``requests_per_minute``); 429, 500, 502, 503, 504, connection errors and timeouts are retried
@@ -111,6 +113,10 @@ EXCHANGES: Mapping[str, str] = {
 _RETRY_EXCEPTIONS = (requests.ConnectionError, requests.Timeout,
                      requests.exceptions.ChunkedEncodingError)
 _KEY_IN_TEXT = re.compile(r"(?i)(api_?key=)[^&\s\"']*")
+#: What a key may be: an RFC 6750 §2.1 ``b64token`` (the syntax of a Bearer credential), so it
+#: fits in an HTTP header as is and prints the same in ``repr`` as in ``str`` (which makes
+#: :func:`_scrub` reliable). Polygon keys are letters, digits and ``_``.
+_KEY_SYNTAX = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 
 
 # ----------------------------------------------------------------------------- errors
@@ -164,7 +170,8 @@ def api_key_from_env(environ: Mapping[str, str] | None = None) -> str:
         environ: mapping to read instead of the settings (tests).
 
     Raises:
-        PolygonAuthError: the variable is unset or empty.
+        PolygonAuthError: the variable is unset or empty, or the key is malformed (whitespace
+            or control characters inside it; the message does not show the key).
     """
     if environ is None:
         from technic.config import get_settings
@@ -175,6 +182,26 @@ def api_key_from_env(environ: Mapping[str, str] | None = None) -> str:
         key = environ.get(API_KEY_ENV, "").strip()
     if not key:
         raise PolygonAuthError(f"no Polygon API key: set {API_KEY_ENV}")
+    return _checked_key(key)
+
+
+def _checked_key(key: str) -> str:
+    """``key`` if it is a well-formed Bearer credential (see ``_KEY_SYNTAX``).
+
+    Leading and trailing whitespace has been stripped by the caller; anything else outside
+    the syntax (a line break or a space inside, control characters, quotes, non-ASCII) is
+    refused here, before any request, because such a key would be echoed by the HTTP layer's
+    header check (with escapes that defeat the scrubbing of messages). The message never
+    contains the key or any part of it.
+
+    Raises:
+        PolygonAuthError: the key is malformed.
+    """
+    if _KEY_SYNTAX.fullmatch(key) is None:
+        raise PolygonAuthError(
+            f"malformed Polygon API key: it contains whitespace, a line break, control or "
+            f"other characters a key cannot have; set {API_KEY_ENV} to the key alone "
+            f"(letters, digits, '-', '.', '_', '~', '+', '/')")
     return key
 
 
@@ -205,9 +232,13 @@ def map_exchange(mic: str | None) -> str | None:
 
 
 def _scrub(text: str, secret: str | None) -> str:
+    """``text`` with any ``apiKey=…`` value and every spelling of ``secret`` (as is,
+    percent-encoded, JSON-escaped) replaced by ``***``."""
     out = _KEY_IN_TEXT.sub(r"\1***", text)
     if secret:
-        out = out.replace(secret, "***")
+        forms = {secret, quote(secret, safe=""), secret.replace("/", "\\/")}
+        for form in sorted(forms, key=len, reverse=True):
+            out = out.replace(form, "***")
     return out
 
 
@@ -318,7 +349,8 @@ class PolygonClient:
         clock: monotonic clock in seconds, used by the rate limiter.
 
     Raises:
-        PolygonAuthError: no key given and ``TECHNIC_POLYGON_API_KEY`` unset.
+        PolygonAuthError: no key given and ``TECHNIC_POLYGON_API_KEY`` unset, or the key is
+            malformed (whitespace, a line break or control characters inside it).
         ValueError: a parameter out of range.
     """
 
@@ -332,6 +364,7 @@ class PolygonClient:
         key = api_key.strip() if api_key is not None else api_key_from_env()
         if not key:
             raise PolygonAuthError("empty Polygon API key")
+        key = _checked_key(key)
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
         if backoff_initial < 0 or backoff_jitter < 0 or max_wait < 0:
