@@ -13,7 +13,8 @@ symbols × 504 days (``--sizes``, default 6000). For each, in a throwaway databa
   incremental refresh replaces: the same rows stored; the date's stored rows are deleted,
   untimed, before each run, so it writes them as a new date's, like the incremental one);
 * ``refresh_warm_s`` — the same with the chunks' bars from Redis (L1 emptied, as in a fresh
-  process) — needs ``TECHNIC_REDIS_URL`` or the local Redis at 127.0.0.1:6379;
+  process) — needs ``TECHNIC_REDIS_URL`` or the local Redis at 127.0.0.1:6379 (the values
+  carry their HMAC tags: ``TECHNIC_CACHE_SECRET``, a random one if unset);
 * ``window_fetch_warm_s`` — the incremental refresh's cached bar window (the same 300 days,
   high/low/close/volume) fetched from Redis into a fresh process's empty L1, and its ratio to
   the raw read;
@@ -58,6 +59,9 @@ from technic.store.schema import init_db  # noqa: E402
 
 SHARED = Path(os.environ.get("TECHNIC_SHARED_DATA", REPO.parent / "shared" / "data"))
 REDIS = os.environ.get("TECHNIC_REDIS_URL", "redis://127.0.0.1:6379/15")
+# L2 runs only with an HMAC secret (technic/cache.py); the times below include the tags.
+# Set before any settings are read, so this process and its Dask workers share it.
+os.environ.setdefault("TECHNIC_CACHE_SECRET", "technic-benchmark-" + os.urandom(16).hex())
 
 
 def med(fn, repeat: int) -> float:

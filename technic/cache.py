@@ -6,6 +6,18 @@ can write to Redis cannot make a reader execute code. Keys carry a data version 
 ``computed_at`` of the rows they hold), so a write to the store makes old keys unreachable
 instead of stale.
 
+L2 values are authenticated, so that a process that can write to Redis cannot change results
+either: each value is ``b"TCA1"`` + an HMAC-SHA256 tag (32 bytes) + the Arrow IPC stream, the
+tag keyed by ``TECHNIC_CACHE_SECRET`` over the Redis key (``namespace:key``) and the payload
+(RFC 2104, :mod:`hmac`; compared in constant time). A value whose tag does not verify
+(altered, written without the secret or with another one, moved to another key) is never
+used: it counts as ``l2.rejected`` and a miss, the first one per process logs a warning, and
+the caller recomputes it and overwrites it. With a Redis URL but no secret (or one shorter
+than ``MIN_SECRET_BYTES``) L2 stays off (``l2_state`` ``"disabled"``, one warning per
+process): only L1 and the database serve. The tag binds a value to its key, not to a time: a
+writer can put back an earlier value of the same key while it lives, which is why keys
+carry the data version.
+
 Redis unset, down or slow (socket timeouts) never fails a read: the first failure logs one
 warning, L2 is skipped for ``retry_after_s``, then tried again; when it answers again it is
 used again (logged once). Every layer counts hits, misses, bytes and errors
@@ -15,6 +27,8 @@ used again (logged once). Every layer counts hits, misses, bytes and errors
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import logging
 import threading
 import time
@@ -36,6 +50,7 @@ class LayerStats:
     bytes_read: int = 0
     bytes_written: int = 0
     errors: int = 0
+    rejected: int = 0  # L2 values whose HMAC tag did not verify (ignored, recomputed)
 
 
 @dataclass
@@ -45,7 +60,7 @@ class CacheStats:
     l1: LayerStats = field(default_factory=LayerStats)
     l2: LayerStats = field(default_factory=LayerStats)
     l3: LayerStats = field(default_factory=LayerStats)
-    l2_state: str = "disabled"  # "disabled" (no URL), "up", "down"
+    l2_state: str = "disabled"  # "disabled" (no URL or no secret), "up", "down"
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -59,7 +74,7 @@ def to_ipc(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def from_ipc(data: bytes) -> pa.Table:
+def from_ipc(data: bytes | memoryview) -> pa.Table:
     """Read an Arrow IPC stream written by :func:`to_ipc`.
 
     Raises:
@@ -68,11 +83,55 @@ def from_ipc(data: bytes) -> pa.Table:
     return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
 
 
+#: First bytes of every L2 value (format version 1: magic, tag, Arrow IPC stream).
+MAGIC = b"TCA1"
+TAG_BYTES = 32  # HMAC-SHA256
+#: Shortest accepted ``TECHNIC_CACHE_SECRET`` (bytes of UTF-8).
+MIN_SECRET_BYTES = 16
+
+
+def _tag(secret: bytes, redis_key: str, payload: bytes | memoryview) -> bytes:
+    """HMAC-SHA256 over the format magic, the length-prefixed Redis key and the payload."""
+    k = redis_key.encode()
+    mac = hmac.new(secret, MAGIC + len(k).to_bytes(4, "big") + k, hashlib.sha256)
+    mac.update(payload)
+    return mac.digest()
+
+
+def seal(secret: bytes, redis_key: str, payload: bytes) -> bytes:
+    """The L2 value for ``payload`` (Arrow IPC bytes) under ``redis_key``: magic + tag +
+    payload."""
+    return b"".join((MAGIC, _tag(secret, redis_key, payload), payload))
+
+
+def unseal(secret: bytes, redis_key: str, value: bytes) -> memoryview | None:
+    """The payload of an L2 value if its tag verifies for ``redis_key``, else None (wrong
+    format, altered, written under another key or with another secret). No copy."""
+    head = len(MAGIC) + TAG_BYTES
+    if len(value) < head or value[:len(MAGIC)] != MAGIC:
+        return None
+    payload = memoryview(value)[head:]
+    ok = hmac.compare_digest(value[len(MAGIC):head], _tag(secret, redis_key, payload))
+    return payload if ok else None
+
+
+_WARNED: set[str] = set()  # process-wide "warn once" topics
+
+
+def _warn_once(topic: str, msg: str, *args: object) -> None:
+    if topic not in _WARNED:
+        _WARNED.add(topic)
+        log.warning(msg, *args)
+
+
 class FrameCache:
     """Read-through cache of Arrow tables over L1 (process), L2 (Redis) and L3 (the caller).
 
     Args:
-        redis_url: ``redis://host:port/db``; ``None`` disables L2.
+        redis_url: ``redis://[:password@]host:port/db``; ``None`` disables L2.
+        secret: key of the values' HMAC tags (see the module docstring); ``None`` →
+            ``TECHNIC_CACHE_SECRET`` from the settings. With ``redis_url`` set, a missing
+            secret or one shorter than ``MIN_SECRET_BYTES`` disables L2 (one warning).
         namespace: prefix of every Redis key (e.g. the database schema).
         ttl_s: time to live of entries in L1 and L2, seconds.
         l1_max_bytes: L1 capacity in bytes of Arrow data (least recently used entries go
@@ -81,7 +140,8 @@ class FrameCache:
         retry_after_s: after a Redis failure, skip L2 for this long before trying again.
     """
 
-    def __init__(self, redis_url: str | None, *, namespace: str = "technic", ttl_s: int = 600,
+    def __init__(self, redis_url: str | None, *, secret: str | bytes | None = None,
+                 namespace: str = "technic", ttl_s: int = 600,
                  l1_max_bytes: int = 256 * 2**20, socket_timeout_s: float = 0.5,
                  retry_after_s: float = 10.0) -> None:
         self.namespace = namespace
@@ -95,7 +155,22 @@ class FrameCache:
         self._stats = CacheStats()
         self._down_until = 0.0
         self._redis = None
+        self._secret = b""
         if redis_url:
+            if secret is None:
+                from technic.config import get_settings
+
+                configured = get_settings().cache_secret
+                secret = configured.get_secret_value() if configured is not None else None
+            self._secret = secret.encode() if isinstance(secret, str) else (secret or b"")
+            if len(self._secret) < MIN_SECRET_BYTES:
+                _warn_once("no-secret",
+                           "TECHNIC_REDIS_URL is set but TECHNIC_CACHE_SECRET is %s: the shared "
+                           "Redis cache (L2) is off, because values anyone with access to Redis "
+                           "can rewrite must not feed results; using the in-process cache and "
+                           "the database", "unset" if not self._secret
+                           else f"shorter than {MIN_SECRET_BYTES} characters")
+                return
             import redis
 
             self._redis = redis.Redis.from_url(redis_url, socket_timeout=socket_timeout_s,
@@ -182,7 +257,7 @@ class FrameCache:
 
     @property
     def l2_state(self) -> str:
-        """``"disabled"`` (no Redis URL), ``"up"`` or ``"down"``."""
+        """``"disabled"`` (no Redis URL, or no usable secret), ``"up"`` or ``"down"``."""
         return self._stats.l2_state
 
     def _l2_ok(self) -> None:
@@ -228,15 +303,20 @@ class FrameCache:
             try:
                 data = self._redis.get(self._key(key))
                 self._l2_ok()
-                if data is not None:
-                    table = from_ipc(data)
+                if data is None:
                     with self._lock:
-                        self._count("l2", "hits", 1)
-                        self._count("l2", "bytes_read", len(data))
-                        self._l1_put(key, table)
-                    return table, "l2"
+                        self._count("l2", "misses", 1)
+                    return None, "miss"
+                payload = unseal(self._secret, self._key(key), data)
+                if payload is None:  # not authentic: never used
+                    self._reject(key)
+                    return None, "miss"
+                table = from_ipc(payload)
                 with self._lock:
-                    self._count("l2", "misses", 1)
+                    self._count("l2", "hits", 1)
+                    self._count("l2", "bytes_read", len(data))
+                    self._l1_put(key, table)
+                return table, "l2"
             except (redis.RedisError, OSError) as e:
                 self._l2_failed(e)
             except pa.ArrowInvalid as e:
@@ -244,6 +324,17 @@ class FrameCache:
                 with self._lock:
                     self._count("l2", "errors", 1)
         return None, "miss"
+
+    def _reject(self, key: str) -> None:
+        """Count an L2 value whose tag did not verify (a miss); warn on the first one."""
+        with self._lock:
+            self._count("l2", "rejected", 1)
+            self._count("l2", "misses", 1)
+        _warn_once("rejected",
+                   "Redis cache entry %s failed authentication (altered in Redis, or written "
+                   "with another TECHNIC_CACHE_SECRET or none); it is ignored, recomputed and "
+                   "overwritten. Later rejections are only counted (scan_runs.cache l2.rejected)",
+                   self._key(key))
 
     def put(self, key: str, table: pa.Table, ttl_s: int | None = None, *,
             l1: bool = True, l2: bool = True) -> None:
@@ -257,7 +348,7 @@ class FrameCache:
                 self._l1_put(key, table)
         if l2 and self._l2_usable():
             try:
-                data = to_ipc(table)
+                data = seal(self._secret, self._key(key), to_ipc(table))
                 self._redis.set(self._key(key), data, ex=ttl_s or self.ttl_s)
                 self._l2_ok()
                 with self._lock:
@@ -270,7 +361,8 @@ _CACHES: dict[tuple[str | None, str], FrameCache] = {}
 
 
 def get_cache(redis_url: str | None, namespace: str) -> FrameCache:
-    """The process-wide cache for a Redis URL and namespace (created on first use)."""
+    """The process-wide cache for a Redis URL and namespace (created on first use; the HMAC
+    secret is ``TECHNIC_CACHE_SECRET`` of this process's settings)."""
     key = (redis_url, namespace)
     if key not in _CACHES:
         from technic.config import get_settings

