@@ -237,6 +237,7 @@ def test_env_example_lists_every_required_secret_empty(compose):
     assert tracked == ""
     ignored = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=REPO)
     assert ignored.returncode == 0
+    assert ".env" in (REPO / ".dockerignore").read_text().splitlines()  # not in build context
 
 
 def _free_port() -> int:
