@@ -153,7 +153,8 @@ def _columns(p: Path) -> list[str]:
     if p.suffix.lower() == ".parquet":
         return _reading(p, lambda: pq.read_schema(p).names)
     if _is_csv(p):
-        names = _reading(p, lambda: list(pd.read_csv(p, nrows=0).columns))
+        names = _reading(p, lambda: list(
+            pd.read_csv(p, nrows=0, encoding_errors="replace").columns))
         if not names:
             raise InputFileError(f"{p}: no header line")
         return names
