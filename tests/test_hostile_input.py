@@ -135,12 +135,15 @@ def test_universe_flags_are_parsed_strictly(fresh_target, tmp_path):
         "EEE,E Inc,NYSE,Finance, F ,t,-5\n"
         "FFF,F Inc,NYSE,Finance,maybe,true,10\n"
         "GGG,G Inc,NYSE,Finance,false,2,10\n"
-        "HHH,H Inc,NYSE,Finance,,,\n")
+        "HHH,H Inc,NYSE,Finance,,,\n"
+        "III,I Inc,NYSE\n"
+        "AAA,A again,NYSE,Technology,true,true,5\n")
     rep = ingest_files(t, f)[0]
-    assert (rep.rows_read, rep.rows_rejected, rep.symbols_upserted) == (8, 2, 6)
+    assert (rep.rows_read, rep.rows_rejected, rep.symbols_upserted) == (10, 4, 6)
     assert rep.rejects_by_reason == {
         "unparseable is_etf (expected true/false, yes/no, y/n, 1/0)": 1,
-        "unparseable active (expected true/false, yes/no, y/n, 1/0)": 1}
+        "unparseable active (expected true/false, yes/no, y/n, 1/0)": 1,
+        "ragged CSV line (3 fields, 7 expected)": 1, "duplicate symbol": 1}
     assert _rows(t, "SELECT symbol, is_etf, active, market_cap FROM symbols ORDER BY 1") == [
         ("AAA", False, True, 1000.0), ("BBB", False, True, None), ("CCC", False, True, None),
         ("DDD", False, True, None), ("EEE", False, True, None), ("HHH", None, None, None)]
