@@ -431,3 +431,18 @@ def test_only_default_scans_feed_latest_scan_results(db_url, scan_target):
     r = _cli(db_url, t, "scan", "--preset", "default", "--min-price", "1")
     assert r.returncode == 2 and "is the default filter only" in " ".join(r.stderr.split())
     assert _one(t, "SELECT count(*) FROM scan_runs") == runs
+
+
+def test_unexpected_error_is_one_line_unless_debug(db_url, fresh_target, tmp_path):
+    """An error no command handles (here: a directory given as the splits file) is one line
+    and exit 1; --debug or TECHNIC_DEBUG=1 shows the traceback."""
+    t = fresh_target
+    d = tmp_path / "splits.csv"
+    d.mkdir()
+    r = _cli(db_url, t, "ingest", "splits", str(d))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.startswith("error: IsADirectoryError") and "--debug" in r.stderr
+    for args, env in ((("--debug",), {}), ((), {"TECHNIC_DEBUG": "1"})):
+        r = _cli(db_url, t, *args, "ingest", "splits", str(d), **env)
+        assert r.returncode == 1 and "Traceback" in r.stderr and "IsADirectoryError" in r.stderr
+    assert _one(t, "SELECT count(*) FROM ingest_runs") == 0
