@@ -32,6 +32,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import warnings
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -154,8 +155,13 @@ def _parse_dates(raw: pd.Series) -> pd.Series:
             s = s.dt.tz_localize(None)
         return s.dt.normalize()
     as_str = raw.astype("string").str.strip()
-    parsed = pd.to_datetime(as_str, format="ISO8601", errors="coerce")
-    if not pd.api.types.is_datetime64_any_dtype(parsed):
+    with warnings.catch_warnings():  # mixed offsets: object dtype now, an error in pandas 3
+        warnings.simplefilter("ignore", FutureWarning)
+        try:
+            parsed = pd.to_datetime(as_str, format="ISO8601", errors="coerce")
+        except (ValueError, TypeError):
+            parsed = None
+    if parsed is None or not pd.api.types.is_datetime64_any_dtype(parsed):
         # mixed UTC offsets: each value's own wall-clock date (where it was stamped)
         def one(x):
             v = pd.to_datetime(x, format="ISO8601", errors="coerce")
