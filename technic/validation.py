@@ -185,10 +185,13 @@ def _parse_timestamps(raw: pd.Series) -> pd.Series:
 
 
 def _calendar_reasons(tint: np.ndarray, tcol: str, now: pd.Timestamp) -> np.ndarray:
-    """Calendar check of each row's time: 0 = fine, else an index into :data:`_DATE_REASONS`.
+    """Calendar check of each row's time: 0 = fine, else a code of
+    :func:`technic.calendar.session_codes` (``ts``: of its New York date, or ``FUTURE`` when
+    the bar start is after ``now``).
 
     Args:
-        tint: days since 1970 (``date``) or microseconds since 1970 UTC (``ts``).
+        tint: ``(n,)`` int64, days since 1970 (``date``) or microseconds since 1970 UTC
+            (``ts``).
     """
     today = today_new_york(now)
     # distinct times first (a hash: ~50 ms for millions of rows), rows only where one is bad
@@ -436,7 +439,6 @@ def _validate_arrow(t: pa.Table, tcol: str, now: pd.Timestamp) -> ValidationResu
     if len(bad_idx):
         out = out.filter(pa.array(ok))
     rows = t.take(pa.array(bad_idx, type=pa.int64())).to_pylist() if len(bad_idx) else []
-    reason = reason.astype(np.int64)
     rejects = pd.DataFrame({"row": [json.dumps(_jsonable(r), default=str) for r in rows],
                             "reason": np.array(reasons, dtype=object)[reason[bad_idx]]
                             .astype(str)})
