@@ -2,10 +2,11 @@
 server restart) must not stay ``running`` forever.
 
 Each run, from the moment its row is visible, holds a PostgreSQL session-level advisory lock
-keyed by ``technic-run:<schema>:<table>:<run_id>`` on a connection of its own (opened by
-:func:`start_run_row`, closed by :func:`release`). The lock lives exactly as long as the
-process's session: when the process dies the server ends the session and frees the lock. A
-row still ``running`` whose lock can be taken therefore belongs to a dead process;
+keyed by ``technic-run:<schema>:<table>:<run_id>`` (taken by :func:`start_run_row`, freed by
+:func:`release`) on a lease connection: one per database and process, used for nothing else,
+so the lock lives exactly as long as the process's session — when the process dies the server
+ends the session and frees the lock. A row still ``running`` whose lock can be taken therefore
+belongs to a dead process;
 :func:`mark_orphans` (called by every new run and by ``technic ingest status``) marks such rows
 ``failed`` with the error :data:`ORPHAN_ERROR`.
 """
@@ -29,12 +30,23 @@ ORPHAN_ERROR = "orphaned: process died (its run lock was free while the row said
 #: Tables whose rows are runs with ``run_id`` and ``status``.
 RUN_TABLES = ("ingest_runs", "scan_runs")
 
-_LEASES: dict[tuple[str, str, str, int], psycopg.Connection] = {}
+#: The lease connection of each database URL (this process) and the lock serialising its use.
+_CONNS: dict[str, psycopg.Connection] = {}
 _LOCK = threading.Lock()
 
 
 def _key(target: DatabaseTarget, table: str, run_id: int) -> str:
     return f"technic-run:{target.schema}:{table}:{run_id}"
+
+
+def _lease_conn(url: str) -> psycopg.Connection:
+    """This process's lease connection to ``url`` (opened on first use, reopened when
+    broken: the locks of a broken session are gone anyway). Call with ``_LOCK`` held."""
+    conn = _CONNS.get(url)
+    if conn is None or conn.closed or conn.broken:
+        conn = psycopg.connect(libpq_uri(url), application_name="technic run locks")
+        _CONNS[url] = conn
+    return conn
 
 
 def start_run_row(target: DatabaseTarget, table: str, values: dict[str, object],
@@ -59,32 +71,38 @@ def start_run_row(target: DatabaseTarget, table: str, values: dict[str, object],
     cols = ", ".join(values)
     params = ", ".join(f"CAST(%({c})s AS {casts[c]})" if c in casts else f"%({c})s"
                        for c in values)
-    conn = psycopg.connect(libpq_uri(target.url), application_name=f"technic {table} lease")
-    try:
-        run_id = int(conn.execute(
-            f"INSERT INTO {quote_ident(target.schema)}.{table} ({cols}) VALUES ({params}) "
-            "RETURNING run_id", values).fetchone()[0])
-        conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))",
-                     (_key(target, table, run_id),))
-        conn.commit()
-    except BaseException:
-        conn.close()
-        raise
     with _LOCK:
-        _LEASES[(target.url, target.schema, table, run_id)] = conn
+        conn = _lease_conn(target.url)
+        try:
+            run_id = int(conn.execute(
+                f"INSERT INTO {quote_ident(target.schema)}.{table} ({cols}) "
+                f"VALUES ({params}) RETURNING run_id", values).fetchone()[0])
+            conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))",
+                         (_key(target, table, run_id),))
+            conn.commit()
+        except BaseException:
+            try:
+                conn.rollback()
+            except Exception:
+                conn.close()
+            raise
     return run_id
 
 
 def release(target: DatabaseTarget, table: str, run_id: int) -> None:
-    """Free a run's lock (closes its connection); call after the final status is written.
-    Unknown runs (started by another process, or released already) are ignored."""
+    """Free a run's lock; call after the final status is written. A run this process does
+    not hold (another process's, or released already) is left alone."""
     with _LOCK:
-        conn = _LEASES.pop((target.url, target.schema, table, run_id), None)
-    if conn is not None:
+        conn = _CONNS.get(target.url)
+        if conn is None or conn.closed or conn.broken:
+            return  # the session, and with it the lock, is gone
         try:
+            conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))",
+                         (_key(target, table, run_id),))
+            conn.commit()
+        except Exception as e:  # a broken session: its locks are gone with it
+            log.debug("freeing the run lock of %s %d: %s", table, run_id, e)
             conn.close()
-        except Exception as e:  # the lock goes with the session anyway
-            log.debug("closing the run lock connection of %s %d: %s", table, run_id, e)
 
 
 def mark_orphans(target: DatabaseTarget, table: str | None = None) -> list[int]:
