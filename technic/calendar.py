@@ -9,7 +9,16 @@ from __future__ import annotations
 import datetime as dt
 from functools import lru_cache
 
+import numpy as np
 import pandas as pd
+
+#: Bars dated before this are rejected: market data this old is out of scope, and the
+#: calendar's early history is not trusted (exchange_calendars' XNYS counts 1900-01-01 and
+#: 1950-01-02 as sessions).
+EARLIEST_SESSION_DATE = dt.date(1970, 1, 1)
+
+#: Codes of :func:`session_codes`.
+SESSION, WEEKEND, HOLIDAY, BEFORE_CALENDAR, FUTURE = 0, 1, 2, 3, 4
 
 
 @lru_cache(maxsize=1)
@@ -17,6 +26,80 @@ def _xnys():
     import exchange_calendars as xc
 
     return xc.get_calendar("XNYS")
+
+
+@lru_cache(maxsize=4)
+def _session_days(start_year: int | None) -> np.ndarray:
+    """Sorted NYSE session dates as int days since 1970 (the default calendar — about 20
+    years back — or one reaching back to ``start_year``)."""
+    if start_year is None:
+        cal = _xnys()
+    else:
+        import exchange_calendars as xc
+
+        cal = xc.get_calendar("XNYS", start=f"{start_year}-01-01", end=_xnys().last_session)
+    return cal.sessions.to_numpy().astype("datetime64[D]").astype(np.int64)
+
+
+def last_sessions(end: dt.date, n: int) -> np.ndarray:
+    """The ``n`` NYSE sessions up to and including ``end``, oldest first, as
+    ``datetime64[D]``.
+
+    Raises:
+        ValueError: fewer than ``n`` sessions between 1970 and ``end``.
+    """
+    e = np.datetime64(end, "D").astype(np.int64)
+    known = _session_days(None)
+    k = np.searchsorted(known, e, side="right")
+    if k < n:
+        known = _session_days(EARLIEST_SESSION_DATE.year)
+        k = np.searchsorted(known, e, side="right")
+        if k < n:
+            raise ValueError(f"only {k} NYSE sessions up to {end} since "
+                             f"{EARLIEST_SESSION_DATE}, {n} asked")
+    return known[k - n:k].astype("datetime64[D]")
+
+
+def today_new_york(now: pd.Timestamp | None = None) -> dt.date:
+    """Today's date in New York (``now``: a tz-aware time; default the clock)."""
+    now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+    return now.tz_convert("America/New_York").date()
+
+
+def session_codes(days: np.ndarray, today: dt.date | None = None) -> np.ndarray:
+    """Classify dates against the NYSE calendar (vectorized; distinct dates are looked up).
+
+    Args:
+        days: ``(n,)`` ``datetime64[D]`` (or int days since 1970).
+        today: the last acceptable date (default: today in New York).
+
+    Returns:
+        ``(n,)`` int8: :data:`SESSION`, :data:`FUTURE` (after ``today``), :data:`WEEKEND`,
+        :data:`HOLIDAY` (a weekday the exchange was closed: holidays, closures such as
+        2025-01-09) or :data:`BEFORE_CALENDAR` (before :data:`EARLIEST_SESSION_DATE`).
+    """
+    d = np.asarray(days).astype("datetime64[D]").astype(np.int64)
+    out = np.zeros(len(d), dtype=np.int8)
+    if not len(d):
+        return out
+    today = today or today_new_york()
+    uniq, inv = np.unique(d, return_inverse=True)
+    codes = np.zeros(len(uniq), dtype=np.int8)
+    t = np.datetime64(today, "D").astype(np.int64)
+    earliest = np.datetime64(EARLIEST_SESSION_DATE, "D").astype(np.int64)
+    known = _session_days(None)
+    past = uniq[(uniq <= t) & (uniq >= earliest)]
+    if len(past) and past[0] < known[0]:
+        start = np.datetime64(int(past[0]), "D").astype("datetime64[Y]").astype(int) + 1970
+        known = _session_days(int(start))
+    codes[(uniq + 3) % 7 >= 5] = WEEKEND  # 1970-01-01 was a Thursday
+    idx = np.searchsorted(known, uniq).clip(0, len(known) - 1)
+    closed = (known[idx] != uniq) & (codes == SESSION)
+    codes[closed] = HOLIDAY
+    codes[uniq < earliest] = BEFORE_CALENDAR
+    codes[uniq > t] = FUTURE
+    out[:] = codes[inv]
+    return out
 
 
 def sessions(start: dt.date, end: dt.date) -> list[dt.date]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -12,12 +13,65 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from technic.config import get_settings
 
-app = typer.Typer(
+#: Set by ``--debug`` (or ``TECHNIC_DEBUG=1``): unexpected errors show their traceback.
+_DEBUG = False
+
+
+def _debug() -> bool:
+    return _DEBUG or os.environ.get("TECHNIC_DEBUG", "").strip().lower() in {"1", "true", "yes"}
+
+
+def _first_line(e: BaseException) -> str:
+    for line in str(e).splitlines():
+        if line.strip():
+            return " ".join(line.split())[:500]
+    return ""
+
+
+def describe_error(e: BaseException) -> str:
+    """One line for an error the CLI did not handle itself: database errors name the
+    driver's error and its first line (no SQL, no traceback)."""
+    import sqlalchemy as sa
+
+    if isinstance(e, sa.exc.DBAPIError) and e.orig is not None:
+        orig = e.orig
+        what = "database connection failed or was lost" if (
+            e.connection_invalidated or isinstance(e, sa.exc.OperationalError)) \
+            else "database error"
+        return f"{what}: {type(orig).__name__}: {_first_line(orig)}"
+    mod = type(e).__module__ or ""
+    if mod.startswith(("psycopg", "adbc_driver")):
+        what = "database connection failed or was lost" if "Operational" in type(e).__name__ \
+            else "database error"
+        return f"{what}: {type(e).__name__}: {_first_line(e)}"
+    if isinstance(e, sa.exc.SQLAlchemyError):
+        return f"database error: {type(e).__name__}: {_first_line(e)}"
+    return f"{type(e).__name__}: {_first_line(e)}"
+
+
+class _Cli(typer.Typer):
+    """The command group; an error no command handled becomes one line on stderr and exit
+    code 1 (the traceback with ``--debug`` or ``TECHNIC_DEBUG=1``)."""
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return super().__call__(*args, **kwargs)
+        except Exception as e:
+            if _debug():
+                raise
+            console.print(f"[bold red]error:[/] {escape(describe_error(e))}", highlight=False)
+            console.print("(run with --debug or TECHNIC_DEBUG=1 for the traceback)",
+                          style="dim", highlight=False)
+            sys.exit(1)
+
+
+app = _Cli(
     help="technic — a market scanner: ingest OHLCV bars into PostgreSQL, refresh the feature "
          "store, scan and rank the universe, and query the results with SQL.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
@@ -38,8 +92,13 @@ out = Console()
 
 @app.callback()
 def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v",
-                                                help="Log progress details (INFO).")] = False
+                                                help="Log progress details (INFO).")] = False,
+          debug: Annotated[bool, typer.Option(
+              "--debug", help="Show the traceback of an unexpected error (also "
+                              "TECHNIC_DEBUG=1); without it, one line.")] = False,
           ) -> None:
+    global _DEBUG
+    _DEBUG = _DEBUG or debug
     level = logging.INFO if verbose else logging.WARNING
     # The handler's level also filters libraries (Dask) that set their own loggers to INFO.
     logging.basicConfig(level=level, format="%(message)s",
@@ -47,7 +106,7 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v",
 
 
 def _fail(msg: str, code: int = 1) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {msg}")
+    console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False)
     return typer.Exit(code)
 
 
@@ -165,7 +224,8 @@ def ingest_status_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Data quality: freshness per source (last date, rows, symbols), rejected rows by reason,
-    failed ingest runs, and symbols with missing sessions between their first and last bar."""
+    failed ingest runs (runs whose process died are marked failed first: "orphaned"), runs
+    in progress, and symbols with missing sessions between their first and last bar."""
     from technic.store.quality import ingest_status
 
     target, _ = _target()
@@ -188,8 +248,11 @@ def ingest_status_cmd(
             t.add_row(r["source"], r["reason"], f"{r['rows']:,}")
         out.print(t)
     for r in st.failed_runs:
-        out.print(f"[red]failed run {r['run_id']}[/] {r['path']} at {r['started_at'][:19]}: "
-                  f"{r['error']}")
+        out.print(f"[red]failed run {r['run_id']}[/] {escape(r['path'] or '')} at "
+                  f"{r['started_at'][:19]}: {escape(r['error'] or '')}", highlight=False)
+    for r in st.running_runs:
+        out.print(f"running: run {r['run_id']} {escape(r['path'] or '')} since "
+                  f"{r['started_at'][:19]}", highlight=False)
     out.print(f"gaps: {st.gaps_total:,} symbol-sessions missing inside symbols' histories")
     if st.gaps_top:
         t = Table("symbol", "missing sessions", "first bar", "last bar", title="most gaps")
@@ -494,22 +557,33 @@ def scan(
         "--all-tickers", help="Keep warrants, units, rights, preferreds and notes.")] = False,
     keep_leveraged: Annotated[bool, typer.Option(
         "--keep-leveraged", help="Keep leveraged/inverse ETFs.")] = False,
+    preset: Annotated[str | None, typer.Option(
+        help="Name stored with the run (scan_runs.preset; latest_scan_results_by_preset "
+             "shows the latest run of each name). Default: `default` with the default "
+             "filters — the runs latest_scan_results shows — else none (a custom scan that "
+             "feeds no view).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object "
                                                          "instead of a table.")] = False,
 ) -> None:
     """Filter the universe, compute TechRating, rank, store the run in scan_runs/scan_results
-    and print the top rows."""
+    and print the top rows. Only scans with the default filters replace what
+    latest_scan_results shows."""
     from technic.scan import NoFeaturesError, ScanParams
-    from technic.universe import UniverseRules
+    from technic.store.results import known_sectors
+    from technic.universe import UniverseRules, check_sectors
 
     try:
         params = ScanParams(top=top, as_of=_parse_date(as_of), rules=UniverseRules(
             min_price=min_price, min_dollar_volume=min_dollar_volume,
             valid_tickers=not all_tickers, exclude_leveraged_etfs=not keep_leveraged,
-            sectors=tuple(sector or ())))
+            sectors=tuple(sector or ())), preset=preset)
     except ValueError as e:
         raise _fail(str(e), 2) from None
     target, _ = _target()
+    try:
+        check_sectors(params.rules.sectors, known_sectors(target))
+    except ValueError as e:
+        raise _fail(str(e), 2) from None
     try:
         _scan(target, params, as_json)
     except NoFeaturesError as e:

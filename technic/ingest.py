@@ -21,7 +21,7 @@ from technic.providers.synthetic import generate_bars
 from technic.store import ingest as store_ingest
 from technic.store.db import DatabaseTarget, get_engine
 from technic.store.ingest import IngestReport
-from technic.validation import PriceBasis, validate_bars
+from technic.validation import PriceBasis, validate_bars, validate_universe
 
 log = logging.getLogger(__name__)
 
@@ -33,32 +33,79 @@ POLYGON_UNADJUSTED = PriceBasis(split_adjusted=False, dividend_adjusted=False,
                                 vendor="Polygon", note="grouped daily, adjusted=false")
 
 
+def _error_text(e: BaseException) -> str:
+    """``Type: message`` of an error, for ``ingest_runs.error`` (an InputFileError's message
+    already names the file and the reason)."""
+    if isinstance(e, files_provider.InputFileError):
+        return str(e)
+    return f"{type(e).__name__}: {e}"
+
+
+def _fail_run(target: DatabaseTarget, report: IngestReport, e: BaseException) -> None:
+    """Mark the run failed; if even that fails (the database is gone), its run lock is freed
+    and the next run or ``ingest status`` marks it orphaned."""
+    try:
+        store_ingest.finish_run(target, report, error=_error_text(e))
+    except Exception as e2:
+        log.warning("ingest run %d: could not be marked failed (%s)", report.run_id,
+                    str(e2).splitlines()[0] if str(e2) else type(e2).__name__)
+
+
+def record_failed_run(target: DatabaseTarget, source: str, path: str | None,
+                      error: BaseException) -> IngestReport:
+    """An ``ingest_runs`` row with status ``failed`` for an ingest that could not even start
+    (e.g. its file is missing or unreadable)."""
+    run_id = store_ingest.start_run(target, source, path)
+    report = IngestReport(run_id=run_id, source=source, path=path)
+    store_ingest.finish_run(target, report, error=_error_text(error))
+    return report
+
+
 def _run(target: DatabaseTarget, source: str, path: str | None, read,
          bar_source: str | None = None, basis: PriceBasis | None = None) -> IngestReport:
+    """One ingest run: ``read()`` → ``(bars | None, universe | None[, pre_rejects])``, where
+    ``pre_rejects`` (``row``, ``reason``) are input rows the reader could not even split
+    (ragged CSV lines); validate; store; log the run (failed with the error on any
+    exception, which is re-raised)."""
     run_id = store_ingest.start_run(target, source, path)
     report = IngestReport(run_id=run_id, source=source, path=path, bar_source=bar_source,
                           basis=basis)
     try:
         t = time.perf_counter()
-        raw, universe = read()
+        raw, universe, *extra = read()
         report.timings["read_s"] = round(time.perf_counter() - t, 4)
         t = time.perf_counter()
-        good = rejects = None
+        good = None
+        parts = [x for x in extra if x is not None and len(x)]
+        report.rows_read = sum(len(x) for x in parts)
         if raw is not None:
-            report.rows_read = len(raw)
+            report.rows_read += len(raw)
             v = validate_bars(raw)
-            good, rejects = v.table, v.rejects
+            good = v.table
+            parts.append(v.rejects)
+        if universe is not None:
+            report.rows_read += len(universe)
+            universe, u_rejects = validate_universe(universe)
+            parts.append(u_rejects)
+        rejects = pd.concat(parts, ignore_index=True) if parts else None
+        if rejects is not None:
             report.rows_rejected = len(rejects)
-            report.rejects_by_reason = v.counts_by_reason()
+            report.rejects_by_reason = {str(k): int(n) for k, n in
+                                        rejects["reason"].value_counts().items()}
         report.timings["validate_s"] = round(time.perf_counter() - t, 4)
         store_ingest.write_ingest(target, report, good, rejects, universe)
     except Exception as e:
-        store_ingest.finish_run(target, report, error=f"{type(e).__name__}: {e}")
+        _fail_run(target, report, e)
         raise
     store_ingest.finish_run(target, report)
     for reason, n in report.rejects_by_reason.items():
         log.warning("ingest run %d: rejected %d row(s): %s", run_id, n, reason)
     return report
+
+
+def _read_bars(p: Path) -> tuple:
+    table, bad_lines = files_provider.read_bars_file(p)
+    return table, None, bad_lines
 
 
 def ingest_files(target: DatabaseTarget, path: str | Path, *, source: str | None = None,
@@ -72,23 +119,34 @@ def ingest_files(target: DatabaseTarget, path: str | Path, *, source: str | None
     Args:
         source, basis: override the tag / basis of every bars file.
 
-    Returns one report per file ingested (universe first). Bad rows are rejected and
-    counted, never fatal.
+    Returns one report per file ingested (universe first). Bad rows (ragged CSV lines
+    included) are rejected and counted, never fatal.
 
     Raises:
-        technic.providers.files.InputFileError: the path holds nothing loadable.
+        technic.providers.files.InputFileError: the path is missing or holds nothing
+            loadable, or a file is unreadable (empty, corrupt, truncated); the attempt is an
+            ``ingest_runs`` row with status ``failed`` and the reason. Files before it stay
+            stored.
         technic.store.ingest.BasisConflictError: the tag is recorded with another basis.
     """
-    fs = files_provider.discover(path)
+    try:
+        fs = files_provider.discover(path)
+    except files_provider.InputFileError as e:
+        record_failed_run(target, "files", str(path), e)
+        raise
     reports = []
     if fs.universe is not None:
         uni = fs.universe
         reports.append(_run(target, "files", str(uni),
-                            lambda: (None, files_provider.read_universe(uni))))
+                            lambda: (None, *files_provider.read_universe_file(uni))))
     for bars_path in fs.bars:
-        tag, known = files_provider.bar_source(bars_path)
+        try:
+            tag, known = files_provider.bar_source(bars_path)
+        except files_provider.InputFileError as e:
+            record_failed_run(target, "files", str(bars_path), e)
+            raise
         rep = _run(target, "files", str(bars_path),
-                   lambda p=bars_path: (files_provider.read_bars_table(p), None),
+                   lambda p=bars_path: _read_bars(p),
                    bar_source=source or tag, basis=basis or known)
         reports.append(rep)
         if rep.rows_inserted and files_provider.time_column_of(bars_path) == "date":

@@ -1,15 +1,21 @@
 """One scan: feature store → universe filter → factors, TechRating, ICS → regime → alpha →
 MERIT → rank → ``scan_results``.
 
-Each scan is a ``scan_runs`` row (params, status, counts, per-stage timings) and its ranked
-rows in ``scan_results`` (rank 1 = best, no gaps). A failed scan leaves its run marked
+Each scan is a ``scan_runs`` row (params, preset, status, counts, per-stage timings) and its
+ranked rows in ``scan_results`` (rank 1 = best, no gaps). A failed scan leaves its run marked
 ``failed`` with the error and no results.
+
+Presets decide which runs analysts read: a scan with the default universe filter is preset
+``default`` and feeds ``latest_scan_results``; a scan with other filters (``--sector``, another
+``--min-price`` …) is a custom scan (preset NULL) that feeds no view unless it is given a name,
+which ``latest_scan_results_by_preset`` shows.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -28,10 +34,18 @@ from technic.store.db import DatabaseTarget
 from technic.store.features import features_version, latest_feature_date, read_features_arrow
 from technic.store.market import market_caps, market_returns
 from technic.store.results import fail_scan_run, finish_scan_run, start_scan_run
-from technic.store.schema import FACTOR_RESULT_COLUMNS, RESULT_FEATURE_COLUMNS, SCORE_COLUMNS
+from technic.store.schema import (
+    DEFAULT_PRESET,
+    FACTOR_RESULT_COLUMNS,
+    RESULT_FEATURE_COLUMNS,
+    SCORE_COLUMNS,
+)
 from technic.universe import UniverseRules, apply_rules
 
 log = logging.getLogger(__name__)
+
+
+_PRESET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class NoFeaturesError(LookupError):
@@ -46,15 +60,33 @@ class ScanParams:
         top: rows to show/return in the summary (all passing symbols are stored), ≥ 1.
         as_of: scan date; resolved to the latest feature date on or before it. None = latest.
         rules: universe filter.
+        preset: the name stored in ``scan_runs.preset``. None: ``default`` when ``rules``
+            are the defaults, else a custom scan (NULL, feeds no view). ``default`` is
+            reserved for the default rules; other names: letters, digits, ``_.-``, ≤ 64.
     """
 
     top: int = 25
     as_of: dt.date | None = None
     rules: UniverseRules = field(default_factory=UniverseRules)
+    preset: str | None = None
 
     def __post_init__(self) -> None:
         if self.top < 1:
             raise ValueError(f"top must be >= 1, got {self.top}")
+        if self.preset is not None:
+            if not _PRESET_NAME.match(self.preset):
+                raise ValueError(f"preset {self.preset!r}: use letters, digits, '_', '.', '-' "
+                                 "(at most 64 characters)")
+            if self.preset == DEFAULT_PRESET and self.rules != UniverseRules():
+                raise ValueError(f"preset {DEFAULT_PRESET!r} is the default filter only; name "
+                                 "a scan with other filters differently")
+
+    @property
+    def run_preset(self) -> str | None:
+        """``scan_runs.preset`` of this scan (see ``preset``)."""
+        if self.preset is not None:
+            return self.preset
+        return DEFAULT_PRESET if self.rules == UniverseRules() else None
 
     def as_json(self) -> dict:
         d = asdict(self)
@@ -191,7 +223,7 @@ def run_scan(target: DatabaseTarget, params: ScanParams,
         NoFeaturesError: no feature rows on or before ``params.as_of``.
     """
     timings: dict[str, float] = {}
-    run_id = start_scan_run(target, params.as_json())
+    run_id = start_scan_run(target, params.as_json(), params.run_preset)
     t_all = time.perf_counter()
     try:
         stage = "read_features"
@@ -238,7 +270,11 @@ def run_scan(target: DatabaseTarget, params: ScanParams,
                         cache=cache_info, regime=regime.label, regime_facts=regime.facts())
     except Exception as e:
         timings["total"] = round(time.perf_counter() - t_all, 4)
-        fail_scan_run(target, run_id, f"{type(e).__name__}: {e}", timings)
+        try:
+            fail_scan_run(target, run_id, f"{type(e).__name__}: {e}", timings)
+        except Exception as e2:  # e.g. the database is gone: the next run marks it orphaned
+            log.warning("scan run %d: could not be marked failed (%s)", run_id,
+                        str(e2).splitlines()[0] if str(e2) else type(e2).__name__)
         raise
     log.info("scan run %d for %s: %d of %d symbols ranked", run_id, day, counts["passed"],
              counts["input"])

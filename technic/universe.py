@@ -109,3 +109,27 @@ def apply_rules(df: pd.DataFrame, rules: UniverseRules) -> tuple[np.ndarray, dic
         drop("min_dollar_volume", ~(dv >= rules.min_dollar_volume))
     counts["passed"] = int(keep.sum())
     return keep, counts
+
+
+def check_sectors(requested: tuple[str, ...] | list[str] | None,
+                  known: list[str] | tuple[str, ...]) -> None:
+    """Reject requested sectors that no symbol has (a typo would scan an empty universe and
+    store an empty run).
+
+    Compared case-insensitively, like the ``sector`` rule. Skipped when ``known`` is empty
+    (no reference data yet).
+
+    Args:
+        requested: the ``sectors`` of :class:`UniverseRules`.
+        known: the distinct non-null ``symbols.sector`` values.
+
+    Raises:
+        ValueError: a sector is unknown; the message lists the known ones.
+    """
+    if not requested or not known:
+        return
+    lower = {k.lower() for k in known}
+    unknown = [s for s in requested if s.lower() not in lower]
+    if unknown:
+        raise ValueError(f"unknown sector(s) {', '.join(map(repr, unknown))}; known sectors: "
+                         f"{', '.join(sorted(known))}")

@@ -7,6 +7,14 @@ reason                    rule
 ========================  =============================================================
 missing value             symbol empty, or any of date/open/high/low/close/volume null
 unparseable date          date present but not an ISO 8601 date
+invalid symbol            a control character (NUL, newline …) or an undecodable byte in
+                          the symbol, or more than 32 characters
+date after today          later than today in New York (intraday: ``timestamp in the
+                          future``, a bar start after now)
+weekend                   a Saturday or Sunday (intraday: the New York date of ``ts``)
+holiday                   a weekday the NYSE was closed (holidays, closures such as
+                          2025-01-09), see :mod:`technic.calendar`
+date before 1970-01-01    older than :data:`technic.calendar.EARLIEST_SESSION_DATE`
 non-numeric value         a price or volume present but not a finite number
 price <= 0                any of open/high/low/close ≤ 0
 high < low                high below low
@@ -24,6 +32,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import warnings
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -32,8 +41,26 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from technic.calendar import (
+    BEFORE_CALENDAR,
+    EARLIEST_SESSION_DATE,
+    FUTURE,
+    HOLIDAY,
+    WEEKEND,
+    session_codes,
+    today_new_york,
+)
+
 PRICE_COLUMNS = ("open", "high", "low", "close")
 NUMERIC_COLUMNS = (*PRICE_COLUMNS, "volume")
+
+#: Longest symbol accepted (CQS tickers have ≤ 8 characters; Polygon's up to ~20).
+MAX_SYMBOL_LENGTH = 32
+#: Control characters, DEL and U+FFFD (an undecodable byte) have no place in a symbol
+#: (RE2 syntax: used by Arrow and, translated, by pandas).
+_BAD_SYMBOL_CHARS = r"[\x00-\x1f\x7f\x{fffd}]"
+#: Strings of a rejected row longer than this are cut in ``ingest_rejects.row``.
+MAX_REJECT_TEXT = 1000
 
 
 #: Arrow types of validated bars, as stored: daily bars carry ``date``, intraday ``ts``.
@@ -128,7 +155,21 @@ def _parse_dates(raw: pd.Series) -> pd.Series:
             s = s.dt.tz_localize(None)
         return s.dt.normalize()
     as_str = raw.astype("string").str.strip()
-    return pd.to_datetime(as_str, format="ISO8601", errors="coerce").dt.normalize()
+    with warnings.catch_warnings():  # mixed offsets: object dtype now, an error in pandas 3
+        warnings.simplefilter("ignore", FutureWarning)
+        try:
+            parsed = pd.to_datetime(as_str, format="ISO8601", errors="coerce")
+        except (ValueError, TypeError):
+            parsed = None
+    if parsed is None or not pd.api.types.is_datetime64_any_dtype(parsed):
+        # mixed UTC offsets: each value's own wall-clock date (where it was stamped)
+        def one(x):
+            v = pd.to_datetime(x, format="ISO8601", errors="coerce")
+            return pd.NaT if v is pd.NaT else v.replace(tzinfo=None)
+        parsed = pd.to_datetime(pd.Series([one(x) if x is not pd.NA else pd.NaT
+                                           for x in as_str], index=raw.index,
+                                          dtype=object), errors="coerce")
+    return parsed.dt.normalize()
 
 
 def _parse_timestamps(raw: pd.Series) -> pd.Series:
@@ -143,13 +184,55 @@ def _parse_timestamps(raw: pd.Series) -> pd.Series:
     return s
 
 
+def _calendar_reasons(tint: np.ndarray, tcol: str, now: pd.Timestamp) -> np.ndarray:
+    """Calendar check of each row's time: 0 = fine, else a code of
+    :func:`technic.calendar.session_codes` (``ts``: of its New York date, or ``FUTURE`` when
+    the bar start is after ``now``).
+
+    Args:
+        tint: ``(n,)`` int64, days since 1970 (``date``) or microseconds since 1970 UTC
+            (``ts``).
+    """
+    today = today_new_york(now)
+    # distinct times first (a hash: ~50 ms for millions of rows), rows only where one is bad
+    uniq = pd.unique(tint)
+    if tcol == "date":
+        codes = session_codes(uniq.astype("datetime64[D]"), today)
+    else:
+        ny = pd.DatetimeIndex(uniq.astype("datetime64[us]")).tz_localize("UTC") \
+            .tz_convert("America/New_York").tz_localize(None).normalize()
+        codes = session_codes(ny.to_numpy().astype("datetime64[D]"), today)
+        codes[uniq > int(now.tz_convert("UTC").value // 1000)] = FUTURE
+    out = np.zeros(len(tint), dtype=np.int8)
+    bad = codes != 0
+    if bad.any():
+        rows = np.flatnonzero(np.isin(tint, uniq[bad]))
+        out[rows] = codes[bad][pd.Index(uniq[bad]).get_indexer(tint[rows])]
+    return out
+
+
+def _date_reasons(tcol: str) -> dict[int, str]:
+    """Reject reason of each code of :func:`technic.calendar.session_codes`."""
+    return {FUTURE: "date after today (New York)" if tcol == "date"
+            else "timestamp in the future",
+            WEEKEND: "weekend (not an NYSE session)",
+            HOLIDAY: "holiday (not an NYSE session)",
+            BEFORE_CALENDAR: f"date before {EARLIEST_SESSION_DATE.isoformat()}"}
+
+
+def _now(now: pd.Timestamp | dt.datetime | None) -> pd.Timestamp:
+    ts = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts
+
+
 def time_column(df: pd.DataFrame | pa.Table) -> str:
     """``"ts"`` for intraday bars (a ``ts`` column and no ``date``), else ``"date"``."""
     names = df.column_names if isinstance(df, pa.Table) else list(df.columns)
     return "ts" if "ts" in names and "date" not in names else "date"
 
 
-def validate_bars(df: pd.DataFrame | pa.Table) -> ValidationResult:
+def validate_bars(df: pd.DataFrame | pa.Table,
+                  now: pd.Timestamp | dt.datetime | None = None) -> ValidationResult:
     """Split raw bars into valid rows and rejects with reasons.
 
     Daily bars carry ``date``; intraday bars carry ``ts`` (bar start, UTC; tz-aware values
@@ -164,6 +247,9 @@ def validate_bars(df: pd.DataFrame | pa.Table) -> ValidationResult:
     Args:
         df: columns ``symbol, date|ts, open, high, low, close, volume`` as read by
             :func:`technic.providers.files.read_bars_table` / ``read_bars`` (text or typed).
+        now: the clock for the "not in the future" checks (tz-aware; naive = UTC; default:
+            now). Dates must be NYSE sessions up to today in New York; intraday bar starts
+            must fall on a New York session date and not after ``now``.
 
     Returns:
         :class:`ValidationResult`. Never raises for bad rows; every input row ends up in
@@ -176,10 +262,10 @@ def validate_bars(df: pd.DataFrame | pa.Table) -> ValidationResult:
     cols = ["symbol", tcol, *NUMERIC_COLUMNS]
     table = _typed_table(df, cols)
     if table is not None:
-        return _validate_arrow(table, tcol)
+        return _validate_arrow(table, tcol, _now(now))
     if isinstance(df, pa.Table):
         df = df.select(cols).to_pandas(date_as_object=False)
-    return _validate_pandas(df[cols], tcol)
+    return _validate_pandas(df[cols], tcol, _now(now))
 
 
 def _typed_table(df: pd.DataFrame | pa.Table, cols: list[str]) -> pa.Table | None:
@@ -272,13 +358,15 @@ def _row_checks(out: pa.Table) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int8)
 
 
-def _symbol_codes(sym: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray, np.ndarray]:
+def _symbol_codes(sym: pa.ChunkedArray
+                  ) -> tuple[pa.ChunkedArray, np.ndarray, np.ndarray, np.ndarray]:
     """Symbols with surrounding whitespace removed, one int code per row (-1 = null; equal
-    codes = equal trimmed symbols, numbered in order of first appearance) and the codes of
-    empty symbols."""
+    codes = equal trimmed symbols, numbered in order of first appearance), the codes of
+    empty symbols and the codes of invalid ones (see ``invalid symbol``)."""
     enc = pc.dictionary_encode(sym)  # one dictionary shared by all chunks
     if enc.num_chunks == 0:
-        return sym, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        z = np.zeros(0, dtype=np.int64)
+        return sym, z, z, z
     dictionary = enc.chunk(0).dictionary
     codes = np.concatenate([c.indices.fill_null(-1).to_numpy(zero_copy_only=False)
                             for c in enc.chunks]).astype(np.int64)
@@ -287,15 +375,23 @@ def _symbol_codes(sym: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray, np
         sym = pc.utf8_trim_whitespace(sym)
         return _symbol_codes(sym)
     blank = np.flatnonzero(pc.equal(dictionary, "").to_numpy(zero_copy_only=False))
-    return sym, codes, blank
+    bad = pc.or_(pc.greater(pc.utf8_length(dictionary), MAX_SYMBOL_LENGTH),
+                 pc.match_substring_regex(dictionary, _BAD_SYMBOL_CHARS))
+    invalid = np.flatnonzero(bad.to_numpy(zero_copy_only=False))
+    return sym, codes, blank, invalid
 
 
-def _validate_arrow(t: pa.Table, tcol: str) -> ValidationResult:
+def _validate_arrow(t: pa.Table, tcol: str, now: pd.Timestamp) -> ValidationResult:
     reasons = ["", "missing value",
                "unparseable date" if tcol == "date" else "unparseable timestamp",
                "non-numeric value", "price <= 0", "high < low", "open outside [low, high]",
                "close outside [low, high]", "negative volume",
-               f"duplicate (symbol, {tcol})", f"conflicting duplicate (symbol, {tcol})"]
+               f"duplicate (symbol, {tcol})", f"conflicting duplicate (symbol, {tcol})",
+               "invalid symbol"]
+    date_codes = {}
+    for code, why in _date_reasons(tcol).items():
+        date_codes[code] = len(reasons)
+        reasons.append(why)
     sym = t["symbol"]
     if pa.types.is_dictionary(sym.type):
         sym = pa.chunked_array([c.dictionary_decode() for c in sym.chunks],
@@ -303,7 +399,7 @@ def _validate_arrow(t: pa.Table, tcol: str) -> ValidationResult:
     sym = sym.cast(pa.string())
     # Whitespace and empty symbols are looked for in the dictionary of distinct symbols
     # (thousands), not in every row (millions).
-    trimmed, codes, blank = _symbol_codes(sym)
+    trimmed, codes, blank, invalid = _symbol_codes(sym)
     times, tint = _arrow_times(t[tcol], tcol)
     out = pa.table([trimmed, times, *(_float_column(t[c]) for c in NUMERIC_COLUMNS)],
                    schema=DAILY_SCHEMA if tcol == "date" else INTRADAY_SCHEMA)
@@ -314,6 +410,13 @@ def _validate_arrow(t: pa.Table, tcol: str) -> ValidationResult:
     if len(blank):
         no_key |= np.isin(codes, blank)
     reason[no_key] = 1
+    # then the calendar, then a malformed symbol (each outranks the value checks)
+    cal = _calendar_reasons(tint, tcol, now)
+    keyed = reason != 1
+    for code, r in date_codes.items():
+        reason[keyed & (cal == code)] = r
+    if len(invalid):
+        reason[keyed & np.isin(codes, invalid)] = 11
 
     ok_idx = np.flatnonzero(reason == 0)
     if len(ok_idx) > 1:
@@ -366,10 +469,24 @@ def _mark_duplicates(reason: np.ndarray, ok_idx: np.ndarray, k1: np.ndarray, k2:
     reason[rows[same_prev & ~conflict[gid]]] = 9
 
 
+def _safe_text(s: str) -> str:
+    """A string as ``jsonb`` can hold it: NUL (which PostgreSQL text cannot store) shown as
+    U+2400, strings longer than :data:`MAX_REJECT_TEXT` cut (their length noted)."""
+    if "\x00" in s:
+        s = s.replace("\x00", "\u2400")
+    if len(s) > MAX_REJECT_TEXT:
+        s = f"{s[:MAX_REJECT_TEXT]}… ({len(s):,} characters)"
+    return s
+
+
 def _jsonable(rec: dict) -> dict:
     out: dict[str, object] = {}
     for k, val in rec.items():
-        if isinstance(val, dt.datetime):
+        if isinstance(val, str):
+            out[k] = _safe_text(val)
+        elif isinstance(val, bytes):
+            out[k] = _safe_text(val.decode("utf-8", "replace"))
+        elif isinstance(val, dt.datetime):
             out[k] = val.isoformat()
         elif isinstance(val, dt.date):
             out[k] = dt.datetime.combine(val, dt.time()).isoformat()
@@ -380,7 +497,9 @@ def _jsonable(rec: dict) -> dict:
     return out
 
 
-def _validate_pandas(df: pd.DataFrame, tcol: str) -> ValidationResult:
+def _validate_pandas(df: pd.DataFrame, tcol: str,
+                     now: pd.Timestamp | None = None) -> ValidationResult:
+    now = _now(now)
     n = len(df)
     reason = np.full(n, None, dtype=object)
 
@@ -401,6 +520,17 @@ def _validate_pandas(df: pd.DataFrame, tcol: str) -> ValidationResult:
             missing |= (col.astype("string").str.strip() == "").fillna(False).to_numpy(dtype=bool)
     mark(missing, "missing value")
     mark(dates.isna().to_numpy(), "unparseable date" if tcol == "date" else "unparseable timestamp")
+    sym_text = symbol.astype("string")
+    bad_sym = (sym_text.str.len() > MAX_SYMBOL_LENGTH) | sym_text.str.contains(
+        "[\x00-\x1f\x7f\ufffd]", regex=True)
+    mark(bad_sym.fillna(False).to_numpy(dtype=bool), "invalid symbol")
+    when = dates.to_numpy().astype("datetime64[D]" if tcol == "date" else "datetime64[us]")
+    valid_when = ~np.isnat(when)
+    if valid_when.any():
+        cal = np.zeros(n, dtype=np.int8)
+        cal[valid_when] = _calendar_reasons(when[valid_when].astype(np.int64), tcol, now)
+        for code, why in _date_reasons(tcol).items():
+            mark(cal == code, why)
     nonnum = np.zeros(n, dtype=bool)
     for c in NUMERIC_COLUMNS:
         nonnum |= ~np.isfinite(nums[c])
@@ -465,7 +595,11 @@ def frame_to_table(bars: pd.DataFrame) -> pa.Table:
 def _row_json(df: pd.DataFrame, i: int) -> str:
     rec: dict[str, object] = {}
     for k, val in df.iloc[i].items():
-        if val is None or pd.isna(val):
+        if isinstance(val, str):
+            rec[str(k)] = _safe_text(val)
+        elif isinstance(val, bytes):
+            rec[str(k)] = _safe_text(val.decode("utf-8", "replace"))
+        elif val is None or pd.isna(val):
             rec[str(k)] = None
         elif isinstance(val, pd.Timestamp | np.datetime64):
             rec[str(k)] = pd.Timestamp(val).isoformat()
@@ -476,3 +610,104 @@ def _row_json(df: pd.DataFrame, i: int) -> str:
         else:
             rec[str(k)] = val
     return json.dumps(rec, default=str)
+
+
+#: Accepted spellings of the universe flags ``is_etf`` and ``active`` (case-insensitive).
+TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1"})
+FALSE_WORDS = frozenset({"false", "f", "no", "n", "0"})
+_UNIVERSE_TEXT = ("symbol", "name", "exchange", "sector", "industry", "security_type")
+
+
+def parse_flag(value: object) -> bool | None:
+    """A universe flag: booleans as they are; ``true/false, t/f, yes/no, y/n, 1/0`` (any case,
+    surrounding blanks ignored) and the numbers 1/0; null or blank → None.
+
+    Raises:
+        ValueError: anything else (e.g. ``"maybe"``, ``2``).
+    """
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | float | np.integer | np.floating):
+        if isinstance(value, float | np.floating) and np.isnan(value):
+            return None
+        if value in (0, 1):
+            return bool(value)
+        raise ValueError(value)
+    if isinstance(value, str):
+        w = value.strip().lower()
+        if not w:
+            return None
+        if w in TRUE_WORDS:
+            return True
+        if w in FALSE_WORDS:
+            return False
+    raise ValueError(value)
+
+
+def validate_universe(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split universe (reference) rows into valid rows and rejects with reasons.
+
+    Checks, first failing wins: ``missing value`` (symbol empty), ``invalid symbol`` (as for
+    bars), ``NUL byte in a text field`` (PostgreSQL text cannot hold it), ``unparseable
+    is_etf`` / ``unparseable active`` (not a flag :func:`parse_flag` reads), ``duplicate
+    symbol`` (a later row of a symbol already seen; the first is kept). ``market_cap`` (USD)
+    that is not a finite number ≥ 0 is stored as NULL, never NaN.
+
+    Args:
+        df: ``technic.providers.files.UNIVERSE_COLUMNS`` (text or typed).
+
+    Returns:
+        ``(good, rejects)``: good rows with symbols trimmed, ``is_etf``/``active`` as
+        True/False/None, ``market_cap`` float or None; rejects with ``row`` (JSON text) and
+        ``reason``.
+    """
+    n = len(df)
+    reason = np.full(n, None, dtype=object)
+
+    def mark(mask, why: str) -> None:
+        sel = np.asarray(mask, dtype=bool) & (reason == None)  # noqa: E711
+        reason[sel] = why
+
+    sym = df["symbol"].astype("string").str.strip()
+    mark((sym.isna() | (sym == "")).to_numpy(dtype=bool), "missing value")
+    mark(((sym.str.len() > MAX_SYMBOL_LENGTH)
+          | sym.str.contains("[\x00-\x1f\x7f\ufffd]", regex=True)).fillna(False), "invalid symbol")
+    nul = np.zeros(n, dtype=bool)
+    for c in _UNIVERSE_TEXT:
+        nul |= df[c].astype("string").str.contains("\x00", regex=False).fillna(False) \
+            .to_numpy(dtype=bool)
+    mark(nul, "NUL byte in a text field")
+    flags = {}
+    for c in ("is_etf", "active"):
+        vals = np.full(n, None, dtype=object)
+        bad = np.zeros(n, dtype=bool)
+        for i, v in enumerate(df[c].to_numpy(dtype=object)):
+            try:
+                vals[i] = parse_flag(v)
+            except ValueError:
+                bad[i] = True
+        mark(bad, f"unparseable {c} (expected true/false, yes/no, y/n, 1/0)")
+        flags[c] = vals
+    ok = reason == None  # noqa: E711
+    dup = np.zeros(n, dtype=bool)
+    dup[ok] = sym[ok].duplicated(keep="first").to_numpy()
+    mark(dup, "duplicate symbol")
+    ok = reason == None  # noqa: E711
+
+    cap = pd.to_numeric(df["market_cap"], errors="coerce").astype("float64").to_numpy()
+    with np.errstate(invalid="ignore"):
+        cap_ok = np.isfinite(cap) & (cap >= 0)
+    good = pd.DataFrame({
+        "symbol": sym.to_numpy(dtype=object),
+        **{c: df[c].astype(object).where(df[c].notna(), None).map(
+            lambda x: None if x is None else str(x)).to_numpy(dtype=object)
+           for c in _UNIVERSE_TEXT[1:]},
+        "is_etf": flags["is_etf"], "active": flags["active"],
+        "market_cap": np.where(cap_ok, cap, None).astype(object),
+    })[ok].reset_index(drop=True)
+    bad_idx = np.flatnonzero(~ok)
+    rejects = pd.DataFrame({"row": [_row_json(df, i) for i in bad_idx],
+                            "reason": reason[bad_idx].astype(str)})
+    return good, rejects

@@ -147,7 +147,11 @@ def test_unusable_file_is_a_clear_error(db_url, fresh_target, tmp_path):
                        timeout=120)
     assert r.returncode == 2
     assert "neither a bars file" in r.stderr
-    assert _count(fresh_target, "SELECT count(*) FROM ingest_runs") == 0
+    # the attempt is logged as a failed run; nothing else is stored
+    assert _count(fresh_target, "SELECT count(*) FROM ingest_runs WHERE status = 'failed' "
+                                "AND error LIKE '%neither a bars file%'") == 1
+    assert _count(fresh_target, "SELECT count(*) FROM ingest_runs") == 1
+    assert _count(fresh_target, "SELECT count(*) FROM symbols") == 0
 
 
 def test_synthetic_ingest(fresh_target):

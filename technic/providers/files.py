@@ -3,21 +3,30 @@
 Bars files need the columns ``symbol, date, open, high, low, close, volume`` (prices in quote
 currency per share, volume in shares). Dates are ISO 8601 (``YYYY-MM-DD``) in CSV files or
 ``date32``/timestamp in Parquet. Values are returned as read: validation happens in
-:mod:`technic.validation`, so a malformed row becomes a counted reject, not a crash.
+:mod:`technic.validation`, so a malformed row becomes a counted reject, not a crash. CSV lines
+with the wrong number of fields are returned apart (``bad_lines``: ``row``, ``reason``) for
+``ingest_rejects``; bytes that are not UTF-8 are read as U+FFFD (so the value fails its check).
+A file that cannot be read at all (missing, empty, not Parquet/CSV, corrupt compression,
+truncated) raises :class:`InputFileError` naming the file and the reason.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from technic.validation import PriceBasis
+from technic.validation import MAX_REJECT_TEXT, PriceBasis
+
+_T = TypeVar("_T")
 
 BAR_COLUMNS = ("symbol", "date", "open", "high", "low", "close", "volume")
 #: Intraday bars: ``ts`` is the bar start (UTC) instead of ``date``.
@@ -58,7 +67,7 @@ def bar_source(path: str | Path) -> tuple[str, PriceBasis | None]:
     p = Path(path)
     meta: dict[bytes, bytes] = {}
     if p.suffix.lower() == ".parquet" and p.exists():
-        meta = pq.read_schema(p).metadata or {}
+        meta = _reading(p, lambda: pq.read_schema(p)).metadata or {}
     if b"technic.source" in meta:
         def flag(k: str) -> bool | None:
             v = meta.get(f"technic.{k}".encode())
@@ -73,7 +82,28 @@ def bar_source(path: str | Path) -> tuple[str, PriceBasis | None]:
 
 
 class InputFileError(ValueError):
-    """A file cannot be used at all (missing, unknown format, required columns absent)."""
+    """A file cannot be used at all (missing, empty, unknown format, unreadable or corrupt,
+    required columns absent). The message names the file and the reason, on one line."""
+
+
+def _reading(p: Path, fn: Callable[[], _T]) -> _T:
+    """Run a read of ``p``; any failure becomes one :class:`InputFileError` line."""
+    try:
+        return fn()
+    except InputFileError:
+        raise
+    except FileNotFoundError:
+        raise InputFileError(f"{p}: no such file or directory") from None
+    except Exception as e:  # pyarrow/pandas/gzip/zstd errors: the file itself is unusable
+        msg = " ".join(str(e).split())[:300] or type(e).__name__
+        raise InputFileError(f"{p}: cannot read it ({type(e).__name__}: {msg})") from None
+
+
+def _check_readable(p: Path) -> None:
+    if not p.exists():
+        raise InputFileError(f"{p}: no such file or directory")
+    if p.is_file() and p.stat().st_size == 0:
+        raise InputFileError(f"{p}: empty file")
 
 
 @dataclass(frozen=True)
@@ -97,8 +127,7 @@ def discover(path: str | Path) -> FileSet:
         InputFileError: the path does not exist, or holds nothing technic can load.
     """
     p = Path(path)
-    if not p.exists():
-        raise InputFileError(f"{p}: no such file or directory")
+    _check_readable(p)
     if p.is_dir():
         bars = tuple(f for f in (p / "bars_daily.parquet", p / "bars_daily.csv") if f.exists())
         uni = p / "universe.parquet"
@@ -120,11 +149,52 @@ def _is_csv(p: Path) -> bool:
 
 
 def _columns(p: Path) -> list[str]:
+    _check_readable(p)
     if p.suffix.lower() == ".parquet":
-        return pq.read_schema(p).names
+        return _reading(p, lambda: pq.read_schema(p).names)
     if _is_csv(p):
-        return list(pd.read_csv(p, nrows=0).columns)
+        names = _reading(p, lambda: list(
+            pd.read_csv(p, nrows=0, encoding_errors="replace").columns))
+        if not names:
+            raise InputFileError(f"{p}: no header line")
+        return names
     raise InputFileError(f"{p}: unknown file type (expected .parquet, .csv or .csv.gz)")
+
+
+def _read_csv_text(p: Path, names: list[str], include: list[str]
+                   ) -> tuple[pa.Table, pd.DataFrame]:
+    """A CSV file with every column as text; lines with the wrong number of fields set apart
+    as rejects, bytes that are not UTF-8 replaced by U+FFFD."""
+    bad: list[dict] = []
+
+    def on_bad_line(row) -> str:
+        text = row.text or ""
+        if len(text) > MAX_REJECT_TEXT:
+            text = f"{text[:MAX_REJECT_TEXT]}… ({len(text):,} characters)"
+        bad.append({"row": json.dumps({"line": row.number, "text": text.replace("\x00",
+                                                                                "\u2400")}),
+                    "reason": f"ragged CSV line ({row.actual_columns} fields, "
+                              f"{row.expected_columns} expected)"})
+        return "skip"
+
+    opts = pacsv.ConvertOptions(column_types={c: pa.string() for c in names},
+                                include_columns=include, strings_can_be_null=True,
+                                check_utf8=False)
+    table = _reading(p, lambda: pacsv.read_csv(
+        p, convert_options=opts, parse_options=pacsv.ParseOptions(
+            invalid_row_handler=on_bad_line)))
+    cols = []
+    for col in table.columns:
+        try:
+            col.validate(full=True)
+        except pa.ArrowInvalid:  # invalid UTF-8 somewhere in the column
+            col = pa.chunked_array([pa.array(
+                [None if v is None else v.decode("utf-8", "replace")
+                 for v in c.cast(pa.binary()).to_pylist()], type=pa.string())
+                for c in col.chunks], type=pa.string())
+        cols.append(col)
+    table = pa.table(cols, names=table.column_names)
+    return table, pd.DataFrame(bad, columns=["row", "reason"])
 
 
 def time_column_of(path: str | Path) -> str:
@@ -137,31 +207,39 @@ def _bar_columns(names: list[str]) -> tuple[str, ...]:
     return INTRADAY_BAR_COLUMNS if "ts" in names and "date" not in names else BAR_COLUMNS
 
 
-def read_bars_table(path: str | Path) -> pa.Table:
+def read_bars_file(path: str | Path) -> tuple[pa.Table, pd.DataFrame]:
     """Read a bars file as an Arrow table: daily (``date``) or intraday (``ts``, bar start in
     UTC), columns in the order of ``BAR_COLUMNS`` / ``INTRADAY_BAR_COLUMNS``.
 
     Parquet columns keep their types (``date32``, ``timestamp``, float64: no pandas copy);
     CSV columns are all text (so unparseable values survive to validation).
 
+    Returns:
+        ``(table, bad_lines)``: ``bad_lines`` holds the CSV lines that could not be split
+        into the header's fields (``row`` JSON with line number and text, ``reason``); empty
+        for Parquet.
+
     Raises:
-        InputFileError: unknown file type or a required column is missing.
+        InputFileError: missing, empty, unknown type, unreadable or corrupt, or a required
+            column is missing.
     """
     p = Path(path)
+    names = _columns(p)
+    cols = _bar_columns(names)
+    _require(p, names, cols)
     if p.suffix.lower() == ".parquet":
-        names = pq.read_schema(p).names
-        cols = _bar_columns(names)
-        _require(p, names, cols)
-        return pq.read_table(p, columns=list(cols))
-    if _is_csv(p):
-        names = _columns(p)
-        cols = _bar_columns(names)
-        _require(p, names, cols)
-        opts = pacsv.ConvertOptions(column_types={c: pa.string() for c in names},
-                                    include_columns=list(cols),
-                                    strings_can_be_null=True)
-        return pacsv.read_csv(p, convert_options=opts)
-    raise InputFileError(f"{p}: unknown file type (expected .parquet, .csv or .csv.gz)")
+        return (_reading(p, lambda: pq.read_table(p, columns=list(cols))),
+                pd.DataFrame(columns=["row", "reason"]))
+    return _read_csv_text(p, names, list(cols))
+
+
+def read_bars_table(path: str | Path) -> pa.Table:
+    """The table of :func:`read_bars_file` (ragged CSV lines left out).
+
+    Raises:
+        InputFileError: as :func:`read_bars_file`.
+    """
+    return read_bars_file(path)[0]
 
 
 def read_bars(path: str | Path) -> pd.DataFrame:
@@ -178,25 +256,45 @@ def read_bars(path: str | Path) -> pd.DataFrame:
     return read_bars_table(path).to_pandas(date_as_object=False)
 
 
-def read_universe(path: str | Path) -> pd.DataFrame:
-    """Read a universe (reference data) file: one row per symbol.
+def read_universe_file(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read a universe (reference data) file as it is: one row per input row.
+
+    CSV columns are read as text (``is_etf``/``active``/``market_cap`` are parsed by
+    :func:`technic.validation.validate_universe`); Parquet columns keep their types.
 
     Returns:
-        DataFrame with ``UNIVERSE_COLUMNS`` (missing optional columns filled with nulls).
+        ``(rows, bad_lines)``: rows with ``UNIVERSE_COLUMNS`` (missing optional columns filled
+        with nulls); ``bad_lines`` as in :func:`read_bars_file`.
 
     Raises:
-        InputFileError: no ``symbol`` column.
+        InputFileError: missing, empty, unreadable, or no ``symbol`` column.
     """
     p = Path(path)
-    df = pd.read_parquet(p) if p.suffix.lower() == ".parquet" else pd.read_csv(p)
-    if "symbol" not in df.columns:
+    names = _columns(p)
+    if "symbol" not in names:
         raise InputFileError(f"{p}: universe file has no 'symbol' column")
+    if p.suffix.lower() == ".parquet":
+        df = _reading(p, lambda: pq.read_table(p).to_pandas())
+        bad = pd.DataFrame(columns=["row", "reason"])
+    else:
+        table, bad = _read_csv_text(p, names, [c for c in names if c in UNIVERSE_COLUMNS])
+        df = table.to_pandas()
     for c in UNIVERSE_COLUMNS:
         if c not in df.columns:
             df[c] = None
-    df = df[list(UNIVERSE_COLUMNS)].copy()
-    df["symbol"] = df["symbol"].astype("string").str.strip()
-    return df[df["symbol"].notna() & (df["symbol"] != "")].drop_duplicates("symbol")
+    return df[list(UNIVERSE_COLUMNS)].reset_index(drop=True), bad
+
+
+def read_universe(path: str | Path) -> pd.DataFrame:
+    """The valid rows of a universe file (:func:`read_universe_file`, then
+    :func:`technic.validation.validate_universe`): one row per symbol.
+
+    Raises:
+        InputFileError: as :func:`read_universe_file`.
+    """
+    from technic.validation import validate_universe
+
+    return validate_universe(read_universe_file(path)[0])[0]
 
 
 def _require(p: Path, names: list[str], needed: tuple[str, ...]) -> None:

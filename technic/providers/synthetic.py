@@ -8,8 +8,12 @@ log-normal around a per-symbol level. Every bar passes :mod:`technic.validation`
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
+
+from technic.calendar import last_sessions
 
 SECTORS = ("Technology", "Health Care", "Finance", "Consumer Discretionary", "Industrials",
            "Energy", "Utilities", "Real Estate", "Consumer Staples", "Basic Materials",
@@ -18,11 +22,11 @@ SECTORS = ("Technology", "Health Care", "Finance", "Consumer Discretionary", "In
 
 def generate_bars(n_symbols: int, n_days: int, seed: int = 0,
                   end: str = "2025-07-09") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Generate ``n_symbols`` × ``n_days`` business-day bars ending at ``end``.
+    """Generate ``n_symbols`` × ``n_days`` bars on the NYSE sessions ending at ``end``.
 
     Args:
         n_symbols: number of symbols (named ``SYN000001`` …), ≥ 1.
-        n_days: bars per symbol (weekdays), ≥ 2.
+        n_days: bars per symbol (NYSE sessions), ≥ 2.
         seed: seed of the NumPy generator: the same arguments give identical output.
         end: last bar date (ISO 8601).
 
@@ -37,7 +41,7 @@ def generate_bars(n_symbols: int, n_days: int, seed: int = 0,
     if n_symbols < 1 or n_days < 2:
         raise ValueError(f"need n_symbols >= 1 and n_days >= 2, got {n_symbols}, {n_days}")
     rng = np.random.default_rng(seed)
-    dates = pd.bdate_range(end=pd.Timestamp(end), periods=n_days).to_numpy("datetime64[D]")
+    dates = last_sessions(dt.date.fromisoformat(end), n_days)
     t, n = n_days, n_symbols
     sigma = np.exp(rng.normal(np.log(0.02), 0.4, n))          # daily volatility
     mu = rng.normal(0.0003, 0.0008, n)                          # daily drift

@@ -20,9 +20,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
+from technic.store import runs
 from technic.store.db import DatabaseTarget, adbc_connect, get_engine
 from technic.store.schema import ensure_partitions, refresh_rollups
-from technic.validation import PriceBasis, frame_to_table
+from technic.validation import PriceBasis, frame_to_table, parse_flag
 
 log = logging.getLogger(__name__)
 
@@ -98,19 +99,28 @@ def _const_strings(value: str, n: int) -> pa.Array:
 
 
 def _universe_to_arrow(u: pd.DataFrame) -> pa.Table:
+    """Universe rows → Arrow for the ``symbols`` staging table. Flags are parsed strictly
+    (:func:`technic.validation.parse_flag`: ``"false"``/``"no"``/``"0"``/``"N"`` are False);
+    ``market_cap`` that is not a finite number ≥ 0 becomes NULL.
+
+    Raises:
+        ValueError: a flag that is not a boolean word (run
+            :func:`technic.validation.validate_universe` first to reject such rows).
+    """
     def opt_bool(s: pd.Series) -> pa.Array:
-        return pa.array([None if pd.isna(x) else bool(x) for x in s], type=pa.bool_())
+        return pa.array([parse_flag(x) for x in s.to_numpy(dtype=object)], type=pa.bool_())
 
     def opt_str(s: pd.Series) -> pa.Array:
         return pa.array([None if pd.isna(x) else str(x) for x in s], type=pa.string())
 
+    with np.errstate(invalid="ignore"):
+        cap = pd.to_numeric(u["market_cap"], errors="coerce").to_numpy(dtype="float64")
     return pa.table({
         "symbol": opt_str(u["symbol"]), "name": opt_str(u["name"]),
         "exchange": opt_str(u["exchange"]), "sector": opt_str(u["sector"]),
         "industry": opt_str(u["industry"]), "security_type": opt_str(u["security_type"]),
         "is_etf": opt_bool(u["is_etf"]), "active": opt_bool(u["active"]),
-        "market_cap": pa.array(pd.to_numeric(u["market_cap"], errors="coerce")
-                               .to_numpy(dtype="float64"), type=pa.float64()),
+        "market_cap": pa.array(cap, type=pa.float64(), mask=~(np.isfinite(cap) & (cap >= 0))),
     })
 
 
@@ -178,15 +188,25 @@ SELECT count(*) FROM up
 """
 
 def start_run(target: DatabaseTarget, source: str, path: str | None) -> int:
-    """Insert an ``ingest_runs`` row with status ``running`` and return its ``run_id``."""
-    with get_engine(target).begin() as conn:
-        return int(conn.execute(sa.text(
-            "INSERT INTO ingest_runs (source, path) VALUES (:s, :p) RETURNING run_id"),
-            {"s": source, "p": path}).scalar_one())
+    """Insert an ``ingest_runs`` row with status ``running`` and return its ``run_id``.
+
+    The run holds its run lock until :func:`finish_run` (see :mod:`technic.store.runs`):
+    should the process die first, the next run (or ``technic ingest status``) marks the row
+    failed. Earlier rows orphaned that way are marked now.
+    """
+    return runs.start_run_row(target, "ingest_runs", {"source": source, "path": path})
 
 
 def finish_run(target: DatabaseTarget, report: IngestReport, error: str | None = None) -> None:
-    """Record the outcome of an ingest run (``ok``, or ``failed`` with the error text)."""
+    """Record the outcome of an ingest run (``ok``, or ``failed`` with the error text) and
+    free its run lock (also when the update fails)."""
+    try:
+        _finish_run(target, report, error)
+    finally:
+        runs.release(target, "ingest_runs", report.run_id)
+
+
+def _finish_run(target: DatabaseTarget, report: IngestReport, error: str | None) -> None:
     with get_engine(target).begin() as conn:
         conn.execute(sa.text("""
             UPDATE ingest_runs SET finished_at = now(), status = :status, rows_read = :rr,

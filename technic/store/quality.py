@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 import sqlalchemy as sa
 
 from technic.store.db import DatabaseTarget, get_engine
+from technic.store.runs import mark_orphans
 
 
 @dataclass
@@ -21,7 +22,10 @@ class IngestStatus:
         mixed_basis_symbols: symbols whose daily bars come from sources of different price
             bases (a feature window across them splices two bases).
         rejects: rejected rows per (source, reason) over all runs.
-        failed_runs: ingest runs with status ``failed`` (latest first, at most 10).
+        failed_runs: ingest runs with status ``failed`` (latest first, at most 10), runs
+            whose process died (``error`` starts with ``orphaned:``) included.
+        running_runs: ingest runs in progress now (their process holds the run lock).
+        orphaned_now: ingest and scan runs this call found orphaned and marked failed.
         gaps_total: symbol-sessions missing between a symbol's first and last bar, where the
             store has bars of other symbols that day.
         gaps_top: the symbols with the most such gaps (at most ``top``).
@@ -31,6 +35,8 @@ class IngestStatus:
     mixed_basis_symbols: int = 0
     rejects: list[dict] = field(default_factory=list)
     failed_runs: list[dict] = field(default_factory=list)
+    running_runs: list[dict] = field(default_factory=list)
+    orphaned_now: list[int] = field(default_factory=list)
     gaps_total: int = 0
     gaps_top: list[dict] = field(default_factory=list)
 
@@ -39,8 +45,11 @@ class IngestStatus:
 
 
 def ingest_status(target: DatabaseTarget, top: int = 10) -> IngestStatus:
-    """Summarise freshness, rejects and gaps of ``bars_daily`` (reads only)."""
+    """Summarise freshness, rejects and gaps of ``bars_daily``. Writes nothing but the
+    status of orphaned runs (:func:`technic.store.runs.mark_orphans`: ingest and scan runs
+    whose process died are marked failed first)."""
     st = IngestStatus()
+    st.orphaned_now = mark_orphans(target)
     with get_engine(target).connect() as c:
         for src, last, rows, syms, ing, sadj, dadj, as_of in c.execute(sa.text("""
                 SELECT b.source, b.last, b.rows, b.symbols, b.last_ingest, s.split_adjusted,
@@ -68,6 +77,10 @@ def ingest_status(target: DatabaseTarget, top: int = 10) -> IngestStatus:
                           for i, p, t, e in c.execute(sa.text(
                               "SELECT run_id, path, started_at, error FROM ingest_runs "
                               "WHERE status = 'failed' ORDER BY run_id DESC LIMIT 10"))]
+        st.running_runs = [{"run_id": i, "path": p, "started_at": t.isoformat()}
+                           for i, p, t in c.execute(sa.text(
+                               "SELECT run_id, path, started_at FROM ingest_runs "
+                               "WHERE status = 'running' ORDER BY run_id"))]
         gaps = c.execute(sa.text("""
             WITH d AS (SELECT date, row_number() OVER (ORDER BY date) AS k
                        FROM (SELECT DISTINCT date FROM bars_daily) x),

@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 
+from technic.store import runs
 from technic.store.db import DatabaseTarget, get_engine, pooled_adbc
 from technic.store.schema import FACTOR_RESULT_COLUMNS, RESULT_FEATURE_COLUMNS, SCORE_COLUMNS
 
@@ -19,21 +20,40 @@ RESULT_COLUMNS = ("run_id", "rank", "symbol", "sector", "close", "tech_rating", 
                   *FACTOR_RESULT_COLUMNS)
 
 
-def start_scan_run(target: DatabaseTarget, params: dict) -> int:
-    """Insert a ``scan_runs`` row with status ``running``; return its ``run_id``."""
-    with get_engine(target).begin() as c:
-        return int(c.execute(sa.text(
-            "INSERT INTO scan_runs (params) VALUES (CAST(:p AS jsonb)) RETURNING run_id"),
-            {"p": json.dumps(params, default=str)}).scalar_one())
+def known_sectors(target: DatabaseTarget) -> list[str]:
+    """The distinct non-null ``symbols.sector`` values, sorted (what ``--sector`` accepts)."""
+    with get_engine(target).connect() as c:
+        return sorted(c.execute(sa.text(
+            "SELECT DISTINCT sector FROM symbols WHERE sector IS NOT NULL")).scalars())
+
+
+def start_scan_run(target: DatabaseTarget, params: dict, preset: str | None = None) -> int:
+    """Insert a ``scan_runs`` row with status ``running``; return its ``run_id``.
+
+    Args:
+        params: the scan's parameters (``scan_runs.params``).
+        preset: ``scan_runs.preset``: ``default`` for the default filters (the runs
+            ``latest_scan_results`` shows), a name, or None for a one-off custom scan.
+
+    The run holds its run lock until it is finished or failed (:mod:`technic.store.runs`);
+    rows of scans whose process died are marked failed now.
+    """
+    return runs.start_run_row(target, "scan_runs",
+                              {"params": json.dumps(params, default=str), "preset": preset},
+                              casts={"params": "jsonb"})
 
 
 def fail_scan_run(target: DatabaseTarget, run_id: int, error: str, timings: dict) -> None:
-    """Mark a run ``failed`` with its error text (its results, if any, were rolled back)."""
-    with get_engine(target).begin() as c:
-        c.execute(sa.text(
-            "UPDATE scan_runs SET status = 'failed', finished_at = now(), error = :e, "
-            "timings = CAST(:t AS jsonb) WHERE run_id = :id"),
-            {"e": error, "t": json.dumps(timings), "id": run_id})
+    """Mark a run ``failed`` with its error text (its results, if any, were rolled back) and
+    free its run lock (also when the update fails)."""
+    try:
+        with get_engine(target).begin() as c:
+            c.execute(sa.text(
+                "UPDATE scan_runs SET status = 'failed', finished_at = now(), error = :e, "
+                "timings = CAST(:t AS jsonb) WHERE run_id = :id"),
+                {"e": error, "t": json.dumps(timings), "id": run_id})
+    finally:
+        runs.release(target, "scan_runs", run_id)
 
 
 def _col(df: pd.DataFrame, name: str, kind: str) -> pa.Array:
@@ -89,3 +109,4 @@ def finish_scan_run(target: DatabaseTarget, run_id: int, as_of: dt.date, results
                         json.dumps(cache or {}), regime,
                         None if regime_facts is None else json.dumps(regime_facts), run_id))
         conn.commit()
+    runs.release(target, "scan_runs", run_id)

@@ -386,6 +386,52 @@ def _v10(schema: str, timescale: bool) -> list[str]:
             f"CREATE INDEX IF NOT EXISTS bars_daily_date_idx ON {q}.bars_daily (date)"]
 
 
+#: ``scan_runs.preset`` of a scan with the default universe filter (the runs analysts read
+#: through ``latest_scan_results``).
+DEFAULT_PRESET = "default"
+
+
+def _latest_views(q: str) -> list[str]:
+    """``latest_scan_results`` (the newest successful run of the ``default`` preset: latest
+    ``as_of``, then latest run) and ``latest_scan_results_by_preset`` (the same per named
+    preset). Custom scans (preset NULL) feed neither."""
+    return [
+        f"DROP VIEW IF EXISTS {q}.latest_scan_results",
+        f"DROP VIEW IF EXISTS {q}.latest_scan_results_by_preset",
+        f"""CREATE VIEW {q}.latest_scan_results AS
+SELECT r.*, s.as_of, s.preset
+FROM {q}.scan_results r
+JOIN {q}.scan_runs s USING (run_id)
+WHERE r.run_id = (SELECT run_id FROM {q}.scan_runs
+                  WHERE status = 'ok' AND preset = '{DEFAULT_PRESET}'
+                  ORDER BY as_of DESC, run_id DESC LIMIT 1)""",
+        f"""CREATE VIEW {q}.latest_scan_results_by_preset AS
+SELECT r.*, s.as_of, s.preset
+FROM {q}.scan_results r
+JOIN {q}.scan_runs s USING (run_id)
+WHERE r.run_id IN (SELECT DISTINCT ON (preset) run_id FROM {q}.scan_runs
+                   WHERE status = 'ok' AND preset IS NOT NULL
+                   ORDER BY preset, as_of DESC, run_id DESC)""",
+    ]
+
+
+def _v13(schema: str, timescale: bool) -> list[str]:
+    # Which scans feed latest_scan_results: a scan with --sector or other custom filters
+    # must not replace the full-universe result analysts read. Runs stored before this
+    # migration with the default filters become the 'default' preset.
+    q = quote_ident(schema)
+    default_rules = ('{"min_price": 5.0, "min_dollar_volume": 500000.0, '
+                     '"valid_tickers": true, "exclude_leveraged_etfs": true, "sectors": []}')
+    return [
+        f"ALTER TABLE {q}.scan_runs ADD COLUMN IF NOT EXISTS preset text",
+        f"UPDATE {q}.scan_runs SET preset = '{DEFAULT_PRESET}' WHERE preset IS NULL "
+        f"AND params->'rules' = '{default_rules}'::jsonb",
+        f"CREATE INDEX IF NOT EXISTS scan_runs_preset_idx ON {q}.scan_runs "
+        f"(preset, as_of DESC, run_id DESC) WHERE status = 'ok'",
+        *_latest_views(q),
+    ]
+
+
 @dataclass(frozen=True)
 class Migration:
     """One schema version. ``render(schema, timescale)`` returns its SQL statements."""
@@ -407,6 +453,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "BRIN index on bars_daily.date (one date's bars without a full scan)", _v8),
     Migration(9, "features_daily.trend_r2_63: R^2 of the 63-bar price regression line", _v9),
     Migration(10, "B-tree index on bars_daily.date, replacing the BRIN of migration 8", _v10),
+    Migration(13, "scan_runs.preset; latest_scan_results shows the 'default' preset only, "
+                  "latest_scan_results_by_preset", _v13),
 )
 
 
