@@ -37,7 +37,7 @@ def daily_pipeline(data_path: str | None = None, top: int = 25, as_of: str | Non
     Raises:
         ValueError: a parameter is invalid (nothing is written).
     """
-    from technic.scan import ScanParams
+    from technic.jobs.scan import ScanParams
     from technic.universe import UniverseRules
 
     day = dt.date.fromisoformat(as_of) if as_of else None

@@ -116,7 +116,7 @@ CACHED = {"cache_key_fn": data_cache_key, "persist_result": True, "result_serial
       retry_condition_fn=transient)
 def ingest_task(path: str | None) -> list[dict]:
     """Ingest files (idempotent, so retries are safe); returns each run's counts."""
-    from technic.ingest import ingest_files
+    from technic.jobs.ingest import ingest_files
 
     return [r.as_dict() for r in ingest_files(_target(), path or get_settings().data_dir)]
 
@@ -137,9 +137,9 @@ def latest_intraday_time(target: DatabaseTarget) -> pd.Timestamp | None:
 def check_partial_time(when: pd.Timestamp) -> str | None:
     """Why a partial daily bar cannot be built as of ``when`` (None: it can): the session date
     must be an NYSE session and ``when`` after its open (see
-    :func:`technic.ingest.build_partial_daily`)."""
+    :func:`technic.jobs.ingest.build_partial_daily`)."""
     from technic.calendar import is_session
-    from technic.ingest import session_bounds
+    from technic.jobs.ingest import session_bounds
 
     day = when.tz_convert("America/New_York").date()
     if not is_session(day):
@@ -171,7 +171,7 @@ def partial_bar_task(at: str | None) -> dict | None:
     stored before it (default: all stored bars of the latest session with intraday bars);
     returns the ingest run's counts, or None when there is no session to build (no intraday
     bars, or the latest are outside a session)."""
-    from technic.ingest import build_partial_daily
+    from technic.jobs.ingest import build_partial_daily
 
     target = _target()
     when = _utc(at) if at else latest_intraday_time(target)
@@ -202,7 +202,7 @@ def refresh_task(as_of: str | None, changed_only: bool, use_dask: bool = True,
     from contextlib import nullcontext
 
     from technic.compute import dask_client
-    from technic.refresh import refresh_features
+    from technic.jobs.refresh import refresh_features
 
     s = get_settings()
     if incremental:
@@ -306,7 +306,7 @@ def scan(top: int = 25, as_of: str | None = None, min_price: float = 5.0,
     Raises:
         ValueError: a parameter is invalid (nothing is written).
     """
-    from technic.scan import ScanParams, run_scan
+    from technic.jobs.scan import ScanParams, run_scan
     from technic.universe import UniverseRules
 
     params = ScanParams(
@@ -393,7 +393,7 @@ def intraday_refresh(path: str, top: int = 25, force: bool = False,
 def backfill_task(start: str, end: str | None) -> dict:
     """Feature history for ``[start, end]``; cached like :func:`refresh_task` (a retried
     nightly run over the same bars does not recompute)."""
-    from technic.refresh import backfill_features
+    from technic.jobs.refresh import backfill_features
 
     e_date = dt.date.fromisoformat(end) if end else None
     rep = backfill_features(_target(), dt.date.fromisoformat(start), e_date,

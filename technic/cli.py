@@ -131,7 +131,7 @@ def ingest_files_cmd(
 
     Bad rows are stored in ingest_rejects with their reason and counted; good rows are upserted
     (re-running the same file changes nothing). Exit code 0 unless the file is unusable."""
-    from technic.ingest import ingest_files
+    from technic.jobs.ingest import ingest_files
     from technic.providers.files import InputFileError
 
     target, _ = _target()
@@ -151,7 +151,7 @@ def ingest_synthetic_cmd(
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same bars).")] = 0,
 ) -> None:
     """Generate realistic synthetic OHLCV (GBM closes, log-normal volume) for scale tests."""
-    from technic.ingest import ingest_synthetic
+    from technic.jobs.ingest import ingest_synthetic
 
     target, _ = _target()
     with console.status(f"generating and ingesting {symbols:,} × {days} bars …"):
@@ -217,7 +217,7 @@ def ingest_partial_cmd(
     far."""
     import pandas as pd
 
-    from technic.ingest import build_partial_daily
+    from technic.jobs.ingest import build_partial_daily
 
     target, _ = _target()
     try:
@@ -240,7 +240,7 @@ def ingest_splits_cmd(
     ratio, before the ex-date; one transaction; applying twice does nothing)."""
     import pandas as pd
 
-    from technic.ingest import ingest_splits
+    from technic.jobs.ingest import ingest_splits
 
     target, _ = _target()
     if (path is None) == (polygon_start is None):
@@ -279,7 +279,7 @@ def ingest_polygon_cmd(
     NYSE session; needs TECHNIC_POLYGON_API_KEY). Resumable: re-run the same command after an
     interruption and it continues from the first session not yet stored."""
     from technic.calendar import last_complete_session
-    from technic.ingest import ingest_polygon
+    from technic.jobs.ingest import ingest_polygon
     from technic.providers.polygon import PolygonClient, PolygonError
 
     s = get_settings()
@@ -321,7 +321,7 @@ def ingest_polygon_cmd(
 def _refresh(target, as_of: dt.date | None, local: bool, only_changed: bool = False,
              use_gpu: bool = False):
     from technic.compute import dask_client
-    from technic.refresh import refresh_features
+    from technic.jobs.refresh import refresh_features
 
     s = get_settings()
     with Progress(TextColumn("[bold]refresh features"), BarColumn(), MofNCompleteColumn(),
@@ -363,7 +363,7 @@ def features_backfill(
     symbol with bars (training data for models, point-in-time evaluation). Each date uses only
     bars on or before it."""
     from technic.compute import dask_client
-    from technic.refresh import backfill_features
+    from technic.jobs.refresh import backfill_features
     from technic.store.bars import NoDataError
 
     s_date, e_date = _parse_date(start, "--start"), _parse_date(end, "--end")
@@ -465,7 +465,7 @@ def _results_table(outcome, top: int) -> Table:
 
 
 def _scan(target, params, as_json: bool):
-    from technic.scan import run_scan
+    from technic.jobs.scan import run_scan
 
     with console.status("scanning …") as status:
         outcome = run_scan(target, params, on_stage=lambda s: status.update(f"scan: {s} …"))
@@ -499,7 +499,7 @@ def scan(
 ) -> None:
     """Filter the universe, compute TechRating, rank, store the run in scan_runs/scan_results
     and print the top rows."""
-    from technic.scan import NoFeaturesError, ScanParams
+    from technic.jobs.scan import NoFeaturesError, ScanParams
     from technic.universe import UniverseRules
 
     try:
@@ -532,8 +532,8 @@ def evaluate(
     walk-forward folds only — the XGBoost alphas relate to 5- and 10-bar forward returns: mean
     RankIC, t-statistic, decile returns, top-decile hit rate, top-50 turnover; Markdown report,
     PNG plots (decile bars, cumulative IC) and per-date IC (Parquet)."""
-    from technic.evaluation import SCORE_NAMES, evaluation_report, ic_table, write_plots
-    from technic.evaluation import evaluate as run_evaluation
+    from technic.jobs.evaluate import SCORE_NAMES, evaluation_report, ic_table, write_plots
+    from technic.jobs.evaluate import evaluate as run_evaluation
 
     s_date, e_date = _parse_date(start, "--start"), _parse_date(end, "--end")
     target, _ = _target()
@@ -605,8 +605,8 @@ def demo(
 ) -> None:
     """The main job end to end: db init, ingest the bundled real data, refresh features on
     Dask, scan, print the top rows and the SQL that lists every result of the run."""
-    from technic.ingest import ingest_files
-    from technic.scan import ScanParams
+    from technic.jobs.ingest import ingest_files
+    from technic.jobs.scan import ScanParams
 
     target, report = _target()
     out.print(f"[bold]database[/]: {target.describe()} — {report.variant} storage")

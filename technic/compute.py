@@ -231,7 +231,7 @@ def refresh_incremental_on(client: Any, target: Any, as_of: Any = None, *,
     (another worker if that one is gone: it then fetches the window from Redis, or rebuilds).
 
     Returns:
-        ``(report, worker_address)``: the refresh's :class:`technic.refresh.RefreshReport`
+        ``(report, worker_address)``: the refresh's :class:`technic.jobs.refresh.RefreshReport`
         (``window_layer == "l1"`` when the worker still held the window).
 
     Raises:

@@ -19,9 +19,9 @@ Redis as Arrow IPC — see :mod:`technic.cache`) under the key of its last date 
 **Equal to a full refresh, exactly.** The window is the same one a full refresh uses (the
 last ``lookback_bars`` trading dates up to ``d``, :func:`technic.store.bars.window_start`),
 and the last-row kernels run the same TA-Lib-order arithmetic over it, so every row is
-bit-identical to :func:`technic.refresh.refresh_features` — recursive indicators (EMA, MACD,
+bit-identical to :func:`technic.jobs.refresh.refresh_features` — recursive indicators (EMA, MACD,
 Wilder's RSI/ATR/ADX) are recomputed over the trailing window, with the error bound of that
-window documented in :mod:`technic.refresh` (ADX ≤ 1e-7, other recursive ≤ 1e-8 relative to a
+window documented in :mod:`technic.jobs.refresh` (ADX ≤ 1e-7, other recursive ≤ 1e-8 relative to a
 504-bar history), not carried as state that would drift from it.
 """
 
@@ -41,7 +41,7 @@ import sqlalchemy as sa
 from technic.cache import FrameCache, get_cache
 from technic.features import derive_features
 from technic.indicators.lastrow import LAST_ROW_FIELDS, last_row_indicators
-from technic.refresh import RefreshReport
+from technic.jobs.refresh import RefreshReport
 from technic.store.bars import bars_version, last_bar_date, read_bars_arrow
 from technic.store.db import DatabaseTarget, get_engine, pooled_adbc
 from technic.store.features import write_features

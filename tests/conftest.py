@@ -74,8 +74,8 @@ def fresh_target(db_url, request) -> DatabaseTarget:
 @pytest.fixture(scope="session")
 def demo_target(db_url) -> DatabaseTarget:
     """A schema with the bundled real data ingested and features refreshed (in-process)."""
-    from technic.ingest import ingest_files
-    from technic.refresh import refresh_features
+    from technic.jobs.ingest import ingest_files
+    from technic.jobs.refresh import refresh_features
 
     t = make_target(db_url, "demo")
     ingest_files(t, BUNDLED)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from technic.ingest import ingest_files, ingest_splits
+from technic.jobs.ingest import ingest_files, ingest_splits
 from technic.providers.files import STOOQ_DAILY
 from technic.store.db import get_engine
 from technic.validation import PriceBasis

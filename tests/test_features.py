@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 
 from technic.features import FEATURE_COLUMNS, compute_features
-from technic.ingest import ingest_files
+from technic.jobs.ingest import ingest_files
+from technic.jobs.refresh import backfill_features, refresh_features
 from technic.panel import Panel
-from technic.refresh import backfill_features, refresh_features
 from technic.store.db import get_engine
 
 from .conftest import BUNDLED

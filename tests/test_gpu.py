@@ -361,8 +361,8 @@ def test_cpu_only_cluster_falls_back_with_one_warning(caplog):
 
 
 def test_refresh_with_use_gpu_equals_cpu_refresh(fresh_target, gpu_cluster):
-    from technic.ingest import ingest_synthetic
-    from technic.refresh import refresh_features
+    from technic.jobs.ingest import ingest_synthetic
+    from technic.jobs.refresh import refresh_features
 
     ingest_synthetic(fresh_target, 40, 300, seed=3)
     _, cpu_rows = refresh_features(fresh_target, write=False, chunk_size=15)

@@ -13,9 +13,9 @@ from technic.cache import FrameCache
 from technic.features import FEATURE_COLUMNS, feature_arrays
 from technic.incremental import BarWindow, refresh_incremental
 from technic.indicators.lastrow import LAST_ROW_FIELDS, last_row_indicators
-from technic.ingest import ingest_files
+from technic.jobs.ingest import ingest_files
+from technic.jobs.refresh import refresh_features
 from technic.panel import Panel
-from technic.refresh import refresh_features
 from technic.store.db import get_engine
 
 from .conftest import BUNDLED

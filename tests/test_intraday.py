@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-from technic.ingest import ingest_files
+from technic.jobs.ingest import ingest_files
 from technic.store.db import get_engine
 from technic.validation import validate_bars
 
@@ -90,9 +90,9 @@ def coherent_files(tmp_path_factory):
 
 
 def test_scan_as_of_an_intraday_time_uses_the_partial_bar(fresh_target, coherent_files):
-    from technic.ingest import build_partial_daily
-    from technic.refresh import refresh_features
-    from technic.scan import ScanParams, run_scan
+    from technic.jobs.ingest import build_partial_daily
+    from technic.jobs.refresh import refresh_features
+    from technic.jobs.scan import ScanParams, run_scan
     from technic.universe import UniverseRules
 
     t = fresh_target
@@ -149,7 +149,7 @@ def test_scan_as_of_an_intraday_time_uses_the_partial_bar(fresh_target, coherent
 
 
 def test_partial_bar_needs_a_session(fresh_target):
-    from technic.ingest import build_partial_daily
+    from technic.jobs.ingest import build_partial_daily
 
     with pytest.raises(ValueError, match="not an NYSE session"):
         build_partial_daily(fresh_target, pd.Timestamp("2026-06-19 12:00", tz="UTC"))
@@ -205,7 +205,7 @@ def test_mixing_price_bases_in_bars_daily_is_reported(fresh_target, coherent_fil
     path = tmp_path / "bars_daily.parquet"
     old[old["symbol"].isin(LIQUID)].to_parquet(path)
     ingest_files(fresh_target, path)
-    with caplog.at_level("WARNING", logger="technic.ingest"):
+    with caplog.at_level("WARNING", logger="technic.jobs.ingest"):
         ingest_files(fresh_target, root / "last" / "bars_daily_2026.parquet")
     assert "splice two bases" in caplog.text and "'files'" in caplog.text
     st = ingest_status(fresh_target)

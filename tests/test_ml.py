@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from technic.ingest import ingest_files
+from technic.jobs.ingest import ingest_files
+from technic.jobs.refresh import backfill_features
 from technic.ml.dataset import MODEL_FEATURES, RAW_INPUTS, build_dataset, model_features
 from technic.ml.inference import clear_cache, predict_alpha
 from technic.ml.train import Fold, fit, make_folds, predict, train_mask, train_models
-from technic.refresh import backfill_features
 from technic.store.features import read_features
 
 from .conftest import BUNDLED

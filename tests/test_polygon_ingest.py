@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from technic.calendar import last_complete_session, session_close, sessions
-from technic.ingest import ingest_polygon
+from technic.jobs.ingest import ingest_polygon
 from technic.providers.polygon import PolygonClient, PolygonError
 from technic.store.db import get_engine
 

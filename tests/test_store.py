@@ -8,7 +8,7 @@ import sys
 import pandas as pd
 import sqlalchemy as sa
 
-from technic.ingest import ingest_files, ingest_synthetic
+from technic.jobs.ingest import ingest_files, ingest_synthetic
 from technic.store.db import get_engine, libpq_uri
 from technic.store.schema import init_db, migration_sql
 

@@ -5,7 +5,7 @@ that passes the default universe filter on *d* (:class:`technic.universe.Univers
 into the scale-free model inputs of :data:`MODEL_FEATURES`, plus labels:
 
 * ``fwd_<h>`` — forward return over the symbol's next ``h`` own bars,
-  ``close[t+h] / close[t] − 1`` (fraction), exactly as :mod:`technic.evaluation` computes it;
+  ``close[t+h] / close[t] − 1`` (fraction), exactly as :mod:`technic.jobs.evaluate` computes it;
 * ``label_end_<h>`` — the date of the bar ``t+h`` whose close the label uses (purging needs it);
 * ``target_<h>`` — the training target: ``fwd_<h>`` clipped per date to that date's 1st–99th
   percentile, minus that date's median (fraction; "excess over the typical name"). Removing
@@ -36,7 +36,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from technic.evaluation import forward_labels
+from technic.jobs.evaluate import forward_labels
 from technic.store.db import DatabaseTarget, fetch_frame
 from technic.universe import UniverseRules, apply_rules
 
