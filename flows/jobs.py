@@ -19,6 +19,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from technic.calendar import should_run
 from technic.config import get_settings
+from technic.jobs.scan import check_sectors
 from technic.store.db import DatabaseTarget
 
 #: Tag of the database-heavy tasks (ingest, feature refresh). The deployment set-up
@@ -75,15 +76,11 @@ def data_version(target: DatabaseTarget) -> dict:
     that changed bars, see :func:`technic.store.bars.bars_version`) and when that run
     finished (so a dropped and re-created schema, whose run ids start again, never matches
     the keys of the old one)."""
-    from sqlalchemy import text
-
     from technic.store.bars import bars_version
-    from technic.store.db import get_engine
+    from technic.store.catalog import ingest_run_finished_at
 
     v = bars_version(target)
-    with get_engine(target).connect() as c:
-        done = c.execute(text("SELECT finished_at FROM ingest_runs WHERE run_id = :v"),
-                         {"v": v}).scalar()
+    done = ingest_run_finished_at(target, v)
     return {"bars_version": v, "finished_at": done.isoformat() if done else None}
 
 
@@ -124,14 +121,10 @@ def ingest_task(path: str | None) -> list[dict]:
 def latest_intraday_time(target: DatabaseTarget) -> pd.Timestamp | None:
     """Just after the start of the latest stored intraday bar (UTC), so a partial daily bar
     built "as of" it includes that bar; None when ``bars_intraday`` is empty."""
-    from sqlalchemy import text
+    from technic.store.catalog import latest_intraday_start
 
-    from technic.store.db import get_engine
-
-    with get_engine(target).connect() as c:
-        last = c.execute(text("SELECT max(ts) FROM bars_intraday")).scalar()
-    return None if last is None else pd.Timestamp(last).tz_convert("UTC") \
-        + pd.Timedelta(microseconds=1)
+    last = latest_intraday_start(target)
+    return None if last is None else last + pd.Timedelta(microseconds=1)
 
 
 def check_partial_time(when: pd.Timestamp) -> str | None:
@@ -219,33 +212,6 @@ def refresh_task(as_of: str | None, changed_only: bool, use_dask: bool = True,
                                   use_cache=bool(s.redis_url), redis_url=s.redis_url,
                                   use_gpu=use_gpu)
     return {"as_of": rep.as_of.isoformat(), "symbols": rep.symbols, "timings_s": rep.timings}
-
-
-def check_sectors(target: DatabaseTarget, sectors: list[str] | None) -> None:
-    """Reject sectors that no symbol has (a typo would otherwise scan an empty universe).
-
-    Compared case-insensitively, like the universe filter. Skipped while ``symbols`` is empty
-    (a first run that ingests the reference data before it scans).
-
-    Raises:
-        ValueError: a sector is unknown; the message lists the known ones.
-    """
-    if not sectors:
-        return
-    from sqlalchemy import text
-
-    from technic.store.db import get_engine
-
-    with get_engine(target).connect() as conn:
-        known = sorted(r[0] for r in conn.execute(text(
-            "SELECT DISTINCT sector FROM symbols WHERE sector IS NOT NULL")))
-    if not known:
-        return
-    lower = {k.lower() for k in known}
-    unknown = [s for s in sectors if s.lower() not in lower]
-    if unknown:
-        raise ValueError(f"unknown sector(s) {', '.join(map(repr, unknown))}; known sectors: "
-                         f"{', '.join(known)}")
 
 
 def _cell(value: object) -> object:

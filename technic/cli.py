@@ -92,16 +92,12 @@ def db_init() -> None:
 @db_app.command("info")
 def db_info() -> None:
     """Show which database is used and how many rows each table holds."""
-    import sqlalchemy as sa
-
-    from technic.store.db import get_engine
+    from technic.store.catalog import table_counts
 
     target, report = _target()
     t = Table("table", "rows", title=f"{target.describe()} — {report.variant} storage")
-    with get_engine(target).connect() as c:
-        for name in ("symbols", "bars_daily", "features_daily", "ingest_runs", "ingest_rejects",
-                     "scan_runs", "scan_results"):
-            t.add_row(name, f"{c.execute(sa.text(f'SELECT count(*) FROM {name}')).scalar():,}")
+    for name, n in table_counts(target).items():
+        t.add_row(name, f"{n:,}")
     out.print(t)
 
 

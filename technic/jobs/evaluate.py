@@ -39,12 +39,14 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from technic.ml.dataset import forward_labels
 from technic.scoring.factors import compute_factors, point_in_time_market_cap
 from technic.scoring.ics import ics
 from technic.scoring.merit import alpha_score, merit
 from technic.scoring.regime import breadth, classify, index_series
 from technic.scoring.techrating import tech_rating
-from technic.store.db import DatabaseTarget, fetch_frame
+from technic.store.db import DatabaseTarget
+from technic.store.history import read_closes, read_feature_history
 from technic.universe import UniverseRules, apply_rules
 
 SCORE_INPUTS = ("close", "sma_20", "sma_50", "sma_200", "adx_14", "dist_52w_high", "ret_12_1",
@@ -76,39 +78,13 @@ class HorizonReport:
     score: str = "tech_rating"
 
 
-def forward_labels(bars: pd.DataFrame, horizons: tuple[int, ...]) -> pd.DataFrame:
-    """Forward returns over each symbol's own next ``h`` bars.
-
-    Args:
-        bars: ``symbol, date, close`` (any order); every bar known up to the cut-off.
-
-    Returns:
-        ``symbol, date, fwd_<h>, label_end_<h>`` per bar and horizon: ``fwd_<h>`` =
-        ``close[t+h] / close[t] − 1`` (fraction), ``label_end_<h>`` = date of bar ``t+h``;
-        both NaN/NaT where fewer than ``h`` later bars exist.
-    """
-    b = bars.sort_values(["symbol", "date"], kind="mergesort").reset_index(drop=True)
-    g = b.groupby("symbol", sort=False)
-    out = b[["symbol", "date"]].copy()
-    for h in horizons:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out[f"fwd_{h}"] = g["close"].shift(-h) / b["close"] - 1.0
-        out[f"label_end_{h}"] = g["date"].shift(-h)
-    return out
-
-
 def load_history(target: DatabaseTarget, start: dt.date, end: dt.date,
                  horizons: tuple[int, ...]) -> pd.DataFrame:
     """Stored features of ``[start, end]`` joined with reference data and forward returns
     ``fwd_<h>`` (fractions; NaN where the window runs past the stored bars)."""
-    feats = fetch_frame(target,
-                   f"SELECT f.symbol, f.date, {', '.join('f.' + c for c in SCORE_INPUTS)}, "
-                   "s.name, s.sector, s.security_type, s.is_etf, s.active "
-                   "FROM features_daily f JOIN symbols s USING (symbol) "
-                   "WHERE f.date >= $1 AND f.date <= $2 ORDER BY f.date, f.symbol",
-                   (start, end))  # a fixed row order: seeded shuffles are reproducible
-    bars = fetch_frame(target, "SELECT symbol, date, close FROM bars_daily WHERE date >= $1",
-                       (start,))
+    # ordered by date, symbol: seeded shuffles are reproducible
+    feats = read_feature_history(target, start, end, SCORE_INPUTS)
+    bars = read_closes(target, start)
     labels = forward_labels(bars, horizons)[["symbol", "date", *(f"fwd_{h}" for h in horizons)]]
     return feats.merge(labels, on=["symbol", "date"], how="left")
 

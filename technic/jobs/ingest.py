@@ -13,13 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
-import sqlalchemy as sa
 
 from technic.calendar import is_session, session_close, sessions
 from technic.providers import files as files_provider
 from technic.providers.synthetic import generate_bars
 from technic.store import ingest as store_ingest
-from technic.store.db import DatabaseTarget, get_engine
+from technic.store.catalog import finished_ingest_paths
+from technic.store.db import DatabaseTarget
 from technic.store.ingest import IngestReport
 from technic.validation import PriceBasis, validate_bars
 
@@ -193,10 +193,7 @@ def _polygon_path(day: dt.date, adjusted: bool) -> str:
 
 def completed_polygon_dates(target: DatabaseTarget, adjusted: bool) -> set[dt.date]:
     """Dates whose grouped-daily ingest already finished (``ingest_runs`` status ``ok``)."""
-    with get_engine(target).connect() as c:
-        paths = c.execute(sa.text(
-            "SELECT path FROM ingest_runs WHERE source = 'polygon' AND status = 'ok' "
-            "AND path LIKE 'polygon:grouped/%'")).scalars().all()
+    paths = finished_ingest_paths(target, "polygon", "polygon:grouped/")
     suffix = f"?adjusted={str(adjusted).lower()}"
     return {dt.date.fromisoformat(p.split("/", 1)[1][:10]) for p in paths if p.endswith(suffix)}
 

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import sqlalchemy as sa
 
 from technic.cache import get_cache
 from technic.compute import chunked, resolve_device, run_chunks
@@ -44,8 +43,9 @@ from technic.store.bars import (
     symbols_with_bar,
     window_start,
 )
-from technic.store.db import DatabaseTarget, get_engine
+from technic.store.db import DatabaseTarget
 from technic.store.features import write_features
+from technic.store.freshness import stale_symbols, symbols_between
 
 log = logging.getLogger(__name__)
 
@@ -216,21 +216,6 @@ def refresh_features(
     return report, rows
 
 
-def stale_symbols(target: DatabaseTarget, start: dt.date, day: dt.date) -> list[str]:
-    """Symbols with a bar on ``day`` whose feature row for ``day`` is missing, or was computed
-    before the latest ingest of a bar in ``[start, day]``. Sorted."""
-    with get_engine(target).connect() as c:
-        return list(c.execute(sa.text("""
-            SELECT b.symbol
-            FROM (SELECT symbol, max(ingested_at) AS last_ingest,
-                         bool_or(date = :day) AS has_day
-                  FROM bars_daily WHERE date >= :start AND date <= :day
-                  GROUP BY symbol) b
-            LEFT JOIN features_daily f ON f.symbol = b.symbol AND f.date = :day
-            WHERE b.has_day AND (f.symbol IS NULL OR f.computed_at < b.last_ingest)
-            ORDER BY b.symbol"""), {"start": start, "day": day}).scalars())
-
-
 def backfill_features(
     target: DatabaseTarget,
     start: dt.date,
@@ -262,10 +247,7 @@ def backfill_features(
     if start > end:
         raise ValueError(f"start {start} is after end {end}")
     window = window_start(target, start, lookback_bars)
-    with get_engine(target).connect() as c:
-        symbols = list(c.execute(sa.text(
-            "SELECT DISTINCT symbol FROM bars_daily WHERE date >= :s AND date <= :e "
-            "ORDER BY symbol"), {"s": start, "e": end}).scalars())
+    symbols = symbols_between(target, start, end)
     parts = chunked(symbols, _chunk_size(client, len(symbols), chunk_size))
     counts = _run_chunks(client, backfill_chunk,
                          [(target, p, window, start, end) for p in parts], on_chunk_done)

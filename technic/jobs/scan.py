@@ -24,6 +24,7 @@ from technic.scoring.ics import ics
 from technic.scoring.merit import alpha_score, merit
 from technic.scoring.regime import Regime, regime_of
 from technic.scoring.techrating import tech_rating
+from technic.store.catalog import known_sectors
 from technic.store.db import DatabaseTarget
 from technic.store.features import features_version, latest_feature_date, read_features_arrow
 from technic.store.market import market_caps, market_returns
@@ -170,6 +171,27 @@ def add_alpha(ranked: pd.DataFrame, model_dir=None) -> pd.DataFrame:
 
     alphas = predict_alpha(ranked, model_dir or get_settings().model_dir)
     return ranked.assign(**{c: alphas[c].to_numpy() for c in alphas.columns})
+
+
+def check_sectors(target: DatabaseTarget, sectors: list[str] | None) -> None:
+    """Reject sectors that no symbol has (a typo would otherwise scan an empty universe).
+
+    Compared case-insensitively, like the universe filter. Skipped while ``symbols`` is empty
+    (a first run that ingests the reference data before it scans).
+
+    Raises:
+        ValueError: a sector is unknown; the message lists the known ones.
+    """
+    if not sectors:
+        return
+    known = known_sectors(target)
+    if not known:
+        return
+    lower = {k.lower() for k in known}
+    unknown = [s for s in sectors if s.lower() not in lower]
+    if unknown:
+        raise ValueError(f"unknown sector(s) {', '.join(map(repr, unknown))}; known sectors: "
+                         f"{', '.join(known)}")
 
 
 def run_scan(target: DatabaseTarget, params: ScanParams,
