@@ -176,7 +176,7 @@ def bench(name: str, url: str, load, repeat: int, no_dask: bool = False) -> dict
         # window. Timed: connecting a client + the refresh on the worker.
         from distributed import Client, LocalCluster
 
-        from technic.compute import refresh_incremental_on
+        from technic.jobs.refresh import refresh_incremental_on
 
         with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
                           dashboard_address=None) as cluster:

@@ -192,25 +192,15 @@ def refresh_task(as_of: str | None, changed_only: bool, use_dask: bool = True,
 
     Cached (:data:`CACHED`): run again with the same arguments while the bars are unchanged,
     it returns the stored result without computing (state ``Cached``)."""
-    from contextlib import nullcontext
+    from technic.jobs.refresh import refresh_mode, run_refresh
 
-    from technic.compute import dask_client
-    from technic.jobs.refresh import refresh_features
-
-    s = get_settings()
-    if incremental:
-        from technic.compute import refresh_incremental_here_or_on_cluster
-
-        rep, where = refresh_incremental_here_or_on_cluster(
-            _target(), dt.date.fromisoformat(as_of) if as_of else None, settings=s)
+    mode = refresh_mode(incremental, changed_only, use_gpu)
+    rep, where = run_refresh(_target(), dt.date.fromisoformat(as_of) if as_of else None,
+                             mode=mode, local=not use_dask, changed_only=changed_only,
+                             gpu=use_gpu)
+    if mode == "incremental":
         return {"as_of": rep.as_of.isoformat(), "symbols": rep.symbols, "mode": rep.mode,
                 "window_layer": rep.window_layer, "ran_on": where, "timings_s": rep.timings}
-    with dask_client(s) if use_dask else nullcontext() as client:
-        rep, _ = refresh_features(_target(), dt.date.fromisoformat(as_of) if as_of else None,
-                                  lookback_bars=s.lookback_bars, chunk_size=s.chunk_size,
-                                  client=client, only_changed=changed_only,
-                                  use_cache=bool(s.redis_url), redis_url=s.redis_url,
-                                  use_gpu=use_gpu)
     return {"as_of": rep.as_of.isoformat(), "symbols": rep.symbols, "timings_s": rep.timings}
 
 
@@ -359,11 +349,10 @@ def intraday_refresh(path: str, top: int = 25, force: bool = False,
 def backfill_task(start: str, end: str | None) -> dict:
     """Feature history for ``[start, end]``; cached like :func:`refresh_task` (a retried
     nightly run over the same bars does not recompute)."""
-    from technic.jobs.refresh import backfill_features
+    from technic.jobs.refresh import run_backfill
 
     e_date = dt.date.fromisoformat(end) if end else None
-    rep = backfill_features(_target(), dt.date.fromisoformat(start), e_date,
-                            lookback_bars=get_settings().lookback_bars)
+    rep = run_backfill(_target(), dt.date.fromisoformat(start), e_date, local=True)
     return {"start": start, "end": rep.as_of.isoformat(), "rows": rep.rows_written}
 
 

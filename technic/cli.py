@@ -316,10 +316,8 @@ def ingest_polygon_cmd(
 # ----------------------------------------------------------------------------- features
 def _refresh(target, as_of: dt.date | None, local: bool, only_changed: bool = False,
              use_gpu: bool = False):
-    from technic.compute import dask_client
-    from technic.jobs.refresh import refresh_features
+    from technic.jobs.refresh import run_refresh
 
-    s = get_settings()
     with Progress(TextColumn("[bold]refresh features"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("chunks"), TimeElapsedColumn(), console=console,
                   transient=False) as progress:
@@ -328,22 +326,16 @@ def _refresh(target, as_of: dt.date | None, local: bool, only_changed: bool = Fa
         def tick(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        kwargs = dict(lookback_bars=s.lookback_bars, chunk_size=s.chunk_size,
-                      on_chunk_done=tick, only_changed=only_changed,
-                      use_cache=bool(s.redis_url), redis_url=s.redis_url, use_gpu=use_gpu)
-        if local:
-            report, _ = refresh_features(target, as_of, **kwargs)
-        else:
-            with dask_client(s) as client:
-                report, _ = refresh_features(target, as_of, client=client, **kwargs)
+        report, _ = run_refresh(target, as_of, mode="full", local=local,
+                                changed_only=only_changed, gpu=use_gpu, on_chunk_done=tick)
     return report
 
 
 def _refresh_incremental(target, as_of: dt.date | None, local: bool = False):
-    from technic.compute import refresh_incremental_here_or_on_cluster
+    from technic.jobs.refresh import run_refresh
 
     with console.status("incremental feature refresh …"):
-        report, _ = refresh_incremental_here_or_on_cluster(target, as_of, local=local)
+        report, _ = run_refresh(target, as_of, mode="incremental", local=local)
     return report
 
 
@@ -358,13 +350,11 @@ def features_backfill(
     """Compute and store feature history: every trading date from --start to --end, for every
     symbol with bars (training data for models, point-in-time evaluation). Each date uses only
     bars on or before it."""
-    from technic.compute import dask_client
-    from technic.jobs.refresh import backfill_features
+    from technic.jobs.refresh import run_backfill
     from technic.store.bars import NoDataError
 
     s_date, e_date = _parse_date(start, "--start"), _parse_date(end, "--end")
     target, _ = _target()
-    s = get_settings()
     try:
         with Progress(TextColumn("[bold]backfill features"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("chunks"), TimeElapsedColumn(), console=console) as progress:
@@ -373,13 +363,7 @@ def features_backfill(
             def tick(done: int, total: int) -> None:
                 progress.update(task, completed=done, total=total)
 
-            kwargs = dict(lookback_bars=s.lookback_bars, chunk_size=s.chunk_size,
-                          on_chunk_done=tick)
-            if local:
-                r = backfill_features(target, s_date, e_date, **kwargs)
-            else:
-                with dask_client(s) as client:
-                    r = backfill_features(target, s_date, e_date, client=client, **kwargs)
+            r = run_backfill(target, s_date, e_date, local=local, on_chunk_done=tick)
     except (NoDataError, ValueError) as e:
         raise _fail(str(e)) from None
     out.print(f"features {r.start} … {r.as_of}: {r.rows_written:,} rows for {r.symbols:,} "
@@ -413,11 +397,12 @@ def features_refresh(
 
     The default is incremental (see --incremental); --full fans out over Dask
     (TECHNIC_DASK_ADDRESS or a LocalCluster), or runs here with --local."""
+    from technic.jobs.refresh import refresh_mode
     from technic.store.bars import NoDataError
 
     target, _ = _target()
     try:
-        if incremental and not changed_only and not gpu:
+        if refresh_mode(incremental, changed_only, gpu) == "incremental":
             r = _refresh_incremental(target, _parse_date(as_of), local)
             out.print(f"features for {r.as_of}: {r.rows_written:,} symbols recomputed "
                       f"({r.mode}, window from {r.window_layer}), "

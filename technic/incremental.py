@@ -40,11 +40,15 @@ import pyarrow.compute as pc
 from technic.cache import FrameCache, get_cache
 from technic.features import derive_features
 from technic.indicators.lastrow import LAST_ROW_FIELDS, last_row_indicators
-from technic.jobs.refresh import RefreshReport
 from technic.store.bars import bars_version, last_bar_date, read_bars_arrow
 from technic.store.db import DatabaseTarget, pooled_adbc
 from technic.store.features import write_features
-from technic.store.freshness import feature_rows_on, history_changed_before, trading_window
+from technic.store.freshness import (
+    RefreshReport,
+    feature_rows_on,
+    history_changed_before,
+    trading_window,
+)
 from technic.store.schema import FEATURE_COLUMNS
 
 log = logging.getLogger(__name__)

@@ -6,6 +6,11 @@
   half-written refresh.
 * :func:`backfill_features` — every date of a range (feature history for training and
   evaluation). Each chunk writes its own rows (one transaction per chunk).
+* :func:`technic.incremental.refresh_incremental` — one new date from the cached bar window;
+  :func:`refresh_incremental_here_or_on_cluster` picks where it runs.
+* :func:`run_refresh` and :func:`run_backfill` — what the CLI and the flows call: the one
+  place that turns their options (mode, ``--local``, ``--gpu``, the settings) into one of the
+  above, run here or on Dask.
 
 **Window and error bound.** Each date's features are computed from the last
 ``lookback_bars`` trading dates up to it (the same window for every symbol and chunk, see
@@ -25,15 +30,18 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from contextlib import nullcontext
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from technic.cache import get_cache
-from technic.compute import chunked, resolve_device, run_chunks
+from technic.compute import chunked, dask_client, resolve_device, run_chunks, window_home
+from technic.config import Settings, get_settings
 from technic.features import FEATURE_COLUMNS, compute_features
+from technic.incremental import refresh_incremental
 from technic.panel import FIELDS, Panel
 from technic.store.bars import (
     bars_version,
@@ -45,26 +53,9 @@ from technic.store.bars import (
 )
 from technic.store.db import DatabaseTarget
 from technic.store.features import write_features
-from technic.store.freshness import stale_symbols, symbols_between
+from technic.store.freshness import RefreshReport, stale_symbols, symbols_between
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RefreshReport:
-    """What one refresh or backfill did."""
-
-    as_of: dt.date
-    symbols: int
-    chunks: int
-    rows_written: int
-    start: dt.date | None = None
-    timings: dict[str, float] = field(default_factory=dict)
-    #: "full", or for an incremental refresh "append" / "update" / "unchanged" / "rebuild"
-    #: (see :mod:`technic.incremental`).
-    mode: str = "full"
-    #: Where an incremental refresh found its window: "l1", "l2" or "miss".
-    window_layer: str | None = None
 
 
 def refresh_chunk(target: DatabaseTarget, symbols: list[str], start: dt.date,
@@ -256,3 +247,131 @@ def backfill_features(
                            timings={"total_s": round(time.perf_counter() - t0, 4)})
     log.info("backfilled %d feature rows for %s … %s", report.rows_written, start, end)
     return report
+
+
+def _incremental_task(target: Any, as_of: Any, lookback_bars: int,
+                      redis_url: str | None) -> tuple[Any, str]:
+    from distributed import get_worker
+
+    report, _ = refresh_incremental(target, as_of, lookback_bars=lookback_bars,
+                                    redis_url=redis_url)
+    return report, get_worker().address
+
+
+def refresh_incremental_on(client: Any, target: Any, as_of: Any = None, *,
+                           lookback_bars: int = 300,
+                           redis_url: str | None = None) -> tuple[Any, str]:
+    """Run :func:`technic.incremental.refresh_incremental` (rows written) on a long-lived
+    worker of ``client``'s cluster rather than in this process.
+
+    A scheduled refresh starts a new process each time, which must fetch the ~80 MB bar
+    window from Redis (or rebuild it); a worker of an external cluster
+    (``TECHNIC_DASK_ADDRESS``) outlives the runs and keeps the window in its process cache,
+    so each new day reads only that day's bars. The task goes to
+    :func:`technic.compute.window_home` (another worker if that one is gone: it then fetches
+    the window from Redis, or rebuilds).
+
+    Returns:
+        ``(report, worker_address)``: the refresh's :class:`technic.store.freshness.RefreshReport`
+        (``window_layer == "l1"`` when the worker still held the window).
+
+    Raises:
+        Whatever the refresh raises (e.g. :class:`technic.store.bars.NoDataError`),
+        RuntimeError: the cluster has no worker.
+    """
+    home = window_home(client)
+    fut = client.submit(_incremental_task, target, as_of, lookback_bars, redis_url,
+                        workers=[home], allow_other_workers=True, pure=False)
+    return fut.result()
+
+
+def refresh_incremental_here_or_on_cluster(target: Any, as_of: Any = None, *,
+                                           settings: Settings | None = None,
+                                           local: bool = False) -> tuple[Any, str]:
+    """The incremental refresh where its bar window lives longest: on a long-lived worker of
+    ``TECHNIC_DASK_ADDRESS``'s cluster (:func:`refresh_incremental_on`), else (or with
+    ``local``) in this process. Lookback and Redis URL come from the settings.
+
+    Returns:
+        ``(report, where)``: ``where`` is the worker address or ``"this process"``.
+
+    Raises:
+        Whatever the refresh raises; OSError: the scheduler cannot be reached.
+    """
+    s = settings or get_settings()
+    if s.dask_address and not local:
+        with dask_client(s) as client:
+            return refresh_incremental_on(client, target, as_of, lookback_bars=s.lookback_bars,
+                                          redis_url=s.redis_url)
+    report, _ = refresh_incremental(target, as_of, lookback_bars=s.lookback_bars,
+                                    redis_url=s.redis_url)
+    return report, "this process"
+
+
+#: The refresh modes of :func:`run_refresh`.
+MODES = ("incremental", "full")
+
+
+def refresh_mode(incremental: bool = True, changed_only: bool = False,
+                 gpu: bool = False) -> str:
+    """The mode the front ends' options select: ``"incremental"`` unless ``--full`` was asked
+    for, or implied by ``changed_only`` or ``gpu`` (only the full refresh has those)."""
+    return "incremental" if incremental and not changed_only and not gpu else "full"
+
+
+def run_refresh(target: DatabaseTarget, as_of: dt.date | None = None, *,
+                mode: str = "incremental", local: bool = False, changed_only: bool = False,
+                gpu: bool = False, settings: Settings | None = None,
+                on_chunk_done: Callable[[int, int], None] | None = None,
+                ) -> tuple[RefreshReport, str]:
+    """Refresh ``features_daily`` for ``as_of`` the way the CLI and the flows ask for it.
+
+    Args:
+        target: the store.
+        as_of: date to compute (default: the latest date with bars).
+        mode: ``"incremental"`` (from the cached bar window, on a long-lived worker of
+            ``TECHNIC_DASK_ADDRESS``'s cluster or in this process:
+            :func:`refresh_incremental_here_or_on_cluster`) or ``"full"``
+            (:func:`refresh_features` fanned out over Dask); see :func:`refresh_mode`.
+        local: compute in this process (either mode) instead of on Dask.
+        changed_only, gpu: as :func:`refresh_features`'s ``only_changed`` and ``use_gpu``
+            (full mode only).
+        settings: lookback, chunk size, Redis and Dask addresses (default: the environment).
+        on_chunk_done: progress of a full refresh, ``(done, total)`` chunks.
+
+    Returns:
+        ``(report, where)``: ``where`` is ``"this process"``, a worker address, or
+        ``"dask"`` (a full refresh fanned out over the cluster).
+
+    Raises:
+        ValueError: an unknown ``mode``; technic.store.bars.NoDataError: no bars on or before
+        ``as_of``; OSError: ``TECHNIC_DASK_ADDRESS`` does not answer.
+    """
+    if mode not in MODES:
+        raise ValueError(f"refresh mode must be one of {MODES}, got {mode!r}")
+    s = settings or get_settings()
+    if mode == "incremental":
+        return refresh_incremental_here_or_on_cluster(target, as_of, settings=s, local=local)
+    with nullcontext() if local else dask_client(s) as client:
+        report, _ = refresh_features(target, as_of, lookback_bars=s.lookback_bars,
+                                     chunk_size=s.chunk_size, client=client,
+                                     on_chunk_done=on_chunk_done, only_changed=changed_only,
+                                     use_cache=bool(s.redis_url), redis_url=s.redis_url,
+                                     use_gpu=gpu)
+    return report, "this process" if local else "dask"
+
+
+def run_backfill(target: DatabaseTarget, start: dt.date, end: dt.date | None = None, *,
+                 local: bool = False, settings: Settings | None = None,
+                 on_chunk_done: Callable[[int, int], None] | None = None) -> RefreshReport:
+    """:func:`backfill_features` with the settings' lookback and chunk size, on Dask
+    (``TECHNIC_DASK_ADDRESS`` or a local cluster) or, with ``local``, in this process.
+
+    Raises:
+        As :func:`backfill_features`; OSError: ``TECHNIC_DASK_ADDRESS`` does not answer.
+    """
+    s = settings or get_settings()
+    with nullcontext() if local else dask_client(s) as client:
+        return backfill_features(target, start, end, lookback_bars=s.lookback_bars,
+                                 chunk_size=s.chunk_size, client=client,
+                                 on_chunk_done=on_chunk_done)

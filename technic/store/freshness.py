@@ -1,6 +1,7 @@
-"""What a feature refresh needs to know about the store's state: which trading dates form a
-window, which symbols have bars in a range, which feature rows are stale, and whether an
-ingest rewrote history since a cached bar window was read.
+"""What a feature refresh did (:class:`RefreshReport`), and what it needs to know about the
+store's state: which trading dates form a window, which symbols have bars in a range, which
+feature rows are stale, and whether an ingest rewrote history since a cached bar window was
+read.
 
 SQL only; the decisions that use these answers live in :mod:`technic.jobs.refresh` and
 :mod:`technic.incremental`.
@@ -9,11 +10,29 @@ SQL only; the decisions that use these answers live in :mod:`technic.jobs.refres
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, field
 
 import numpy as np
 import sqlalchemy as sa
 
 from technic.store.db import DatabaseTarget, get_engine
+
+
+@dataclass
+class RefreshReport:
+    """What one refresh or backfill did."""
+
+    as_of: dt.date
+    symbols: int
+    chunks: int
+    rows_written: int
+    start: dt.date | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    #: "full", or for an incremental refresh "append" / "update" / "unchanged" / "rebuild"
+    #: (see :mod:`technic.incremental`).
+    mode: str = "full"
+    #: Where an incremental refresh found its window: "l1", "l2" or "miss".
+    window_layer: str | None = None
 
 
 def stale_symbols(target: DatabaseTarget, start: dt.date, day: dt.date) -> list[str]:
