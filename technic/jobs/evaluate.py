@@ -40,14 +40,11 @@ import pandas as pd
 import pyarrow as pa
 
 from technic.ml.dataset import forward_labels
-from technic.scoring.factors import compute_factors, point_in_time_market_cap
-from technic.scoring.ics import ics
-from technic.scoring.merit import alpha_score, merit
+from technic.scoring.rank import add_merit, score_frame
 from technic.scoring.regime import breadth, classify, index_series
-from technic.scoring.techrating import tech_rating
 from technic.store.db import DatabaseTarget
 from technic.store.history import read_closes, read_feature_history
-from technic.universe import UniverseRules, apply_rules
+from technic.universe import UniverseRules
 
 SCORE_INPUTS = ("close", "sma_20", "sma_50", "sma_200", "adx_14", "dist_52w_high", "ret_12_1",
                 "ret_126d", "ret_63d", "ret_21d", "macd_hist", "realized_vol_60", "natr_14",
@@ -91,39 +88,21 @@ def load_history(target: DatabaseTarget, start: dt.date, end: dt.date,
 
 def _score_dates(hist: pd.DataFrame, rules: UniverseRules, caps: pd.DataFrame | None = None,
                  regimes: pd.Series | None = None) -> pd.DataFrame:
-    """Replay the scan's scores on every date: the passing rows with ``score`` (=
-    TechRating), ``tech_rating``, ``ics``, ``merit``, ``alpha_score``, ``regime`` and the
-    alpha columns present in ``hist``."""
+    """Replay the scan's scores on every date (:mod:`technic.scoring.rank`, the scan's own
+    path): the passing rows, in stored order, with ``score`` (= TechRating), the TechRating
+    components, the factors, ``ics``, ``alpha_score``, ``merit``, ``regime`` and the alpha
+    columns present in ``hist``. Dates with fewer than 20 passing symbols are skipped."""
     out = []
-    if caps is not None and not caps.empty:
-        c = caps.set_index("symbol")
-        hist = hist.assign(_mcap=c["market_cap"].reindex(hist["symbol"]).to_numpy(),
-                           _ref=c["ref_close"].reindex(hist["symbol"]).to_numpy())
     for date, day in hist.groupby("date", sort=True):
-        day = day.reset_index(drop=True)
-        keep, _ = apply_rules(day, rules)
-        if keep.sum() < 20:
+        scored, counts = score_frame(day.reset_index(drop=True), rules, caps)
+        if counts["passed"] < 20:
             continue
-        cap = (point_in_time_market_cap(day["_mcap"].to_numpy(np.float64),
-                                        day["close"].to_numpy(np.float64),
-                                        day["_ref"].to_numpy(np.float64))
-               if "_mcap" in day.columns else None)
-        scored = day[keep].copy()
-        tech = tech_rating(day, keep)["tech_rating"].to_numpy()
-        core = ics(day, compute_factors(day, keep, cap), keep)["ics"].to_numpy()
-        a = alpha_score(day, keep)
         if regimes is not None and pd.Timestamp(date) in regimes.index:
             tr, pct = regimes.loc[pd.Timestamp(date)]
-            label = classify(float(tr), breadth(day, keep), float(pct))
+            label = classify(float(tr), breadth(scored), float(pct))
         else:
             label = "neutral"
-        scored["tech_rating"] = tech[keep]
-        scored["score"] = tech[keep]
-        scored["ics"] = core[keep]
-        scored["alpha_score"] = a[keep]
-        scored["merit"] = merit(tech, core, a, label)[keep]
-        scored["regime"] = label
-        out.append(scored.drop(columns=[c for c in ("_mcap", "_ref") if c in scored]))
+        out.append(add_merit(scored.assign(score=scored["tech_rating"]), label))
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
 

@@ -19,20 +19,20 @@ import pandas as pd
 
 from technic.cache import FrameCache, get_cache
 from technic.config import get_settings
-from technic.scoring.factors import compute_factors, point_in_time_market_cap
-from technic.scoring.ics import ics
-from technic.scoring.merit import alpha_score, merit
-from technic.scoring.regime import Regime, regime_of
-from technic.scoring.techrating import tech_rating
+from technic.scoring.rank import add_merit, rank_frame
+from technic.scoring.regime import regime_of
 from technic.store.catalog import known_sectors
 from technic.store.db import DatabaseTarget
 from technic.store.features import features_version, latest_feature_date, read_features_arrow
 from technic.store.market import market_caps, market_returns
 from technic.store.results import fail_scan_run, finish_scan_run, start_scan_run
 from technic.store.schema import FACTOR_RESULT_COLUMNS, RESULT_FEATURE_COLUMNS, SCORE_COLUMNS
-from technic.universe import UniverseRules, apply_rules
+from technic.universe import UniverseRules
 
 log = logging.getLogger(__name__)
+
+__all__ = ["NoFeaturesError", "ScanOutcome", "ScanParams", "add_alpha", "add_merit",
+           "check_sectors", "rank_frame", "run_scan"]
 
 
 class NoFeaturesError(LookupError):
@@ -89,15 +89,6 @@ class ScanOutcome:
                 "timings_s": self.timings_s, "results": rows}
 
 
-def _caps_for(features: pd.DataFrame, caps: pd.DataFrame | None) -> np.ndarray | None:
-    if caps is None or caps.empty:
-        return None
-    c = caps.set_index("symbol").reindex(features["symbol"].to_numpy())
-    return point_in_time_market_cap(c["market_cap"].to_numpy(np.float64),
-                                    features["close"].to_numpy(np.float64, na_value=np.nan),
-                                    c["ref_close"].to_numpy(np.float64))
-
-
 _CAPS: dict[str, pd.DataFrame] = {}
 
 
@@ -110,54 +101,6 @@ def _caps(target: DatabaseTarget, features_key: str) -> pd.DataFrame:
             _CAPS.clear()
         _CAPS[k] = market_caps(target)
     return _CAPS[k]
-
-
-def rank_frame(features: pd.DataFrame, rules: UniverseRules,
-               caps: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Filter, score and rank one date's feature rows (pure: no database).
-
-    Args:
-        features: one date's feature rows joined with reference data.
-        rules: the universe filter.
-        caps: ``symbol, market_cap, ref_close`` (:func:`technic.store.market.market_caps`) for
-            the ICS size component; None = no market caps (size skipped).
-
-    Returns:
-        ``(ranked, counts)``: passing symbols sorted by ``tech_rating`` descending (ties by
-        symbol), with ``rank`` 1..n, the TechRating components, the factors of
-        :mod:`technic.scoring.factors`, ``ics`` and its components, and the features.
-        MERIT needs the alphas and the regime: :func:`add_merit`.
-    """
-    keep, counts = apply_rules(features, rules)
-    scores = tech_rating(features, keep)
-    factors = compute_factors(features, keep, _caps_for(features, caps))
-    core = ics(features, factors, keep)
-    ranked = pd.concat([features.reset_index(drop=True), scores.reset_index(drop=True),
-                        factors.reset_index(drop=True), core.reset_index(drop=True)], axis=1)
-    ranked = ranked[keep].sort_values(["tech_rating", "symbol"], ascending=[False, True],
-                                      kind="mergesort").reset_index(drop=True)
-    ranked.insert(0, "rank", np.arange(1, len(ranked) + 1, dtype=np.int64))
-    return ranked, counts
-
-
-def add_merit(ranked: pd.DataFrame, regime: Regime | str) -> pd.DataFrame:
-    """Add ``alpha_score``, ``merit`` (0–100 points) and ``regime`` to the ranked rows.
-
-    Args:
-        ranked: :func:`rank_frame` rows (every row is in the filtered universe), after
-            :func:`add_alpha` (missing alpha columns → MERIT from TechRating and ICS only).
-        regime: the scan date's regime (or its label).
-
-    Returns:
-        The rows with the three columns, order and ``rank`` unchanged (rank stays TechRating's;
-        order by ``merit`` to rank by the blend).
-    """
-    label = regime if isinstance(regime, str) else regime.label
-    a = alpha_score(ranked)
-    return ranked.assign(alpha_score=a,
-                         merit=merit(ranked["tech_rating"].to_numpy(np.float64),
-                                     ranked["ics"].to_numpy(np.float64), a, label),
-                         regime=label)
 
 
 def add_alpha(ranked: pd.DataFrame, model_dir=None) -> pd.DataFrame:
