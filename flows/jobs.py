@@ -19,8 +19,9 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from technic.calendar import should_run
 from technic.config import get_settings
-from technic.jobs.scan import check_sectors
+from technic.jobs.scan import HEADLINE_COLUMNS, check_sectors
 from technic.store.db import DatabaseTarget
+from technic.universe import DEFAULT_RULES
 
 #: Tag of the database-heavy tasks (ingest, feature refresh). The deployment set-up
 #: (``python -m flows.bootstrap``, run by ``make up``) puts a concurrency limit on it, so at most
@@ -213,8 +214,7 @@ def _cell(value: object) -> object:
 
 def _report_scan(out, top: int, schema: str) -> None:
     rows = out.results.head(top)
-    cols = ["rank", "symbol", "sector", "close", "tech_rating", "trend_score",
-            "momentum_score", "volatility_score", "volume_score"]
+    cols = list(HEADLINE_COLUMNS)
     create_table_artifact(
         key="scan-top", description=f"Top {top} of scan run {out.run_id} ({out.as_of})",
         table=[{k: _cell(v) for k, v in r.items()} for r in rows[cols].to_dict(orient="records")])
@@ -245,8 +245,10 @@ SELECT * FROM {schema}.scan_results WHERE run_id = {out.run_id} ORDER BY rank;
 
 
 @flow(name="scan", log_prints=True)
-def scan(top: int = 25, as_of: str | None = None, min_price: float = 5.0,
-         min_dollar_volume: float = 500_000.0, sectors: list[str] | None = None,
+def scan(top: int = 25, as_of: str | None = None,
+         min_price: float = DEFAULT_RULES.min_price,
+         min_dollar_volume: float = DEFAULT_RULES.min_dollar_volume,
+         sectors: list[str] | None = None,
          all_tickers: bool = False, keep_leveraged: bool = False) -> dict:
     """Scan the feature store with these parameters and store the ranked run (UI-triggered).
 

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from technic.config import get_settings
+from technic.universe import DEFAULT_RULES
 
 app = typer.Typer(
     help="technic — a market scanner: ingest OHLCV bars into PostgreSQL, refresh the feature "
@@ -466,9 +467,11 @@ def scan(
     top: Annotated[int, typer.Option("--top", "-n", min=1, help="Rows to print.")] = 25,
     as_of: Annotated[str | None, typer.Option(help="Scan date (YYYY-MM-DD); default: the "
                                                    "latest feature date.")] = None,
-    min_price: Annotated[float, typer.Option(min=0, help="Minimum last close, USD.")] = 5.0,
+    min_price: Annotated[float, typer.Option(
+        min=0, help="Minimum last close, USD.")] = DEFAULT_RULES.min_price,
     min_dollar_volume: Annotated[float, typer.Option(
-        min=0, help="Minimum 20-day average dollar volume, USD.")] = 500_000.0,
+        min=0, help="Minimum 20-day average dollar volume, USD.")
+    ] = DEFAULT_RULES.min_dollar_volume,
     sector: Annotated[list[str] | None, typer.Option(
         help="Keep only this sector (repeatable), e.g. --sector Technology.")] = None,
     all_tickers: Annotated[bool, typer.Option(

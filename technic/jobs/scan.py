@@ -31,8 +31,18 @@ from technic.universe import UniverseRules
 
 log = logging.getLogger(__name__)
 
-__all__ = ["NoFeaturesError", "ScanOutcome", "ScanParams", "add_alpha", "add_merit",
-           "check_sectors", "rank_frame", "run_scan"]
+__all__ = ["HEADLINE_COLUMNS", "SUMMARY_COLUMNS", "NoFeaturesError", "ScanOutcome",
+           "ScanParams", "add_alpha", "add_merit", "check_sectors", "rank_frame", "run_scan"]
+
+
+#: The result columns a scan reports, in display order: the ``--json`` results and the
+#: flows' summary (``scan_results`` stores them all, in the order of
+#: :data:`technic.store.results.RESULT_COLUMNS`).
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "rank", "symbol", "sector", "close", "tech_rating", *SCORE_COLUMNS, "ics", "merit",
+    "regime", "alpha_5d", "alpha_10d", *RESULT_FEATURE_COLUMNS, *FACTOR_RESULT_COLUMNS)
+#: The headline columns (the flows' top-N table): rank, identity, TechRating and its components.
+HEADLINE_COLUMNS: tuple[str, ...] = SUMMARY_COLUMNS[:5 + len(SCORE_COLUMNS)]
 
 
 class NoFeaturesError(LookupError):
@@ -77,10 +87,7 @@ class ScanOutcome:
 
     def to_json(self, top: int) -> dict:
         """The ``--json`` shape: run_id, as_of, counts, timings_s, results (top rows)."""
-        cols = ["rank", "symbol", "sector", "close", "tech_rating", *SCORE_COLUMNS, "ics",
-                "merit", "regime", "alpha_5d", "alpha_10d", *RESULT_FEATURE_COLUMNS,
-                *FACTOR_RESULT_COLUMNS]
-        cols = [c for c in cols if c in self.results.columns]
+        cols = [c for c in SUMMARY_COLUMNS if c in self.results.columns]
         head = self.results.head(top)[cols]
         rows = [{k: (None if isinstance(v, float) and not np.isfinite(v) else
                      (v.item() if isinstance(v, np.generic) else v)) for k, v in r.items()}
