@@ -7,10 +7,10 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast, overload
 
 import typer
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -69,6 +69,10 @@ def _target():
     return target, report
 
 
+@overload
+def _parse_date(value: str, name: str = ...) -> dt.date: ...
+@overload
+def _parse_date(value: str | None, name: str = ...) -> dt.date | None: ...
 def _parse_date(value: str | None, name: str = "--as-of") -> dt.date | None:
     if value is None:
         return None
@@ -430,7 +434,7 @@ def _results_table(outcome, top: int) -> Table:
                          ("mom.", "right"), ("vol.", "right"), ("volume", "right"),
                          ("α 5d", "right"), ("ret 12-1", "right"), ("RSI", "right"),
                          ("$vol 20d", "right")):
-        t.add_column(col, justify=justify)
+        t.add_column(col, justify=cast(JustifyMethod, justify))
 
     def f(v, fmt):
         return "—" if v is None or v != v else fmt.format(v)

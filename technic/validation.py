@@ -436,7 +436,7 @@ def _validate_pandas(df: pd.DataFrame, tcol: str) -> ValidationResult:
     good = clean if ok.all() else clean[ok].reset_index(drop=True)
     bad_idx = np.flatnonzero(~ok)
     rejects = pd.DataFrame({
-        "row": [_row_json(df, i) for i in bad_idx],
+        "row": [_row_json(df, int(i)) for i in bad_idx],
         "reason": reason[bad_idx].astype(str),
     })
     return ValidationResult(table=frame_to_table(good), rejects=rejects)

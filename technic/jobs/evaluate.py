@@ -297,7 +297,7 @@ def evaluation_report(ev: Evaluation, universe: str, plots: list[str] | None = N
              "date uses only features stored for that date; forward returns over the symbol's "
              "next h bars. No costs; survivorship-biased data; the ICS size input re-prices "
              "today's market-cap snapshot to each date.", ""]
-    if ev.oos:
+    if ev.oos and ev.oos_span is not None:
         a, b = ev.oos_span
         lines += [f"## Out of sample: every score on the same dates, {a} … {b}", "",
                   "Only the dates of the alpha models' walk-forward test folds (purged and "
@@ -347,8 +347,8 @@ def write_plots(ev: Evaluation, prefix: str | Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     reports = ev.oos or ev.full
-    period = (f"out of sample {ev.oos_span[0]} … {ev.oos_span[1]}" if ev.oos
-              else f"{ev.start} … {ev.end}")
+    period = (f"out of sample {ev.oos_span[0]} … {ev.oos_span[1]}"
+              if ev.oos and ev.oos_span is not None else f"{ev.start} … {ev.end}")
     prefix = Path(prefix)
     files = []
     for i, h in enumerate(ev.horizons):

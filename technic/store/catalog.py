@@ -28,7 +28,7 @@ def table_counts(target: DatabaseTarget,
     if unknown:
         raise ValueError(f"not a counted table: {', '.join(unknown)}")
     with get_engine(target).connect() as c:
-        return {t: int(c.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar())
+        return {t: int(c.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one())
                 for t in tables}
 
 

@@ -91,4 +91,4 @@ def feature_rows_on(target: DatabaseTarget, day: dt.date) -> int:
     """Rows of ``features_daily`` dated ``day``."""
     with get_engine(target).connect() as c:
         return int(c.execute(sa.text("SELECT count(*) FROM features_daily WHERE date = :d"),
-                             {"d": day}).scalar())
+                             {"d": day}).scalar_one())
