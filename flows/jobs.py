@@ -19,6 +19,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from technic.calendar import should_run
 from technic.config import get_settings
+from technic.jobs.ingest import check_partial_time, latest_intraday_time
 from technic.jobs.scan import HEADLINE_COLUMNS, check_sectors
 from technic.store.db import DatabaseTarget
 from technic.universe import DEFAULT_RULES
@@ -117,31 +118,6 @@ def ingest_task(path: str | None) -> list[dict]:
     from technic.jobs.ingest import ingest_files
 
     return [r.as_dict() for r in ingest_files(_target(), path or get_settings().data_dir)]
-
-
-def latest_intraday_time(target: DatabaseTarget) -> pd.Timestamp | None:
-    """Just after the start of the latest stored intraday bar (UTC), so a partial daily bar
-    built "as of" it includes that bar; None when ``bars_intraday`` is empty."""
-    from technic.store.catalog import latest_intraday_start
-
-    last = latest_intraday_start(target)
-    return None if last is None else last + pd.Timedelta(microseconds=1)
-
-
-def check_partial_time(when: pd.Timestamp) -> str | None:
-    """Why a partial daily bar cannot be built as of ``when`` (None: it can): the session date
-    must be an NYSE session and ``when`` after its open (see
-    :func:`technic.jobs.ingest.build_partial_daily`)."""
-    from technic.calendar import is_session
-    from technic.jobs.ingest import session_bounds
-
-    day = when.tz_convert("America/New_York").date()
-    if not is_session(day):
-        return f"{day} is not an NYSE session"
-    opens, _ = session_bounds(day)
-    if when <= opens:
-        return f"{when} is not after the open of {day} ({opens})"
-    return None
 
 
 def _utc(at: str) -> pd.Timestamp:
