@@ -17,7 +17,7 @@
 :func:`technic.store.bars.window_start`). Recursive features (EMA, MACD, Wilder's RSI/ATR/ADX)
 are seeded at the window start instead of the symbol's first bar; the seed's weight decays as
 (1 − α)^k after k bars (α = 2/(n+1) for EMA, 1/n for Wilder). Measured on the bundled 1,000
-real tickers, 300-bar windows against 504 bars of history (tests/test_features.py): ADX
+real tickers, 300-bar windows against 504 bars of history (tests/integration/test_features.py): ADX
 ≤ 3.4e-8, other recursive features ≤ 1.2e-9, windowed features ≤ 4e-11 (running sums restart),
 as relative errors (price-level features relative to the close). The tests hold them to 1e-7,
 1e-8 and 1e-10. A backfill window is at least as long, so refresh and backfill agree to that

@@ -16,8 +16,7 @@ from technic.config import Settings
 from technic.jobs.scan import NoFeaturesError, ScanParams, rank_frame, run_scan
 from technic.store.db import get_engine
 from technic.universe import UniverseRules
-
-from .conftest import cli_env
+from tests.conftest import cli_env
 
 
 def _q(target, sql, **p):

@@ -99,7 +99,7 @@ def test_cli_records_and_applies_a_splits_file(db_url, stored, tmp_path):
     import subprocess
     import sys
 
-    from .conftest import cli_env
+    from tests.conftest import cli_env
 
     t, _ = stored
     f = tmp_path / "splits.csv"

@@ -12,13 +12,12 @@ from technic.jobs.evaluate import evaluate_tech_rating, load_history, markdown_r
 from technic.jobs.ingest import ingest_files
 from technic.jobs.refresh import backfill_features
 from technic.universe import UniverseRules, apply_rules
-
-from .conftest import BUNDLED
+from tests.conftest import BUNDLED
 
 
 @pytest.fixture(scope="module")
 def history_target(db_url):
-    from .conftest import make_target
+    from tests.conftest import make_target
 
     t = make_target(db_url, "eval")
     ingest_files(t, BUNDLED)

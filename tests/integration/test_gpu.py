@@ -30,7 +30,7 @@ from technic.compute import cuda_available, resolve_device, run_chunks
 from technic.features import compute_features, feature_arrays
 from technic.panel import Panel
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 REL_TOL = 1e-9
 
 

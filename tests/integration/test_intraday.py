@@ -11,8 +11,7 @@ import sqlalchemy as sa
 from technic.jobs.ingest import ingest_files
 from technic.store.db import get_engine
 from technic.validation import validate_bars
-
-from .conftest import SHARED
+from tests.conftest import SHARED
 
 FIVE_MIN = SHARED / "bars_5min.parquet"
 
@@ -177,7 +176,7 @@ def test_cli_builds_the_partial_bar(db_url, fresh_target, coherent_files):
     import subprocess
     import sys
 
-    from .conftest import cli_env
+    from tests.conftest import cli_env
 
     root, _, _ = coherent_files
     ingest_files(fresh_target, root / "bars_5min.parquet")
@@ -197,8 +196,7 @@ def test_cli_builds_the_partial_bar(db_url, fresh_target, coherent_files):
 def test_mixing_price_bases_in_bars_daily_is_reported(fresh_target, coherent_files, caplog,
                                                       tmp_path):
     from technic.store.quality import ingest_status
-
-    from .conftest import BUNDLED
+    from tests.conftest import BUNDLED
 
     root, _, _ = coherent_files
     old = pd.read_parquet(BUNDLED / "bars_daily.parquet")

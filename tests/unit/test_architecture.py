@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 #: Bottom to top. A module may import its own layer and the layers below it, never above.
 #: (Package prefixes; the most specific prefix decides.)
