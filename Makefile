@@ -48,4 +48,4 @@ up:
 	$(COMPOSE) exec -T prefect-worker prefect --no-prompt deploy --all
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -148,7 +148,7 @@ def _simulator_main() -> dict:
 
 def test_kernels_in_cuda_simulator():
     env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "PYTHONPATH": str(REPO)}
-    code = ("import json, tests.test_gpu as t; "
+    code = ("import json, tests.integration.test_gpu as t; "
             "print('REPORT ' + json.dumps(t._simulator_main()))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
