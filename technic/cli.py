@@ -520,7 +520,7 @@ def evaluate(
     walk-forward folds only — the XGBoost alphas relate to 5- and 10-bar forward returns: mean
     RankIC, t-statistic, decile returns, top-decile hit rate, top-50 turnover; Markdown report,
     PNG plots (decile bars, cumulative IC) and per-date IC (Parquet)."""
-    from technic.jobs.evaluate import SCORE_NAMES, evaluation_report, ic_table, write_plots
+    from technic.jobs.evaluate import SCORE_NAMES, write_evaluation
     from technic.jobs.evaluate import evaluate as run_evaluation
 
     s_date, e_date = _parse_date(start, "--start"), _parse_date(end, "--end")
@@ -547,14 +547,9 @@ def evaluate(
         out.print(t)
     if not ev.oos:
         out.print(f"no out-of-sample alpha predictions at {oos_path}: alphas not evaluated")
-    report.parent.mkdir(parents=True, exist_ok=True)
-    plots = write_plots(ev, report.with_suffix(""))
-    report.write_text(evaluation_report(ev, target.describe(), [str(p) for p in plots]))
-    import pyarrow.parquet as pq
-
-    pq.write_table(ic_table(ev), report.with_suffix(".ic.parquet"))
+    plots, ic_path = write_evaluation(ev, report, target.describe())
     out.print(f"report: {report}  plots: {', '.join(str(p) for p in plots)}  per-date IC: "
-              f"{report.with_suffix('.ic.parquet')}")
+              f"{ic_path}")
 
 
 @app.command()

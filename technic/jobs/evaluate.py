@@ -393,6 +393,29 @@ def write_plots(ev: Evaluation, prefix: str | Path) -> list[Path]:
     return files
 
 
+def write_evaluation(ev: Evaluation, report: str | Path, universe: str
+                     ) -> tuple[list[Path], Path]:
+    """Write the evaluation's files: the Markdown report at ``report``
+    (:func:`evaluation_report`), the PNG plots next to it (:func:`write_plots`) and the
+    per-date RankIC as Parquet (``<report>.ic.parquet``, :func:`ic_table`).
+
+    Args:
+        universe: how the report names the data (e.g. the database).
+
+    Returns:
+        ``(plots, ic_path)``.
+    """
+    import pyarrow.parquet as pq
+
+    report = Path(report)
+    report.parent.mkdir(parents=True, exist_ok=True)
+    plots = write_plots(ev, report.with_suffix(""))
+    report.write_text(evaluation_report(ev, universe, [str(p) for p in plots]))
+    ic_path = report.with_suffix(".ic.parquet")
+    pq.write_table(ic_table(ev), ic_path)
+    return plots, ic_path
+
+
 def markdown_report(reports: list[HorizonReport], start: dt.date, end: dt.date,
                     universe: str) -> str:
     """The TechRating-only evaluation as a Markdown document (numbers as measured)."""
