@@ -44,6 +44,21 @@ def chunked(items: Sequence[str], size: int) -> list[list[str]]:
     return [list(items[i:i + size]) for i in range(0, len(items), size)]
 
 
+def chunk_size_for(client: Any, n_symbols: int, chunk_size: int) -> int:
+    """Symbols per task: ``chunk_size``, or with a client smaller, so that each worker gets
+    at least two tasks (every worker busy, a slow chunk never alone); ≥ 1.
+
+    Args:
+        client: a ``distributed.Client``, or None (chunks run in this process).
+        n_symbols: symbols to split.
+        chunk_size: the largest chunk (``TECHNIC_CHUNK_SIZE``).
+    """
+    if client is None:
+        return chunk_size
+    workers = max(1, len(client.scheduler_info().get("workers", {})))
+    return max(1, min(chunk_size, -(-n_symbols // (2 * workers))))
+
+
 @contextmanager
 def dask_client(settings: Settings | None = None) -> Iterator:
     """A ``distributed.Client``: to ``TECHNIC_DASK_ADDRESS`` or to a new ``LocalCluster``.

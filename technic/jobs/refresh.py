@@ -38,7 +38,14 @@ import pandas as pd
 import pyarrow as pa
 
 from technic.cache import get_cache
-from technic.compute import chunked, dask_client, resolve_device, run_chunks, window_home
+from technic.compute import (
+    chunk_size_for,
+    chunked,
+    dask_client,
+    resolve_device,
+    run_chunks,
+    window_home,
+)
 from technic.config import Settings, get_settings
 from technic.features import FEATURE_COLUMNS, compute_features
 from technic.incremental import refresh_incremental
@@ -100,11 +107,6 @@ def backfill_chunk(target: DatabaseTarget, symbols: list[str], window: dt.date,
     return write_features(target, compute_features(panel, dates=list(days)))
 
 
-def _run_chunks(client, fn, args_list, on_chunk_done, gpu: bool = False) -> list:
-    # Dask fan-out and GPU routing live in technic.compute.run_chunks (results in order).
-    return run_chunks(client, fn, args_list, on_chunk_done, gpu=gpu)
-
-
 def _local_chunks(bars: pa.Table, parts: list[list[str]], day: dt.date,
                   on_chunk_done: Callable[[int, int], None] | None) -> list[pd.DataFrame]:
     # One pivot of the whole window, then column slices per chunk: filtering the long table
@@ -122,14 +124,6 @@ def _local_chunks(bars: pa.Table, parts: list[list[str]], day: dt.date,
         if on_chunk_done:
             on_chunk_done(i + 1, len(parts))
     return frames
-
-
-def _chunk_size(client, n_symbols: int, chunk_size: int) -> int:
-    if client is None:
-        return chunk_size
-    # at least two tasks per worker, so every worker is busy and a slow chunk is not alone
-    workers = max(1, len(client.scheduler_info().get("workers", {})))
-    return max(1, min(chunk_size, -(-n_symbols // (2 * workers))))
 
 
 def refresh_features(
@@ -180,7 +174,7 @@ def refresh_features(
     start = window_start(target, day, lookback_bars)
     symbols = (stale_symbols(target, start, day) if only_changed
                else symbols_with_bar(target, day))
-    parts = chunked(symbols, _chunk_size(client, len(symbols), chunk_size))
+    parts = chunked(symbols, chunk_size_for(client, len(symbols), chunk_size))
     timings = {"plan_s": round(time.perf_counter() - t0, 4)}
     t = time.perf_counter()
     version = bars_version(target) if use_cache else None
@@ -189,9 +183,9 @@ def refresh_features(
         # then cut from it in memory (same bars, so the same rows as the Dask path).
         frames = _local_chunks(read_bars_arrow(target, start, day), parts, day, on_chunk_done)
     else:
-        frames = _run_chunks(client, refresh_chunk,
-                             [(target, p, start, day, version, redis_url) for p in parts],
-                             on_chunk_done, gpu=use_gpu)
+        frames = run_chunks(client, refresh_chunk,
+                            [(target, p, start, day, version, redis_url) for p in parts],
+                            on_chunk_done, gpu=use_gpu)
     rows = (pd.concat(frames, ignore_index=True) if frames else
             pd.DataFrame(columns=["symbol", "date", *FEATURE_COLUMNS, "n_bars"]))
     rows = rows.sort_values("symbol", kind="stable").reset_index(drop=True)
@@ -239,9 +233,9 @@ def backfill_features(
         raise ValueError(f"start {start} is after end {end}")
     window = window_start(target, start, lookback_bars)
     symbols = symbols_between(target, start, end)
-    parts = chunked(symbols, _chunk_size(client, len(symbols), chunk_size))
-    counts = _run_chunks(client, backfill_chunk,
-                         [(target, p, window, start, end) for p in parts], on_chunk_done)
+    parts = chunked(symbols, chunk_size_for(client, len(symbols), chunk_size))
+    counts = run_chunks(client, backfill_chunk,
+                        [(target, p, window, start, end) for p in parts], on_chunk_done)
     report = RefreshReport(as_of=end, symbols=len(symbols), chunks=len(parts),
                            rows_written=int(sum(counts)), start=start,
                            timings={"total_s": round(time.perf_counter() - t0, 4)})
