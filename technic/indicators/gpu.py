@@ -19,7 +19,7 @@ Arithmetic
     every FMA that TA-Lib 0.8.1 emits is an explicit ``_fma`` (``cuda.fma``). Divisions and
     square roots are IEEE round-to-nearest (``fastmath`` off). What can still differ from
     the CPU is ``log`` (libdevice vs. the C library, ≤ 1 ulp; realized volatility only), so
-    results agree with the CPU path to ≤ 1e-9 relative (tests/integration/test_gpu.py), and are
+    results agree with the CPU path to ≤ 1e-9 relative (tests/test_gpu.py), and are
     bit-identical for every other indicator on a GPU.
 
 Simulator
