@@ -22,12 +22,13 @@ demo: $(STAMP)
 	$(BIN)/technic demo
 
 ## The test suite (real PostgreSQL: a fresh database per run, dropped at the end).
-test: $(STAMP)
-	$(BIN)/ruff check technic flows tests benchmarks
+test: $(STAMP) lint
 	$(BIN)/python -m pytest -q -ra
 
+## Style (ruff) and static types (mypy, configured in pyproject.toml).
 lint: $(STAMP)
 	$(BIN)/ruff check technic flows tests benchmarks
+	$(BIN)/mypy
 
 ## Benchmarks (full real universe from ../shared/data and synthetic 6,000 x 504).
 bench: $(STAMP)
@@ -47,4 +48,4 @@ up:
 	$(COMPOSE) exec -T prefect-worker prefect --no-prompt deploy --all
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -5,7 +5,7 @@ runs, each into a fresh schema of a throwaway database:
 
 * ``copy_s`` — a plain binary COPY (ADBC, Arrow) of the already-validated rows straight into
   an empty ``bars_daily`` (same partitions, same primary key): the reference;
-* ``ingest_s`` — ``technic.ingest``: read the file, validate every row, stage, update/insert,
+* ``ingest_s`` — ``technic.jobs.ingest``: read the file, validate every row, stage, update/insert,
   log the run (into an empty ``bars_daily``);
 * ``reingest_s`` — the same file again (every row unchanged);
 * ``one_day_s`` — one new market day (~7,600 rows) ingested into the full table.
@@ -49,7 +49,7 @@ def main() -> None:
     import pandas as pd
     import psycopg
 
-    from technic.ingest import ingest_files
+    from technic.jobs.ingest import ingest_files
     from technic.providers.files import read_bars_table
     from technic.store.ingest import _const_strings
     from technic.validation import validate_bars

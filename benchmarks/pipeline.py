@@ -4,7 +4,7 @@ For each data set (the full real universe from ../shared/data/bars_daily.parquet
 synthetic 6,000 symbols × 504 days) it measures, median of ``--repeat`` runs, each in a fresh
 schema of a throwaway database:
 
-* ingest: ``technic.ingest`` (read + validate + stage + upsert), rows/s, and its ratio to a
+* ingest: ``technic.jobs.ingest`` (read + validate + stage + upsert), rows/s, and its ratio to a
   plain binary COPY (ADBC) of the same Arrow rows into an unindexed table in the same run;
 * feature refresh for the last date: in-process and on a 2-worker Dask LocalCluster;
 * scan (read features, filter, score, rank, write results).
@@ -41,9 +41,9 @@ def _median(xs):
 
 def bench_dataset(name: str, url: str, load, repeat: int) -> dict:
     from technic.compute import dask_client
-    from technic.ingest import _run
-    from technic.refresh import refresh_features
-    from technic.scan import ScanParams, run_scan
+    from technic.jobs.ingest import _run
+    from technic.jobs.refresh import refresh_features
+    from technic.jobs.scan import ScanParams, run_scan
     from technic.store.ingest import bars_to_arrow
     from technic.validation import validate_bars
 

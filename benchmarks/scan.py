@@ -78,9 +78,9 @@ def bench(name: str, url: str, load, repeat: int, no_dask: bool = False) -> dict
 
     from technic import cache as cache_mod
     from technic.compute import dask_client
-    from technic.ingest import _run
-    from technic.refresh import refresh_features
-    from technic.scan import ScanParams, run_scan
+    from technic.jobs.ingest import _run
+    from technic.jobs.refresh import refresh_features
+    from technic.jobs.scan import ScanParams, run_scan
     from technic.store.bars import last_bar_date, read_bars_arrow, window_start
 
     target = DatabaseTarget(url, f"bench_{name}", "bench")
@@ -180,7 +180,7 @@ def bench(name: str, url: str, load, repeat: int, no_dask: bool = False) -> dict
         # window. Timed: connecting a client + the refresh on the worker.
         from distributed import Client, LocalCluster
 
-        from technic.compute import refresh_incremental_on
+        from technic.jobs.refresh import refresh_incremental_on
 
         with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
                           dashboard_address=None) as cluster:

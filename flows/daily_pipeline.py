@@ -13,11 +13,13 @@ import datetime as dt
 from prefect import flow
 
 from flows.jobs import _target, check_sectors, ingest_task, refresh_task, scan, skip_scheduled
+from technic.universe import DEFAULT_RULES
 
 
 @flow(name="daily-pipeline", log_prints=True)
 def daily_pipeline(data_path: str | None = None, top: int = 25, as_of: str | None = None,
-                   min_price: float = 5.0, min_dollar_volume: float = 500_000.0,
+                   min_price: float = DEFAULT_RULES.min_price,
+                   min_dollar_volume: float = DEFAULT_RULES.min_dollar_volume,
                    sectors: list[str] | None = None, use_dask: bool = True) -> dict:
     """Ingest → refresh features → scan. Parameters are validated before any work starts.
 
@@ -37,7 +39,7 @@ def daily_pipeline(data_path: str | None = None, top: int = 25, as_of: str | Non
     Raises:
         ValueError: a parameter is invalid (nothing is written).
     """
-    from technic.scan import ScanParams
+    from technic.jobs.scan import ScanParams
     from technic.universe import UniverseRules
 
     day = dt.date.fromisoformat(as_of) if as_of else None

@@ -19,7 +19,10 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from technic.calendar import should_run
 from technic.config import get_settings
+from technic.jobs.ingest import check_partial_time, latest_intraday_time
+from technic.jobs.scan import HEADLINE_COLUMNS, check_sectors
 from technic.store.db import DatabaseTarget
+from technic.universe import DEFAULT_RULES
 
 #: Tag of the database-heavy tasks (ingest, feature refresh). The deployment set-up
 #: (``python -m flows.bootstrap``, run by ``make up``) puts a concurrency limit on it, so at most
@@ -75,15 +78,11 @@ def data_version(target: DatabaseTarget) -> dict:
     that changed bars, see :func:`technic.store.bars.bars_version`) and when that run
     finished (so a dropped and re-created schema, whose run ids start again, never matches
     the keys of the old one)."""
-    from sqlalchemy import text
-
     from technic.store.bars import bars_version
-    from technic.store.db import get_engine
+    from technic.store.catalog import ingest_run_finished_at
 
     v = bars_version(target)
-    with get_engine(target).connect() as c:
-        done = c.execute(text("SELECT finished_at FROM ingest_runs WHERE run_id = :v"),
-                         {"v": v}).scalar()
+    done = ingest_run_finished_at(target, v)
     return {"bars_version": v, "finished_at": done.isoformat() if done else None}
 
 
@@ -116,38 +115,9 @@ CACHED = {"cache_key_fn": data_cache_key, "persist_result": True, "result_serial
       retry_condition_fn=transient)
 def ingest_task(path: str | None) -> list[dict]:
     """Ingest files (idempotent, so retries are safe); returns each run's counts."""
-    from technic.ingest import ingest_files
+    from technic.jobs.ingest import ingest_files
 
     return [r.as_dict() for r in ingest_files(_target(), path or get_settings().data_dir)]
-
-
-def latest_intraday_time(target: DatabaseTarget) -> pd.Timestamp | None:
-    """Just after the start of the latest stored intraday bar (UTC), so a partial daily bar
-    built "as of" it includes that bar; None when ``bars_intraday`` is empty."""
-    from sqlalchemy import text
-
-    from technic.store.db import get_engine
-
-    with get_engine(target).connect() as c:
-        last = c.execute(text("SELECT max(ts) FROM bars_intraday")).scalar()
-    return None if last is None else pd.Timestamp(last).tz_convert("UTC") \
-        + pd.Timedelta(microseconds=1)
-
-
-def check_partial_time(when: pd.Timestamp) -> str | None:
-    """Why a partial daily bar cannot be built as of ``when`` (None: it can): the session date
-    must be an NYSE session and ``when`` after its open (see
-    :func:`technic.ingest.build_partial_daily`)."""
-    from technic.calendar import is_session
-    from technic.ingest import session_bounds
-
-    day = when.tz_convert("America/New_York").date()
-    if not is_session(day):
-        return f"{day} is not an NYSE session"
-    opens, _ = session_bounds(day)
-    if when <= opens:
-        return f"{when} is not after the open of {day} ({opens})"
-    return None
 
 
 def _utc(at: str) -> pd.Timestamp:
@@ -171,7 +141,7 @@ def partial_bar_task(at: str | None) -> dict | None:
     stored before it (default: all stored bars of the latest session with intraday bars);
     returns the ingest run's counts, or None when there is no session to build (no intraday
     bars, or the latest are outside a session)."""
-    from technic.ingest import build_partial_daily
+    from technic.jobs.ingest import build_partial_daily
 
     target = _target()
     when = _utc(at) if at else latest_intraday_time(target)
@@ -199,53 +169,16 @@ def refresh_task(as_of: str | None, changed_only: bool, use_dask: bool = True,
 
     Cached (:data:`CACHED`): run again with the same arguments while the bars are unchanged,
     it returns the stored result without computing (state ``Cached``)."""
-    from contextlib import nullcontext
+    from technic.jobs.refresh import refresh_mode, run_refresh
 
-    from technic.compute import dask_client
-    from technic.refresh import refresh_features
-
-    s = get_settings()
-    if incremental:
-        from technic.compute import refresh_incremental_here_or_on_cluster
-
-        rep, where = refresh_incremental_here_or_on_cluster(
-            _target(), dt.date.fromisoformat(as_of) if as_of else None, settings=s)
+    mode = refresh_mode(incremental, changed_only, use_gpu)
+    rep, where = run_refresh(_target(), dt.date.fromisoformat(as_of) if as_of else None,
+                             mode=mode, local=not use_dask, changed_only=changed_only,
+                             gpu=use_gpu)
+    if mode == "incremental":
         return {"as_of": rep.as_of.isoformat(), "symbols": rep.symbols, "mode": rep.mode,
                 "window_layer": rep.window_layer, "ran_on": where, "timings_s": rep.timings}
-    with dask_client(s) if use_dask else nullcontext() as client:
-        rep, _ = refresh_features(_target(), dt.date.fromisoformat(as_of) if as_of else None,
-                                  lookback_bars=s.lookback_bars, chunk_size=s.chunk_size,
-                                  client=client, only_changed=changed_only,
-                                  use_cache=bool(s.redis_url), redis_url=s.redis_url,
-                                  use_gpu=use_gpu)
     return {"as_of": rep.as_of.isoformat(), "symbols": rep.symbols, "timings_s": rep.timings}
-
-
-def check_sectors(target: DatabaseTarget, sectors: list[str] | None) -> None:
-    """Reject sectors that no symbol has (a typo would otherwise scan an empty universe).
-
-    Compared case-insensitively, like the universe filter. Skipped while ``symbols`` is empty
-    (a first run that ingests the reference data before it scans).
-
-    Raises:
-        ValueError: a sector is unknown; the message lists the known ones.
-    """
-    if not sectors:
-        return
-    from sqlalchemy import text
-
-    from technic.store.db import get_engine
-
-    with get_engine(target).connect() as conn:
-        known = sorted(r[0] for r in conn.execute(text(
-            "SELECT DISTINCT sector FROM symbols WHERE sector IS NOT NULL")))
-    if not known:
-        return
-    lower = {k.lower() for k in known}
-    unknown = [s for s in sectors if s.lower() not in lower]
-    if unknown:
-        raise ValueError(f"unknown sector(s) {', '.join(map(repr, unknown))}; known sectors: "
-                         f"{', '.join(known)}")
 
 
 def _cell(value: object) -> object:
@@ -257,8 +190,7 @@ def _cell(value: object) -> object:
 
 def _report_scan(out, top: int, schema: str) -> None:
     rows = out.results.head(top)
-    cols = ["rank", "symbol", "sector", "close", "tech_rating", "trend_score",
-            "momentum_score", "volatility_score", "volume_score"]
+    cols = list(HEADLINE_COLUMNS)
     create_table_artifact(
         key="scan-top", description=f"Top {top} of scan run {out.run_id} ({out.as_of})",
         table=[{k: _cell(v) for k, v in r.items()} for r in rows[cols].to_dict(orient="records")])
@@ -289,8 +221,10 @@ SELECT * FROM {schema}.scan_results WHERE run_id = {out.run_id} ORDER BY rank;
 
 
 @flow(name="scan", log_prints=True)
-def scan(top: int = 25, as_of: str | None = None, min_price: float = 5.0,
-         min_dollar_volume: float = 500_000.0, sectors: list[str] | None = None,
+def scan(top: int = 25, as_of: str | None = None,
+         min_price: float = DEFAULT_RULES.min_price,
+         min_dollar_volume: float = DEFAULT_RULES.min_dollar_volume,
+         sectors: list[str] | None = None,
          all_tickers: bool = False, keep_leveraged: bool = False) -> dict:
     """Scan the feature store with these parameters and store the ranked run (UI-triggered).
 
@@ -306,7 +240,7 @@ def scan(top: int = 25, as_of: str | None = None, min_price: float = 5.0,
     Raises:
         ValueError: a parameter is invalid (nothing is written).
     """
-    from technic.scan import ScanParams, run_scan
+    from technic.jobs.scan import ScanParams, run_scan
     from technic.universe import UniverseRules
 
     params = ScanParams(
@@ -393,11 +327,10 @@ def intraday_refresh(path: str, top: int = 25, force: bool = False,
 def backfill_task(start: str, end: str | None) -> dict:
     """Feature history for ``[start, end]``; cached like :func:`refresh_task` (a retried
     nightly run over the same bars does not recompute)."""
-    from technic.refresh import backfill_features
+    from technic.jobs.refresh import run_backfill
 
     e_date = dt.date.fromisoformat(end) if end else None
-    rep = backfill_features(_target(), dt.date.fromisoformat(start), e_date,
-                            lookback_bars=get_settings().lookback_bars)
+    rep = run_backfill(_target(), dt.date.fromisoformat(start), e_date, local=True)
     return {"start": start, "end": rep.as_of.isoformat(), "rows": rep.rows_written}
 
 

@@ -1,6 +1,6 @@
 """Serve deployments of ``prefect.yaml`` from this process: no work pool, worker or Docker.
 
-For a workstation, and for the end-to-end test (``tests/test_e2e_prefect.py``)::
+For a workstation, and for the end-to-end test (``tests/e2e/test_e2e_prefect.py``)::
 
     export PREFECT_API_URL=http://127.0.0.1:4200/api
     python -m flows.serve                    # the on-demand `scan` deployment

@@ -8,16 +8,17 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast, overload
 
 import typer
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.logging import RichHandler
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from technic.config import get_settings
+from technic.universe import DEFAULT_RULES
 
 #: Set by ``--debug`` (or ``TECHNIC_DEBUG=1``): unexpected errors show their traceback.
 _DEBUG = False
@@ -127,6 +128,10 @@ def _target():
     return target, report
 
 
+@overload
+def _parse_date(value: str, name: str = ...) -> dt.date: ...
+@overload
+def _parse_date(value: str | None, name: str = ...) -> dt.date | None: ...
 def _parse_date(value: str | None, name: str = "--as-of") -> dt.date | None:
     if value is None:
         return None
@@ -151,16 +156,12 @@ def db_init() -> None:
 @db_app.command("info")
 def db_info() -> None:
     """Show which database is used and how many rows each table holds."""
-    import sqlalchemy as sa
-
-    from technic.store.db import get_engine
+    from technic.store.catalog import table_counts
 
     target, report = _target()
     t = Table("table", "rows", title=f"{target.describe()} — {report.variant} storage")
-    with get_engine(target).connect() as c:
-        for name in ("symbols", "bars_daily", "features_daily", "ingest_runs", "ingest_rejects",
-                     "scan_runs", "scan_results"):
-            t.add_row(name, f"{c.execute(sa.text(f'SELECT count(*) FROM {name}')).scalar():,}")
+    for name, n in table_counts(target).items():
+        t.add_row(name, f"{n:,}")
     out.print(t)
 
 
@@ -190,7 +191,7 @@ def ingest_files_cmd(
 
     Bad rows are stored in ingest_rejects with their reason and counted; good rows are upserted
     (re-running the same file changes nothing). Exit code 0 unless the file is unusable."""
-    from technic.ingest import ingest_files
+    from technic.jobs.ingest import ingest_files
     from technic.providers.files import InputFileError
 
     target, _ = _target()
@@ -210,7 +211,7 @@ def ingest_synthetic_cmd(
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same bars).")] = 0,
 ) -> None:
     """Generate realistic synthetic OHLCV (GBM closes, log-normal volume) for scale tests."""
-    from technic.ingest import ingest_synthetic
+    from technic.jobs.ingest import ingest_synthetic
 
     target, _ = _target()
     with console.status(f"generating and ingesting {symbols:,} × {days} bars …"):
@@ -280,7 +281,7 @@ def ingest_partial_cmd(
     far."""
     import pandas as pd
 
-    from technic.ingest import build_partial_daily
+    from technic.jobs.ingest import build_partial_daily
 
     target, _ = _target()
     try:
@@ -303,7 +304,7 @@ def ingest_splits_cmd(
     ratio, before the ex-date; one transaction; applying twice does nothing)."""
     import pandas as pd
 
-    from technic.ingest import ingest_splits
+    from technic.jobs.ingest import ingest_splits
 
     target, _ = _target()
     if (path is None) == (polygon_start is None):
@@ -342,7 +343,7 @@ def ingest_polygon_cmd(
     NYSE session; needs TECHNIC_POLYGON_API_KEY). Resumable: re-run the same command after an
     interruption and it continues from the first session not yet stored."""
     from technic.calendar import last_complete_session
-    from technic.ingest import ingest_polygon
+    from technic.jobs.ingest import ingest_polygon
     from technic.providers.polygon import PolygonClient, PolygonError
 
     s = get_settings()
@@ -383,10 +384,8 @@ def ingest_polygon_cmd(
 # ----------------------------------------------------------------------------- features
 def _refresh(target, as_of: dt.date | None, local: bool, only_changed: bool = False,
              use_gpu: bool = False):
-    from technic.compute import dask_client
-    from technic.refresh import refresh_features
+    from technic.jobs.refresh import run_refresh
 
-    s = get_settings()
     with Progress(TextColumn("[bold]refresh features"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("chunks"), TimeElapsedColumn(), console=console,
                   transient=False) as progress:
@@ -395,22 +394,16 @@ def _refresh(target, as_of: dt.date | None, local: bool, only_changed: bool = Fa
         def tick(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        kwargs = dict(lookback_bars=s.lookback_bars, chunk_size=s.chunk_size,
-                      on_chunk_done=tick, only_changed=only_changed,
-                      use_cache=bool(s.redis_url), redis_url=s.redis_url, use_gpu=use_gpu)
-        if local:
-            report, _ = refresh_features(target, as_of, **kwargs)
-        else:
-            with dask_client(s) as client:
-                report, _ = refresh_features(target, as_of, client=client, **kwargs)
+        report, _ = run_refresh(target, as_of, mode="full", local=local,
+                                changed_only=only_changed, gpu=use_gpu, on_chunk_done=tick)
     return report
 
 
 def _refresh_incremental(target, as_of: dt.date | None, local: bool = False):
-    from technic.compute import refresh_incremental_here_or_on_cluster
+    from technic.jobs.refresh import run_refresh
 
     with console.status("incremental feature refresh …"):
-        report, _ = refresh_incremental_here_or_on_cluster(target, as_of, local=local)
+        report, _ = run_refresh(target, as_of, mode="incremental", local=local)
     return report
 
 
@@ -425,13 +418,11 @@ def features_backfill(
     """Compute and store feature history: every trading date from --start to --end, for every
     symbol with bars (training data for models, point-in-time evaluation). Each date uses only
     bars on or before it."""
-    from technic.compute import dask_client
-    from technic.refresh import backfill_features
+    from technic.jobs.refresh import run_backfill
     from technic.store.bars import NoDataError
 
     s_date, e_date = _parse_date(start, "--start"), _parse_date(end, "--end")
     target, _ = _target()
-    s = get_settings()
     try:
         with Progress(TextColumn("[bold]backfill features"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("chunks"), TimeElapsedColumn(), console=console) as progress:
@@ -440,13 +431,7 @@ def features_backfill(
             def tick(done: int, total: int) -> None:
                 progress.update(task, completed=done, total=total)
 
-            kwargs = dict(lookback_bars=s.lookback_bars, chunk_size=s.chunk_size,
-                          on_chunk_done=tick)
-            if local:
-                r = backfill_features(target, s_date, e_date, **kwargs)
-            else:
-                with dask_client(s) as client:
-                    r = backfill_features(target, s_date, e_date, client=client, **kwargs)
+            r = run_backfill(target, s_date, e_date, local=local, on_chunk_done=tick)
     except (NoDataError, ValueError) as e:
         raise _fail(str(e)) from None
     out.print(f"features {r.start} … {r.as_of}: {r.rows_written:,} rows for {r.symbols:,} "
@@ -480,11 +465,12 @@ def features_refresh(
 
     The default is incremental (see --incremental); --full fans out over Dask
     (TECHNIC_DASK_ADDRESS or a LocalCluster), or runs here with --local."""
+    from technic.jobs.refresh import refresh_mode
     from technic.store.bars import NoDataError
 
     target, _ = _target()
     try:
-        if incremental and not changed_only and not gpu:
+        if refresh_mode(incremental, changed_only, gpu) == "incremental":
             r = _refresh_incremental(target, _parse_date(as_of), local)
             out.print(f"features for {r.as_of}: {r.rows_written:,} symbols recomputed "
                       f"({r.mode}, window from {r.window_layer}), "
@@ -511,7 +497,7 @@ def _results_table(outcome, top: int) -> Table:
                          ("mom.", "right"), ("vol.", "right"), ("volume", "right"),
                          ("α 5d", "right"), ("ret 12-1", "right"), ("RSI", "right"),
                          ("$vol 20d", "right")):
-        t.add_column(col, justify=justify)
+        t.add_column(col, justify=cast(JustifyMethod, justify))
 
     def f(v, fmt):
         return "—" if v is None or v != v else fmt.format(v)
@@ -528,7 +514,7 @@ def _results_table(outcome, top: int) -> Table:
 
 
 def _scan(target, params, as_json: bool):
-    from technic.scan import run_scan
+    from technic.jobs.scan import run_scan
 
     with console.status("scanning …") as status:
         outcome = run_scan(target, params, on_stage=lambda s: status.update(f"scan: {s} …"))
@@ -548,9 +534,11 @@ def scan(
     top: Annotated[int, typer.Option("--top", "-n", min=1, help="Rows to print.")] = 25,
     as_of: Annotated[str | None, typer.Option(help="Scan date (YYYY-MM-DD); default: the "
                                                    "latest feature date.")] = None,
-    min_price: Annotated[float, typer.Option(min=0, help="Minimum last close, USD.")] = 5.0,
+    min_price: Annotated[float, typer.Option(
+        min=0, help="Minimum last close, USD.")] = DEFAULT_RULES.min_price,
     min_dollar_volume: Annotated[float, typer.Option(
-        min=0, help="Minimum 20-day average dollar volume, USD.")] = 500_000.0,
+        min=0, help="Minimum 20-day average dollar volume, USD.")
+    ] = DEFAULT_RULES.min_dollar_volume,
     sector: Annotated[list[str] | None, typer.Option(
         help="Keep only this sector (repeatable), e.g. --sector Technology.")] = None,
     all_tickers: Annotated[bool, typer.Option(
@@ -568,9 +556,8 @@ def scan(
     """Filter the universe, compute TechRating, rank, store the run in scan_runs/scan_results
     and print the top rows. Only scans with the default filters replace what
     latest_scan_results shows."""
-    from technic.scan import NoFeaturesError, ScanParams
-    from technic.store.results import known_sectors
-    from technic.universe import UniverseRules, check_sectors
+    from technic.jobs.scan import NoFeaturesError, ScanParams, check_sectors
+    from technic.universe import UniverseRules
 
     try:
         params = ScanParams(top=top, as_of=_parse_date(as_of), rules=UniverseRules(
@@ -581,7 +568,7 @@ def scan(
         raise _fail(str(e), 2) from None
     target, _ = _target()
     try:
-        check_sectors(params.rules.sectors, known_sectors(target))
+        check_sectors(target, params.rules.sectors)
     except ValueError as e:
         raise _fail(str(e), 2) from None
     try:
@@ -606,8 +593,8 @@ def evaluate(
     walk-forward folds only — the XGBoost alphas relate to 5- and 10-bar forward returns: mean
     RankIC, t-statistic, decile returns, top-decile hit rate, top-50 turnover; Markdown report,
     PNG plots (decile bars, cumulative IC) and per-date IC (Parquet)."""
-    from technic.evaluation import SCORE_NAMES, evaluation_report, ic_table, write_plots
-    from technic.evaluation import evaluate as run_evaluation
+    from technic.jobs.evaluate import SCORE_NAMES, write_evaluation
+    from technic.jobs.evaluate import evaluate as run_evaluation
 
     s_date, e_date = _parse_date(start, "--start"), _parse_date(end, "--end")
     target, _ = _target()
@@ -633,14 +620,9 @@ def evaluate(
         out.print(t)
     if not ev.oos:
         out.print(f"no out-of-sample alpha predictions at {oos_path}: alphas not evaluated")
-    report.parent.mkdir(parents=True, exist_ok=True)
-    plots = write_plots(ev, report.with_suffix(""))
-    report.write_text(evaluation_report(ev, target.describe(), [str(p) for p in plots]))
-    import pyarrow.parquet as pq
-
-    pq.write_table(ic_table(ev), report.with_suffix(".ic.parquet"))
+    plots, ic_path = write_evaluation(ev, report, target.describe())
     out.print(f"report: {report}  plots: {', '.join(str(p) for p in plots)}  per-date IC: "
-              f"{report.with_suffix('.ic.parquet')}")
+              f"{ic_path}")
 
 
 @app.command()
@@ -679,8 +661,8 @@ def demo(
 ) -> None:
     """The main job end to end: db init, ingest the bundled real data, refresh features on
     Dask, scan, print the top rows and the SQL that lists every result of the run."""
-    from technic.ingest import ingest_files
-    from technic.scan import ScanParams
+    from technic.jobs.ingest import ingest_files
+    from technic.jobs.scan import ScanParams
 
     target, report = _target()
     out.print(f"[bold]database[/]: {target.describe()} — {report.variant} storage")

@@ -44,6 +44,21 @@ def chunked(items: Sequence[str], size: int) -> list[list[str]]:
     return [list(items[i:i + size]) for i in range(0, len(items), size)]
 
 
+def chunk_size_for(client: Any, n_symbols: int, chunk_size: int) -> int:
+    """Symbols per task: ``chunk_size``, or with a client smaller, so that each worker gets
+    at least two tasks (every worker busy, a slow chunk never alone); ≥ 1.
+
+    Args:
+        client: a ``distributed.Client``, or None (chunks run in this process).
+        n_symbols: symbols to split.
+        chunk_size: the largest chunk (``TECHNIC_CHUNK_SIZE``).
+    """
+    if client is None:
+        return chunk_size
+    workers = max(1, len(client.scheduler_info().get("workers", {})))
+    return max(1, min(chunk_size, -(-n_symbols // (2 * workers))))
+
+
 @contextmanager
 def dask_client(settings: Settings | None = None) -> Iterator:
     """A ``distributed.Client``: to ``TECHNIC_DASK_ADDRESS`` or to a new ``LocalCluster``.
@@ -205,65 +220,3 @@ def window_home(client: Any) -> str:
     if not workers:
         raise RuntimeError("the Dask cluster has no worker")
     return min(workers, key=lambda a: (_has_gpu(workers[a]), a))
-
-
-def _incremental_task(target: Any, as_of: Any, lookback_bars: int,
-                      redis_url: str | None) -> tuple[Any, str]:
-    from distributed import get_worker
-
-    from technic.incremental import refresh_incremental
-
-    report, _ = refresh_incremental(target, as_of, lookback_bars=lookback_bars,
-                                    redis_url=redis_url)
-    return report, get_worker().address
-
-
-def refresh_incremental_on(client: Any, target: Any, as_of: Any = None, *,
-                           lookback_bars: int = 300,
-                           redis_url: str | None = None) -> tuple[Any, str]:
-    """Run :func:`technic.incremental.refresh_incremental` (rows written) on a long-lived
-    worker of ``client``'s cluster rather than in this process.
-
-    A scheduled refresh starts a new process each time, which must fetch the ~80 MB bar
-    window from Redis (or rebuild it); a worker of an external cluster
-    (``TECHNIC_DASK_ADDRESS``) outlives the runs and keeps the window in its process cache,
-    so each new day reads only that day's bars. The task goes to :func:`window_home`
-    (another worker if that one is gone: it then fetches the window from Redis, or rebuilds).
-
-    Returns:
-        ``(report, worker_address)``: the refresh's :class:`technic.refresh.RefreshReport`
-        (``window_layer == "l1"`` when the worker still held the window).
-
-    Raises:
-        Whatever the refresh raises (e.g. :class:`technic.store.bars.NoDataError`),
-        RuntimeError: the cluster has no worker.
-    """
-    home = window_home(client)
-    fut = client.submit(_incremental_task, target, as_of, lookback_bars, redis_url,
-                        workers=[home], allow_other_workers=True, pure=False)
-    return fut.result()
-
-
-def refresh_incremental_here_or_on_cluster(target: Any, as_of: Any = None, *,
-                                           settings: Settings | None = None,
-                                           local: bool = False) -> tuple[Any, str]:
-    """The incremental refresh where its bar window lives longest: on a long-lived worker of
-    ``TECHNIC_DASK_ADDRESS``'s cluster (:func:`refresh_incremental_on`), else (or with
-    ``local``) in this process. Lookback and Redis URL come from the settings.
-
-    Returns:
-        ``(report, where)``: ``where`` is the worker address or ``"this process"``.
-
-    Raises:
-        Whatever the refresh raises; OSError: the scheduler cannot be reached.
-    """
-    s = settings or get_settings()
-    if s.dask_address and not local:
-        with dask_client(s) as client:
-            return refresh_incremental_on(client, target, as_of, lookback_bars=s.lookback_bars,
-                                          redis_url=s.redis_url)
-    from technic.incremental import refresh_incremental
-
-    report, _ = refresh_incremental(target, as_of, lookback_bars=s.lookback_bars,
-                                    redis_url=s.redis_url)
-    return report, "this process"

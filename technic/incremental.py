@@ -19,9 +19,9 @@ Redis as Arrow IPC — see :mod:`technic.cache`) under the key of its last date 
 **Equal to a full refresh, exactly.** The window is the same one a full refresh uses (the
 last ``lookback_bars`` trading dates up to ``d``, :func:`technic.store.bars.window_start`),
 and the last-row kernels run the same TA-Lib-order arithmetic over it, so every row is
-bit-identical to :func:`technic.refresh.refresh_features` — recursive indicators (EMA, MACD,
+bit-identical to :func:`technic.jobs.refresh.refresh_features` — recursive indicators (EMA, MACD,
 Wilder's RSI/ATR/ADX) are recomputed over the trailing window, with the error bound of that
-window documented in :mod:`technic.refresh` (ADX ≤ 1e-7, other recursive ≤ 1e-8 relative to a
+window documented in :mod:`technic.jobs.refresh` (ADX ≤ 1e-7, other recursive ≤ 1e-8 relative to a
 504-bar history), not carried as state that would drift from it.
 """
 
@@ -36,15 +36,19 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import sqlalchemy as sa
 
 from technic.cache import FrameCache, get_cache
 from technic.features import derive_features
 from technic.indicators.lastrow import LAST_ROW_FIELDS, last_row_indicators
-from technic.refresh import RefreshReport
 from technic.store.bars import bars_version, last_bar_date, read_bars_arrow
-from technic.store.db import DatabaseTarget, get_engine, pooled_adbc
+from technic.store.db import DatabaseTarget, pooled_adbc
 from technic.store.features import write_features
+from technic.store.freshness import (
+    RefreshReport,
+    feature_rows_on,
+    history_changed_before,
+    trading_window,
+)
 from technic.store.schema import FEATURE_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -288,35 +292,6 @@ def window_features(w: BarWindow, rows: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
-def _trading_window(target: DatabaseTarget, day: dt.date, lookback: int) -> np.ndarray:
-    with get_engine(target).connect() as c:
-        rows = c.execute(sa.text("SELECT date FROM trading_dates WHERE date <= :d "
-                                 "ORDER BY date DESC LIMIT :n"),
-                         {"d": day, "n": lookback}).scalars().all()
-    return np.array(sorted(rows), dtype="datetime64[D]")
-
-
-def _history_changed_before(target: DatabaseTarget, since_version: int, day: dt.date) -> bool:
-    """Did an ingest after ``since_version`` insert or update bars dated before ``day``?"""
-    with get_engine(target).connect() as c:
-        lo = c.execute(sa.text(
-            "SELECT min(changed_from) FROM ingest_runs WHERE run_id > :v AND status = 'ok' "
-            "AND coalesce(rows_inserted, 0) + coalesce(rows_updated, 0) > 0"),
-            {"v": since_version}).scalar()
-        unknown = c.execute(sa.text(
-            "SELECT count(*) FROM ingest_runs WHERE run_id > :v AND status = 'ok' "
-            "AND coalesce(rows_inserted, 0) + coalesce(rows_updated, 0) > 0 "
-            "AND changed_from IS NULL"), {"v": since_version}).scalar()
-    # A run without a recorded range (e.g. written before migration 5) counts as a rewrite.
-    return bool(unknown) or (lo is not None and lo < day)
-
-
-def _stored_rows(target: DatabaseTarget, day: dt.date) -> int:
-    with get_engine(target).connect() as c:
-        return int(c.execute(sa.text("SELECT count(*) FROM features_daily WHERE date = :d"),
-                             {"d": day}).scalar())
-
-
 def _key(lookback: int, day: np.datetime64 | dt.date) -> str:
     return f"window:{lookback}:{np.datetime64(day, 'D')}"
 
@@ -429,7 +404,7 @@ def refresh_incremental(
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     day = last_bar_date(target, as_of)
-    dates = _trading_window(target, day, lookback_bars)
+    dates = trading_window(target, day, lookback_bars)
     version = bars_version(target)
     cache = cache or get_cache(redis_url, target.cache_namespace())
     timings["plan_s"] = round(time.perf_counter() - t0, 4)
@@ -449,7 +424,7 @@ def refresh_incremental(
     t = time.perf_counter()
     with pooled_adbc(target) as conn:  # one connection for the read and the write
         mode, rows_idx, new = "rebuild", None, None
-        if w is not None and _history_changed_before(target, w.version, day):
+        if w is not None and history_changed_before(target, w.version, day):
             log.info("bars before %s changed since the cached window: rebuilding it", day)
             w = None
         if w is not None:
@@ -458,7 +433,7 @@ def refresh_incremental(
                 new, changed = w.replace_last(day_bars, version)
                 mode, rows_idx = "update", np.flatnonzero(changed)
                 if not changed.any():
-                    if _stored_rows(target, day) == int(np.isfinite(new.close[:, -1]).sum()):
+                    if feature_rows_on(target, day) == int(np.isfinite(new.close[:, -1]).sum()):
                         mode = "unchanged"
                     else:  # rows missing from the store (e.g. an earlier compute-only run)
                         rows_idx = np.arange(len(new.symbols))

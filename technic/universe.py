@@ -55,6 +55,11 @@ class UniverseRules:
             raise ValueError(f"min_dollar_volume must be >= 0, got {self.min_dollar_volume}")
 
 
+#: The default filter: the one place its defaults are declared (the CLI options, the flow
+#: parameters, the evaluation and the model data sets all take them from here).
+DEFAULT_RULES = UniverseRules()
+
+
 def _valid_ticker(df: pd.DataFrame) -> np.ndarray:
     sym = df["symbol"].astype(str)
     stype = df["security_type"].astype(object)

@@ -566,7 +566,7 @@ def _validate_pandas(df: pd.DataFrame, tcol: str,
     good = clean if ok.all() else clean[ok].reset_index(drop=True)
     bad_idx = np.flatnonzero(~ok)
     rejects = pd.DataFrame({
-        "row": [_row_json(df, i) for i in bad_idx],
+        "row": [_row_json(df, int(i)) for i in bad_idx],
         "reason": reason[bad_idx].astype(str),
     })
     return ValidationResult(table=frame_to_table(good), rejects=rejects)
@@ -705,9 +705,9 @@ def validate_universe(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             lambda x: None if x is None else str(x)).to_numpy(dtype=object)
            for c in _UNIVERSE_TEXT[1:]},
         "is_etf": flags["is_etf"], "active": flags["active"],
-        "market_cap": np.where(cap_ok, cap, None).astype(object),
+        "market_cap": np.asarray(np.where(cap_ok, cap, None), dtype=object),
     })[ok].reset_index(drop=True)
     bad_idx = np.flatnonzero(~ok)
-    rejects = pd.DataFrame({"row": [_row_json(df, i) for i in bad_idx],
+    rejects = pd.DataFrame({"row": [_row_json(df, int(i)) for i in bad_idx],
                             "reason": reason[bad_idx].astype(str)})
     return good, rejects

@@ -1,5 +1,10 @@
 """Test fixtures: a real PostgreSQL database of its own for each test run.
 
+The tests sit in ``unit/`` (no database), ``integration/`` (library calls against PostgreSQL)
+and ``e2e/`` (the CLI in a subprocess, Prefect); each folder marks its tests with its name
+(``pytest -m unit``), and a test under ``unit/`` that asks for the database is an error
+(docs/architecture.md).
+
 The server is ``TECHNIC_TEST_ADMIN_URL`` if set, else the local server at 127.0.0.1:5432, else
 an embedded PostgreSQL started for the run. A database ``technic_test_<random>`` is created
 and dropped at the end, so runs never share state.
@@ -27,6 +32,25 @@ os.environ.setdefault("TECHNIC_CACHE_SECRET", "technic-tests-" + secrets.token_h
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TECHNIC_SHARED_DATA", REPO.parent / "shared" / "data"))
 BUNDLED = REPO / "technic" / "data"
+
+
+#: Test folders, each also the marker of its tests.
+KINDS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    bad = []
+    for item in items:
+        parts = item.path.resolve().relative_to(REPO / "tests").parts
+        kind = parts[0] if len(parts) > 1 and parts[0] in KINDS else None
+        if kind is None:
+            continue
+        item.add_marker(getattr(pytest.mark, kind))
+        if kind == "unit" and "db_url" in getattr(item, "fixturenames", ()):
+            bad.append(item.nodeid)
+    if bad:
+        raise pytest.UsageError("unit tests must not use the database (move them to "
+                                "tests/integration/): " + ", ".join(bad))
 
 
 def _admin_url(tmp_factory) -> str:
@@ -78,8 +102,8 @@ def fresh_target(db_url, request) -> DatabaseTarget:
 @pytest.fixture(scope="session")
 def demo_target(db_url) -> DatabaseTarget:
     """A schema with the bundled real data ingested and features refreshed (in-process)."""
-    from technic.ingest import ingest_files
-    from technic.refresh import refresh_features
+    from technic.jobs.ingest import ingest_files
+    from technic.jobs.refresh import refresh_features
 
     t = make_target(db_url, "demo")
     ingest_files(t, BUNDLED)

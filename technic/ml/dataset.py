@@ -5,7 +5,8 @@ that passes the default universe filter on *d* (:class:`technic.universe.Univers
 into the scale-free model inputs of :data:`MODEL_FEATURES`, plus labels:
 
 * ``fwd_<h>`` — forward return over the symbol's next ``h`` own bars,
-  ``close[t+h] / close[t] − 1`` (fraction), exactly as :mod:`technic.evaluation` computes it;
+  ``close[t+h] / close[t] − 1`` (fraction), by :func:`forward_labels` (which
+  :mod:`technic.jobs.evaluate` uses too);
 * ``label_end_<h>`` — the date of the bar ``t+h`` whose close the label uses (purging needs it);
 * ``target_<h>`` — the training target: ``fwd_<h>`` clipped per date to that date's 1st–99th
   percentile, minus that date's median (fraction; "excess over the typical name"). Removing
@@ -36,8 +37,8 @@ import logging
 import numpy as np
 import pandas as pd
 
-from technic.evaluation import forward_labels
-from technic.store.db import DatabaseTarget, fetch_frame
+from technic.store.db import DatabaseTarget
+from technic.store.history import REFERENCE_COLUMNS, read_closes, read_feature_history
 from technic.universe import UniverseRules, apply_rules
 
 log = logging.getLogger(__name__)
@@ -49,9 +50,6 @@ RAW_INPUTS: tuple[str, ...] = (
     "ret_126d", "ret_252d", "ret_12_1", "dollar_volume_20", "rel_volume_20",
     "realized_vol_20", "realized_vol_60", "dist_52w_high", "dist_52w_low",
 )
-
-#: Reference columns the universe filter needs (joined from ``symbols``).
-REFERENCE_COLUMNS: tuple[str, ...] = ("name", "sector", "security_type", "is_etf", "active")
 
 #: Model input → definition (unit). Every input is scale-free: no price or volume level.
 FEATURE_DEFINITIONS: dict[str, str] = {
@@ -84,6 +82,27 @@ FEATURE_DEFINITIONS: dict[str, str] = {
 
 #: The model's input columns, in the order the boosters expect them.
 MODEL_FEATURES: tuple[str, ...] = tuple(FEATURE_DEFINITIONS)
+
+
+def forward_labels(bars: pd.DataFrame, horizons: tuple[int, ...]) -> pd.DataFrame:
+    """Forward returns over each symbol's own next ``h`` bars.
+
+    Args:
+        bars: ``symbol, date, close`` (any order); every bar known up to the cut-off.
+
+    Returns:
+        ``symbol, date, fwd_<h>, label_end_<h>`` per bar and horizon: ``fwd_<h>`` =
+        ``close[t+h] / close[t] − 1`` (fraction), ``label_end_<h>`` = date of bar ``t+h``;
+        both NaN/NaT where fewer than ``h`` later bars exist.
+    """
+    b = bars.sort_values(["symbol", "date"], kind="mergesort").reset_index(drop=True)
+    g = b.groupby("symbol", sort=False)
+    out = b[["symbol", "date"]].copy()
+    for h in horizons:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[f"fwd_{h}"] = g["close"].shift(-h) / b["close"] - 1.0
+        out[f"label_end_{h}"] = g["date"].shift(-h)
+    return out
 
 
 def _ratio(a: pd.Series, b: pd.Series) -> np.ndarray:
@@ -172,11 +191,7 @@ def build_dataset(target: DatabaseTarget, start: dt.date, end: dt.date,
         LookupError: no stored features in the range (run ``technic features backfill``).
     """
     rules = rules or UniverseRules()
-    raw = fetch_frame(target,
-                 f"SELECT f.symbol, f.date, {', '.join('f.' + c for c in RAW_INPUTS)}, "
-                 f"{', '.join('s.' + c for c in REFERENCE_COLUMNS)} "
-                 "FROM features_daily f JOIN symbols s USING (symbol) "
-                 "WHERE f.date >= $1 AND f.date <= $2", (start, end))
+    raw = read_feature_history(target, start, end, RAW_INPUTS, REFERENCE_COLUMNS)
     if raw.empty:
         raise LookupError(f"no stored features between {start} and {end}; run "
                           "`technic features backfill` first")
@@ -184,8 +199,7 @@ def build_dataset(target: DatabaseTarget, start: dt.date, end: dt.date,
     raw = raw[keep].reset_index(drop=True)
     log.info("dataset %s … %s: %d of %d feature rows pass the universe filter", start, end,
              counts["passed"], counts["input"])
-    bars = fetch_frame(target, "SELECT symbol, date, close FROM bars_daily "
-                          "WHERE date >= $1 AND date <= $2", (start, end))
+    bars = read_closes(target, start, end)
     labels = forward_labels(bars, horizons)
     feats = model_features(raw)
     df = pd.concat([raw[["date", "symbol"]], feats], axis=1)

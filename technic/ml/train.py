@@ -245,7 +245,7 @@ def walk_forward(df: pd.DataFrame, horizons: tuple[int, ...] = (5, 10), seed: in
         df: a frame of :func:`technic.ml.dataset.build_dataset`.
         oos: when given, filled with ``{h: DataFrame(date, symbol, fold, alpha)}`` — every
             out-of-sample prediction (fraction) of the horizon's folds, for
-            :func:`technic.evaluation.evaluate` (no in-sample date is ever scored).
+            :func:`technic.jobs.evaluate.evaluate` (no in-sample date is ever scored).
 
     Returns:
         ``{"folds": [...], "horizons": {"<h>": {"folds": [...], "summary": {...}}}}`` — per

@@ -75,7 +75,7 @@ def record_splits(target: DatabaseTarget, splits: pd.DataFrame, source: str) -> 
             VALUES (:symbol, :ex_date, 'split', :split_from, :split_to, :source)
             ON CONFLICT (symbol, ex_date, kind) DO NOTHING"""),
             [{**r, "source": source} for r in rows.to_dict(orient="records")])
-        return int(c.execute(count).scalar() - before)
+        return int((c.execute(count).scalar() or 0) - (before or 0))
 
 
 def apply_splits(target: DatabaseTarget, report: IngestReport,

@@ -88,11 +88,11 @@ def _ensure_database(url: str) -> None:
     with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (u.database,))
         if exists.fetchone() is None:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(u.database)))
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(str(u.database))))
             log.info("created database %s", u.database)
 
 
-_EMBEDDED = {}
+_EMBEDDED: dict = {}
 
 
 def _embedded_url(settings: Settings) -> str:

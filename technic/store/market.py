@@ -91,7 +91,7 @@ def market_returns(target: DatabaseTarget, until: dt.date, last_n: int | None = 
     with get_engine(target).connect() as c:
         rows = c.execute(sa.text("SELECT date, ew_return FROM market_daily WHERE date <= :u "
                                  f"ORDER BY date DESC{lim}"), {"u": until}).all()
-    rows.reverse()
+    rows = list(reversed(rows))
     return pd.Series(np.array([r[1] for r in rows], dtype=np.float64),
                      index=pd.to_datetime([r[0] for r in rows]), name="ew_return")
 

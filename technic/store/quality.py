@@ -69,7 +69,7 @@ def ingest_status(target: DatabaseTarget, top: int = 10) -> IngestStatus:
                     LEFT JOIN bar_sources s USING (source)
                     GROUP BY b.symbol
                     HAVING count(DISTINCT (s.split_adjusted, s.dividend_adjusted)) > 1) x
-                """)).scalar())
+                """)).scalar_one())
         st.rejects = [{"source": s, "reason": r, "rows": n} for s, r, n in c.execute(sa.text(
             "SELECT source, reason, count(*) FROM ingest_rejects GROUP BY 1, 2 "
             "ORDER BY 3 DESC"))]

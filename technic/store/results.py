@@ -20,13 +20,6 @@ RESULT_COLUMNS = ("run_id", "rank", "symbol", "sector", "close", "tech_rating", 
                   *FACTOR_RESULT_COLUMNS)
 
 
-def known_sectors(target: DatabaseTarget) -> list[str]:
-    """The distinct non-null ``symbols.sector`` values, sorted (what ``--sector`` accepts)."""
-    with get_engine(target).connect() as c:
-        return sorted(c.execute(sa.text(
-            "SELECT DISTINCT sector FROM symbols WHERE sector IS NOT NULL")).scalars())
-
-
 def start_scan_run(target: DatabaseTarget, params: dict, preset: str | None = None) -> int:
     """Insert a ``scan_runs`` row with status ``running``; return its ``run_id``.
 

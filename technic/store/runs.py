@@ -74,9 +74,11 @@ def start_run_row(target: DatabaseTarget, table: str, values: dict[str, object],
     with _LOCK:
         conn = _lease_conn(target.url)
         try:
-            run_id = int(conn.execute(
+            row = conn.execute(
                 f"INSERT INTO {quote_ident(target.schema)}.{table} ({cols}) "
-                f"VALUES ({params}) RETURNING run_id", values).fetchone()[0])
+                f"VALUES ({params}) RETURNING run_id", values).fetchone()
+            assert row is not None  # INSERT … RETURNING always returns the row
+            run_id = int(row[0])
             conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))",
                          (_key(target, table, run_id),))
             conn.commit()

@@ -10,21 +10,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from technic.ingest import ingest_files
+from technic.jobs.ingest import ingest_files
+from technic.jobs.refresh import backfill_features
 from technic.ml.dataset import MODEL_FEATURES, RAW_INPUTS, build_dataset, model_features
 from technic.ml.inference import clear_cache, predict_alpha
 from technic.ml.train import Fold, fit, make_folds, predict, train_mask, train_models
-from technic.refresh import backfill_features
 from technic.store.features import read_features
-
-from .conftest import BUNDLED
+from tests.conftest import BUNDLED
 
 START, CUT, END = dt.date(2025, 4, 1), dt.date(2025, 5, 15), dt.date(2025, 6, 30)
 
 
 @pytest.fixture(scope="module")
 def ml_target(db_url):
-    from .conftest import make_target
+    from tests.conftest import make_target
 
     t = make_target(db_url, "ml")
     ingest_files(t, BUNDLED)
@@ -39,7 +38,7 @@ def dataset(ml_target) -> pd.DataFrame:
 
 def test_labels_use_later_closes_and_features_ignore_later_bars(ml_target, dataset, db_url,
                                                                 tmp_path):
-    from .conftest import make_target
+    from tests.conftest import make_target
 
     bars = pd.read_parquet(BUNDLED / "bars_daily.parquet")
     bars["date"] = pd.to_datetime(bars["date"])

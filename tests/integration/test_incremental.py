@@ -13,13 +13,12 @@ from technic.cache import FrameCache
 from technic.features import FEATURE_COLUMNS, feature_arrays
 from technic.incremental import BarWindow, refresh_incremental
 from technic.indicators.lastrow import LAST_ROW_FIELDS, last_row_indicators
-from technic.ingest import ingest_files
+from technic.jobs.ingest import ingest_files
+from technic.jobs.refresh import refresh_features
 from technic.panel import Panel
-from technic.refresh import refresh_features
 from technic.store.db import get_engine
-
-from .conftest import BUNDLED
-from .test_cache import RedisServer
+from tests.conftest import BUNDLED
+from tests.integration.test_cache import RedisServer
 
 
 @pytest.fixture()
@@ -206,7 +205,7 @@ def _history_then_a_new_day_by_cli(target, bars, tmp_path, env: dict) -> tuple[s
 
 def test_cli_refresh_is_incremental_across_processes(fresh_target, db_url, bars, tmp_path,
                                                      redis_url):
-    from .conftest import cli_env
+    from tests.conftest import cli_env
 
     env = cli_env(db_url, fresh_target.schema, TECHNIC_REDIS_URL=redis_url)
     first, second = _history_then_a_new_day_by_cli(fresh_target, bars, tmp_path, env)
@@ -221,7 +220,7 @@ def test_cli_refresh_on_a_cluster_worker_keeps_the_window_between_processes(
     in memory: no Redis at all, and the window comes from that worker's L1."""
     from distributed import LocalCluster
 
-    from .conftest import cli_env
+    from tests.conftest import cli_env
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster:
@@ -237,7 +236,7 @@ def test_cli_refresh_with_an_unreachable_scheduler_is_a_clear_error(fresh_target
     import subprocess
     import sys
 
-    from .conftest import cli_env
+    from tests.conftest import cli_env
 
     _write(bars, tmp_path / "all.parquet")
     ingest_files(fresh_target, tmp_path / "all.parquet")

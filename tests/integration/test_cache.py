@@ -16,7 +16,7 @@ import redis
 
 from technic import cache as cache_mod
 from technic.cache import MAGIC, FrameCache, from_ipc, seal, to_ipc, unseal
-from technic.scan import ScanParams, run_scan
+from technic.jobs.scan import ScanParams, run_scan
 from technic.store.db import get_engine
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None,
@@ -166,7 +166,7 @@ def test_scan_records_cache_layer_and_survives_redis_loss(demo_target, redis_ser
 def test_refresh_reads_bars_through_redis(demo_target, redis_server):
     """A second process-level refresh gets its chunks' bars from Redis, same rows."""
     from technic import cache as cache_mod
-    from technic.refresh import refresh_features
+    from technic.jobs.refresh import refresh_features
 
     cache_mod._CACHES.clear()
     _, plain = refresh_features(demo_target, chunk_size=400, write=False)

@@ -8,11 +8,10 @@ import sys
 import pandas as pd
 import sqlalchemy as sa
 
-from technic.ingest import ingest_files, ingest_synthetic
+from technic.jobs.ingest import ingest_files, ingest_synthetic
 from technic.store.db import get_engine, libpq_uri
 from technic.store.schema import init_db, migration_sql
-
-from .conftest import BUNDLED, cli_env
+from tests.conftest import BUNDLED, cli_env
 
 
 def _count(target, sql, **p):
@@ -21,7 +20,7 @@ def _count(target, sql, **p):
 
 
 def test_reserved_word_schema_works(db_url):
-    from .conftest import make_target
+    from tests.conftest import make_target
 
     t = make_target(db_url, "full")  # a reserved word: identifiers are quoted
     assert ingest_synthetic(t, 3, 10).rows_inserted == 30

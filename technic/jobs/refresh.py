@@ -6,13 +6,18 @@
   half-written refresh.
 * :func:`backfill_features` — every date of a range (feature history for training and
   evaluation). Each chunk writes its own rows (one transaction per chunk).
+* :func:`technic.incremental.refresh_incremental` — one new date from the cached bar window;
+  :func:`refresh_incremental_here_or_on_cluster` picks where it runs.
+* :func:`run_refresh` and :func:`run_backfill` — what the CLI and the flows call: the one
+  place that turns their options (mode, ``--local``, ``--gpu``, the settings) into one of the
+  above, run here or on Dask.
 
 **Window and error bound.** Each date's features are computed from the last
 ``lookback_bars`` trading dates up to it (the same window for every symbol and chunk, see
 :func:`technic.store.bars.window_start`). Recursive features (EMA, MACD, Wilder's RSI/ATR/ADX)
 are seeded at the window start instead of the symbol's first bar; the seed's weight decays as
 (1 − α)^k after k bars (α = 2/(n+1) for EMA, 1/n for Wilder). Measured on the bundled 1,000
-real tickers, 300-bar windows against 504 bars of history (tests/test_features.py): ADX
+real tickers, 300-bar windows against 504 bars of history (tests/integration/test_features.py): ADX
 ≤ 3.4e-8, other recursive features ≤ 1.2e-9, windowed features ≤ 4e-11 (running sums restart),
 as relative errors (price-level features relative to the close). The tests hold them to 1e-7,
 1e-8 and 1e-10. A backfill window is at least as long, so refresh and backfill agree to that
@@ -25,16 +30,25 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from contextlib import nullcontext
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import sqlalchemy as sa
 
 from technic.cache import get_cache
-from technic.compute import chunked, resolve_device, run_chunks
+from technic.compute import (
+    chunk_size_for,
+    chunked,
+    dask_client,
+    resolve_device,
+    run_chunks,
+    window_home,
+)
+from technic.config import Settings, get_settings
 from technic.features import FEATURE_COLUMNS, compute_features
+from technic.incremental import refresh_incremental
 from technic.panel import FIELDS, Panel
 from technic.store.bars import (
     bars_version,
@@ -44,27 +58,11 @@ from technic.store.bars import (
     symbols_with_bar,
     window_start,
 )
-from technic.store.db import DatabaseTarget, get_engine
+from technic.store.db import DatabaseTarget
 from technic.store.features import write_features
+from technic.store.freshness import RefreshReport, stale_symbols, symbols_between
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RefreshReport:
-    """What one refresh or backfill did."""
-
-    as_of: dt.date
-    symbols: int
-    chunks: int
-    rows_written: int
-    start: dt.date | None = None
-    timings: dict[str, float] = field(default_factory=dict)
-    #: "full", or for an incremental refresh "append" / "update" / "unchanged" / "rebuild"
-    #: (see :mod:`technic.incremental`).
-    mode: str = "full"
-    #: Where an incremental refresh found its window: "l1", "l2" or "miss".
-    window_layer: str | None = None
 
 
 def refresh_chunk(target: DatabaseTarget, symbols: list[str], start: dt.date,
@@ -109,11 +107,6 @@ def backfill_chunk(target: DatabaseTarget, symbols: list[str], window: dt.date,
     return write_features(target, compute_features(panel, dates=list(days)))
 
 
-def _run_chunks(client, fn, args_list, on_chunk_done, gpu: bool = False) -> list:
-    # Dask fan-out and GPU routing live in technic.compute.run_chunks (results in order).
-    return run_chunks(client, fn, args_list, on_chunk_done, gpu=gpu)
-
-
 def _local_chunks(bars: pa.Table, parts: list[list[str]], day: dt.date,
                   on_chunk_done: Callable[[int, int], None] | None) -> list[pd.DataFrame]:
     # One pivot of the whole window, then column slices per chunk: filtering the long table
@@ -131,14 +124,6 @@ def _local_chunks(bars: pa.Table, parts: list[list[str]], day: dt.date,
         if on_chunk_done:
             on_chunk_done(i + 1, len(parts))
     return frames
-
-
-def _chunk_size(client, n_symbols: int, chunk_size: int) -> int:
-    if client is None:
-        return chunk_size
-    # at least two tasks per worker, so every worker is busy and a slow chunk is not alone
-    workers = max(1, len(client.scheduler_info().get("workers", {})))
-    return max(1, min(chunk_size, -(-n_symbols // (2 * workers))))
 
 
 def refresh_features(
@@ -189,7 +174,7 @@ def refresh_features(
     start = window_start(target, day, lookback_bars)
     symbols = (stale_symbols(target, start, day) if only_changed
                else symbols_with_bar(target, day))
-    parts = chunked(symbols, _chunk_size(client, len(symbols), chunk_size))
+    parts = chunked(symbols, chunk_size_for(client, len(symbols), chunk_size))
     timings = {"plan_s": round(time.perf_counter() - t0, 4)}
     t = time.perf_counter()
     version = bars_version(target) if use_cache else None
@@ -198,9 +183,9 @@ def refresh_features(
         # then cut from it in memory (same bars, so the same rows as the Dask path).
         frames = _local_chunks(read_bars_arrow(target, start, day), parts, day, on_chunk_done)
     else:
-        frames = _run_chunks(client, refresh_chunk,
-                             [(target, p, start, day, version, redis_url) for p in parts],
-                             on_chunk_done, gpu=use_gpu)
+        frames = run_chunks(client, refresh_chunk,
+                            [(target, p, start, day, version, redis_url) for p in parts],
+                            on_chunk_done, gpu=use_gpu)
     rows = (pd.concat(frames, ignore_index=True) if frames else
             pd.DataFrame(columns=["symbol", "date", *FEATURE_COLUMNS, "n_bars"]))
     rows = rows.sort_values("symbol", kind="stable").reset_index(drop=True)
@@ -214,21 +199,6 @@ def refresh_features(
     log.info("refreshed features for %s: %d symbols in %d chunks (%.2f s)", day, len(symbols),
              len(parts), timings["total_s"])
     return report, rows
-
-
-def stale_symbols(target: DatabaseTarget, start: dt.date, day: dt.date) -> list[str]:
-    """Symbols with a bar on ``day`` whose feature row for ``day`` is missing, or was computed
-    before the latest ingest of a bar in ``[start, day]``. Sorted."""
-    with get_engine(target).connect() as c:
-        return list(c.execute(sa.text("""
-            SELECT b.symbol
-            FROM (SELECT symbol, max(ingested_at) AS last_ingest,
-                         bool_or(date = :day) AS has_day
-                  FROM bars_daily WHERE date >= :start AND date <= :day
-                  GROUP BY symbol) b
-            LEFT JOIN features_daily f ON f.symbol = b.symbol AND f.date = :day
-            WHERE b.has_day AND (f.symbol IS NULL OR f.computed_at < b.last_ingest)
-            ORDER BY b.symbol"""), {"start": start, "day": day}).scalars())
 
 
 def backfill_features(
@@ -262,15 +232,140 @@ def backfill_features(
     if start > end:
         raise ValueError(f"start {start} is after end {end}")
     window = window_start(target, start, lookback_bars)
-    with get_engine(target).connect() as c:
-        symbols = list(c.execute(sa.text(
-            "SELECT DISTINCT symbol FROM bars_daily WHERE date >= :s AND date <= :e "
-            "ORDER BY symbol"), {"s": start, "e": end}).scalars())
-    parts = chunked(symbols, _chunk_size(client, len(symbols), chunk_size))
-    counts = _run_chunks(client, backfill_chunk,
-                         [(target, p, window, start, end) for p in parts], on_chunk_done)
+    symbols = symbols_between(target, start, end)
+    parts = chunked(symbols, chunk_size_for(client, len(symbols), chunk_size))
+    counts = run_chunks(client, backfill_chunk,
+                        [(target, p, window, start, end) for p in parts], on_chunk_done)
     report = RefreshReport(as_of=end, symbols=len(symbols), chunks=len(parts),
                            rows_written=int(sum(counts)), start=start,
                            timings={"total_s": round(time.perf_counter() - t0, 4)})
     log.info("backfilled %d feature rows for %s … %s", report.rows_written, start, end)
     return report
+
+
+def _incremental_task(target: Any, as_of: Any, lookback_bars: int,
+                      redis_url: str | None) -> tuple[Any, str]:
+    from distributed import get_worker
+
+    report, _ = refresh_incremental(target, as_of, lookback_bars=lookback_bars,
+                                    redis_url=redis_url)
+    return report, get_worker().address
+
+
+def refresh_incremental_on(client: Any, target: Any, as_of: Any = None, *,
+                           lookback_bars: int = 300,
+                           redis_url: str | None = None) -> tuple[Any, str]:
+    """Run :func:`technic.incremental.refresh_incremental` (rows written) on a long-lived
+    worker of ``client``'s cluster rather than in this process.
+
+    A scheduled refresh starts a new process each time, which must fetch the ~80 MB bar
+    window from Redis (or rebuild it); a worker of an external cluster
+    (``TECHNIC_DASK_ADDRESS``) outlives the runs and keeps the window in its process cache,
+    so each new day reads only that day's bars. The task goes to
+    :func:`technic.compute.window_home` (another worker if that one is gone: it then fetches
+    the window from Redis, or rebuilds).
+
+    Returns:
+        ``(report, worker_address)``: the refresh's :class:`technic.store.freshness.RefreshReport`
+        (``window_layer == "l1"`` when the worker still held the window).
+
+    Raises:
+        Whatever the refresh raises (e.g. :class:`technic.store.bars.NoDataError`),
+        RuntimeError: the cluster has no worker.
+    """
+    home = window_home(client)
+    fut = client.submit(_incremental_task, target, as_of, lookback_bars, redis_url,
+                        workers=[home], allow_other_workers=True, pure=False)
+    return fut.result()
+
+
+def refresh_incremental_here_or_on_cluster(target: Any, as_of: Any = None, *,
+                                           settings: Settings | None = None,
+                                           local: bool = False) -> tuple[Any, str]:
+    """The incremental refresh where its bar window lives longest: on a long-lived worker of
+    ``TECHNIC_DASK_ADDRESS``'s cluster (:func:`refresh_incremental_on`), else (or with
+    ``local``) in this process. Lookback and Redis URL come from the settings.
+
+    Returns:
+        ``(report, where)``: ``where`` is the worker address or ``"this process"``.
+
+    Raises:
+        Whatever the refresh raises; OSError: the scheduler cannot be reached.
+    """
+    s = settings or get_settings()
+    if s.dask_address and not local:
+        with dask_client(s) as client:
+            return refresh_incremental_on(client, target, as_of, lookback_bars=s.lookback_bars,
+                                          redis_url=s.redis_url)
+    report, _ = refresh_incremental(target, as_of, lookback_bars=s.lookback_bars,
+                                    redis_url=s.redis_url)
+    return report, "this process"
+
+
+#: The refresh modes of :func:`run_refresh`.
+MODES = ("incremental", "full")
+
+
+def refresh_mode(incremental: bool = True, changed_only: bool = False,
+                 gpu: bool = False) -> str:
+    """The mode the front ends' options select: ``"incremental"`` unless ``--full`` was asked
+    for, or implied by ``changed_only`` or ``gpu`` (only the full refresh has those)."""
+    return "incremental" if incremental and not changed_only and not gpu else "full"
+
+
+def run_refresh(target: DatabaseTarget, as_of: dt.date | None = None, *,
+                mode: str = "incremental", local: bool = False, changed_only: bool = False,
+                gpu: bool = False, settings: Settings | None = None,
+                on_chunk_done: Callable[[int, int], None] | None = None,
+                ) -> tuple[RefreshReport, str]:
+    """Refresh ``features_daily`` for ``as_of`` the way the CLI and the flows ask for it.
+
+    Args:
+        target: the store.
+        as_of: date to compute (default: the latest date with bars).
+        mode: ``"incremental"`` (from the cached bar window, on a long-lived worker of
+            ``TECHNIC_DASK_ADDRESS``'s cluster or in this process:
+            :func:`refresh_incremental_here_or_on_cluster`) or ``"full"``
+            (:func:`refresh_features` fanned out over Dask); see :func:`refresh_mode`.
+        local: compute in this process (either mode) instead of on Dask.
+        changed_only, gpu: as :func:`refresh_features`'s ``only_changed`` and ``use_gpu``
+            (full mode only).
+        settings: lookback, chunk size, Redis and Dask addresses (default: the environment).
+        on_chunk_done: progress of a full refresh, ``(done, total)`` chunks.
+
+    Returns:
+        ``(report, where)``: ``where`` is ``"this process"``, a worker address, or
+        ``"dask"`` (a full refresh fanned out over the cluster).
+
+    Raises:
+        ValueError: an unknown ``mode``; technic.store.bars.NoDataError: no bars on or before
+        ``as_of``; OSError: ``TECHNIC_DASK_ADDRESS`` does not answer.
+    """
+    if mode not in MODES:
+        raise ValueError(f"refresh mode must be one of {MODES}, got {mode!r}")
+    s = settings or get_settings()
+    if mode == "incremental":
+        return refresh_incremental_here_or_on_cluster(target, as_of, settings=s, local=local)
+    with nullcontext() if local else dask_client(s) as client:
+        report, _ = refresh_features(target, as_of, lookback_bars=s.lookback_bars,
+                                     chunk_size=s.chunk_size, client=client,
+                                     on_chunk_done=on_chunk_done, only_changed=changed_only,
+                                     use_cache=bool(s.redis_url), redis_url=s.redis_url,
+                                     use_gpu=gpu)
+    return report, "this process" if local else "dask"
+
+
+def run_backfill(target: DatabaseTarget, start: dt.date, end: dt.date | None = None, *,
+                 local: bool = False, settings: Settings | None = None,
+                 on_chunk_done: Callable[[int, int], None] | None = None) -> RefreshReport:
+    """:func:`backfill_features` with the settings' lookback and chunk size, on Dask
+    (``TECHNIC_DASK_ADDRESS`` or a local cluster) or, with ``local``, in this process.
+
+    Raises:
+        As :func:`backfill_features`; OSError: ``TECHNIC_DASK_ADDRESS`` does not answer.
+    """
+    s = settings or get_settings()
+    with nullcontext() if local else dask_client(s) as client:
+        return backfill_features(target, start, end, lookback_bars=s.lookback_bars,
+                                 chunk_size=s.chunk_size, client=client,
+                                 on_chunk_done=on_chunk_done)

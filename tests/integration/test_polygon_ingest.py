@@ -11,11 +11,10 @@ import pytest
 import sqlalchemy as sa
 
 from technic.calendar import last_complete_session, session_close, sessions
-from technic.ingest import ingest_polygon
+from technic.jobs.ingest import ingest_polygon
 from technic.providers.polygon import PolygonClient, PolygonError
 from technic.store.db import get_engine
-
-from .conftest import cli_env
+from tests.conftest import cli_env
 
 KEY = "test-key-0123456789"
 GROUPED = "/v2/aggs/grouped/locale/us/market/stocks"

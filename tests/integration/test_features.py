@@ -11,12 +11,11 @@ import pytest
 import sqlalchemy as sa
 
 from technic.features import FEATURE_COLUMNS, compute_features
-from technic.ingest import ingest_files
+from technic.jobs.ingest import ingest_files
+from technic.jobs.refresh import backfill_features, refresh_features
 from technic.panel import Panel
-from technic.refresh import backfill_features, refresh_features
 from technic.store.db import get_engine
-
-from .conftest import BUNDLED
+from tests.conftest import BUNDLED
 
 PRICE_LEVEL = {"sma_20", "sma_50", "sma_200", "ema_12", "ema_26", "macd", "macd_signal",
                "macd_hist", "bb_upper", "bb_middle", "bb_lower", "atr_14", "high_52w",

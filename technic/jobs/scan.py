@@ -25,11 +25,9 @@ import pandas as pd
 
 from technic.cache import FrameCache, get_cache
 from technic.config import get_settings
-from technic.scoring.factors import compute_factors, point_in_time_market_cap
-from technic.scoring.ics import ics
-from technic.scoring.merit import alpha_score, merit
-from technic.scoring.regime import Regime, regime_of
-from technic.scoring.techrating import tech_rating
+from technic.scoring.rank import add_merit, rank_frame
+from technic.scoring.regime import regime_of
+from technic.store.catalog import known_sectors
 from technic.store.db import DatabaseTarget
 from technic.store.features import features_version, latest_feature_date, read_features_arrow
 from technic.store.market import market_caps, market_returns
@@ -40,9 +38,23 @@ from technic.store.schema import (
     RESULT_FEATURE_COLUMNS,
     SCORE_COLUMNS,
 )
-from technic.universe import UniverseRules, apply_rules
+from technic.universe import UniverseRules
+from technic.universe import check_sectors as universe_check_sectors
 
 log = logging.getLogger(__name__)
+
+__all__ = ["HEADLINE_COLUMNS", "SUMMARY_COLUMNS", "NoFeaturesError", "ScanOutcome",
+           "ScanParams", "add_alpha", "add_merit", "check_sectors", "rank_frame", "run_scan"]
+
+
+#: The result columns a scan reports, in display order: the ``--json`` results and the
+#: flows' summary (``scan_results`` stores them all, in the order of
+#: :data:`technic.store.results.RESULT_COLUMNS`).
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "rank", "symbol", "sector", "close", "tech_rating", *SCORE_COLUMNS, "ics", "merit",
+    "regime", "alpha_5d", "alpha_10d", *RESULT_FEATURE_COLUMNS, *FACTOR_RESULT_COLUMNS)
+#: The headline columns (the flows' top-N table): rank, identity, TechRating and its components.
+HEADLINE_COLUMNS: tuple[str, ...] = SUMMARY_COLUMNS[:5 + len(SCORE_COLUMNS)]
 
 
 _PRESET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -108,25 +120,13 @@ class ScanOutcome:
 
     def to_json(self, top: int) -> dict:
         """The ``--json`` shape: run_id, as_of, counts, timings_s, results (top rows)."""
-        cols = ["rank", "symbol", "sector", "close", "tech_rating", *SCORE_COLUMNS, "ics",
-                "merit", "regime", "alpha_5d", "alpha_10d", *RESULT_FEATURE_COLUMNS,
-                *FACTOR_RESULT_COLUMNS]
-        cols = [c for c in cols if c in self.results.columns]
+        cols = [c for c in SUMMARY_COLUMNS if c in self.results.columns]
         head = self.results.head(top)[cols]
         rows = [{k: (None if isinstance(v, float) and not np.isfinite(v) else
                      (v.item() if isinstance(v, np.generic) else v)) for k, v in r.items()}
                 for r in head.to_dict(orient="records")]
         return {"run_id": self.run_id, "as_of": self.as_of.isoformat(), "counts": self.counts,
                 "timings_s": self.timings_s, "results": rows}
-
-
-def _caps_for(features: pd.DataFrame, caps: pd.DataFrame | None) -> np.ndarray | None:
-    if caps is None or caps.empty:
-        return None
-    c = caps.set_index("symbol").reindex(features["symbol"].to_numpy())
-    return point_in_time_market_cap(c["market_cap"].to_numpy(np.float64),
-                                    features["close"].to_numpy(np.float64, na_value=np.nan),
-                                    c["ref_close"].to_numpy(np.float64))
 
 
 _CAPS: dict[str, pd.DataFrame] = {}
@@ -143,54 +143,6 @@ def _caps(target: DatabaseTarget, features_key: str) -> pd.DataFrame:
     return _CAPS[k]
 
 
-def rank_frame(features: pd.DataFrame, rules: UniverseRules,
-               caps: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Filter, score and rank one date's feature rows (pure: no database).
-
-    Args:
-        features: one date's feature rows joined with reference data.
-        rules: the universe filter.
-        caps: ``symbol, market_cap, ref_close`` (:func:`technic.store.market.market_caps`) for
-            the ICS size component; None = no market caps (size skipped).
-
-    Returns:
-        ``(ranked, counts)``: passing symbols sorted by ``tech_rating`` descending (ties by
-        symbol), with ``rank`` 1..n, the TechRating components, the factors of
-        :mod:`technic.scoring.factors`, ``ics`` and its components, and the features.
-        MERIT needs the alphas and the regime: :func:`add_merit`.
-    """
-    keep, counts = apply_rules(features, rules)
-    scores = tech_rating(features, keep)
-    factors = compute_factors(features, keep, _caps_for(features, caps))
-    core = ics(features, factors, keep)
-    ranked = pd.concat([features.reset_index(drop=True), scores.reset_index(drop=True),
-                        factors.reset_index(drop=True), core.reset_index(drop=True)], axis=1)
-    ranked = ranked[keep].sort_values(["tech_rating", "symbol"], ascending=[False, True],
-                                      kind="mergesort").reset_index(drop=True)
-    ranked.insert(0, "rank", np.arange(1, len(ranked) + 1, dtype=np.int64))
-    return ranked, counts
-
-
-def add_merit(ranked: pd.DataFrame, regime: Regime | str) -> pd.DataFrame:
-    """Add ``alpha_score``, ``merit`` (0–100 points) and ``regime`` to the ranked rows.
-
-    Args:
-        ranked: :func:`rank_frame` rows (every row is in the filtered universe), after
-            :func:`add_alpha` (missing alpha columns → MERIT from TechRating and ICS only).
-        regime: the scan date's regime (or its label).
-
-    Returns:
-        The rows with the three columns, order and ``rank`` unchanged (rank stays TechRating's;
-        order by ``merit`` to rank by the blend).
-    """
-    label = regime if isinstance(regime, str) else regime.label
-    a = alpha_score(ranked)
-    return ranked.assign(alpha_score=a,
-                         merit=merit(ranked["tech_rating"].to_numpy(np.float64),
-                                     ranked["ics"].to_numpy(np.float64), a, label),
-                         regime=label)
-
-
 def add_alpha(ranked: pd.DataFrame, model_dir=None) -> pd.DataFrame:
     """Add ``alpha_5d``/``alpha_10d`` (XGBoost predicted excess forward return over the next 5
     and 10 bars, fraction; models/MODEL_CARD.md) to the ranked, universe-passing rows.
@@ -202,6 +154,20 @@ def add_alpha(ranked: pd.DataFrame, model_dir=None) -> pd.DataFrame:
 
     alphas = predict_alpha(ranked, model_dir or get_settings().model_dir)
     return ranked.assign(**{c: alphas[c].to_numpy() for c in alphas.columns})
+
+
+def check_sectors(target: DatabaseTarget, sectors: list[str] | tuple[str, ...] | None) -> None:
+    """Reject sectors that no symbol has (a typo would otherwise scan an empty universe).
+
+    Compared case-insensitively, like the universe filter. Skipped while ``symbols`` is empty
+    (a first run that ingests the reference data before it scans); see
+    :func:`technic.universe.check_sectors`.
+
+    Raises:
+        ValueError: a sector is unknown; the message lists the known ones.
+    """
+    if sectors:
+        universe_check_sectors(sectors, known_sectors(target))
 
 
 def run_scan(target: DatabaseTarget, params: ScanParams,

@@ -10,13 +10,13 @@ import pandas as pd
 
 from technic.cache import FrameCache
 from technic.config import Settings
-from technic.scan import ScanParams, run_scan
+from technic.jobs.scan import ScanParams, run_scan
 from technic.universe import UniverseRules
 
 
 def test_killed_worker_mid_refresh_still_gives_complete_results(demo_target):
     from technic.compute import dask_client
-    from technic.refresh import refresh_features
+    from technic.jobs.refresh import refresh_features
 
     _, expected = refresh_features(demo_target, chunk_size=100, write=False)
     with dask_client(Settings(dask_workers=2)) as client:

@@ -8,7 +8,7 @@ import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 
-from technic.ingest import ingest_files
+from technic.jobs.ingest import ingest_files
 from technic.store.db import get_engine
 from technic.validation import _validate_pandas, validate_bars
 

@@ -9,12 +9,11 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from technic.scan import ScanParams, run_scan
+from technic.jobs.scan import ScanParams, run_scan
 from technic.scoring.merit import MERIT_WEIGHTS
 from technic.store.db import get_engine
 from technic.store.market import market_returns, update_market_daily
-
-from .conftest import BUNDLED
+from tests.conftest import BUNDLED
 
 
 def _q(t, sql, **kw):

@@ -13,11 +13,10 @@ import pytest
 import sqlalchemy as sa
 
 from technic.config import Settings
-from technic.scan import NoFeaturesError, ScanParams, rank_frame, run_scan
+from technic.jobs.scan import NoFeaturesError, ScanParams, rank_frame, run_scan
 from technic.store.db import get_engine
 from technic.universe import UniverseRules
-
-from .conftest import cli_env
+from tests.conftest import cli_env
 
 
 def _q(target, sql, **p):
@@ -53,7 +52,7 @@ def test_feature_values_match_a_direct_computation(demo_target):
 
 def test_dask_path_equals_single_process(demo_target):
     from technic.compute import dask_client
-    from technic.refresh import refresh_features
+    from technic.jobs.refresh import refresh_features
 
     _, local = refresh_features(demo_target, chunk_size=300, write=False)
     with dask_client(Settings(dask_workers=2)) as client:
@@ -89,7 +88,7 @@ def test_scan_results_are_complete_and_ranked(demo_target):
 
 
 def test_scan_without_models_still_works(demo_target, tmp_path, caplog):
-    from technic.scan import add_alpha
+    from technic.jobs.scan import add_alpha
     from technic.store.features import read_features
 
     feats = read_features(demo_target, dt.date(2025, 7, 9))

@@ -27,7 +27,7 @@ import pytest
 
 from technic import indicators as ind
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("TECHNIC_SHARED_DATA", REPO.parent / "shared" / "data"))
 BARS = SHARED / "bars_daily.parquet"
 

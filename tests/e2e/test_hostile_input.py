@@ -17,11 +17,10 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from technic.ingest import ingest_files
+from technic.jobs.ingest import ingest_files
 from technic.store.db import get_engine, libpq_uri
 from technic.validation import validate_bars
-
-from .conftest import cli_env
+from tests.conftest import cli_env
 
 SESSIONS = ["2024-03-04", "2024-03-05", "2024-03-06"]
 
@@ -281,8 +280,8 @@ def test_dead_database_is_a_one_line_error(db_url, fresh_target):
 def scan_target(fresh_target, tmp_path):
     """A small store with features: 30 synthetic symbols (renamed to ticker shape, so the
     default filter keeps them), 300 sessions."""
+    from technic.jobs.refresh import refresh_features
     from technic.providers.synthetic import generate_bars
-    from technic.refresh import refresh_features
 
     bars, uni = generate_bars(30, 300, seed=11)
     names = {s: f"S{chr(65 + i // 26)}{chr(65 + i % 26)}"

@@ -14,7 +14,7 @@ from prefect.server.schemas.schedules import CronSchedule
 
 from technic.calendar import should_run
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 JOB = {"daily-pipeline": "eod", "intraday-refresh": "intraday"}
 
 
@@ -115,7 +115,7 @@ def intraday_files(tmp_path_factory):
     liquid names, under the real file names (their source tag and price basis)."""
     import pyarrow.parquet as pq
 
-    from .conftest import SHARED
+    from tests.conftest import SHARED
 
     daily_path, five_path = SHARED / "bars_daily_2026.parquet", SHARED / "bars_5min.parquet"
     if not (daily_path.exists() and five_path.exists()):

@@ -30,7 +30,7 @@ from technic.compute import cuda_available, resolve_device, run_chunks
 from technic.features import compute_features, feature_arrays
 from technic.panel import Panel
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 REL_TOL = 1e-9
 
 
@@ -148,7 +148,7 @@ def _simulator_main() -> dict:
 
 def test_kernels_in_cuda_simulator():
     env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "PYTHONPATH": str(REPO)}
-    code = ("import json, tests.test_gpu as t; "
+    code = ("import json, tests.integration.test_gpu as t; "
             "print('REPORT ' + json.dumps(t._simulator_main()))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
@@ -361,8 +361,8 @@ def test_cpu_only_cluster_falls_back_with_one_warning(caplog):
 
 
 def test_refresh_with_use_gpu_equals_cpu_refresh(fresh_target, gpu_cluster):
-    from technic.ingest import ingest_synthetic
-    from technic.refresh import refresh_features
+    from technic.jobs.ingest import ingest_synthetic
+    from technic.jobs.refresh import refresh_features
 
     ingest_synthetic(fresh_target, 40, 300, seed=3)
     _, cpu_rows = refresh_features(fresh_target, write=False, chunk_size=15)

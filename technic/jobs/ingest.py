@@ -13,13 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
-import sqlalchemy as sa
 
 from technic.calendar import is_session, session_close, sessions
 from technic.providers import files as files_provider
 from technic.providers.synthetic import generate_bars
 from technic.store import ingest as store_ingest
-from technic.store.db import DatabaseTarget, get_engine
+from technic.store.catalog import finished_ingest_paths, latest_intraday_start
+from technic.store.db import DatabaseTarget
 from technic.store.ingest import IngestReport
 from technic.validation import PriceBasis, validate_bars, validate_universe
 
@@ -207,6 +207,25 @@ def session_bounds(day: dt.date) -> tuple[pd.Timestamp, pd.Timestamp]:
     return cal.session_open(pd.Timestamp(day)), session_close(day)
 
 
+def latest_intraday_time(target: DatabaseTarget) -> pd.Timestamp | None:
+    """Just after the start of the latest stored intraday bar (UTC), so a partial daily bar
+    built "as of" it includes that bar; None when ``bars_intraday`` is empty."""
+    last = latest_intraday_start(target)
+    return None if last is None else last + pd.Timedelta(microseconds=1)
+
+
+def check_partial_time(when: pd.Timestamp) -> str | None:
+    """Why a partial daily bar cannot be built as of ``when`` (None: it can): the session date
+    must be an NYSE session and ``when`` after its open (see :func:`build_partial_daily`)."""
+    day = when.tz_convert("America/New_York").date()
+    if not is_session(day):
+        return f"{day} is not an NYSE session"
+    opens, _ = session_bounds(day)
+    if when <= opens:
+        return f"{when} is not after the open of {day} ({opens})"
+    return None
+
+
 def ingest_splits(target: DatabaseTarget, splits: pd.DataFrame, source: str = "manual",
                   as_of: dt.date | None = None) -> IngestReport:
     """Record splits and adjust stored bars that lack them (see
@@ -251,10 +270,7 @@ def _polygon_path(day: dt.date, adjusted: bool) -> str:
 
 def completed_polygon_dates(target: DatabaseTarget, adjusted: bool) -> set[dt.date]:
     """Dates whose grouped-daily ingest already finished (``ingest_runs`` status ``ok``)."""
-    with get_engine(target).connect() as c:
-        paths = c.execute(sa.text(
-            "SELECT path FROM ingest_runs WHERE source = 'polygon' AND status = 'ok' "
-            "AND path LIKE 'polygon:grouped/%'")).scalars().all()
+    paths = finished_ingest_paths(target, "polygon", "polygon:grouped/")
     suffix = f"?adjusted={str(adjusted).lower()}"
     return {dt.date.fromisoformat(p.split("/", 1)[1][:10]) for p in paths if p.endswith(suffix)}
 

@@ -8,11 +8,10 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-from technic.ingest import ingest_files
+from technic.jobs.ingest import ingest_files
 from technic.store.db import get_engine
 from technic.validation import validate_bars
-
-from .conftest import SHARED
+from tests.conftest import SHARED
 
 FIVE_MIN = SHARED / "bars_5min.parquet"
 
@@ -90,9 +89,9 @@ def coherent_files(tmp_path_factory):
 
 
 def test_scan_as_of_an_intraday_time_uses_the_partial_bar(fresh_target, coherent_files):
-    from technic.ingest import build_partial_daily
-    from technic.refresh import refresh_features
-    from technic.scan import ScanParams, run_scan
+    from technic.jobs.ingest import build_partial_daily
+    from technic.jobs.refresh import refresh_features
+    from technic.jobs.scan import ScanParams, run_scan
     from technic.universe import UniverseRules
 
     t = fresh_target
@@ -149,7 +148,7 @@ def test_scan_as_of_an_intraday_time_uses_the_partial_bar(fresh_target, coherent
 
 
 def test_partial_bar_needs_a_session(fresh_target):
-    from technic.ingest import build_partial_daily
+    from technic.jobs.ingest import build_partial_daily
 
     with pytest.raises(ValueError, match="not an NYSE session"):
         build_partial_daily(fresh_target, pd.Timestamp("2026-06-19 12:00", tz="UTC"))
@@ -177,7 +176,7 @@ def test_cli_builds_the_partial_bar(db_url, fresh_target, coherent_files):
     import subprocess
     import sys
 
-    from .conftest import cli_env
+    from tests.conftest import cli_env
 
     root, _, _ = coherent_files
     ingest_files(fresh_target, root / "bars_5min.parquet")
@@ -197,15 +196,14 @@ def test_cli_builds_the_partial_bar(db_url, fresh_target, coherent_files):
 def test_mixing_price_bases_in_bars_daily_is_reported(fresh_target, coherent_files, caplog,
                                                       tmp_path):
     from technic.store.quality import ingest_status
-
-    from .conftest import BUNDLED
+    from tests.conftest import BUNDLED
 
     root, _, _ = coherent_files
     old = pd.read_parquet(BUNDLED / "bars_daily.parquet")
     path = tmp_path / "bars_daily.parquet"
     old[old["symbol"].isin(LIQUID)].to_parquet(path)
     ingest_files(fresh_target, path)
-    with caplog.at_level("WARNING", logger="technic.ingest"):
+    with caplog.at_level("WARNING", logger="technic.jobs.ingest"):
         ingest_files(fresh_target, root / "last" / "bars_daily_2026.parquet")
     assert "splice two bases" in caplog.text and "'files'" in caplog.text
     st = ingest_status(fresh_target)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from technic.ingest import ingest_files, ingest_splits
+from technic.jobs.ingest import ingest_files, ingest_splits
 from technic.providers.files import STOOQ_DAILY
 from technic.store.db import get_engine
 from technic.validation import PriceBasis
@@ -99,7 +99,7 @@ def test_cli_records_and_applies_a_splits_file(db_url, stored, tmp_path):
     import subprocess
     import sys
 
-    from .conftest import cli_env
+    from tests.conftest import cli_env
 
     t, _ = stored
     f = tmp_path / "splits.csv"

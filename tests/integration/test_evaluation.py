@@ -8,17 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from technic.evaluation import evaluate_tech_rating, load_history, markdown_report
-from technic.ingest import ingest_files
-from technic.refresh import backfill_features
+from technic.jobs.evaluate import evaluate_tech_rating, load_history, markdown_report
+from technic.jobs.ingest import ingest_files
+from technic.jobs.refresh import backfill_features
 from technic.universe import UniverseRules, apply_rules
-
-from .conftest import BUNDLED
+from tests.conftest import BUNDLED
 
 
 @pytest.fixture(scope="module")
 def history_target(db_url):
-    from .conftest import make_target
+    from tests.conftest import make_target
 
     t = make_target(db_url, "eval")
     ingest_files(t, BUNDLED)
@@ -80,7 +79,7 @@ def _oos_file(target, path, leak: bool = False):
 
 
 def test_every_score_on_the_same_out_of_sample_dates(history_target, tmp_path):
-    from technic.evaluation import evaluate, evaluation_report, ic_table, write_plots
+    from technic.jobs.evaluate import evaluate, evaluation_report, ic_table, write_plots
 
     ev = evaluate(history_target, dt.date(2025, 4, 1), dt.date(2025, 6, 30),
                   oos_path=_oos_file(history_target, tmp_path / "oos.parquet"))
@@ -112,7 +111,7 @@ def test_every_score_on_the_same_out_of_sample_dates(history_target, tmp_path):
 
 
 def test_shuffled_forward_returns_destroy_the_ic(history_target, tmp_path):
-    from technic.evaluation import evaluate
+    from technic.jobs.evaluate import evaluate
 
     oos = _oos_file(history_target, tmp_path / "leak.parquet", leak=True)
     real = evaluate(history_target, dt.date(2025, 4, 1), dt.date(2025, 6, 30), oos_path=oos)

@@ -39,13 +39,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from technic.scoring.factors import compute_factors, point_in_time_market_cap
-from technic.scoring.ics import ics
-from technic.scoring.merit import alpha_score, merit
+from technic.ml.dataset import forward_labels
+from technic.scoring.rank import add_merit, score_frame
 from technic.scoring.regime import breadth, classify, index_series
-from technic.scoring.techrating import tech_rating
-from technic.store.db import DatabaseTarget, fetch_frame
-from technic.universe import UniverseRules, apply_rules
+from technic.store.db import DatabaseTarget
+from technic.store.history import read_closes, read_feature_history
+from technic.universe import UniverseRules
 
 SCORE_INPUTS = ("close", "sma_20", "sma_50", "sma_200", "adx_14", "dist_52w_high", "ret_12_1",
                 "ret_126d", "ret_63d", "ret_21d", "macd_hist", "realized_vol_60", "natr_14",
@@ -76,78 +75,34 @@ class HorizonReport:
     score: str = "tech_rating"
 
 
-def forward_labels(bars: pd.DataFrame, horizons: tuple[int, ...]) -> pd.DataFrame:
-    """Forward returns over each symbol's own next ``h`` bars.
-
-    Args:
-        bars: ``symbol, date, close`` (any order); every bar known up to the cut-off.
-
-    Returns:
-        ``symbol, date, fwd_<h>, label_end_<h>`` per bar and horizon: ``fwd_<h>`` =
-        ``close[t+h] / close[t] − 1`` (fraction), ``label_end_<h>`` = date of bar ``t+h``;
-        both NaN/NaT where fewer than ``h`` later bars exist.
-    """
-    b = bars.sort_values(["symbol", "date"], kind="mergesort").reset_index(drop=True)
-    g = b.groupby("symbol", sort=False)
-    out = b[["symbol", "date"]].copy()
-    for h in horizons:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out[f"fwd_{h}"] = g["close"].shift(-h) / b["close"] - 1.0
-        out[f"label_end_{h}"] = g["date"].shift(-h)
-    return out
-
-
 def load_history(target: DatabaseTarget, start: dt.date, end: dt.date,
                  horizons: tuple[int, ...]) -> pd.DataFrame:
     """Stored features of ``[start, end]`` joined with reference data and forward returns
     ``fwd_<h>`` (fractions; NaN where the window runs past the stored bars)."""
-    feats = fetch_frame(target,
-                   f"SELECT f.symbol, f.date, {', '.join('f.' + c for c in SCORE_INPUTS)}, "
-                   "s.name, s.sector, s.security_type, s.is_etf, s.active "
-                   "FROM features_daily f JOIN symbols s USING (symbol) "
-                   "WHERE f.date >= $1 AND f.date <= $2 ORDER BY f.date, f.symbol",
-                   (start, end))  # a fixed row order: seeded shuffles are reproducible
-    bars = fetch_frame(target, "SELECT symbol, date, close FROM bars_daily WHERE date >= $1",
-                       (start,))
+    # ordered by date, symbol: seeded shuffles are reproducible
+    feats = read_feature_history(target, start, end, SCORE_INPUTS)
+    bars = read_closes(target, start)
     labels = forward_labels(bars, horizons)[["symbol", "date", *(f"fwd_{h}" for h in horizons)]]
     return feats.merge(labels, on=["symbol", "date"], how="left")
 
 
 def _score_dates(hist: pd.DataFrame, rules: UniverseRules, caps: pd.DataFrame | None = None,
                  regimes: pd.Series | None = None) -> pd.DataFrame:
-    """Replay the scan's scores on every date: the passing rows with ``score`` (=
-    TechRating), ``tech_rating``, ``ics``, ``merit``, ``alpha_score``, ``regime`` and the
-    alpha columns present in ``hist``."""
+    """Replay the scan's scores on every date (:mod:`technic.scoring.rank`, the scan's own
+    path): the passing rows, in stored order, with ``score`` (= TechRating), the TechRating
+    components, the factors, ``ics``, ``alpha_score``, ``merit``, ``regime`` and the alpha
+    columns present in ``hist``. Dates with fewer than 20 passing symbols are skipped."""
     out = []
-    if caps is not None and not caps.empty:
-        c = caps.set_index("symbol")
-        hist = hist.assign(_mcap=c["market_cap"].reindex(hist["symbol"]).to_numpy(),
-                           _ref=c["ref_close"].reindex(hist["symbol"]).to_numpy())
     for date, day in hist.groupby("date", sort=True):
-        day = day.reset_index(drop=True)
-        keep, _ = apply_rules(day, rules)
-        if keep.sum() < 20:
+        scored, counts = score_frame(day.reset_index(drop=True), rules, caps)
+        if counts["passed"] < 20:
             continue
-        cap = (point_in_time_market_cap(day["_mcap"].to_numpy(np.float64),
-                                        day["close"].to_numpy(np.float64),
-                                        day["_ref"].to_numpy(np.float64))
-               if "_mcap" in day.columns else None)
-        scored = day[keep].copy()
-        tech = tech_rating(day, keep)["tech_rating"].to_numpy()
-        core = ics(day, compute_factors(day, keep, cap), keep)["ics"].to_numpy()
-        a = alpha_score(day, keep)
         if regimes is not None and pd.Timestamp(date) in regimes.index:
             tr, pct = regimes.loc[pd.Timestamp(date)]
-            label = classify(float(tr), breadth(day, keep), float(pct))
+            label = classify(float(tr), breadth(scored), float(pct))
         else:
             label = "neutral"
-        scored["tech_rating"] = tech[keep]
-        scored["score"] = tech[keep]
-        scored["ics"] = core[keep]
-        scored["alpha_score"] = a[keep]
-        scored["merit"] = merit(tech, core, a, label)[keep]
-        scored["regime"] = label
-        out.append(scored.drop(columns=[c for c in ("_mcap", "_ref") if c in scored]))
+        out.append(add_merit(scored.assign(score=scored["tech_rating"]), label))
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
 
@@ -342,7 +297,7 @@ def evaluation_report(ev: Evaluation, universe: str, plots: list[str] | None = N
              "date uses only features stored for that date; forward returns over the symbol's "
              "next h bars. No costs; survivorship-biased data; the ICS size input re-prices "
              "today's market-cap snapshot to each date.", ""]
-    if ev.oos:
+    if ev.oos and ev.oos_span is not None:
         a, b = ev.oos_span
         lines += [f"## Out of sample: every score on the same dates, {a} … {b}", "",
                   "Only the dates of the alpha models' walk-forward test folds (purged and "
@@ -392,8 +347,8 @@ def write_plots(ev: Evaluation, prefix: str | Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     reports = ev.oos or ev.full
-    period = (f"out of sample {ev.oos_span[0]} … {ev.oos_span[1]}" if ev.oos
-              else f"{ev.start} … {ev.end}")
+    period = (f"out of sample {ev.oos_span[0]} … {ev.oos_span[1]}"
+              if ev.oos and ev.oos_span is not None else f"{ev.start} … {ev.end}")
     prefix = Path(prefix)
     files = []
     for i, h in enumerate(ev.horizons):
@@ -436,6 +391,29 @@ def write_plots(ev: Evaluation, prefix: str | Path) -> list[Path]:
     plt.close(fig)
     files.append(f)
     return files
+
+
+def write_evaluation(ev: Evaluation, report: str | Path, universe: str
+                     ) -> tuple[list[Path], Path]:
+    """Write the evaluation's files: the Markdown report at ``report``
+    (:func:`evaluation_report`), the PNG plots next to it (:func:`write_plots`) and the
+    per-date RankIC as Parquet (``<report>.ic.parquet``, :func:`ic_table`).
+
+    Args:
+        universe: how the report names the data (e.g. the database).
+
+    Returns:
+        ``(plots, ic_path)``.
+    """
+    import pyarrow.parquet as pq
+
+    report = Path(report)
+    report.parent.mkdir(parents=True, exist_ok=True)
+    plots = write_plots(ev, report.with_suffix(""))
+    report.write_text(evaluation_report(ev, universe, [str(p) for p in plots]))
+    ic_path = report.with_suffix(".ic.parquet")
+    pq.write_table(ic_table(ev), ic_path)
+    return plots, ic_path
 
 
 def markdown_report(reports: list[HorizonReport], start: dt.date, end: dt.date,

@@ -1,0 +1,95 @@
+"""The scoring path of one date's feature rows, shared by the scan, the evaluation and the
+model data sets: universe filter → TechRating → factors → ICS (→ alphas) → MERIT → rank.
+
+Pure (no database): the jobs read the rows (:mod:`technic.jobs.scan` one date from the
+feature store, :mod:`technic.jobs.evaluate` every date of a range from the stored history)
+and call these functions, so a replayed date scores exactly as the scan scored it.
+Formulas: docs/scoring.md.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from technic.scoring.factors import compute_factors, point_in_time_market_cap
+from technic.scoring.ics import ics
+from technic.scoring.merit import alpha_score, merit
+from technic.scoring.regime import Regime
+from technic.scoring.techrating import tech_rating
+from technic.universe import UniverseRules, apply_rules
+
+
+def market_cap_for(features: pd.DataFrame, caps: pd.DataFrame | None) -> np.ndarray | None:
+    """Point-in-time market caps (USD) of ``features``' rows, or None without caps.
+
+    Args:
+        features: rows with ``symbol`` and ``close`` (USD per share).
+        caps: ``symbol, market_cap, ref_close`` (:func:`technic.store.market.market_caps`).
+
+    Returns:
+        ``(len(features),) float64`` (:func:`technic.scoring.factors.point_in_time_market_cap`),
+        NaN for symbols without a cap; None when ``caps`` is None or empty.
+    """
+    if caps is None or caps.empty:
+        return None
+    c = caps.set_index("symbol").reindex(features["symbol"].to_numpy())
+    return point_in_time_market_cap(c["market_cap"].to_numpy(np.float64),
+                                    features["close"].to_numpy(np.float64, na_value=np.nan),
+                                    c["ref_close"].to_numpy(np.float64))
+
+
+def score_frame(features: pd.DataFrame, rules: UniverseRules,
+                caps: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Filter and score one date's feature rows.
+
+    Args:
+        features: one date's feature rows joined with reference data (the columns
+            :func:`technic.universe.apply_rules` and the scores read).
+        rules: the universe filter.
+        caps: for the ICS size component (:func:`market_cap_for`); None = size skipped.
+
+    Returns:
+        ``(scored, counts)``: the rows that pass the filter, in input order, with the
+        TechRating components, the factors of :mod:`technic.scoring.factors`, ``ics`` and its
+        components appended to the features; ``counts`` per filter rule
+        (:func:`technic.universe.apply_rules`).
+    """
+    keep, counts = apply_rules(features, rules)
+    scores = tech_rating(features, keep)
+    factors = compute_factors(features, keep, market_cap_for(features, caps))
+    core = ics(features, factors, keep)
+    scored = pd.concat([features.reset_index(drop=True), scores.reset_index(drop=True),
+                        factors.reset_index(drop=True), core.reset_index(drop=True)], axis=1)
+    return scored[keep].reset_index(drop=True), counts
+
+
+def rank_frame(features: pd.DataFrame, rules: UniverseRules,
+               caps: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict[str, int]]:
+    """:func:`score_frame`, sorted by ``tech_rating`` descending (ties by symbol) with
+    ``rank`` 1..n. MERIT needs the alphas and the regime: :func:`add_merit`."""
+    scored, counts = score_frame(features, rules, caps)
+    ranked = scored.sort_values(["tech_rating", "symbol"], ascending=[False, True],
+                                kind="mergesort").reset_index(drop=True)
+    ranked.insert(0, "rank", np.arange(1, len(ranked) + 1, dtype=np.int64))
+    return ranked, counts
+
+
+def add_merit(scored: pd.DataFrame, regime: Regime | str) -> pd.DataFrame:
+    """Add ``alpha_score``, ``merit`` (0–100 points) and ``regime`` to scored rows.
+
+    Args:
+        scored: :func:`score_frame` or :func:`rank_frame` rows (every row is in the filtered
+            universe), with the ``alpha_5d``/``alpha_10d`` columns where there are alphas
+            (missing → MERIT from TechRating and ICS only).
+        regime: the date's regime (or its label).
+
+    Returns:
+        The rows with the three columns; order (and ``rank``) unchanged.
+    """
+    label = regime if isinstance(regime, str) else regime.label
+    a = alpha_score(scored)
+    return scored.assign(alpha_score=a,
+                         merit=merit(scored["tech_rating"].to_numpy(np.float64),
+                                     scored["ics"].to_numpy(np.float64), a, label),
+                         regime=label)
