@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
 
 log = logging.getLogger(__name__)
 
@@ -434,6 +435,18 @@ def timescale_schema(conn: Connection) -> str | None:
         "WHERE e.extname = 'timescaledb'")).scalar()
 
 
+def _refresh_conflict(e: BaseException) -> bool:
+    """A refresh refused because an overlapping refresh of the same aggregate runs (e.g. its
+    policy job): SQLSTATE 55P03."""
+    return isinstance(e, sa.exc.DBAPIError) and getattr(e.orig, "sqlstate", None) == "55P03"
+
+
+@retry(retry=retry_if_exception(_refresh_conflict), wait=wait_exponential(0.2, max=5),
+       stop=stop_after_delay(300), reraise=True)
+def _refresh_cagg(conn: Connection, stmt: sa.TextClause, params: dict) -> None:
+    conn.execute(stmt, params)
+
+
 def refresh_rollups(engine: Engine, schema: str, start: dt.datetime | None = None,
                     end: dt.datetime | None = None) -> None:
     """Bring the intraday roll-ups up to date with ``bars_intraday``.
@@ -445,7 +458,8 @@ def refresh_rollups(engine: Engine, schema: str, start: dt.datetime | None = Non
     refresh policies only reach back days, and background jobs may not run at all.
 
     Runs on its own autocommit connection (a continuous aggregate cannot be refreshed inside
-    a transaction): call it after the ingest has committed.
+    a transaction): call it after the ingest has committed. A refresh that overlaps one in
+    progress (a policy job) is retried for up to 5 minutes.
 
     Args:
         start, end: tz-aware bounds of the bar starts (``ts``) just written; None = the whole
@@ -472,8 +486,8 @@ def refresh_rollups(engine: Engine, schema: str, start: dt.datetime | None = Non
                 lo = "NULL" if start is None else f"{x}.time_bucket({b}, CAST(:a AS timestamptz))"
                 hi = "NULL" if end is None else \
                     f"{x}.time_bucket({b}, CAST(:b AS timestamptz)) + {b}"
-                conn.execute(sa.text(f"CALL {x}.refresh_continuous_aggregate("
-                                     f"'{q}.{view}', {lo}, {hi})"), {"a": start, "b": end})
+                _refresh_cagg(conn, sa.text(f"CALL {x}.refresh_continuous_aggregate("
+                                            f"'{q}.{view}', {lo}, {hi})"), {"a": start, "b": end})
             elif kind == "m":
                 conn.execute(sa.text(f"REFRESH MATERIALIZED VIEW {q}.{view}"))
 
