@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from technic.ingest import ingest_files
 from technic.store.db import DatabaseTarget, get_engine
-from technic.store.schema import ensure_partitions
+from technic.store.schema import ensure_partitions, init_db
 
 from .conftest import BUNDLED, cli_env, make_target
 
@@ -34,7 +34,9 @@ def test_partition_creation_is_race_free(fresh_target):
 
     with ThreadPoolExecutor(n) as ex:
         created = [name for out in ex.map(create, range(n)) for name in out]
-    assert sorted(created) == [f"bars_daily_y{y}" for y in years]
+    assert len(created) == len(set(created)) == len(years)  # each year once, by one writer
+    if init_db(get_engine(t), t.schema).variant == "native":
+        assert sorted(created) == [f"bars_daily_y{y}" for y in years]
 
 
 def test_two_ingests_of_one_file_into_an_empty_database_at_once(db_url):
