@@ -114,12 +114,12 @@ def _fail(msg: str, code: int = 1) -> typer.Exit:
 def _target():
     """Resolve the database and make sure the schema is current."""
     from technic.store.db import DatabaseUnavailable, get_engine, resolve_target
-    from technic.store.schema import init_db
+    from technic.store.schema import MigrationError, init_db
 
     try:
         target = resolve_target()
         report = init_db(get_engine(target), target.schema)
-    except DatabaseUnavailable as e:
+    except (DatabaseUnavailable, MigrationError) as e:  # the server answered: say why
         raise _fail(str(e)) from None
     except Exception as e:  # connection refused, bad URL, permissions …
         raise _fail(f"cannot use the database: {type(e).__name__}: {e}\n"

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from technic.jobs.ingest import ingest_files
 from technic.store.db import get_engine
+from technic.store.schema import ensure_partitions
 from technic.validation import _validate_pandas, validate_bars
 
 
@@ -77,8 +78,7 @@ def test_direct_copy_falls_back_when_trading_dates_lag(fresh_target, tmp_path):
     its key, rolls back to its savepoint and the upsert stores the rest."""
     t = fresh_target
     with get_engine(t).begin() as c:
-        c.execute(sa.text("CREATE TABLE IF NOT EXISTS bars_daily_y2024 PARTITION OF bars_daily "
-                          "FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')"))
+        ensure_partitions(c, t.schema, "bars_daily", [2024])
         c.execute(sa.text("INSERT INTO bars_daily (symbol, date, open, high, low, close, "
                           "volume, source) VALUES ('AAA', '2024-03-04', 1, 1, 1, 1, 1, 'x')"))
     pd.DataFrame({"symbol": ["AAA", "BBB"], "date": pd.to_datetime(["2024-03-04"] * 2),
