@@ -143,3 +143,34 @@ def test_trend_r2_63_is_the_63_bar_regression_r2_and_no_model_input(bars):
     # the models' inputs are an explicit list: the new column is not silently added
     assert "trend_r2_63" not in RAW_INPUTS and "trend_r2_63" not in MODEL_FEATURES
     assert tuple(model_features(rows).columns) == MODEL_FEATURES
+
+
+def test_registry_generates_columns_units_ddl_and_plans():
+    """One registry entry per feature: the stored columns, the units table of docs/tables.md,
+    each migration's DDL and the last-row plan all come from it."""
+    from pathlib import Path
+
+    from technic.features import FEATURE_UNITS, FEATURES, SERIES, columns_added_by
+    from technic.features.plans import last_row_plan
+    from technic.features.registry import units_table
+    from technic.store.schema import MIGRATIONS
+
+    assert FEATURE_COLUMNS == tuple(f.name for f in FEATURES) == tuple(FEATURE_UNITS)
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "tables.md").read_text()
+    assert units_table() in doc, ("docs/tables.md's features_daily rows differ from the "
+                                  "registry: paste `python -m technic.features.registry`")
+    # every feature column is created by the migration the registry names, and only there
+    added = {m.version: "\n".join(st for st in m.render("technic", False)  # type: ignore[operator]
+                                   if "features_daily" in st.split("(")[0])
+             for m in MIGRATIONS}
+    for f in FEATURES:
+        assert f.migration in added, f.name
+        others = [v for v, sql in added.items() if v != f.migration
+                  and any(f" {f.name} double precision" in ln for ln in sql.splitlines())]
+        assert f" {f.name} double precision" in added[f.migration], f.name
+        assert not others, (f.name, others)
+    assert sum(len(columns_added_by(v)) for v in added) == len(FEATURE_COLUMNS)
+    # the last-row plan covers every series, each indicator call once
+    plan = last_row_plan()
+    assert set(plan.names) == set(SERIES)
+    assert len(plan.calls) == len({s.call for s in SERIES.values()})

@@ -1,4 +1,5 @@
-"""GPU twins of the indicator kernels (numba.cuda), and the feature set computed on a GPU.
+"""GPU twins of the indicator kernels (numba.cuda); the feature set's GPU plan is
+:func:`technic.features.plans.device_series`.
 
 Layout and threads
     Inputs are the same time-major ``(T, N) float64`` C-ordered panels as on the CPU (row =
@@ -55,14 +56,12 @@ __all__ = [
     "bbands",
     "cci",
     "ema",
-    "feature_arrays",
-    "feature_arrays_device",
-    "feature_rows",
     "is_available",
     "lag",
     "linreg_r2",
     "macd",
     "mfi",
+    "mul",
     "obv",
     "realized_vol",
     "roc",
@@ -137,17 +136,6 @@ else:
     @cuda.jit(device=True)
     def _log(x):
         return math.log(x)
-
-
-@cuda.jit(device=True)
-def _ratio(a, b):
-    # technic.features._ratio: a / b, NaN where that is not finite.
-    if b == 0.0 or math.isnan(a) or math.isnan(b):
-        return _NAN
-    r = a / b
-    if math.isinf(r) or math.isnan(r):
-        return _NAN
-    return r
 
 
 @cuda.jit(device=True)
@@ -1031,41 +1019,6 @@ def _k_mfi(h, lo, cl, vol, n, pos, neg, out):
 
 
 # ---------------------------------------------------------------------------------------------
-# The derived features of technic.features.feature_arrays (ratios of indicator outputs).
-# ---------------------------------------------------------------------------------------------
-
-
-@cuda.jit
-def _k_derive(c, v, up, mid, lob, atr_v, obv_v, obv_l20, avg_vol, avg_l1, l21, l63, l126,
-              l252, hi52, lo52, o_pctb, o_width, o_natr, o_obvt, o_r21, o_r63, o_r126,
-              o_r252, o_r121, o_relv, o_dh, o_dl, o_nbars):
-    # Same expressions, in the same order, as technic.features.feature_arrays.
-    j = cuda.grid(1)
-    if j >= c.shape[1]:
-        return
-    nb = 0.0
-    for t in range(c.shape[0]):
-        cv = c[t, j]
-        u = up[t, j]
-        lw = lob[t, j]
-        o_pctb[t, j] = _ratio(cv - lw, u - lw)
-        o_width[t, j] = _ratio(u - lw, mid[t, j])
-        o_natr[t, j] = _mul(100.0, _ratio(atr_v[t, j], cv))
-        o_obvt[t, j] = _ratio(obv_v[t, j] - obv_l20[t, j], _mul(20.0, avg_vol[t, j]))
-        o_r21[t, j] = _ratio(cv, l21[t, j]) - 1.0
-        o_r63[t, j] = _ratio(cv, l63[t, j]) - 1.0
-        o_r126[t, j] = _ratio(cv, l126[t, j]) - 1.0
-        o_r252[t, j] = _ratio(cv, l252[t, j]) - 1.0
-        o_r121[t, j] = _ratio(l21[t, j], l252[t, j]) - 1.0
-        o_relv[t, j] = _ratio(v[t, j], avg_l1[t, j])
-        o_dh[t, j] = _ratio(cv, hi52[t, j]) - 1.0
-        o_dl[t, j] = _ratio(cv, lo52[t, j]) - 1.0
-        if not (math.isnan(cv) or math.isinf(cv)):
-            nb += 1.0
-        o_nbars[t, j] = nb
-
-
-# ---------------------------------------------------------------------------------------------
 # Host-side wrappers.
 # ---------------------------------------------------------------------------------------------
 
@@ -1433,6 +1386,25 @@ def adx(high: Any, low: Any, close: Any, n: int = 14):
     return ins.back(out)
 
 
+def mul(a: Any, b: Any):
+    """Elementwise ``a * b`` on the GPU, IEEE-rounded as numpy's (never fused), e.g. close *
+    volume = dollar volume.
+
+    Args:
+        a, b: ``(T, N) float64`` host (or ``(T,)``) or device arrays of one shape.
+
+    Returns:
+        Same shape; NaN where either is NaN.
+
+    Raises:
+        ValueError: shapes differ. GPUUnavailableError: no CUDA device.
+    """
+    ins = _Inputs(("a", "b"), (a, b))
+    out = _empty(ins.shape)
+    _launch(_k_mul, ins.shape[1], *ins.arrays, out)
+    return ins.back(out)
+
+
 def obv(close: Any, volume: Any):
     """GPU twin of :func:`technic.indicators.cpu.obv` (TA-Lib ``TA_OBV``), shares.
 
@@ -1533,132 +1505,3 @@ def mfi(high: Any, low: Any, close: Any, volume: Any, n: int = 14):
     out = _empty(ins.shape)
     _launch(_k_mfi, m, *ins.arrays, n, _ring(n, m), _ring(n, m), out)
     return ins.back(out)
-
-
-# ---------------------------------------------------------------------------------------------
-# The feature set.
-# ---------------------------------------------------------------------------------------------
-
-
-def feature_arrays_device(close: Any, high: Any, low: Any, volume: Any) -> dict[str, Any]:
-    """Every feature of :func:`technic.features.feature_arrays`, left on the device.
-
-    Args:
-        close, high, low: ``(T, N) float64`` prices (USD), volume ``(T, N)`` shares;
-            time-major, C-ordered; host arrays (copied in) or CUDA device arrays.
-
-    Returns:
-        ``{column: (T, N) float64 device array}`` for ``FEATURE_COLUMNS`` plus ``n_bars``,
-        the same values as the CPU path (``close`` and ``volume`` are the device inputs).
-
-    Raises:
-        ValueError: shapes differ or are not 2-D. GPUUnavailableError: no CUDA device.
-    """
-    ins = _Inputs(("close", "high", "low", "volume"), (close, high, low, volume))
-    c, h, lo, v = ins.arrays
-    shape = ins.shape
-    m = shape[1]
-    f: dict[str, Any] = {"close": c, "volume": v}
-
-    def one(kernel, *args):
-        out = _empty(shape)
-        _launch(kernel, m, *args, out)
-        return out
-
-    f["sma_20"] = one(_k_sma, c, 20, _ring(20, m))
-    f["sma_50"] = one(_k_sma, c, 50, _ring(50, m))
-    f["sma_200"] = one(_k_sma, c, 200, _ring(200, m))
-    f["ema_12"] = one(_k_ema, c, 12)
-    f["ema_26"] = one(_k_ema, c, 26)
-    f["rsi_14"] = one(_k_rsi, c, 14)
-    mc = [_empty(shape) for _ in range(3)]
-    _launch(_k_macd, m, c, 12, 26, 9, *mc)
-    f["macd"], f["macd_signal"], f["macd_hist"] = mc
-    bb = [_empty(shape) for _ in range(3)]
-    _launch(_k_bbands, m, c, 20, 2.0, _ring(20, m), *bb)
-    f["bb_upper"], f["bb_middle"], f["bb_lower"] = bb
-    f["atr_14"] = one(_k_atr, h, lo, c, 14)
-    f["adx_14"] = one(_k_adx, h, lo, c, 14, TA_EPSILON)
-    obv_v = one(_k_obv, c, v)
-    obv_l20 = one(_k_lag, obv_v, 20, _ring(20, m))
-    avg_vol = one(_k_sma, v, 20, _ring(20, m))
-    avg_l1 = one(_k_lag, avg_vol, 1, _ring(1, m))
-    f["roc_10"] = one(_k_roc, c, 10, _ring(10, m))
-    lags = {k: one(_k_lag, c, k, _ring(k, m)) for k in (21, 63, 126, 252)}
-    f["avg_volume_20"] = avg_vol
-    cv = one(_k_mul, c, v)
-    f["dollar_volume_20"] = one(_k_sma, cv, 20, _ring(20, m))
-    del cv
-    f["realized_vol_20"] = one(_k_rvol, c, 20, math.sqrt(252.0), _ring(20, m))
-    f["realized_vol_60"] = one(_k_rvol, c, 60, math.sqrt(252.0), _ring(60, m))
-    f["high_52w"] = one(_k_extreme, h, 252, True, _ring(252, m))
-    f["low_52w"] = one(_k_extreme, lo, 252, False, _ring(252, m))
-    f["trend_r2_63"] = one(_k_linreg_r2, c, 63, _ring(63, m))
-    names = ("bb_pctb", "bb_width", "natr_14", "obv_trend_20", "ret_21d", "ret_63d",
-             "ret_126d", "ret_252d", "ret_12_1", "rel_volume_20", "dist_52w_high",
-             "dist_52w_low", "n_bars")
-    derived = [_empty(shape) for _ in names]
-    _launch(_k_derive, m, c, v, f["bb_upper"], f["bb_middle"], f["bb_lower"], f["atr_14"],
-            obv_v, obv_l20, avg_vol, avg_l1, lags[21], lags[63], lags[126], lags[252],
-            f["high_52w"], f["low_52w"], *derived)
-    f.update(zip(names, derived, strict=True))
-    return f
-
-
-def _panel_inputs(p: Any) -> tuple[np.ndarray, ...]:
-    return tuple(np.ascontiguousarray(np.asarray(a, dtype=np.float64))
-                 for a in (p.close, p.high, p.low, p.volume))
-
-
-def feature_arrays(p: Any) -> dict[str, np.ndarray]:
-    """The feature set of a panel computed on the GPU, copied back to the host.
-
-    Args:
-        p: a :class:`technic.panel.Panel` (``(T, N) float64`` close/high/low in USD, volume
-            in shares, NaN = no bar).
-
-    Returns:
-        The same dict as ``technic.features.feature_arrays(p)`` (``close`` and ``volume``
-        are the panel's own arrays), values equal to the CPU path to ≤ 1e-9 relative.
-
-    Raises:
-        GPUUnavailableError: no CUDA device.
-    """
-    c, h, lo, v = _panel_inputs(p)
-    if c.shape[1] == 0:
-        from technic.features import feature_arrays as cpu_features
-
-        return cpu_features(p)
-    dev = feature_arrays_device(c, h, lo, v)
-    out = {k: d.copy_to_host() for k, d in dev.items() if k not in ("close", "volume")}
-    out["close"], out["volume"] = p.close, p.volume
-    return out
-
-
-def feature_rows(p: Any, rows: Sequence[int]) -> dict[str, np.ndarray]:
-    """The feature set at a few panel rows only: computed on the GPU, those rows copied back.
-
-    Copying ``len(rows)`` rows instead of ``T`` keeps the transfer small for an as-of refresh.
-
-    Args:
-        p: a :class:`technic.panel.Panel` (as :func:`feature_arrays`).
-        rows: row indices into ``p.dates``.
-
-    Returns:
-        ``{column: (len(rows), N) float64 host array}`` for ``FEATURE_COLUMNS`` and
-        ``n_bars``.
-
-    Raises:
-        IndexError: a row out of range. GPUUnavailableError: no CUDA device.
-    """
-    c, h, lo, v = _panel_inputs(p)
-    t_len = c.shape[0]
-    idx = [int(r) for r in rows]
-    for r in idx:
-        if not -t_len <= r < t_len:
-            raise IndexError(f"row {r} out of range for {t_len} dates")
-    if c.shape[1] == 0 or len(idx) * 4 >= t_len:
-        full = feature_arrays(p)
-        return {k: np.asarray(a)[idx] for k, a in full.items()}
-    dev = feature_arrays_device(c, h, lo, v)
-    return {k: np.stack([d[r].copy_to_host() for r in idx]) for k, d in dev.items()}
