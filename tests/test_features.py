@@ -133,8 +133,8 @@ def test_trend_r2_63_is_the_63_bar_regression_r2_and_no_model_input(bars):
     assert len(ok) > 100 and ((ok >= 0) & (ok <= 1)).all()
     # a window of 63 own bars: symbols with fewer bars have none
     assert rows.loc[rows["n_bars"] < 63, "trend_r2_63"].isna().all()
-    # schema: the last stored column, added by migration 9 (migration 1's DDL unchanged)
-    assert FEATURE_COLUMNS[-1] == "trend_r2_63" and list(FEATURE_UNITS)[-1] == "trend_r2_63"
+    # schema: added by migration 9, after migration 1's columns (migration 1's DDL unchanged)
+    assert FEATURE_COLUMNS.index("trend_r2_63") == 35 and "trend_r2_63" in FEATURE_UNITS
     assert MIGRATIONS[8].version == 9 and "trend_r2_63" in MIGRATIONS[8].description
     v1 = "\n".join(MIGRATIONS[0].render("technic", False))  # type: ignore[operator]
     assert "trend_r2_63" not in v1
@@ -143,6 +143,37 @@ def test_trend_r2_63_is_the_63_bar_regression_r2_and_no_model_input(bars):
     # the models' inputs are an explicit list: the new column is not silently added
     assert "trend_r2_63" not in RAW_INPUTS and "trend_r2_63" not in MODEL_FEATURES
     assert tuple(model_features(rows).columns) == MODEL_FEATURES
+
+
+def test_mfi_14_is_talib_mfi_on_each_symbols_own_bars(bars):
+    """``mfi_14`` (migration 15, one registry entry): bit-identical to ``talib.MFI(h, l, c, v,
+    14)`` on each real symbol's own bars, at every date, on the full panel, the GPU-free
+    as-of rows and the incremental last-row path."""
+    talib = pytest.importorskip("talib")
+    from technic.features import feature_arrays, last_row_features
+    from technic.store.schema import MIGRATIONS
+
+    p = _panel(bars)
+    got = feature_arrays(p)["mfi_14"]
+    checked = 0
+    for j in range(len(p.symbols)):
+        own = np.isfinite(p.close[:, j])
+        want = talib.MFI(*(np.ascontiguousarray(getattr(p, f)[own, j])
+                           for f in ("high", "low", "close", "volume")), 14)
+        np.testing.assert_array_equal(got[own, j], want, err_msg=p.symbols[j])
+        assert np.isnan(got[~own, j]).all()
+        checked += int(np.isfinite(want).sum())
+    assert checked > 50_000
+    last = last_row_features(*(np.ascontiguousarray(getattr(p, f).T)
+                               for f in ("high", "low", "close", "volume")))["mfi_14"]
+    has = np.isfinite(p.close[-1])
+    np.testing.assert_array_equal(last[has], got[-1, has])
+    rows = compute_features(p).set_index("symbol")["mfi_14"]
+    np.testing.assert_array_equal(rows.loc[p.symbols[has]].to_numpy(float), got[-1, has])
+    v15 = next(m for m in MIGRATIONS if m.version == 15)
+    sql = v15.render("technic", False)  # type: ignore[operator]
+    assert sql == ['ALTER TABLE "technic".features_daily ADD COLUMN IF NOT EXISTS mfi_14 '
+                   "double precision"]
 
 
 def test_registry_generates_columns_units_ddl_and_plans():

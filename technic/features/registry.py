@@ -177,6 +177,11 @@ FEATURES: tuple[Feature, ...] = (
             "NULL with fewer than 63 bars, when those 63 closes are all equal, and in rows "
             "written before migration 9",
             Series("linreg_r2", _C, (63,)), migration=9),
+    _direct("mfi_14",
+            "0-100, Money Flow Index over 14 bars (TA-Lib MFI: typical price (h + l + c) / 3 "
+            "times volume, summed on up and on down bars; 100 * up / (up + down)); NULL with "
+            "14 bars or fewer and in rows written before migration 15",
+            Series("mfi", ("high", "low", "close", "volume"), (14,)), migration=15),
 )
 
 #: Columns of ``features_daily`` after (symbol, date), all ``double precision``, in table order.

@@ -362,6 +362,19 @@ def _v9(schema: str, timescale: bool) -> list[str]:
             for c in FEATURE_COLUMNS_V9]
 
 
+def _add_feature_columns(schema: str, version: int) -> list[str]:
+    # The registry's columns of this migration: nullable, no default (a catalog-only change,
+    # allowed on compressed hypertables, as in _v9). Rows written before stay NULL.
+    q = quote_ident(schema)
+    return [f"ALTER TABLE {q}.features_daily ADD COLUMN IF NOT EXISTS {c} double precision"
+            for c in columns_added_by(version)]
+
+
+def _v15(schema: str, timescale: bool) -> list[str]:
+    # features_daily.mfi_14: Money Flow Index (technic.indicators.mfi, TA-Lib MFI).
+    return _add_feature_columns(schema, 15)
+
+
 def _v10(schema: str, timescale: bool) -> list[str]:
     # "The bars of one date" again: the BRIN index of migration 8 does not serve it. The bulk
     # history is loaded symbol-major, so every BRIN range spans most of a year's dates and
@@ -398,6 +411,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "BRIN index on bars_daily.date (one date's bars without a full scan)", _v8),
     Migration(9, "features_daily.trend_r2_63: R^2 of the 63-bar price regression line", _v9),
     Migration(10, "B-tree index on bars_daily.date, replacing the BRIN of migration 8", _v10),
+    Migration(15, "features_daily.mfi_14: 14-bar Money Flow Index", _v15),
 )
 
 
