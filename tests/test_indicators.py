@@ -779,8 +779,6 @@ RG_TWINS = [
     # rg kernel, ring kernel, inputs, parameter sets, number of outputs
     ("rg_sma", "tm_sma", ("close",), [(20,), (1,), (3,)], 1),
     ("rg_bbands", "tm_bbands", ("close",), [(20, 2.0), (5, 1.5), (1, 1.0), (2, 3.0)], 3),
-    ("rg_adx", "tm_adx", ("high", "low", "close"), [(14, ind.TA_EPSILON), (1, ind.TA_EPSILON),
-                                                    (3, ind.TA_EPSILON)], 1),
     ("rg_willr", "tm_willr", ("high", "low", "close"), [(14,), (1,), (5,)], 1),
     ("rg_stoch", "tm_stoch", ("high", "low", "close"), [(14, 3, 3), (5, 1, 4), (1, 1, 1),
                                                         (3, 5, 2)], 2),

@@ -40,7 +40,15 @@ import numpy as np
 from numba import njit
 
 from technic.indicators._common import _JIT as _JIT_BASE
-from technic.indicators._common import TA_EPSILON, _fma
+from technic.indicators._common import TA_EPSILON
+from technic.indicators._steps import CPU as _S
+
+# The per-bar steps compiled for the CPU (technic.indicators._steps).
+_atr_step = _S.atr_step
+_adx_step = _S.adx_step
+_ema_step = _S.ema_step
+_rsi_step = _S.rsi_step
+_macd_step = _S.macd_step
 
 # IEEE division (no ZeroDivisionError check): the branch-free kernels evaluate both arms of
 # a test and select, so an unused arm may divide by 0; the checks would also block SIMD.
@@ -99,8 +107,7 @@ def tm_sma(x, n, out):
 
 @njit(**_JIT)
 def tm_ema(x, n, out):
-    # Twin of cpu._ema_1d: seed = SMA of the first n bars, then fma(x - prev, k, prev).
-    # Branch-free: every arm is computed and selected; a gap row (NaN) selects the old state.
+    # _steps.ema_step per symbol; a gap row (NaN) keeps the old state (branch-free selects).
     t_len, n_cols = x.shape
     if n == 1:
         for t in range(t_len):
@@ -119,8 +126,7 @@ def tm_ema(x, n, out):
             ok = not np.isnan(v)
             c = cnt[j]
             p = prev[j]
-            acc = p + v
-            q = _fma(v - p, k, p) if c >= n else (acc / fn if c == n - 1 else acc)
+            q = _ema_step(c, p, v, n, fn, k)
             orow[j] = q if ok & (c >= n - 1) else np.nan
             prev[j] = q if ok else p
             cnt[j] = c + 1 if ok & (c < n) else c
@@ -128,8 +134,7 @@ def tm_ema(x, n, out):
 
 @njit(**_JIT)
 def tm_rsi(x, n, out):
-    # Twin of cpu._rsi_1d. Branch-free: every arm is computed and selected; a gap row (NaN)
-    # selects the old state.
+    # _steps.rsi_step per symbol; a gap row (NaN) keeps the old state (branch-free selects).
     t_len, n_cols = x.shape
     cnt = np.zeros(n_cols, np.int64)
     prevx = np.zeros(n_cols)
@@ -146,25 +151,7 @@ def tm_rsi(x, n, out):
             c = cnt[j]
             g0 = gain[j]
             l0 = loss[j]
-            d = v - prevx[j]
-            up = d if d > 0.0 else 0.0
-            # steady (c > n): avg *= n - 1; avg += x; avg *= 1/n
-            gs = g0 * fn1
-            ls = l0 * fn1
-            gs += up
-            ls += up - d
-            ls *= inv
-            gs *= inv
-            # warm-up (1 <= c <= n): sums, scaled by 1/n at bar n
-            gw = g0 + up
-            lw = l0 + (up - d)
-            gw = gw * inv if c == n else gw
-            lw = lw * inv if c == n else lw
-            steady = c > n
-            g = gs if steady else (gw if c >= 1 else g0)
-            lo = ls if steady else (lw if c >= 1 else l0)
-            s = g + lo
-            r = 100.0 * (g / s) if s > 0.0 else 0.0
+            g, lo, r = _rsi_step(c, g0, l0, prevx[j], v, n, inv, fn1)
             orow[j] = r if ok & (c >= n) else np.nan
             gain[j] = g if ok else g0
             loss[j] = lo if ok else l0
@@ -174,9 +161,7 @@ def tm_rsi(x, n, out):
 
 @njit(**_JIT)
 def tm_macd(x, fast, slow, signal, o_macd, o_sig, o_hist):
-    # Twin of cpu._macd_1d: slow sum over bars [0, slow), fast sum over [slow - fast, slow);
-    # signal sum over the MACD values of bars [slow - 1, f0]; f0 = slow + signal - 2.
-    # Branch-free: every arm is computed and selected; a gap row selects the old state.
+    # _steps.macd_step per symbol; a gap row keeps the old state (branch-free selects).
     t_len, n_cols = x.shape
     cnt = np.zeros(n_cols, np.int64)
     pf = np.zeros(n_cols)  # fast sum, then fast EMA
@@ -185,12 +170,7 @@ def tm_macd(x, fast, slow, signal, o_macd, o_sig, o_hist):
     kf = 2.0 / float(fast + 1)
     ks = 2.0 / float(slow + 1)
     kg = 2.0 / float(signal + 1)
-    ff = float(fast)
-    fs = float(slow)
-    fg = float(signal)
     f0 = slow + signal - 2
-    d0 = slow - fast
-    s1 = slow - 1
     for t in range(t_len):
         xr = x[t]
         om = o_macd[t]
@@ -203,15 +183,7 @@ def tm_macd(x, fast, slow, signal, o_macd, o_sig, o_hist):
             p = pf[j]
             q = ps[j]
             g0 = sg[j]
-            step = i >= slow
-            seed = i == s1
-            f = _fma(v - p, kf, p) if step else (p + v if i >= d0 else p)
-            s = _fma(v - q, ks, q) if step else q + v
-            f = f / ff if seed else f
-            s = s / fs if seed else s
-            m = f - s
-            g = _fma(m - g0, kg, g0) if i > f0 else (g0 + m if step else (0.0 + m if seed else g0))
-            g = g / fg if i == f0 else g
+            f, s, g, m = _macd_step(i, p, q, g0, v, fast, slow, signal, kf, ks, kg)
             pf[j] = f if ok else p
             ps[j] = s if ok else q
             sg[j] = g if ok else g0
@@ -356,21 +328,8 @@ def tm_roc(x, n, out):
 
 
 @njit(**_JIT)
-def _true_range(h, lo, prev_close):
-    greatest = h - lo
-    v = abs(prev_close - h)
-    if v > greatest:
-        greatest = v
-    v = abs(prev_close - lo)
-    if v > greatest:
-        greatest = v
-    return greatest
-
-
-@njit(**_JIT)
 def tm_atr(h, lo, cl, n, out):
-    # Twin of cpu._atr_1d: SMA of the first n TRs at bar n, then fma(b, atr, a * tr).
-    # Branch-free: every arm is computed and selected; a gap row selects the old state.
+    # _steps.atr_step per symbol; a gap row keeps the old state (branch-free selects).
     t_len, n_cols = h.shape
     cnt = np.zeros(n_cols, np.int64)
     pc = np.zeros(n_cols)
@@ -389,11 +348,8 @@ def tm_atr(h, lo, cl, n, out):
             cv = cr[j]
             ok = not (np.isnan(hv) | np.isnan(lv) | np.isnan(cv))
             c = cnt[j]
-            tr = _true_range(hv, lv, pc[j])
             s0 = st[j]
-            acc = s0 + tr
-            a = (_fma(beta, s0, alpha * tr) if c > n
-                 else (acc / fn if c == n else (acc if c >= 1 else s0)))
+            a = _atr_step(c, s0, hv, lv, pc[j], n, fn, beta, alpha)
             orow[j] = a if ok & (c >= n) else np.nan
             st[j] = a if ok else s0
             pc[j] = cv if ok else pc[j]
@@ -402,8 +358,7 @@ def tm_atr(h, lo, cl, n, out):
 
 @njit(**_JIT)
 def tm_adx(h, lo, cl, n, eps, out):
-    # Twin of cpu._adx_1d. Branch-free (as rg_adx, with the previous bar carried in ph / pl /
-    # pc instead of read from row t - 1): a gap row selects the old state.
+    # _steps.adx_step per symbol; a gap row keeps the old state (branch-free selects).
     t_len, n_cols = h.shape
     cnt = np.zeros(n_cols, np.int64)
     ph = np.zeros(n_cols)
@@ -427,35 +382,16 @@ def tm_adx(h, lo, cl, n, eps, out):
             cv = cr[j]
             ok = not (np.isnan(hv) | np.isnan(lv) | np.isnan(cv))
             i = cnt[j]
-            diff_p = hv - ph[j]
-            diff_m = pl[j] - lv
-            tr1 = _true_range(hv, lv, pc[j])
-            mup = (diff_m > 0) & (diff_p < diff_m)
-            pup = (not mup) & (diff_p > 0) & (diff_p > diff_m)
-            m0 = mdm_a[j]
             p0 = pdm_a[j]
+            m0 = mdm_a[j]
             r0 = tr_a[j]
-            steady = i >= n
-            warm = (i >= 1) & (i < n)
-            mb = m0 - m0 / fn if steady else m0
-            pb = p0 - p0 / fn if steady else p0
-            mdm = mb + diff_m if mup else mb
-            pdm = pb + diff_p if pup else pb
-            tr = r0 - r0 / fn + tr1 if steady else r0 + tr1
-            keep = ok & (steady | warm)
-            mdm_a[j] = mdm if keep else m0
-            pdm_a[j] = pdm if keep else p0
-            tr_a[j] = tr if keep else r0
-            mdi = 100.0 * (mdm / tr)
-            pdi = 100.0 * (pdm / tr)
-            s = mdi + pdi
-            have = (tr > 0.0) & (not ((-eps < s) & (s < eps)))
-            dx = 100.0 * (abs(mdi - pdi) / s)
             a0 = adx_a[j]
-            acc = a0 + dx if have else a0
-            late = (a0 * fn1 + dx) / fn if have else a0
-            a1 = late if i > fo else (acc / fn if i == fo else acc)
-            adx_a[j] = a1 if ok & steady else a0
+            p1, m1, r1, a1 = _adx_step(i, ph[j], pl[j], pc[j], p0, m0, r0, a0, hv, lv, n,
+                                         fn, fn1, fo, eps)
+            pdm_a[j] = p1 if ok else p0
+            mdm_a[j] = m1 if ok else m0
+            tr_a[j] = r1 if ok else r0
+            adx_a[j] = a1 if ok else a0
             orow[j] = a1 if (ok & (i >= fo)) else np.nan
             ph[j] = hv if ok else ph[j]
             pl[j] = lv if ok else pl[j]
@@ -1065,67 +1001,6 @@ def rg_stoch(h, lo, cl, fk, sk, sd, first, o_k, o_d):
                 od_r[j] = np.nan if (gap[j] | (i < f0)) else tot / fsd
             for j in range(m):
                 ok_r[j] = np.nan if (gap[j] | (t - fb[j] < f0)) else dw[j]
-
-
-@njit(**_JIT)
-def rg_adx(h, lo, cl, n, eps, first, out):
-    # Twin of cpu._adx_1d on regular columns: the previous bar is row t - 1; both arms of
-    # every warm-up test are computed and selected (branch-free across symbols).
-    t_len, n_cols = h.shape
-    pdm_a = np.zeros(n_cols)
-    mdm_a = np.zeros(n_cols)
-    tr_a = np.zeros(n_cols)
-    adx_a = np.zeros(n_cols)  # DX sum, then ADX
-    fn = float(n)
-    fn1 = float(n - 1)
-    fo = 2 * n - 1
-    if t_len > 0:
-        for j in range(n_cols):
-            out[0, j] = np.nan
-    for t in range(1, t_len):
-        hr = h[t]
-        lr = lo[t]
-        cr = cl[t]
-        hp = h[t - 1]
-        lp = lo[t - 1]
-        cp = cl[t - 1]
-        orow = out[t]
-        for j in range(n_cols):
-            hv = hr[j]
-            lv = lr[j]
-            cv = cr[j]
-            ok = not (np.isnan(hv) | np.isnan(lv) | np.isnan(cv))
-            i = t - first[j]
-            diff_p = hv - hp[j]
-            diff_m = lp[j] - lv
-            tr1 = _true_range(hv, lv, cp[j])
-            mup = (diff_m > 0) & (diff_p < diff_m)
-            pup = (not mup) & (diff_p > 0) & (diff_p > diff_m)
-            m0 = mdm_a[j]
-            p0 = pdm_a[j]
-            r0 = tr_a[j]
-            steady = i >= n
-            warm = (i >= 1) & (i < n)
-            mb = m0 - m0 / fn if steady else m0
-            pb = p0 - p0 / fn if steady else p0
-            mdm = mb + diff_m if mup else mb
-            pdm = pb + diff_p if pup else pb
-            tr = r0 - r0 / fn + tr1 if steady else r0 + tr1
-            keep = steady | warm
-            mdm_a[j] = mdm if keep else m0
-            pdm_a[j] = pdm if keep else p0
-            tr_a[j] = tr if keep else r0
-            mdi = 100.0 * (mdm / tr)
-            pdi = 100.0 * (pdm / tr)
-            s = mdi + pdi
-            have = (tr > 0.0) & (not ((-eps < s) & (s < eps)))
-            dx = 100.0 * (abs(mdi - pdi) / s)
-            a0 = adx_a[j]
-            acc = a0 + dx if have else a0
-            late = (a0 * fn1 + dx) / fn if have else a0
-            a1 = late if i > fo else (acc / fn if i == fo else acc)
-            adx_a[j] = a1 if steady else a0
-            orow[j] = a1 if (ok & (i >= fo)) else np.nan
 
 
 @njit(**_JIT)

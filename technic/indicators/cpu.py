@@ -63,7 +63,16 @@ from numba import njit
 from numpy.typing import ArrayLike, NDArray
 
 from technic.indicators import _tm
-from technic.indicators._common import _JIT, TA_EPSILON, _fma
+from technic.indicators._common import _JIT, TA_EPSILON
+from technic.indicators._steps import CPU as _S
+
+# The per-bar steps compiled for the CPU (technic.indicators._steps).
+_atr_step = _S.atr_step
+_adx_step = _S.adx_step
+_ema_step = _S.ema_step
+_rsi_step = _S.rsi_step
+_macd_step = _S.macd_step
+_true_range = _S.true_range
 
 __all__ = [
     "TA_EPSILON",
@@ -176,126 +185,50 @@ def _sma_1d(src, m, n, res):
 
 @njit(**_JIT)
 def _ema_1d(src, m, n, res):
-    # TA_EMA (default compatibility): seed = SMA of the first n bars, then
-    # prev = fma(x - prev, k, prev) with k = 2 / (n + 1) (TA-Lib 0.8 fuses the step).
-    if m < n:
-        _fill_nan(res, 0, m)
-        return
+    # TA_EMA (default compatibility): _steps.ema_step over the own bars (output from bar
+    # n - 1); n = 1 is the series itself (k = 1: TA-Lib returns it unchanged).
     if n == 1:
-        # k = 1: the EMA is the series itself (TA-Lib returns it unchanged).
         for i in range(m):
             res[i] = src[i]
         return
-    _fill_nan(res, 0, n - 1)
     k = 2.0 / float(n + 1)
-    total = 0.0
-    for i in range(n):
-        total += src[i]
-    prev = total / float(n)
-    res[n - 1] = prev
-    for i in range(n, m):
-        prev = _fma(src[i] - prev, k, prev)
-        res[i] = prev
-
-
-@njit(**_JIT)
-def _rsi_value(gain, loss):
-    # gain + loss is a sum of non-negative terms: tested exactly (TA-Lib 0.8, issue #253).
-    s = gain + loss
-    if s > 0.0:
-        return 100.0 * (gain / s)
-    return 0.0
+    fn = float(n)
+    p = 0.0
+    for i in range(m):
+        p = _ema_step(i, p, src[i], n, fn, k)
+        res[i] = p if i >= n - 1 else np.nan
 
 
 @njit(**_JIT)
 def _rsi_1d(src, m, n, res):
-    # TA_RSI (Wilder), TA-Lib 0.8 form: branch-free split of each change into a gain and a
-    # loss; seed = mean of the first n, scaled by a hoisted 1/n (output at bar n); then
-    # avg *= n - 1; avg += x; avg *= 1/n. RSI = 100 * gain / (gain + loss), 0 if that is 0.
-    if m <= n:
-        _fill_nan(res, 0, m)
-        return
-    _fill_nan(res, 0, n)
+    # TA_RSI (Wilder), TA-Lib 0.8 form: _steps.rsi_step over the own bars (output from bar n).
     inv = 1.0 / float(n)
     fn1 = float(n - 1)
     gain = 0.0
     loss = 0.0
-    prev = src[0]
-    for i in range(1, n + 1):
-        d = src[i] - prev
-        prev = src[i]
-        up = d if d > 0.0 else 0.0
-        gain += up
-        loss += up - d
-    loss *= inv
-    gain *= inv
-    res[n] = _rsi_value(gain, loss)
-    for i in range(n + 1, m):
-        d = src[i] - prev
-        prev = src[i]
-        loss *= fn1
-        gain *= fn1
-        up = d if d > 0.0 else 0.0
-        gain += up
-        loss += up - d
-        loss *= inv
-        gain *= inv
-        res[i] = _rsi_value(gain, loss)
+    px = 0.0
+    for i in range(m):
+        gain, loss, r = _rsi_step(i, gain, loss, px, src[i], n, inv, fn1)
+        px = src[i]
+        res[i] = r if i >= n else np.nan
 
 
 @njit(**_JIT)
 def _macd_1d(src, m, fast, slow, signal, r_macd, r_sig, r_hist):
-    # TA_MACD (default compatibility): both EMAs start at bar slow-1; the slow one is seeded
-    # with the SMA of bars [0, slow), the fast one with the SMA of the `fast` bars ending at
-    # slow-1. The signal EMA is seeded with the SMA of the first `signal` MACD values. First
-    # output at bar slow + signal - 2. Every EMA step is fma(x - prev, k, prev) (TA-Lib 0.8).
-    first = slow + signal - 2
-    if m <= first:
-        _fill_nan(r_macd, 0, m)
-        _fill_nan(r_sig, 0, m)
-        _fill_nan(r_hist, 0, m)
-        return
-    _fill_nan(r_macd, 0, first)
-    _fill_nan(r_sig, 0, first)
-    _fill_nan(r_hist, 0, first)
+    # TA_MACD (default compatibility): _steps.macd_step over the own bars (outputs from bar
+    # slow + signal - 2).
     kf = 2.0 / float(fast + 1)
     ks = 2.0 / float(slow + 1)
     kg = 2.0 / float(signal + 1)
-    today = 0
-    slow_sum = 0.0
-    for _ in range(slow - fast):
-        slow_sum += src[today]
-        today += 1
-    fast_sum = 0.0
-    for _ in range(fast):
-        fast_sum += src[today]
-        slow_sum += src[today]
-        today += 1
-    prev_slow = slow_sum / float(slow)
-    prev_fast = fast_sum / float(fast)
-    macd_v = prev_fast - prev_slow
-    sig = 0.0
-    sig += macd_v
-    for _ in range(signal - 1):
-        x = src[today]
-        today += 1
-        prev_fast = _fma(x - prev_fast, kf, prev_fast)
-        prev_slow = _fma(x - prev_slow, ks, prev_slow)
-        macd_v = prev_fast - prev_slow
-        sig += macd_v
-    sig = sig / float(signal)
-    r_macd[first] = macd_v
-    r_sig[first] = sig
-    r_hist[first] = macd_v - sig
-    for i in range(first + 1, m):
-        x = src[i]
-        prev_fast = _fma(x - prev_fast, kf, prev_fast)
-        prev_slow = _fma(x - prev_slow, ks, prev_slow)
-        macd_v = prev_fast - prev_slow
-        sig = _fma(macd_v - sig, kg, sig)
-        r_macd[i] = macd_v
-        r_sig[i] = sig
-        r_hist[i] = macd_v - sig
+    f0 = slow + signal - 2
+    f = 0.0
+    s = 0.0
+    g = 0.0
+    for i in range(m):
+        f, s, g, mv = _macd_step(i, f, s, g, src[i], fast, slow, signal, kf, ks, kg)
+        r_macd[i] = mv if i >= f0 else np.nan
+        r_sig[i] = g if i >= f0 else np.nan
+        r_hist[i] = mv - g if i >= f0 else np.nan
 
 
 @njit(**_JIT)
@@ -376,36 +309,17 @@ def _bbands_1d(src, m, n, k, r_up, r_mid, r_lo):
 
 
 @njit(**_JIT)
-def _true_range(h, lo, prev_close):
-    # TA-Lib order: start from high - low, then the two distances to the previous close.
-    greatest = h - lo
-    v = abs(prev_close - h)
-    if v > greatest:
-        greatest = v
-    v = abs(prev_close - lo)
-    if v > greatest:
-        greatest = v
-    return greatest
-
-
-@njit(**_JIT)
 def _atr_1d(hi, lo, cl, m, n, res):
-    # TA_ATR: TR from bar 1; seed = SMA of the first n TRs (output at bar n), then the
-    # TA-Lib 0.8 Wilder step atr = fma(b, atr, a * tr), b = (n-1)/n, a = 1 - b (issue #338).
-    if m <= n:
-        _fill_nan(res, 0, m)
-        return
-    _fill_nan(res, 0, n)
+    # TA_ATR: _steps.atr_step over the own bars (output from bar n).
     beta = float(n - 1) / float(n)
     alpha = 1.0 - beta
-    total = 0.0
-    for i in range(1, n + 1):
-        total += _true_range(hi[i], lo[i], cl[i - 1])
-    prev = total / float(n)
-    res[n] = prev
-    for i in range(n + 1, m):
-        prev = _fma(beta, prev, alpha * _true_range(hi[i], lo[i], cl[i - 1]))
-        res[i] = prev
+    fn = float(n)
+    st = 0.0
+    pc = 0.0
+    for i in range(m):
+        st = _atr_step(i, st, hi[i], lo[i], pc, n, fn, beta, alpha)
+        pc = cl[i]
+        res[i] = st if i >= n else np.nan
 
 
 @njit(**_JIT)
@@ -453,70 +367,24 @@ def _di_1d(hi, lo, cl, m, n, plus, res):
 
 @njit(**_JIT)
 def _adx_1d(hi, lo, cl, m, n, eps, res):
-    # TA_ADX: +DM/-DM and TR summed over the first n-1 changes, then Wilder sums
-    # s -= s / n; s += x. DX = 100 * |-DI - +DI| / (-DI + +DI), skipped while the TR sum is 0
-    # or the DI sum is zero within eps (TA_IS_ZERO; DIs are dimensionless). First ADX = mean
-    # of the first n DX (bar 2n-1), then adx = (adx * (n-1) + dx) / n.
-    first = 2 * n - 1
-    if m <= first:
-        _fill_nan(res, 0, m)
-        return
-    _fill_nan(res, 0, first)
+    # TA_ADX: _steps.adx_step over the own bars (output from bar 2n - 1).
     fn = float(n)
     fn1 = float(n - 1)
+    fo = 2 * n - 1
+    ph = 0.0
+    pl = 0.0
+    pc = 0.0
     pdm = 0.0
     mdm = 0.0
     tr = 0.0
-    ph = hi[0]
-    pl = lo[0]
-    pc = cl[0]
-    for i in range(1, n):
-        diff_p = hi[i] - ph
-        ph = hi[i]
-        diff_m = pl - lo[i]
-        pl = lo[i]
-        if diff_m > 0 and diff_p < diff_m:
-            mdm += diff_m
-        elif diff_p > 0 and diff_p > diff_m:
-            pdm += diff_p
-        tr += _true_range(ph, pl, pc)
-        pc = cl[i]
-    sum_dx = 0.0
     adx_v = 0.0
-    for i in range(n, m):
-        diff_p = hi[i] - ph
+    for i in range(m):
+        pdm, mdm, tr, adx_v = _adx_step(i, ph, pl, pc, pdm, mdm, tr, adx_v, hi[i], lo[i], n,
+                                          fn, fn1, fo, eps)
         ph = hi[i]
-        diff_m = pl - lo[i]
         pl = lo[i]
-        mdm -= mdm / fn
-        pdm -= pdm / fn
-        if diff_m > 0 and diff_p < diff_m:
-            mdm += diff_m
-        elif diff_p > 0 and diff_p > diff_m:
-            pdm += diff_p
-        tr = tr - tr / fn + _true_range(ph, pl, pc)
         pc = cl[i]
-        have_dx = False
-        dx = 0.0
-        if tr > 0.0:
-            mdi = 100.0 * (mdm / tr)
-            pdi = 100.0 * (pdm / tr)
-            s = mdi + pdi
-            if not (-eps < s < eps):
-                dx = 100.0 * (abs(mdi - pdi) / s)
-                have_dx = True
-        if i < first:
-            if have_dx:
-                sum_dx += dx
-        elif i == first:
-            if have_dx:
-                sum_dx += dx
-            adx_v = sum_dx / fn
-            res[i] = adx_v
-        else:
-            if have_dx:
-                adx_v = (adx_v * fn1 + dx) / fn
-            res[i] = adx_v
+        res[i] = adx_v if i >= fo else np.nan
 
 
 @njit(**_JIT)
@@ -642,22 +510,6 @@ def _panel_hlc(h, lo, c, kind, n, eps, out):
         _scatter(res, idx, m, out, j)
 
 
-def _irregular(bad: np.ndarray, ins: tuple, outs: tuple, kernel, *params) -> None:
-    """Recompute the irregular columns (``bad``) with a time-major ring kernel of ``_tm``.
-
-    The columns are copied into a compact ``(T, k)`` panel, ``kernel(*inputs, *params,
-    *outputs)`` runs on it, and its outputs are written back into the columns of ``outs``.
-    """
-    cols = np.flatnonzero(bad)
-    if cols.size == 0:
-        return
-    sub_in = [np.ascontiguousarray(x[:, cols]) for x in ins]
-    sub_out = [np.empty(sub_in[0].shape) for _ in outs]
-    kernel(*sub_in, *params, *sub_out)
-    for o, so in zip(outs, sub_out, strict=True):
-        o[:, cols] = so
-
-
 # ---------------------------------------------------------------------------------------------
 # Validation helpers.
 # ---------------------------------------------------------------------------------------------
@@ -704,9 +556,7 @@ def _run1(x: ArrayLike, name: str, kind: int, n: int, fparam: float = 0.0) -> F6
     a, one_d = _as_panel(x, name)
     out = np.empty(a.shape, dtype=np.float64)
     if kind == _K_SMA:
-        first, bad = _tm.layout(a, a, a, a)
-        _tm.rg_sma(a, n, first, out)
-        _irregular(bad, (a,), (out,), _tm.tm_sma, n)
+        _tm.run_regular(_tm.rg_sma, (a,), (n,), (out,), _tm.tm_sma, 0.1)
     elif kind == _K_EMA:
         _tm.tm_ema(a, n, out)
     elif kind == _K_RSI:
@@ -724,9 +574,7 @@ def _run_hlc(high: ArrayLike, low: ArrayLike, close: ArrayLike, kind: int, n: in
     if kind == _K_ATR:
         _tm.tm_atr(h, lo, c, n, out)
     elif kind == _K_ADX:
-        first, bad = _tm.layout(h, lo, c, c)
-        _tm.rg_adx(h, lo, c, n, TA_EPSILON, first, out)
-        _irregular(bad, (h, lo, c), (out,), _tm.tm_adx, n, TA_EPSILON)
+        _tm.tm_adx(h, lo, c, n, TA_EPSILON, out)  # branch-free and gap-aware: no layout split
     else:
         _panel_hlc(h, lo, c, kind, n, TA_EPSILON, out)
     return _shape_back(out, one_d)
@@ -899,7 +747,7 @@ def bbands(close: ArrayLike, n: int = 20, k: float = 2.0) -> tuple[F64, F64, F64
         raise ValueError(f"k must be finite, got {k}")
     a, one_d = _as_panel(close, "close")
     outs = [np.empty(a.shape, dtype=np.float64) for _ in range(3)]
-    _tm.tm_bbands(a, n, kf, *outs)
+    _tm.run_regular(_tm.rg_bbands, (a,), (n, kf), tuple(outs), _tm.tm_bbands, 0.1)
     up, mid, lo = (_shape_back(o, one_d) for o in outs)
     return up, mid, lo
 

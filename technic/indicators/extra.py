@@ -49,6 +49,7 @@ from numba import njit
 from numpy.typing import ArrayLike
 
 from technic.indicators import _tm
+from technic.indicators._common import _fma
 from technic.indicators.cpu import (
     F64,
     TA_EPSILON,
@@ -57,8 +58,6 @@ from technic.indicators.cpu import (
     _atr_1d,
     _ema_1d,
     _fill_nan,
-    _fma,
-    _irregular,
     _period,
     _rolling_ext_1d,
     _rsi_1d,
@@ -624,20 +623,15 @@ def _run(names: tuple[str, ...], inputs: tuple, kind: int, n_out: int, params: t
     else:
         arrays, one_d = _as_panels(names, *inputs)
     outs = np.empty((n_out, *arrays[0].shape), dtype=np.float64)
-    if kind in (_STOCH, _WILLR):
-        first, bad = _tm.layout(*arrays, arrays[0])
-        if kind == _STOCH:
-            _tm.rg_stoch(*arrays, *params, first, outs[0], outs[1])
-        else:
-            _tm.rg_willr(*arrays, params[0], first, outs[0])
-        if kind == _STOCH:
-            _irregular(bad, tuple(arrays), (outs[0], outs[1]), _tm.tm_stoch, *params)
-        else:
-            _irregular(bad, tuple(arrays), (outs[0],), _tm.tm_willr, *params)
+    if kind == _STOCH:
+        _tm.run_regular(_tm.rg_stoch, tuple(arrays), params, (outs[0], outs[1]), _tm.tm_stoch,
+                        0.5)
+    elif kind == _WILLR:
+        _tm.run_regular(_tm.rg_willr, tuple(arrays), params, (outs[0],), _tm.tm_willr, 0.5)
     elif kind == _CCI:
         _tm.tm_cci(*arrays, params[0], outs[0])
     elif kind == _MFI:
-        _tm.tm_mfi(*arrays, params[0], outs[0])
+        _tm.run_regular(_tm.rg_mfi, tuple(arrays), params, (outs[0],), _tm.tm_mfi, 0.1)
     else:
         p = np.array(params + (0,) * (3 - len(params)), dtype=np.int64)
         _panel(tuple(arrays), kind, p, float(fparam), outs)

@@ -46,6 +46,7 @@ import numpy as np
 from numba import cuda
 from numba.core import config as _nb_config
 
+from technic.indicators import _steps
 from technic.indicators._common import TA_EPSILON
 
 __all__ = [
@@ -139,27 +140,6 @@ else:
 
 
 @cuda.jit(device=True)
-def _true_range(h, lo, prev_close):
-    # _tm._true_range: TA-Lib order, high - low first.
-    greatest = h - lo
-    v = abs(prev_close - h)
-    if v > greatest:
-        greatest = v
-    v = abs(prev_close - lo)
-    if v > greatest:
-        greatest = v
-    return greatest
-
-
-@cuda.jit(device=True)
-def _rsi_value(gain, loss):
-    s = gain + loss
-    if s > 0.0:
-        return _mul(100.0, gain / s)
-    return 0.0
-
-
-@cuda.jit(device=True)
 def _next(s, n):
     s += 1
     if s == n:
@@ -170,6 +150,16 @@ def _next(s, n):
 # ---------------------------------------------------------------------------------------------
 # Single-input kernels.
 # ---------------------------------------------------------------------------------------------
+
+
+# The per-bar steps of technic.indicators._steps, compiled as CUDA device functions with this
+# module's _mul / _fma: the same source as the CPU kernels, so the same arithmetic.
+_G = _steps.compile_steps(cuda.jit(device=True), fma=_fma, mul=_mul)
+_atr_step = _G.atr_step
+_adx_step = _G.adx_step
+_ema_step = _G.ema_step
+_rsi_step = _G.rsi_step
+_macd_step = _G.macd_step
 
 
 @cuda.jit
@@ -202,44 +192,35 @@ def _k_sma(x, n, ring, out):
 
 @cuda.jit
 def _k_ema(x, n, out):
-    # Twin of _tm.tm_ema: seed = SMA of the first n bars, then fma(x - prev, k, prev).
+    # _steps.ema_step per thread (one symbol); a gap row is NaN and keeps the state.
     j = cuda.grid(1)
     if j >= x.shape[1]:
         return
-    cnt = 0
-    prev = 0.0
+    c = 0
+    p = 0.0
     k = 2.0 / float(n + 1)
     fn = float(n)
     for t in range(x.shape[0]):
         v = x[t, j]
         if n == 1:
-            out[t, j] = v
+            out[t, j] = v  # k = 1: the series itself
             continue
         if math.isnan(v):
             out[t, j] = _NAN
             continue
-        if cnt >= n:
-            prev = _fma(v - prev, k, prev)
-            out[t, j] = prev
-        else:
-            p = prev + v
-            if cnt == n - 1:
-                p = p / fn
-                out[t, j] = p
-            else:
-                out[t, j] = _NAN
-            cnt += 1
-            prev = p
+        p = _ema_step(c, p, v, n, fn, k)
+        out[t, j] = p if c >= n - 1 else _NAN
+        c = c + 1 if c < n else c
 
 
 @cuda.jit
 def _k_rsi(x, n, out):
-    # Twin of _tm.tm_rsi (TA-Lib 0.8.1: avg *= n - 1; avg += x; avg *= 1/n).
+    # _steps.rsi_step per thread (one symbol); a gap row is NaN and keeps the state.
     j = cuda.grid(1)
     if j >= x.shape[1]:
         return
-    cnt = 0
-    prevx = 0.0
+    c = 0
+    px = 0.0
     gain = 0.0
     loss = 0.0
     inv = 1.0 / float(n)
@@ -249,52 +230,26 @@ def _k_rsi(x, n, out):
         if math.isnan(v):
             out[t, j] = _NAN
             continue
-        c = cnt
-        d = v - prevx
-        prevx = v
-        up = d if d > 0.0 else 0.0
-        if c > n:
-            g = _mul(gain, fn1)
-            lo = _mul(loss, fn1)
-            g += up
-            lo += up - d
-            lo = _mul(lo, inv)
-            g = _mul(g, inv)
-            gain = g
-            loss = lo
-            out[t, j] = _rsi_value(g, lo)
-        else:
-            cnt = c + 1
-            if c == 0:
-                out[t, j] = _NAN
-                continue
-            g = gain + up
-            lo = loss + (up - d)
-            if c == n:
-                lo = _mul(lo, inv)
-                g = _mul(g, inv)
-                out[t, j] = _rsi_value(g, lo)
-            else:
-                out[t, j] = _NAN
-            gain = g
-            loss = lo
+        gain, loss, r = _rsi_step(c, gain, loss, px, v, n, inv, fn1)
+        px = v
+        out[t, j] = r if c >= n else _NAN
+        c = c + 1 if c <= n else c
 
 
 @cuda.jit
 def _k_macd(x, fast, slow, signal, o_macd, o_sig, o_hist):
-    # Twin of _tm.tm_macd (TA-Lib MACD, default compatibility, fused EMA steps).
+    # _steps.macd_step per thread (one symbol); a gap row is NaN and keeps the state.
     j = cuda.grid(1)
     if j >= x.shape[1]:
         return
-    cnt = 0
+    c = 0
     pf = 0.0
     ps = 0.0
     sg = 0.0
     kf = 2.0 / float(fast + 1)
     ks = 2.0 / float(slow + 1)
     kg = 2.0 / float(signal + 1)
-    first = slow + signal - 2
-    d0 = slow - fast
+    f0 = slow + signal - 2
     for t in range(x.shape[0]):
         v = x[t, j]
         if math.isnan(v):
@@ -302,39 +257,11 @@ def _k_macd(x, fast, slow, signal, o_macd, o_sig, o_hist):
             o_sig[t, j] = _NAN
             o_hist[t, j] = _NAN
             continue
-        c = cnt
-        if c > first:
-            pf = _fma(v - pf, kf, pf)
-            ps = _fma(v - ps, ks, ps)
-            m = pf - ps
-            sg = _fma(m - sg, kg, sg)
-            o_macd[t, j] = m
-            o_sig[t, j] = sg
-            o_hist[t, j] = m - sg
-            continue
-        cnt = c + 1
-        if c < slow:
-            if c >= d0:
-                pf += v
-            ps += v
-            if c == slow - 1:
-                pf = pf / float(fast)
-                ps = ps / float(slow)
-                sg = 0.0 + (pf - ps)
-        else:
-            pf = _fma(v - pf, kf, pf)
-            ps = _fma(v - ps, ks, ps)
-            sg += pf - ps
-        if c == first:
-            m = pf - ps
-            sg = sg / float(signal)
-            o_macd[t, j] = m
-            o_sig[t, j] = sg
-            o_hist[t, j] = m - sg
-        else:
-            o_macd[t, j] = _NAN
-            o_sig[t, j] = _NAN
-            o_hist[t, j] = _NAN
+        pf, ps, sg, m = _macd_step(c, pf, ps, sg, v, fast, slow, signal, kf, ks, kg)
+        o_macd[t, j] = m if c >= f0 else _NAN
+        o_sig[t, j] = sg if c >= f0 else _NAN
+        o_hist[t, j] = m - sg if c >= f0 else _NAN
+        c = c + 1 if c <= f0 else c
 
 
 @cuda.jit(device=True)
@@ -631,11 +558,11 @@ def _k_mul(a, b, out):
 
 @cuda.jit
 def _k_atr(h, lo, cl, n, out):
-    # Twin of _tm.tm_atr: SMA of the first n TRs at bar n, then fma(b, atr, a * tr).
+    # _steps.atr_step per thread (one symbol); a gap row is NaN and keeps the state.
     j = cuda.grid(1)
     if j >= h.shape[1]:
         return
-    cnt = 0
+    c = 0
     pc = 0.0
     st = 0.0
     beta = float(n - 1) / float(n)
@@ -648,33 +575,19 @@ def _k_atr(h, lo, cl, n, out):
         if math.isnan(hv) or math.isnan(lv) or math.isnan(cv):
             out[t, j] = _NAN
             continue
-        c = cnt
-        tr = _true_range(hv, lv, pc)
+        st = _atr_step(c, st, hv, lv, pc, n, fn, beta, alpha)
+        out[t, j] = st if c >= n else _NAN
         pc = cv
-        if c > n:
-            st = _fma(beta, st, _mul(alpha, tr))
-            out[t, j] = st
-        else:
-            cnt = c + 1
-            if c == 0:
-                out[t, j] = _NAN
-                continue
-            a = st + tr
-            if c == n:
-                a = a / fn
-                out[t, j] = a
-            else:
-                out[t, j] = _NAN
-            st = a
+        c = c + 1 if c <= n else c
 
 
 @cuda.jit
 def _k_adx(h, lo, cl, n, eps, out):
-    # Twin of _tm.tm_adx (TA-Lib ADX: Wilder sums, DX skipped on a zero TR / DI sum).
+    # _steps.adx_step per thread (one symbol); a gap row is NaN and keeps the state.
     j = cuda.grid(1)
     if j >= h.shape[1]:
         return
-    cnt = 0
+    c = 0
     ph = 0.0
     pl = 0.0
     pc = 0.0
@@ -684,7 +597,7 @@ def _k_adx(h, lo, cl, n, eps, out):
     adx_v = 0.0
     fn = float(n)
     fn1 = float(n - 1)
-    first = 2 * n - 1
+    fo = 2 * n - 1
     for t in range(h.shape[0]):
         hv = h[t, j]
         lv = lo[t, j]
@@ -692,58 +605,13 @@ def _k_adx(h, lo, cl, n, eps, out):
         if math.isnan(hv) or math.isnan(lv) or math.isnan(cv):
             out[t, j] = _NAN
             continue
-        c = cnt
-        if c == 0:
-            cnt = 1
-            ph = hv
-            pl = lv
-            pc = cv
-            out[t, j] = _NAN
-            continue
-        diff_p = hv - ph
-        diff_m = pl - lv
-        tr1 = _true_range(hv, lv, pc)
+        pdm, mdm, tr, adx_v = _adx_step(c, ph, pl, pc, pdm, mdm, tr, adx_v, hv, lv, n, fn,
+                                        fn1, fo, eps)
+        out[t, j] = adx_v if c >= fo else _NAN
         ph = hv
         pl = lv
         pc = cv
-        if c < n:
-            cnt = c + 1
-            if diff_m > 0 and diff_p < diff_m:
-                mdm += diff_m
-            elif diff_p > 0 and diff_p > diff_m:
-                pdm += diff_p
-            tr += tr1
-            out[t, j] = _NAN
-            continue
-        mdm -= mdm / fn
-        pdm -= pdm / fn
-        if diff_m > 0 and diff_p < diff_m:
-            mdm += diff_m
-        elif diff_p > 0 and diff_p > diff_m:
-            pdm += diff_p
-        tr = tr - tr / fn + tr1
-        have_dx = False
-        dx = 0.0
-        if tr > 0.0:
-            mdi = _mul(100.0, mdm / tr)
-            pdi = _mul(100.0, pdm / tr)
-            s = mdi + pdi
-            if not (-eps < s and s < eps):
-                dx = _mul(100.0, abs(mdi - pdi) / s)
-                have_dx = True
-        if c > first:
-            if have_dx:
-                adx_v = (_mul(adx_v, fn1) + dx) / fn
-            out[t, j] = adx_v
-            continue
-        cnt = c + 1
-        if have_dx:
-            adx_v += dx
-        if c == first:
-            adx_v = adx_v / fn
-            out[t, j] = adx_v
-        else:
-            out[t, j] = _NAN
+        c = c + 1 if c <= fo else c
 
 
 @cuda.jit

@@ -1,0 +1,176 @@
+"""Each recursive indicator's per-bar state step, written once.
+
+A step takes a symbol's state, its bar and the indicator's constants and returns the new
+state and the output value, in TA-Lib 0.8.1's order of arithmetic. It is written branch-free
+(every arm computed and selected), so one definition serves three drivers:
+
+* the time-major CPU kernels of :mod:`technic.indicators._tm` (``(T, N)`` panels: the state
+  lives in length-``N`` vectors; a gap row keeps the old state; LLVM vectorizes across
+  symbols),
+* the 1-D kernels of :mod:`technic.indicators.cpu` (one symbol's own bars, the last-row
+  path of :mod:`technic.indicators.lastrow`),
+* the CUDA kernels of :mod:`technic.indicators.gpu` (one thread per symbol).
+
+The steps are plain Python functions that name two arithmetic primitives as globals: ``mul``
+(a product that is never fused) and ``fma`` (the fused multiply-add TA-Lib emits). On the
+CPU they are ``a * b`` (numba never contracts) and the LLVM ``fma`` intrinsic; on a GPU,
+libdevice ``dmul_rn`` and ``cuda.fma``. :func:`compile_steps` binds them per target, so the
+GPU twins are equal to the CPU kernels by construction.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable
+from typing import Any
+
+from numba import njit
+
+from technic.indicators._common import _fma
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _mul_cpu(a, b):
+    return a * b
+
+
+# Bound for the CPU; compile_steps rebinds them per target.
+fma = _fma
+mul = _mul_cpu
+
+
+def true_range(h, lo, prev_close):
+    # TA-Lib order: start from high - low, then the two distances to the previous close.
+    greatest = h - lo
+    v = abs(prev_close - h)
+    greatest = v if v > greatest else greatest
+    v = abs(prev_close - lo)
+    return v if v > greatest else greatest
+
+
+def atr_step(c, st, h, lo, pc, n, fn, beta, alpha):
+    # TA_ATR at own bar c (c = 0: first bar): TR from bar 1; the TR sum until bar n, its mean
+    # (the seed) at bar n, then the TA-Lib 0.8 Wilder step atr = fma(b, atr, a * tr),
+    # b = (n-1)/n, a = 1 - b (issue #338). Returns the new state (TR sum, then ATR), which is
+    # the output from bar n on.
+    tr = true_range(h, lo, pc)
+    acc = st + tr
+    return (fma(beta, st, mul(alpha, tr)) if c > n
+            else (acc / fn if c == n else (acc if c >= 1 else st)))
+
+
+def adx_step(i, ph, pl, pc, pdm, mdm, tr, adx, h, lo, n, fn, fn1, fo, eps):
+    # TA_ADX at own bar i (i = 0: first bar; ph, pl, pc: the previous bar): +DM/-DM and TR
+    # summed over the first n-1 changes, then Wilder sums s -= s / n; s += x. DX = 100 *
+    # |-DI - +DI| / (-DI + +DI), skipped while the TR sum is 0 or the DI sum is zero within
+    # eps (TA_IS_ZERO). ADX: mean of the first n DX (bar fo = 2n-1), then (adx * (n-1) + dx)
+    # / n. Returns (pdm, mdm, tr, adx), the output being adx from bar fo on.
+    diff_p = h - ph
+    diff_m = pl - lo
+    tr1 = true_range(h, lo, pc)
+    mup = (diff_m > 0) & (diff_p < diff_m)
+    pup = (not mup) & (diff_p > 0) & (diff_p > diff_m)
+    steady = i >= n
+    warm = (i >= 1) & (i < n)
+    mb = mdm - mdm / fn if steady else mdm
+    pb = pdm - pdm / fn if steady else pdm
+    m1 = mb + diff_m if mup else mb
+    p1 = pb + diff_p if pup else pb
+    t1 = tr - tr / fn + tr1 if steady else tr + tr1
+    keep = steady | warm
+    m1 = m1 if keep else mdm
+    p1 = p1 if keep else pdm
+    t1 = t1 if keep else tr
+    # The divisors are replaced by 1 where the result is not used (no division by zero, so
+    # the step also runs in the CUDA simulator's Python arithmetic); same bits otherwise.
+    tq = t1 if t1 > 0.0 else 1.0
+    mdi = mul(100.0, m1 / tq)
+    pdi = mul(100.0, p1 / tq)
+    s = mdi + pdi
+    have = (t1 > 0.0) & (not ((-eps < s) & (s < eps)))
+    dx = mul(100.0, abs(mdi - pdi) / (s if have else 1.0))
+    acc = adx + dx if have else adx
+    late = (mul(adx, fn1) + dx) / fn if have else adx
+    a1 = late if i > fo else (acc / fn if i == fo else acc)
+    a1 = a1 if steady else adx
+    return p1, m1, t1, a1
+
+
+def ema_step(c, p, v, n, fn, k):
+    # TA_EMA at own bar c (n >= 2; n = 1 is the series itself, handled by the drivers): the
+    # sum of the first n bars, its mean (the seed) at bar n-1, then fma(x - prev, k, prev),
+    # k = 2 / (n + 1) (TA-Lib 0.8 fuses the step). Returns the state (sum, then EMA), which
+    # is the output from bar n-1 on.
+    acc = p + v
+    return fma(v - p, k, p) if c >= n else (acc / fn if c == n - 1 else acc)
+
+
+def rsi_step(c, g0, l0, px, v, n, inv, fn1):
+    # TA_RSI (Wilder), TA-Lib 0.8 form at own bar c (px: the previous bar's value): each
+    # change split branch-free into a gain and a loss; sums of the first n changes scaled by
+    # a hoisted 1/n at bar n (the seed), then avg *= n - 1; avg += x; avg *= 1/n. RSI = 100 *
+    # gain / (gain + loss), 0 when that sum is 0 (tested exactly, TA-Lib issue #253).
+    # Returns (gain, loss, rsi); rsi is the output from bar n on.
+    d = v - px
+    up = d if d > 0.0 else 0.0
+    gs = mul(g0, fn1)
+    ls = mul(l0, fn1)
+    gs += up
+    ls += up - d
+    ls = mul(ls, inv)
+    gs = mul(gs, inv)
+    gw = g0 + up
+    lw = l0 + (up - d)
+    gw = mul(gw, inv) if c == n else gw
+    lw = mul(lw, inv) if c == n else lw
+    steady = c > n
+    g = gs if steady else (gw if c >= 1 else g0)
+    lo = ls if steady else (lw if c >= 1 else l0)
+    s = g + lo
+    r = mul(100.0, g / (s if s > 0.0 else 1.0)) if s > 0.0 else 0.0
+    return g, lo, r
+
+
+def macd_step(i, pf, ps, sg, v, fast, slow, signal, kf, ks, kg):
+    # TA_MACD (default compatibility) at own bar i: the slow sum over bars [0, slow), the
+    # fast sum over [slow - fast, slow), both means at bar slow-1 (the fast EMA is seeded
+    # with the SMA of the `fast` bars ENDING there); the signal sum over the MACD values of
+    # bars [slow-1, f0], its mean at f0 = slow + signal - 2; every EMA step is
+    # fma(x - prev, k, prev). Returns (fast, slow, signal, macd); outputs from bar f0 on.
+    f0 = slow + signal - 2
+    step = i >= slow
+    seed = i == slow - 1
+    f = fma(v - pf, kf, pf) if step else (pf + v if i >= slow - fast else pf)
+    s = fma(v - ps, ks, ps) if step else ps + v
+    f = f / float(fast) if seed else f
+    s = s / float(slow) if seed else s
+    m = f - s
+    g = fma(m - sg, kg, sg) if i > f0 else (sg + m if step else (0.0 + m if seed else sg))
+    g = g / float(signal) if i == f0 else g
+    return f, s, g, m
+
+
+#: The step functions, in dependency order (a step may call the ones before it).
+STEPS: tuple[Callable[..., Any], ...] = (true_range, atr_step, adx_step, ema_step, rsi_step,
+                                         macd_step)
+
+
+def compile_steps(jit: Callable[[Any], Any], **prims: Any) -> types.SimpleNamespace:
+    """Every step compiled with ``jit`` and the primitives ``prims`` (``fma``, ``mul``).
+
+    Each step is re-created with globals in which ``fma``, ``mul`` and the other steps are
+    the compiled ones of this target, then compiled; returns them by name.
+    """
+    env: dict[str, Any] = dict(globals(), **prims)
+    out = types.SimpleNamespace()
+    for f in STEPS:
+        g = types.FunctionType(f.__code__, env, f.__name__, f.__defaults__, f.__closure__)
+        g.__qualname__ = f.__qualname__
+        env[f.__name__] = compiled = jit(g)
+        setattr(out, f.__name__, compiled)
+    return out
+
+
+#: The steps compiled for the CPU (njit, inlined into their callers).
+CPU = compile_steps(njit(cache=True, nogil=True, inline="always", error_model="numpy"),
+                    fma=_fma, mul=_mul_cpu)
