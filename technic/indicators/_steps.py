@@ -20,13 +20,14 @@ GPU twins are equal to the CPU kernels by construction.
 
 from __future__ import annotations
 
+import math
 import types
 from collections.abc import Callable
 from typing import Any
 
 from numba import njit
 
-from technic.indicators._common import _fma
+from technic.indicators._common import TA_EPSILON, _fma
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -150,9 +151,103 @@ def macd_step(i, pf, ps, sg, v, fast, slow, signal, kf, ks, kg):
     return f, s, g, m
 
 
+# Windowed indicators keep rings of a symbol's last n own values, shape (n, N) (slot-major:
+# coalesced on a GPU), indexed [slot, symbol]; the same layout on both targets.
+
+
+def next_slot(s, n):
+    s += 1
+    return 0 if s == n else s
+
+
+def hl_push(rh, rl, s, n, j, c, hv, lv, hh, ll):
+    # Push own bar c of symbol j into the rings of its last n highs / lows (slot s = c % n)
+    # and return the highest high and lowest low of the last min(c + 1, n) bars. Same values
+    # as a chronological scan where the first extreme wins (extra._extremes): the extreme
+    # only changes on a strictly greater / smaller value, and the window is rescanned oldest
+    # first when the departing bar equals the current extreme.
+    if c == 0:
+        rh[s, j] = hv
+        rl[s, j] = lv
+        return hv, lv
+    if c >= n:
+        oh = rh[s, j]
+        ol = rl[s, j]
+        rh[s, j] = hv
+        rl[s, j] = lv
+        q0 = next_slot(s, n)
+        if oh == hh:
+            q = q0
+            hh = rh[q, j]
+            for _ in range(n - 1):
+                q = next_slot(q, n)
+                w = rh[q, j]
+                if w > hh:
+                    hh = w
+        elif hv > hh:
+            hh = hv
+        if ol == ll:
+            q = q0
+            ll = rl[q, j]
+            for _ in range(n - 1):
+                q = next_slot(q, n)
+                w = rl[q, j]
+                if w < ll:
+                    ll = w
+        elif lv < ll:
+            ll = lv
+        return hh, ll
+    rh[s, j] = hv
+    rl[s, j] = lv
+    if hv > hh:
+        hh = hv
+    if lv < ll:
+        ll = lv
+    return hh, ll
+
+
+def willr_bar(c, s, hh, ll, rh, rl, j, hv, lv, cv, n):
+    # TA_WILLR at own bar c (slot s): ((HH - c) / (HH - LL)) * -100, 0 when HH == LL; output
+    # from bar n-1. Returns (HH, LL, willr).
+    hh, ll = hl_push(rh, rl, s, n, j, c, hv, lv, hh, ll)
+    if c < n - 1:
+        return hh, ll, math.nan
+    if (hh - ll) / (-100.0) != 0.0:
+        return hh, ll, mul((hh - cv) / (hh - ll), -100.0)
+    return hh, ll, 0.0
+
+
+def stoch_bar(c, s, hh, ll, ks, ktot, ds, dtot, rh, rl, kr, dr, j, hv, lv, cv, fk, sk, sd):
+    # TA_STOCH at own bar c (slot s of the fk-bar high / low rings): fast %K over fk bars
+    # (0 when |HH - LL| <= 1e-14 (|HH| + |LL|)), slow %K = TA_SMA(fast %K, sk) in ring kr
+    # (slot ks, running total ktot), slow %D = TA_SMA(slow %K, sd) in ring dr (slot ds,
+    # total dtot); outputs from bar fk + sk + sd - 3. Returns (hh, ll, ks, ktot, ds, dtot,
+    # slow %K, slow %D).
+    hh, ll = hl_push(rh, rl, s, fk, j, c, hv, lv, hh, ll)
+    if c < fk - 1:
+        return hh, ll, ks, ktot, ds, dtot, math.nan, math.nan
+    if abs(hh - ll) <= mul(TA_EPSILON, abs(hh) + abs(ll)):
+        fast = 0.0
+    else:
+        fast = mul((cv - ll) / (hh - ll), 100.0)
+    kr[ks, j] = fast
+    ks = next_slot(ks, sk)
+    tot = ktot + fast
+    if c < fk + sk - 2:
+        return hh, ll, ks, tot, ds, dtot, math.nan, math.nan
+    ktot = tot - kr[ks, j]
+    slowk = tot / float(sk)
+    dr[ds, j] = slowk
+    ds = next_slot(ds, sd)
+    tot = dtot + slowk
+    if c < fk + sk + sd - 3:
+        return hh, ll, ks, ktot, ds, tot, math.nan, math.nan
+    return hh, ll, ks, ktot, ds, tot - dr[ds, j], slowk, tot / float(sd)
+
+
 #: The step functions, in dependency order (a step may call the ones before it).
 STEPS: tuple[Callable[..., Any], ...] = (true_range, atr_step, adx_step, ema_step, rsi_step,
-                                         macd_step)
+                                         macd_step, next_slot, hl_push, willr_bar, stoch_bar)
 
 
 def compile_steps(jit: Callable[[Any], Any], **prims: Any) -> types.SimpleNamespace:

@@ -49,6 +49,9 @@ _adx_step = _S.adx_step
 _ema_step = _S.ema_step
 _rsi_step = _S.rsi_step
 _macd_step = _S.macd_step
+_next_slot = _S.next_slot
+_willr_bar = _S.willr_bar
+_stoch_bar = _S.stoch_bar
 
 # IEEE division (no ZeroDivisionError check): the branch-free kernels evaluate both arms of
 # a test and select, so an unused arm may divide by 0; the checks would also block SIMD.
@@ -58,12 +61,6 @@ _JIT = dict(_JIT_BASE, error_model="numpy")
 _BLK = 512
 #: Symbols per column block of CCI (its ring is rescanned twice a row).
 _CCI_BLK = 256
-
-
-@njit(**_JIT)
-def _next_slot(s, n):
-    s += 1
-    return 0 if s == n else s
 
 
 # ---------------------------------------------------------------------------------------------
@@ -400,56 +397,8 @@ def tm_adx(h, lo, cl, n, eps, out):
 
 
 @njit(**_JIT)
-def _hl_push(rh, rl, s, n, j, c, hv, lv, hh, ll):
-    # Push bar c (own index) into the rings of the last n highs / lows (slot s = c % n) and
-    # return the highest high and lowest low of the last min(c + 1, n) bars. Same values as a
-    # chronological scan where the first extreme wins (extra._extremes): the extreme only
-    # changes on a strictly greater / smaller value, and the window is rescanned oldest first
-    # when the departing bar equals the current extreme.
-    if c == 0:
-        rh[s, j] = hv
-        rl[s, j] = lv
-        return hv, lv
-    if c >= n:
-        oh = rh[s, j]
-        ol = rl[s, j]
-        rh[s, j] = hv
-        rl[s, j] = lv
-        q0 = _next_slot(s, n)
-        if oh == hh:
-            q = q0
-            hh = rh[q, j]
-            for _ in range(n - 1):
-                q = _next_slot(q, n)
-                w = rh[q, j]
-                if w > hh:
-                    hh = w
-        elif hv > hh:
-            hh = hv
-        if ol == ll:
-            q = q0
-            ll = rl[q, j]
-            for _ in range(n - 1):
-                q = _next_slot(q, n)
-                w = rl[q, j]
-                if w < ll:
-                    ll = w
-        elif lv < ll:
-            ll = lv
-        return hh, ll
-    rh[s, j] = hv
-    rl[s, j] = lv
-    if hv > hh:
-        hh = hv
-    if lv < ll:
-        ll = lv
-    return hh, ll
-
-
-@njit(**_JIT)
 def tm_stoch(h, lo, cl, fk, sk, sd, o_k, o_d):
-    # Twin of extra._stoch_1d: fast %K over fk bars, slow %K = TA_SMA(fast %K, sk), slow %D =
-    # TA_SMA(slow %K, sd); both outputs from bar fk + sk + sd - 3.
+    # _steps.stoch_bar per symbol (rings of its own bars); a gap row is NaN, state kept.
     t_len, n_cols = h.shape
     cnt = np.zeros(n_cols, np.int64)
     slot = np.zeros(n_cols, np.int64)
@@ -463,74 +412,28 @@ def tm_stoch(h, lo, cl, fk, sk, sd, o_k, o_d):
     ds = np.zeros(n_cols, np.int64)
     dtot = np.zeros(n_cols)
     dr = np.empty((sd, n_cols))
-    fsk = float(sk)
-    fsd = float(sd)
-    k0 = fk - 1  # first fast %K
-    s0 = fk + sk - 2  # first slow %K
-    first = fk + sk + sd - 3
-    cap = max(first, fk)  # bars counted until the window is full and the outputs start
+    cap = max(fk + sk + sd - 3, fk)  # bars counted until the window is full and outputs start
     for t in range(t_len):
-        hr = h[t]
-        lr = lo[t]
-        cr = cl[t]
-        ok = o_k[t]
-        od = o_d[t]
         for j in range(n_cols):
-            hv = hr[j]
-            lv = lr[j]
-            cv = cr[j]
+            hv = h[t, j]
+            lv = lo[t, j]
+            cv = cl[t, j]
             if np.isnan(hv) or np.isnan(lv) or np.isnan(cv):
-                ok[j] = np.nan
-                od[j] = np.nan
+                o_k[t, j] = np.nan
+                o_d[t, j] = np.nan
                 continue
             c = cnt[j]
             s = slot[j]
-            hh, ll = _hl_push(rh, rl, s, fk, j, c, hv, lv, hh_a[j], ll_a[j])
-            hh_a[j] = hh
-            ll_a[j] = ll
+            (hh_a[j], ll_a[j], ks[j], ktot[j], ds[j], dtot[j], o_k[t, j],
+             o_d[t, j]) = _stoch_bar(c, s, hh_a[j], ll_a[j], ks[j], ktot[j], ds[j], dtot[j], rh,
+                                     rl, kr, dr, j, hv, lv, cv, fk, sk, sd)
             slot[j] = _next_slot(s, fk)
-            if c < cap:
-                cnt[j] = c + 1
-                if c < k0:
-                    ok[j] = np.nan
-                    od[j] = np.nan
-                    continue
-            if abs(hh - ll) <= TA_EPSILON * (abs(hh) + abs(ll)):
-                fast = 0.0
-            else:
-                fast = ((cv - ll) / (hh - ll)) * 100.0
-            # slow %K: TA_SMA over the fast %K series (its bar c - k0)
-            q = ks[j]
-            kr[q, j] = fast
-            q1 = _next_slot(q, sk)
-            ks[j] = q1
-            tot = ktot[j] + fast
-            if c < s0:
-                ktot[j] = tot
-                ok[j] = np.nan
-                od[j] = np.nan
-                continue
-            ktot[j] = tot - kr[q1, j]
-            slowk = tot / fsk
-            # slow %D: TA_SMA over the slow %K series (its bar c - s0)
-            q = ds[j]
-            dr[q, j] = slowk
-            q1 = _next_slot(q, sd)
-            ds[j] = q1
-            tot = dtot[j] + slowk
-            if c < first:
-                dtot[j] = tot
-                ok[j] = np.nan
-                od[j] = np.nan
-                continue
-            dtot[j] = tot - dr[q1, j]
-            ok[j] = slowk
-            od[j] = tot / fsd
+            cnt[j] = c + 1 if c < cap else c
 
 
 @njit(**_JIT)
 def tm_willr(h, lo, cl, n, out):
-    # Twin of extra._willr_1d: ((HH - c) / (HH - LL)) * -100, 0 when HH == LL.
+    # _steps.willr_bar per symbol (rings of its own bars); a gap row is NaN, state kept.
     t_len, n_cols = h.shape
     cnt = np.zeros(n_cols, np.int64)
     slot = np.zeros(n_cols, np.int64)
@@ -538,35 +441,20 @@ def tm_willr(h, lo, cl, n, out):
     ll_a = np.zeros(n_cols)
     rh = np.empty((n, n_cols))
     rl = np.empty((n, n_cols))
-    lb = n - 1
     for t in range(t_len):
-        hr = h[t]
-        lr = lo[t]
-        cr = cl[t]
-        orow = out[t]
         for j in range(n_cols):
-            hv = hr[j]
-            lv = lr[j]
-            cv = cr[j]
+            hv = h[t, j]
+            lv = lo[t, j]
+            cv = cl[t, j]
             if np.isnan(hv) or np.isnan(lv) or np.isnan(cv):
-                orow[j] = np.nan
+                out[t, j] = np.nan
                 continue
             c = cnt[j]
             s = slot[j]
-            hh, ll = _hl_push(rh, rl, s, n, j, c, hv, lv, hh_a[j], ll_a[j])
-            hh_a[j] = hh
-            ll_a[j] = ll
+            hh_a[j], ll_a[j], out[t, j] = _willr_bar(c, s, hh_a[j], ll_a[j], rh, rl, j, hv, lv,
+                                                     cv, n)
             slot[j] = _next_slot(s, n)
-            if c < lb:
-                cnt[j] = c + 1
-                orow[j] = np.nan
-                continue
-            if c < n:
-                cnt[j] = c + 1
-            if (hh - ll) / (-100.0) != 0.0:
-                orow[j] = ((hh - cv) / (hh - ll)) * (-100.0)
-            else:
-                orow[j] = 0.0
+            cnt[j] = c + 1 if c < n else c
 
 
 @njit(**_JIT)

@@ -139,14 +139,6 @@ else:
         return math.log(x)
 
 
-@cuda.jit(device=True)
-def _next(s, n):
-    s += 1
-    if s == n:
-        return 0
-    return s
-
-
 # ---------------------------------------------------------------------------------------------
 # Single-input kernels.
 # ---------------------------------------------------------------------------------------------
@@ -160,6 +152,9 @@ _adx_step = _G.adx_step
 _ema_step = _G.ema_step
 _rsi_step = _G.rsi_step
 _macd_step = _G.macd_step
+_next = _G.next_slot
+_willr_bar = _G.willr_bar
+_stoch_bar = _G.stoch_bar
 
 
 @cuda.jit
@@ -641,69 +636,20 @@ def _k_obv(cl, vol, out):
         out[t, j] = acc
 
 
-@cuda.jit(device=True)
-def _hl_push(rh, rl, s, n, j, c, hv, lv, hh, ll):
-    # Twin of _tm._hl_push: push own bar c into the rings (slot s) and return the highest
-    # high / lowest low of the last min(c + 1, n) bars.
-    if c == 0:
-        rh[s, j] = hv
-        rl[s, j] = lv
-        return hv, lv
-    if c >= n:
-        oh = rh[s, j]
-        ol = rl[s, j]
-        rh[s, j] = hv
-        rl[s, j] = lv
-        q0 = _next(s, n)
-        if oh == hh:
-            q = q0
-            hh = rh[q, j]
-            for _ in range(n - 1):
-                q = _next(q, n)
-                w = rh[q, j]
-                if w > hh:
-                    hh = w
-        elif hv > hh:
-            hh = hv
-        if ol == ll:
-            q = q0
-            ll = rl[q, j]
-            for _ in range(n - 1):
-                q = _next(q, n)
-                w = rl[q, j]
-                if w < ll:
-                    ll = w
-        elif lv < ll:
-            ll = lv
-        return hh, ll
-    rh[s, j] = hv
-    rl[s, j] = lv
-    if hv > hh:
-        hh = hv
-    if lv < ll:
-        ll = lv
-    return hh, ll
-
-
 @cuda.jit
 def _k_stoch(h, lo, cl, fk, sk, sd, rh, rl, kr, dr, o_k, o_d):
-    # Twin of _tm.tm_stoch: fast %K over fk bars, slow %K = TA_SMA(fast %K, sk), slow %D =
-    # TA_SMA(slow %K, sd); both from bar fk + sk + sd - 3.
+    # _steps.stoch_bar per thread (one symbol; rings in device memory); a gap row is NaN.
     j = cuda.grid(1)
     if j >= h.shape[1]:
         return
-    cnt = 0
-    slot = 0
+    c = 0
+    s = 0
     hh = 0.0
     ll = 0.0
     ks = 0
     ktot = 0.0
     ds = 0
     dtot = 0.0
-    fsk = float(sk)
-    fsd = float(sd)
-    k0 = fk - 1
-    s0 = fk + sk - 2
     first = fk + sk + sd - 3
     cap = first if first > fk else fk  # max(): builtin max does not type on CUDA
     for t in range(h.shape[0]):
@@ -714,57 +660,25 @@ def _k_stoch(h, lo, cl, fk, sk, sd, rh, rl, kr, dr, o_k, o_d):
             o_k[t, j] = _NAN
             o_d[t, j] = _NAN
             continue
-        c = cnt
-        hh, ll = _hl_push(rh, rl, slot, fk, j, c, hv, lv, hh, ll)
-        slot = _next(slot, fk)
-        if c < cap:
-            cnt = c + 1
-            if c < k0:
-                o_k[t, j] = _NAN
-                o_d[t, j] = _NAN
-                continue
-        if abs(hh - ll) <= _mul(TA_EPSILON, abs(hh) + abs(ll)):
-            fast = 0.0
-        else:
-            fast = _mul((cv - ll) / (hh - ll), 100.0)
-        q = ks
-        kr[q, j] = fast
-        q1 = _next(q, sk)
-        ks = q1
-        tot = ktot + fast
-        if c < s0:
-            ktot = tot
-            o_k[t, j] = _NAN
-            o_d[t, j] = _NAN
-            continue
-        ktot = tot - kr[q1, j]
-        slowk = tot / fsk
-        q = ds
-        dr[q, j] = slowk
-        q1 = _next(q, sd)
-        ds = q1
-        tot = dtot + slowk
-        if c < first:
-            dtot = tot
-            o_k[t, j] = _NAN
-            o_d[t, j] = _NAN
-            continue
-        dtot = tot - dr[q1, j]
-        o_k[t, j] = slowk
-        o_d[t, j] = tot / fsd
+        hh, ll, ks, ktot, ds, dtot, sk_v, sd_v = _stoch_bar(c, s, hh, ll, ks, ktot, ds, dtot,
+                                                            rh, rl, kr, dr, j, hv, lv, cv, fk,
+                                                            sk, sd)
+        o_k[t, j] = sk_v
+        o_d[t, j] = sd_v
+        s = _next(s, fk)
+        c = c + 1 if c < cap else c
 
 
 @cuda.jit
 def _k_willr(h, lo, cl, n, rh, rl, out):
-    # Twin of _tm.tm_willr: ((HH - c) / (HH - LL)) * -100, 0 when HH == LL.
+    # _steps.willr_bar per thread (one symbol; rings in device memory); a gap row is NaN.
     j = cuda.grid(1)
     if j >= h.shape[1]:
         return
-    cnt = 0
-    slot = 0
+    c = 0
+    s = 0
     hh = 0.0
     ll = 0.0
-    lb = n - 1
     for t in range(h.shape[0]):
         hv = h[t, j]
         lv = lo[t, j]
@@ -772,19 +686,9 @@ def _k_willr(h, lo, cl, n, rh, rl, out):
         if math.isnan(hv) or math.isnan(lv) or math.isnan(cv):
             out[t, j] = _NAN
             continue
-        c = cnt
-        hh, ll = _hl_push(rh, rl, slot, n, j, c, hv, lv, hh, ll)
-        slot = _next(slot, n)
-        if c < lb:
-            cnt = c + 1
-            out[t, j] = _NAN
-            continue
-        if c < n:
-            cnt = c + 1
-        if (hh - ll) / (-100.0) != 0.0:
-            out[t, j] = _mul((hh - cv) / (hh - ll), -100.0)
-        else:
-            out[t, j] = 0.0
+        hh, ll, out[t, j] = _willr_bar(c, s, hh, ll, rh, rl, j, hv, lv, cv, n)
+        s = _next(s, n)
+        c = c + 1 if c < n else c
 
 
 @cuda.jit
