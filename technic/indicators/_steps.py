@@ -250,14 +250,15 @@ STEPS: tuple[Callable[..., Any], ...] = (true_range, atr_step, adx_step, ema_ste
                                          macd_step, next_slot, hl_push, willr_bar, stoch_bar)
 
 
-def compile_steps(jit: Callable[[Any], Any], **prims: Any) -> types.SimpleNamespace:
+def compile_steps(jit: Callable[[Any], Any], name: str, **prims: Any) -> types.ModuleType:
     """Every step compiled with ``jit`` and the primitives ``prims`` (``fma``, ``mul``).
 
     Each step is re-created with globals in which ``fma``, ``mul`` and the other steps are
-    the compiled ones of this target, then compiled; returns them by name.
+    the compiled ones of this target, then compiled. Returns them as attributes of a module
+    object ``name`` (numba resolves ``module.step(...)`` inside compiled code).
     """
     env: dict[str, Any] = dict(globals(), **prims)
-    out = types.SimpleNamespace()
+    out = types.ModuleType(name)
     for f in STEPS:
         g = types.FunctionType(f.__code__, env, f.__name__, f.__defaults__, f.__closure__)
         g.__qualname__ = f.__qualname__
@@ -268,4 +269,4 @@ def compile_steps(jit: Callable[[Any], Any], **prims: Any) -> types.SimpleNamesp
 
 #: The steps compiled for the CPU (njit, inlined into their callers).
 CPU = compile_steps(njit(cache=True, nogil=True, inline="always", error_model="numpy"),
-                    fma=_fma, mul=_mul_cpu)
+                    "technic.indicators._steps.CPU", fma=_fma, mul=_mul_cpu)

@@ -43,16 +43,6 @@ from technic.indicators._common import _JIT as _JIT_BASE
 from technic.indicators._common import TA_EPSILON
 from technic.indicators._steps import CPU as _S
 
-# The per-bar steps compiled for the CPU (technic.indicators._steps).
-_atr_step = _S.atr_step
-_adx_step = _S.adx_step
-_ema_step = _S.ema_step
-_rsi_step = _S.rsi_step
-_macd_step = _S.macd_step
-_next_slot = _S.next_slot
-_willr_bar = _S.willr_bar
-_stoch_bar = _S.stoch_bar
-
 # IEEE division (no ZeroDivisionError check): the branch-free kernels evaluate both arms of
 # a test and select, so an unused arm may divide by 0; the checks would also block SIMD.
 _JIT = dict(_JIT_BASE, error_model="numpy")
@@ -89,7 +79,7 @@ def tm_sma(x, n, out):
                 continue
             s = slot[j]
             ring[s, j] = v
-            s1 = _next_slot(s, n)
+            s1 = _S.next_slot(s, n)
             slot[j] = s1
             c = cnt[j]
             if c >= lb:
@@ -123,7 +113,7 @@ def tm_ema(x, n, out):
             ok = not np.isnan(v)
             c = cnt[j]
             p = prev[j]
-            q = _ema_step(c, p, v, n, fn, k)
+            q = _S.ema_step(c, p, v, n, fn, k)
             orow[j] = q if ok & (c >= n - 1) else np.nan
             prev[j] = q if ok else p
             cnt[j] = c + 1 if ok & (c < n) else c
@@ -148,7 +138,7 @@ def tm_rsi(x, n, out):
             c = cnt[j]
             g0 = gain[j]
             l0 = loss[j]
-            g, lo, r = _rsi_step(c, g0, l0, prevx[j], v, n, inv, fn1)
+            g, lo, r = _S.rsi_step(c, g0, l0, prevx[j], v, n, inv, fn1)
             orow[j] = r if ok & (c >= n) else np.nan
             gain[j] = g if ok else g0
             loss[j] = lo if ok else l0
@@ -180,7 +170,7 @@ def tm_macd(x, fast, slow, signal, o_macd, o_sig, o_hist):
             p = pf[j]
             q = ps[j]
             g0 = sg[j]
-            f, s, g, m = _macd_step(i, p, q, g0, v, fast, slow, signal, kf, ks, kg)
+            f, s, g, m = _S.macd_step(i, p, q, g0, v, fast, slow, signal, kf, ks, kg)
             pf[j] = f if ok else p
             ps[j] = s if ok else q
             sg[j] = g if ok else g0
@@ -220,7 +210,7 @@ def tm_bbands(x, n, k, o_up, o_mid, o_lo):
                 continue
             s = slot[j]
             ring[s, j] = v
-            so = _next_slot(s, n)  # the oldest bar of the window
+            so = _S.next_slot(s, n)  # the oldest bar of the window
             slot[j] = so
             c = cnt[j]
             if c < lb:
@@ -263,7 +253,7 @@ def tm_bbands(x, n, k, o_up, o_mid, o_lo):
                 q = so
                 for _ in range(n):
                     acc += ring[q, j]
-                    q = _next_slot(q, n)
+                    q = _S.next_slot(q, n)
                 sh = acc * inv
                 t1 = 0.0
                 t2 = 0.0
@@ -273,7 +263,7 @@ def tm_bbands(x, n, k, o_up, o_mid, o_lo):
                     t1 += d
                     d *= d
                     t2 += d
-                    q = _next_slot(q, n)
+                    q = _S.next_slot(q, n)
                 mean1 = t1 * inv
                 var = t2 * inv - mean1 * mean1
                 if var < 0.000000000001 * (t2 * inv):
@@ -310,7 +300,7 @@ def tm_roc(x, n, out):
             s = slot[j]
             old = ring[s, j]
             ring[s, j] = v
-            slot[j] = _next_slot(s, n)
+            slot[j] = _S.next_slot(s, n)
             c = cnt[j]
             if c >= n:
                 orow[j] = ((v / old) - 1.0) * 100.0 if old != 0.0 else 0.0
@@ -346,7 +336,7 @@ def tm_atr(h, lo, cl, n, out):
             ok = not (np.isnan(hv) | np.isnan(lv) | np.isnan(cv))
             c = cnt[j]
             s0 = st[j]
-            a = _atr_step(c, s0, hv, lv, pc[j], n, fn, beta, alpha)
+            a = _S.atr_step(c, s0, hv, lv, pc[j], n, fn, beta, alpha)
             orow[j] = a if ok & (c >= n) else np.nan
             st[j] = a if ok else s0
             pc[j] = cv if ok else pc[j]
@@ -383,7 +373,7 @@ def tm_adx(h, lo, cl, n, eps, out):
             m0 = mdm_a[j]
             r0 = tr_a[j]
             a0 = adx_a[j]
-            p1, m1, r1, a1 = _adx_step(i, ph[j], pl[j], pc[j], p0, m0, r0, a0, hv, lv, n,
+            p1, m1, r1, a1 = _S.adx_step(i, ph[j], pl[j], pc[j], p0, m0, r0, a0, hv, lv, n,
                                          fn, fn1, fo, eps)
             pdm_a[j] = p1 if ok else p0
             mdm_a[j] = m1 if ok else m0
@@ -425,9 +415,9 @@ def tm_stoch(h, lo, cl, fk, sk, sd, o_k, o_d):
             c = cnt[j]
             s = slot[j]
             (hh_a[j], ll_a[j], ks[j], ktot[j], ds[j], dtot[j], o_k[t, j],
-             o_d[t, j]) = _stoch_bar(c, s, hh_a[j], ll_a[j], ks[j], ktot[j], ds[j], dtot[j], rh,
+             o_d[t, j]) = _S.stoch_bar(c, s, hh_a[j], ll_a[j], ks[j], ktot[j], ds[j], dtot[j], rh,
                                      rl, kr, dr, j, hv, lv, cv, fk, sk, sd)
-            slot[j] = _next_slot(s, fk)
+            slot[j] = _S.next_slot(s, fk)
             cnt[j] = c + 1 if c < cap else c
 
 
@@ -451,9 +441,9 @@ def tm_willr(h, lo, cl, n, out):
                 continue
             c = cnt[j]
             s = slot[j]
-            hh_a[j], ll_a[j], out[t, j] = _willr_bar(c, s, hh_a[j], ll_a[j], rh, rl, j, hv, lv,
+            hh_a[j], ll_a[j], out[t, j] = _S.willr_bar(c, s, hh_a[j], ll_a[j], rh, rl, j, hv, lv,
                                                      cv, n)
-            slot[j] = _next_slot(s, n)
+            slot[j] = _S.next_slot(s, n)
             cnt[j] = c + 1 if c < n else c
 
 
@@ -495,7 +485,7 @@ def tm_cci(h, lo, cl, n, out):
                 if valid:
                     s = sb[j]
                     ring[s, j] = tp
-                    sb[j] = _next_slot(s, n)
+                    sb[j] = _S.next_slot(s, n)
                 avg[j] = 0.0
                 dev[j] = 0.0
             # Slot order, four slots a pass (same additions, a quarter of the loads and
@@ -650,7 +640,7 @@ def tm_mfi(h, lo, cl, vol, n, out):
             null_a[j] = nr
             ps_a[j] = ps
             ns_a[j] = ns
-            slot[j] = _next_slot(s, n)
+            slot[j] = _S.next_slot(s, n)
             if c >= n:
                 tot = ps + ns
                 pc = 0.0 if ps < 0.0 else (tot if ps > tot else ps)

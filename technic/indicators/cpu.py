@@ -66,14 +66,6 @@ from technic.indicators import _tm
 from technic.indicators._common import _JIT, TA_EPSILON
 from technic.indicators._steps import CPU as _S
 
-# The per-bar steps compiled for the CPU (technic.indicators._steps).
-_atr_step = _S.atr_step
-_adx_step = _S.adx_step
-_ema_step = _S.ema_step
-_rsi_step = _S.rsi_step
-_macd_step = _S.macd_step
-_true_range = _S.true_range
-
 __all__ = [
     "TA_EPSILON",
     "adx",
@@ -195,7 +187,7 @@ def _ema_1d(src, m, n, res):
     fn = float(n)
     p = 0.0
     for i in range(m):
-        p = _ema_step(i, p, src[i], n, fn, k)
+        p = _S.ema_step(i, p, src[i], n, fn, k)
         res[i] = p if i >= n - 1 else np.nan
 
 
@@ -208,7 +200,7 @@ def _rsi_1d(src, m, n, res):
     loss = 0.0
     px = 0.0
     for i in range(m):
-        gain, loss, r = _rsi_step(i, gain, loss, px, src[i], n, inv, fn1)
+        gain, loss, r = _S.rsi_step(i, gain, loss, px, src[i], n, inv, fn1)
         px = src[i]
         res[i] = r if i >= n else np.nan
 
@@ -225,7 +217,7 @@ def _macd_1d(src, m, fast, slow, signal, r_macd, r_sig, r_hist):
     s = 0.0
     g = 0.0
     for i in range(m):
-        f, s, g, mv = _macd_step(i, f, s, g, src[i], fast, slow, signal, kf, ks, kg)
+        f, s, g, mv = _S.macd_step(i, f, s, g, src[i], fast, slow, signal, kf, ks, kg)
         r_macd[i] = mv if i >= f0 else np.nan
         r_sig[i] = g if i >= f0 else np.nan
         r_hist[i] = mv - g if i >= f0 else np.nan
@@ -317,7 +309,7 @@ def _atr_1d(hi, lo, cl, m, n, res):
     st = 0.0
     pc = 0.0
     for i in range(m):
-        st = _atr_step(i, st, hi[i], lo[i], pc, n, fn, beta, alpha)
+        st = _S.atr_step(i, st, hi[i], lo[i], pc, n, fn, beta, alpha)
         pc = cl[i]
         res[i] = st if i >= n else np.nan
 
@@ -350,7 +342,7 @@ def _di_1d(hi, lo, cl, m, n, plus, res):
         diff_m = pl - lo[i]
         pl = lo[i]
         dm += _dm_move(diff_p, diff_m, plus)
-        tr += _true_range(ph, pl, pc)
+        tr += _S.true_range(ph, pl, pc)
         pc = cl[i]
     for i in range(n, m):
         diff_p = hi[i] - ph
@@ -359,7 +351,7 @@ def _di_1d(hi, lo, cl, m, n, plus, res):
         pl = lo[i]
         # TA-Lib adds nothing on a bar without a move; adding 0.0 is the same (dm >= 0).
         dm = dm - dm / fn + _dm_move(diff_p, diff_m, plus)
-        tr = tr - tr / fn + _true_range(ph, pl, pc)
+        tr = tr - tr / fn + _S.true_range(ph, pl, pc)
         pc = cl[i]
         # The TR sum only ever adds non-negative terms: tested exactly (TA-Lib 0.8, #253).
         res[i] = 100.0 * (dm / tr) if tr > 0.0 else 0.0
@@ -379,7 +371,7 @@ def _adx_1d(hi, lo, cl, m, n, eps, res):
     tr = 0.0
     adx_v = 0.0
     for i in range(m):
-        pdm, mdm, tr, adx_v = _adx_step(i, ph, pl, pc, pdm, mdm, tr, adx_v, hi[i], lo[i], n,
+        pdm, mdm, tr, adx_v = _S.adx_step(i, ph, pl, pc, pdm, mdm, tr, adx_v, hi[i], lo[i], n,
                                           fn, fn1, fo, eps)
         ph = hi[i]
         pl = lo[i]

@@ -146,15 +146,8 @@ else:
 
 # The per-bar steps of technic.indicators._steps, compiled as CUDA device functions with this
 # module's _mul / _fma: the same source as the CPU kernels, so the same arithmetic.
-_G = _steps.compile_steps(cuda.jit(device=True), fma=_fma, mul=_mul)
-_atr_step = _G.atr_step
-_adx_step = _G.adx_step
-_ema_step = _G.ema_step
-_rsi_step = _G.rsi_step
-_macd_step = _G.macd_step
-_next = _G.next_slot
-_willr_bar = _G.willr_bar
-_stoch_bar = _G.stoch_bar
+_G = _steps.compile_steps(cuda.jit(device=True), "technic.indicators.gpu._G", fma=_fma,
+                          mul=_mul)
 
 
 @cuda.jit
@@ -174,7 +167,7 @@ def _k_sma(x, n, ring, out):
             out[t, j] = _NAN
             continue
         ring[slot, j] = v
-        slot = _next(slot, n)
+        slot = _G.next_slot(slot, n)
         if cnt >= lb:
             tot = total + v
             total = tot - ring[slot, j]
@@ -203,7 +196,7 @@ def _k_ema(x, n, out):
         if math.isnan(v):
             out[t, j] = _NAN
             continue
-        p = _ema_step(c, p, v, n, fn, k)
+        p = _G.ema_step(c, p, v, n, fn, k)
         out[t, j] = p if c >= n - 1 else _NAN
         c = c + 1 if c < n else c
 
@@ -225,7 +218,7 @@ def _k_rsi(x, n, out):
         if math.isnan(v):
             out[t, j] = _NAN
             continue
-        gain, loss, r = _rsi_step(c, gain, loss, px, v, n, inv, fn1)
+        gain, loss, r = _G.rsi_step(c, gain, loss, px, v, n, inv, fn1)
         px = v
         out[t, j] = r if c >= n else _NAN
         c = c + 1 if c <= n else c
@@ -252,7 +245,7 @@ def _k_macd(x, fast, slow, signal, o_macd, o_sig, o_hist):
             o_sig[t, j] = _NAN
             o_hist[t, j] = _NAN
             continue
-        pf, ps, sg, m = _macd_step(c, pf, ps, sg, v, fast, slow, signal, kf, ks, kg)
+        pf, ps, sg, m = _G.macd_step(c, pf, ps, sg, v, fast, slow, signal, kf, ks, kg)
         o_macd[t, j] = m if c >= f0 else _NAN
         o_sig[t, j] = sg if c >= f0 else _NAN
         o_hist[t, j] = m - sg if c >= f0 else _NAN
@@ -282,7 +275,7 @@ def _var_step(ring, j, n, so, v, old, shift, s1, s2, left):
         q = so
         for _ in range(n):
             acc += ring[q, j]
-            q = _next(q, n)
+            q = _G.next_slot(q, n)
         sh = _mul(acc, inv)
         t1 = 0.0
         t2 = 0.0
@@ -292,7 +285,7 @@ def _var_step(ring, j, n, so, v, old, shift, s1, s2, left):
             t1 += d
             d = _mul(d, d)
             t2 += d
-            q = _next(q, n)
+            q = _G.next_slot(q, n)
         mean1 = _mul(t1, inv)
         var = _mul(t2, inv) - _mul(mean1, mean1)
         if var < _mul(0.000000000001, _mul(t2, inv)):
@@ -327,7 +320,7 @@ def _k_bbands(x, n, k, ring, o_up, o_mid, o_lo):
             o_lo[t, j] = _NAN
             continue
         ring[slot, j] = v
-        so = _next(slot, n)
+        so = _G.next_slot(slot, n)
         slot = so
         c = cnt
         if c < lb:
@@ -387,7 +380,7 @@ def _k_rvol(x, n, scale, ring, out):
         r = _log(v / prevc)  # IEEE: CUDA kernels use numpy's error model
         prevc = v
         ring[slot, j] = r
-        so = _next(slot, n)
+        so = _G.next_slot(slot, n)
         slot = so
         kr = cnt - 1  # index of this return among the symbol's returns
         if kr < lb:
@@ -420,7 +413,7 @@ def _k_roc(x, n, ring, out):
             continue
         old = ring[slot, j]
         ring[slot, j] = v
-        slot = _next(slot, n)
+        slot = _G.next_slot(slot, n)
         if cnt >= n:
             out[t, j] = _mul((v / old) - 1.0, 100.0) if old != 0.0 else 0.0
         else:
@@ -447,7 +440,7 @@ def _k_lag(x, k, ring, out):
             cnt += 1
             out[t, j] = _NAN
         ring[slot, j] = v
-        slot = _next(slot, k)
+        slot = _G.next_slot(slot, k)
 
 
 @cuda.jit
@@ -472,10 +465,10 @@ def _k_extreme(x, n, want_max, ring, out):
             old = ring[slot, j]
             ring[slot, j] = v
             if old == ext:
-                q = _next(slot, n)
+                q = _G.next_slot(slot, n)
                 ext = ring[q, j]
                 for _ in range(n - 1):
-                    q = _next(q, n)
+                    q = _G.next_slot(q, n)
                     w = ring[q, j]
                     if (w > ext) if want_max else (w < ext):
                         ext = w
@@ -484,7 +477,7 @@ def _k_extreme(x, n, want_max, ring, out):
         elif (v > ext) if want_max else (v < ext):
             ext = v
         ring[slot, j] = v
-        slot = _next(slot, n)
+        slot = _G.next_slot(slot, n)
         if cnt < n:
             cnt += 1
         out[t, j] = ext if cnt >= n else _NAN
@@ -510,7 +503,7 @@ def _k_linreg_r2(x, n, ring, out):
             out[t, j] = _NAN
             continue
         ring[slot, j] = v
-        slot = _next(slot, n)
+        slot = _G.next_slot(slot, n)
         if cnt < n:
             cnt += 1
         if cnt < n:
@@ -526,7 +519,7 @@ def _k_linreg_r2(x, n, ring, out):
             s1 += d
             s2 += _mul(d, d)
             sk += _mul(float(k), d)
-            q = _next(q, n)
+            q = _G.next_slot(q, n)
         syy = s2 - _mul(s1, s1) / fn
         if not syy > 0.0:
             out[t, j] = _NAN
@@ -570,7 +563,7 @@ def _k_atr(h, lo, cl, n, out):
         if math.isnan(hv) or math.isnan(lv) or math.isnan(cv):
             out[t, j] = _NAN
             continue
-        st = _atr_step(c, st, hv, lv, pc, n, fn, beta, alpha)
+        st = _G.atr_step(c, st, hv, lv, pc, n, fn, beta, alpha)
         out[t, j] = st if c >= n else _NAN
         pc = cv
         c = c + 1 if c <= n else c
@@ -600,7 +593,7 @@ def _k_adx(h, lo, cl, n, eps, out):
         if math.isnan(hv) or math.isnan(lv) or math.isnan(cv):
             out[t, j] = _NAN
             continue
-        pdm, mdm, tr, adx_v = _adx_step(c, ph, pl, pc, pdm, mdm, tr, adx_v, hv, lv, n, fn,
+        pdm, mdm, tr, adx_v = _G.adx_step(c, ph, pl, pc, pdm, mdm, tr, adx_v, hv, lv, n, fn,
                                         fn1, fo, eps)
         out[t, j] = adx_v if c >= fo else _NAN
         ph = hv
@@ -660,12 +653,12 @@ def _k_stoch(h, lo, cl, fk, sk, sd, rh, rl, kr, dr, o_k, o_d):
             o_k[t, j] = _NAN
             o_d[t, j] = _NAN
             continue
-        hh, ll, ks, ktot, ds, dtot, sk_v, sd_v = _stoch_bar(c, s, hh, ll, ks, ktot, ds, dtot,
+        hh, ll, ks, ktot, ds, dtot, sk_v, sd_v = _G.stoch_bar(c, s, hh, ll, ks, ktot, ds, dtot,
                                                             rh, rl, kr, dr, j, hv, lv, cv, fk,
                                                             sk, sd)
         o_k[t, j] = sk_v
         o_d[t, j] = sd_v
-        s = _next(s, fk)
+        s = _G.next_slot(s, fk)
         c = c + 1 if c < cap else c
 
 
@@ -686,8 +679,8 @@ def _k_willr(h, lo, cl, n, rh, rl, out):
         if math.isnan(hv) or math.isnan(lv) or math.isnan(cv):
             out[t, j] = _NAN
             continue
-        hh, ll, out[t, j] = _willr_bar(c, s, hh, ll, rh, rl, j, hv, lv, cv, n)
-        s = _next(s, n)
+        hh, ll, out[t, j] = _G.willr_bar(c, s, hh, ll, rh, rl, j, hv, lv, cv, n)
+        s = _G.next_slot(s, n)
         c = c + 1 if c < n else c
 
 
@@ -710,7 +703,7 @@ def _k_cci(h, lo, cl, n, ring, out):
             continue
         tp = (hv + lv + cv) / 3.0
         ring[slot, j] = tp
-        slot = _next(slot, n)
+        slot = _G.next_slot(slot, n)
         if cnt < lb:
             cnt += 1
             out[t, j] = _NAN
@@ -781,7 +774,7 @@ def _k_mfi(h, lo, cl, vol, n, pos, neg, out):
             ps = 0.0
             ns = 0.0
         null_run = nr
-        slot = _next(s, n)
+        slot = _G.next_slot(s, n)
         if c >= n:
             tot = ps + ns
             pc = 0.0 if ps < 0.0 else (tot if ps > tot else ps)
