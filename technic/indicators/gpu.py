@@ -37,8 +37,9 @@ no CUDA device (or simulator) is present.
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -864,291 +865,112 @@ def _period(n: int, name: str = "n", minimum: int = 1) -> int:
     return cpu_period(n, name, minimum)
 
 
-def sma(x: Any, n: int):
-    """GPU twin of :func:`technic.indicators.cpu.sma` (TA-Lib ``TA_SMA``).
-
-    Args:
-        x: ``(T, N) float64`` time-major host array (or ``(T,)``), or a C-contiguous
-            ``(T, N)`` CUDA device array; any unit. NaN = no bar.
-        n: window in the symbol's own bars, ``>= 1``.
-
-    Returns:
-        Same shape and unit as ``x``: a host array for host input, a device array for device
-        input. Lookback ``n - 1`` own bars; NaN on gap rows. Bit-identical to the CPU.
-
-    Raises:
-        ValueError: ``n < 1`` or a bad shape. TypeError: ``n`` not an integer.
-        GPUUnavailableError: no CUDA device.
-    """
-    n = _period(n)
-    ins = _Inputs(("x",), (x,))
-    (a,) = ins.arrays
-    out = _empty(ins.shape)
-    _launch(_k_sma, ins.shape[1], a, n, _ring(n, ins.shape[1]), out)
-    return ins.back(out)
-
-
-def ema(x: Any, n: int):
-    """GPU twin of :func:`technic.indicators.cpu.ema` (TA-Lib ``TA_EMA``, SMA seed, fused step).
-
-    Args:
-        x: ``(T, N) float64`` host array (or ``(T,)``) or device array; any unit.
-        n: period in own bars, ``>= 1``.
-
-    Returns:
-        Same shape and unit as ``x`` (host or device like the input). Lookback ``n - 1``.
-
-    Raises:
-        ValueError, TypeError: as the CPU function. GPUUnavailableError: no CUDA device.
-    """
-    n = _period(n)
-    ins = _Inputs(("x",), (x,))
-    out = _empty(ins.shape)
-    _launch(_k_ema, ins.shape[1], ins.arrays[0], n, out)
-    return ins.back(out)
-
-
-def rsi(close: Any, n: int = 14):
-    """GPU twin of :func:`technic.indicators.cpu.rsi` (Wilder, TA-Lib 0.8.1 arithmetic).
-
-    Args:
-        close: ``(T, N) float64`` close prices (USD), host (or ``(T,)``) or device array.
-        n: period in own bars, ``>= 1``.
-
-    Returns:
-        Same shape, 0–100 (host or device like the input). Lookback ``n`` bars.
-
-    Raises:
-        ValueError, TypeError: as the CPU function. GPUUnavailableError: no CUDA device.
-    """
-    n = _period(n)
-    ins = _Inputs(("close",), (close,))
-    out = _empty(ins.shape)
-    _launch(_k_rsi, ins.shape[1], ins.arrays[0], n, out)
-    return ins.back(out)
-
-
-def macd(close: Any, fast: int = 12, slow: int = 26, signal: int = 9):
-    """GPU twin of :func:`technic.indicators.cpu.macd`: ``(macd, signal, hist)``.
-
-    Args:
-        close: ``(T, N) float64`` close prices (USD), host (or ``(T,)``) or device array.
-        fast, slow, signal: periods in own bars, each ``>= 1``, ``fast <= slow``.
-
-    Returns:
-        Three arrays of ``close``'s shape, USD; first values at own bar
-        ``slow + signal - 2``.
-
-    Raises:
-        ValueError: a period ``< 1`` or ``fast > slow``. TypeError: a period not an integer.
-        GPUUnavailableError: no CUDA device.
-    """
-    f, s, g = _period(fast, "fast"), _period(slow, "slow"), _period(signal, "signal")
-    if f > s:
-        raise ValueError(f"fast ({f}) must not exceed slow ({s})")
-    ins = _Inputs(("close",), (close,))
-    outs = [_empty(ins.shape) for _ in range(3)]
-    _launch(_k_macd, ins.shape[1], ins.arrays[0], f, s, g, *outs)
-    return tuple(ins.back(o) for o in outs)
-
-
-def bbands(close: Any, n: int = 20, k: float = 2.0):
-    """GPU twin of :func:`technic.indicators.cpu.bbands`: ``(upper, middle, lower)``.
-
-    Population std by TA-Lib 0.8.1's shifted-sum variance with re-anchoring.
-
-    Args:
-        close: ``(T, N) float64`` close prices (USD), host (or ``(T,)``) or device array.
-        n: window in own bars, ``>= 1``. k: band width in standard deviations, finite.
-
-    Returns:
-        Three arrays of ``close``'s shape, USD. Lookback ``n - 1``.
-
-    Raises:
-        ValueError: ``n < 1`` or ``k`` not finite. TypeError: ``n`` not an integer.
-        GPUUnavailableError: no CUDA device.
-    """
-    n = _period(n)
+def _finite(k: float, name: str = "k") -> float:
     kf = float(k)
     if not math.isfinite(kf):
-        raise ValueError(f"k must be finite, got {k}")
-    ins = _Inputs(("close",), (close,))
-    outs = [_empty(ins.shape) for _ in range(3)]
-    _launch(_k_bbands, ins.shape[1], ins.arrays[0], n, kf, _ring(n, ins.shape[1]), *outs)
-    return tuple(ins.back(o) for o in outs)
+        raise ValueError(f"{name} must be finite, got {k}")
+    return kf
 
 
-def roc(close: Any, n: int = 10):
-    """GPU twin of :func:`technic.indicators.cpu.roc` (TA-Lib ``TA_ROC``, percent).
-
-    Args:
-        close: ``(T, N) float64`` prices (USD), host (or ``(T,)``) or device array.
-        n: distance in own bars, ``>= 1``.
-
-    Returns:
-        Same shape, percent; 0 where the old value is 0. Lookback ``n``.
-
-    Raises:
-        ValueError, TypeError: as the CPU function. GPUUnavailableError: no CUDA device.
-    """
-    n = _period(n)
-    ins = _Inputs(("close",), (close,))
-    out = _empty(ins.shape)
-    _launch(_k_roc, ins.shape[1], ins.arrays[0], n, _ring(n, ins.shape[1]), out)
-    return ins.back(out)
-
-
-def lag(x: Any, k: int):
-    """GPU twin of :func:`technic.indicators.cpu.lag`: the value ``k`` own bars ago.
-
-    Args:
-        x: ``(T, N) float64`` host (or ``(T,)``) or device array, any unit. NaN = no bar.
-        k: bars back, ``>= 0``.
-
-    Returns:
-        Same shape and unit; NaN until the symbol has ``k + 1`` bars and on NaN rows.
-
-    Raises:
-        ValueError: ``k < 0``. TypeError: ``k`` not an integer.
-        GPUUnavailableError: no CUDA device.
-    """
-    k = _period(k, "k", minimum=0)
-    ins = _Inputs(("x",), (x,))
-    out = _empty(ins.shape)
-    _launch(_k_lag, ins.shape[1], ins.arrays[0], k, _ring(k, ins.shape[1]), out)
-    return ins.back(out)
-
-
-def _extreme(x: Any, n: int, want_max: bool):
-    n = _period(n)
-    ins = _Inputs(("x",), (x,))
-    out = _empty(ins.shape)
-    _launch(_k_extreme, ins.shape[1], ins.arrays[0], n, want_max, _ring(n, ins.shape[1]), out)
-    return ins.back(out)
-
-
-def rolling_max(x: Any, n: int):
-    """GPU twin of :func:`technic.indicators.cpu.rolling_max` (TA-Lib ``TA_MAX`` values).
-
-    Args:
-        x: ``(T, N) float64`` host (or ``(T,)``) or device array, any unit.
-        n: window in own bars, ``>= 1``.
-
-    Returns:
-        Same shape and unit. Lookback ``n - 1``. Exact (a maximum has no rounding).
-
-    Raises:
-        ValueError, TypeError: as the CPU function. GPUUnavailableError: no CUDA device.
-    """
-    return _extreme(x, n, True)
-
-
-def rolling_min(x: Any, n: int):
-    """GPU twin of :func:`technic.indicators.cpu.rolling_min` (TA-Lib ``TA_MIN`` values).
-
-    Args:
-        x: ``(T, N) float64`` host (or ``(T,)``) or device array, any unit.
-        n: window in own bars, ``>= 1``.
-
-    Returns:
-        Same shape and unit. Lookback ``n - 1``. Exact.
-
-    Raises:
-        ValueError, TypeError: as the CPU function. GPUUnavailableError: no CUDA device.
-    """
-    return _extreme(x, n, False)
-
-
-def realized_vol(close: Any, n: int = 20, periods_per_year: float = 252):
-    """GPU twin of :func:`technic.indicators.cpu.realized_vol` (annualized, ddof = 1).
-
-    Args:
-        close: ``(T, N) float64`` close prices (USD, > 0), host (or ``(T,)``) or device.
-        n: number of log returns, ``>= 2``. periods_per_year: bars per year, ``> 0``.
-
-    Returns:
-        Same shape, annualized fraction. Lookback ``n``. Within ~1e-15 relative of the CPU
-        (libdevice ``log`` vs. the C library's).
-
-    Raises:
-        ValueError: ``n < 2`` or a bad ``periods_per_year``. TypeError: ``n`` not an integer.
-        GPUUnavailableError: no CUDA device.
-    """
-    n = _period(n, minimum=2)
+def _annual_scale(periods_per_year: float) -> float:
     ppy = float(periods_per_year)
     if not (math.isfinite(ppy) and ppy > 0):
         raise ValueError(f"periods_per_year must be finite and > 0, got {periods_per_year}")
-    ins = _Inputs(("close",), (close,))
-    out = _empty(ins.shape)
-    _launch(_k_rvol, ins.shape[1], ins.arrays[0], n, math.sqrt(ppy),
-            _ring(n, ins.shape[1]), out)
-    return ins.back(out)
+    return math.sqrt(ppy)
 
 
-def linreg_r2(close: Any, n: int):
-    """GPU twin of :func:`technic.indicators.linreg_r2` (R² of the n-bar regression line).
+def _macd_periods(fast: int, slow: int, signal: int) -> tuple[int, int, int]:
+    f, s, g = _period(fast, "fast"), _period(slow, "slow"), _period(signal, "signal")
+    if f > s:
+        raise ValueError(f"fast ({f}) must not exceed slow ({s})")
+    return f, s, g
+
+
+#: name -> (kernel, inputs, outputs, params(**args) -> the kernel's parameters (validated as
+#: on the CPU), rings(*params) -> the ring rows the kernel needs (each an (r, N) buffer)).
+_TWINS: dict[str, tuple[Any, int, int, Callable[..., tuple], Callable[..., tuple]]] = {
+    "sma": (_k_sma, 1, 1, lambda n: (_period(n),), lambda n: (n,)),
+    "ema": (_k_ema, 1, 1, lambda n: (_period(n),), lambda n: ()),
+    "rsi": (_k_rsi, 1, 1, lambda n: (_period(n),), lambda n: ()),
+    "macd": (_k_macd, 1, 3, _macd_periods, lambda f, s, g: ()),
+    "bbands": (_k_bbands, 1, 3, lambda n, k: (_period(n), _finite(k)), lambda n, k: (n,)),
+    "roc": (_k_roc, 1, 1, lambda n: (_period(n),), lambda n: (n,)),
+    "lag": (_k_lag, 1, 1, lambda k: (_period(k, "k", minimum=0),), lambda k: (k,)),
+    "rolling_max": (_k_extreme, 1, 1, lambda n: (_period(n), True), lambda n, w: (n,)),
+    "rolling_min": (_k_extreme, 1, 1, lambda n: (_period(n), False), lambda n, w: (n,)),
+    "realized_vol": (_k_rvol, 1, 1, lambda n, periods_per_year: (
+        _period(n, minimum=2), _annual_scale(periods_per_year)), lambda n, sc: (n,)),
+    "linreg_r2": (_k_linreg_r2, 1, 1, lambda n: (_period(n, minimum=2),), lambda n: (n,)),
+    "atr": (_k_atr, 3, 1, lambda n: (_period(n),), lambda n: ()),
+    "adx": (_k_adx, 3, 1, lambda n: (_period(n), TA_EPSILON), lambda n, e: ()),
+    "obv": (_k_obv, 2, 1, lambda: (), lambda: ()),
+    "stoch": (_k_stoch, 3, 2, lambda fastk, slowk, slowd: (
+        _period(fastk, "fastk"), _period(slowk, "slowk"), _period(slowd, "slowd")),
+        lambda fk, sk, sd: (fk, fk, sk, sd)),
+    "willr": (_k_willr, 3, 1, lambda n: (_period(n),), lambda n: (n, n)),
+    "cci": (_k_cci, 3, 1, lambda n: (_period(n),), lambda n: (n,)),
+    "mfi": (_k_mfi, 4, 1, lambda n: (_period(n),), lambda n: (n, n)),
+}
+
+
+def _twin(name: str) -> Callable[..., Any]:
+    """The GPU twin of ``technic.indicators.<name>``: same signature and validation."""
+    from technic import indicators as cpu_api
+
+    kernel, n_in, n_out, params, rings = _TWINS[name]
+    sig = inspect.signature(getattr(cpu_api, name))
+    names = tuple(sig.parameters)[:n_in]
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        bound = sig.bind(*args, **kwargs)
+        bound.apply_defaults()
+        a = dict(bound.arguments)
+        p = params(**{k: v for k, v in a.items() if k not in names})
+        ins = _Inputs(names, tuple(a[k] for k in names))
+        m = ins.shape[1]
+        outs = [_empty(ins.shape) for _ in range(n_out)]
+        _launch(kernel, m, *ins.arrays, *p, *(_ring(r, m) for r in rings(*p)), *outs)
+        res = tuple(ins.back(o) for o in outs)
+        return res[0] if n_out == 1 else res
+
+    run.__name__ = run.__qualname__ = name
+    run.__signature__ = sig  # type: ignore[attr-defined]
+    run.__doc__ = f"""GPU twin of :func:`technic.indicators.{name}` (numba.cuda).
+
+    Same arguments, validation, units and results as the CPU function, computed one CUDA
+    thread per symbol from the same per-bar steps (:mod:`technic.indicators._steps`) or the
+    same arithmetic (see the module docstring): bit-identical on a GPU, except the ``log``
+    of realized volatility (≤ 1e-15 relative).
 
     Args:
-        close: ``(T, N) float64`` close prices (any unit), host (or ``(T,)``) or device.
-            NaN = no bar.
-        n: window in the symbol's own bars, ``>= 2``.
-
-    Returns:
-        Same shape, fraction 0–1 (NaN during the warm-up of ``n - 1`` own bars, on gap rows
-        and on constant windows). Bit-identical to the CPU.
-
-    Raises:
-        ValueError: ``n < 2`` or a bad shape. TypeError: ``n`` not an integer.
-        GPUUnavailableError: no CUDA device.
-    """
-    n = _period(n, minimum=2)
-    ins = _Inputs(("close",), (close,))
-    out = _empty(ins.shape)
-    _launch(_k_linreg_r2, ins.shape[1], ins.arrays[0], n, _ring(n, ins.shape[1]), out)
-    return ins.back(out)
-
-
-_HLC = ("high", "low", "close")
-
-
-def atr(high: Any, low: Any, close: Any, n: int = 14):
-    """GPU twin of :func:`technic.indicators.cpu.atr` (Wilder, TA-Lib 0.8.1 fused step).
-
-    Args:
-        high, low, close: ``(T, N) float64`` prices (USD), same shape, host or device.
-        n: period in own bars, ``>= 1``.
-
-    Returns:
-        Same shape, USD. Lookback ``n``.
+        as :func:`technic.indicators.{name}`; arrays are host ``(T, N)`` / ``(T,)`` float64
+        (results copied back, same shape) or CUDA device ``(T, N)`` C-contiguous float64
+        (results stay on the device).
 
     Raises:
         ValueError, TypeError: as the CPU function. GPUUnavailableError: no CUDA device.
     """
-    n = _period(n)
-    ins = _Inputs(_HLC, (high, low, close))
-    out = _empty(ins.shape)
-    _launch(_k_atr, ins.shape[1], *ins.arrays, n, out)
-    return ins.back(out)
+    return run
 
 
-def adx(high: Any, low: Any, close: Any, n: int = 14):
-    """GPU twin of :func:`technic.indicators.cpu.adx` (TA-Lib ``TA_ADX``), 0–100.
-
-    Args:
-        high, low, close: ``(T, N) float64`` prices (USD), same shape, host or device.
-        n: period in own bars, ``>= 1``.
-
-    Returns:
-        Same shape, 0–100. Lookback ``2 n - 1``.
-
-    Raises:
-        ValueError, TypeError: as the CPU function. GPUUnavailableError: no CUDA device.
-    """
-    n = _period(n)
-    ins = _Inputs(_HLC, (high, low, close))
-    out = _empty(ins.shape)
-    _launch(_k_adx, ins.shape[1], *ins.arrays, n, TA_EPSILON, out)
-    return ins.back(out)
+sma = _twin("sma")
+ema = _twin("ema")
+rsi = _twin("rsi")
+macd = _twin("macd")
+bbands = _twin("bbands")
+roc = _twin("roc")
+lag = _twin("lag")
+rolling_max = _twin("rolling_max")
+rolling_min = _twin("rolling_min")
+realized_vol = _twin("realized_vol")
+linreg_r2 = _twin("linreg_r2")
+atr = _twin("atr")
+adx = _twin("adx")
+obv = _twin("obv")
+stoch = _twin("stoch")
+willr = _twin("willr")
+cci = _twin("cci")
+mfi = _twin("mfi")
 
 
 def mul(a: Any, b: Any):
@@ -1167,106 +989,4 @@ def mul(a: Any, b: Any):
     ins = _Inputs(("a", "b"), (a, b))
     out = _empty(ins.shape)
     _launch(_k_mul, ins.shape[1], *ins.arrays, out)
-    return ins.back(out)
-
-
-def obv(close: Any, volume: Any):
-    """GPU twin of :func:`technic.indicators.cpu.obv` (TA-Lib ``TA_OBV``), shares.
-
-    Args:
-        close: ``(T, N) float64`` close prices (USD); volume: same shape, shares.
-
-    Returns:
-        Same shape, shares. Lookback 0.
-
-    Raises:
-        ValueError: shapes differ. GPUUnavailableError: no CUDA device.
-    """
-    ins = _Inputs(("close", "volume"), (close, volume))
-    out = _empty(ins.shape)
-    _launch(_k_obv, ins.shape[1], *ins.arrays, out)
-    return ins.back(out)
-
-
-def stoch(high: Any, low: Any, close: Any, fastk: int = 14, slowk: int = 3, slowd: int = 3):
-    """GPU twin of :func:`technic.indicators.extra.stoch` (TA-Lib ``TA_STOCH``, SMA smoothing).
-
-    Args:
-        high, low, close: ``(T, N) float64`` prices (USD), same shape, host or device.
-        fastk, slowk, slowd: periods in own bars, each ``>= 1``.
-
-    Returns:
-        ``(slow %K, slow %D)``, 0–100, from own bar ``fastk + slowk + slowd - 3``.
-
-    Raises:
-        ValueError, TypeError: a bad period. GPUUnavailableError: no CUDA device.
-    """
-    fk, sk, sd = (_period(fastk, "fastk"), _period(slowk, "slowk"), _period(slowd, "slowd"))
-    ins = _Inputs(_HLC, (high, low, close))
-    m = ins.shape[1]
-    o_k, o_d = _empty(ins.shape), _empty(ins.shape)
-    _launch(_k_stoch, m, *ins.arrays, fk, sk, sd, _ring(fk, m), _ring(fk, m), _ring(sk, m),
-            _ring(sd, m), o_k, o_d)
-    return ins.back(o_k), ins.back(o_d)
-
-
-def willr(high: Any, low: Any, close: Any, n: int = 14):
-    """GPU twin of :func:`technic.indicators.extra.willr` (TA-Lib ``TA_WILLR``), −100–0.
-
-    Args:
-        high, low, close: ``(T, N) float64`` prices (USD), same shape, host or device.
-        n: window in own bars, ``>= 1``.
-
-    Returns:
-        Same shape, −100–0 (0 when the window's high equals its low). Lookback ``n - 1``.
-
-    Raises:
-        ValueError, TypeError: a bad period. GPUUnavailableError: no CUDA device.
-    """
-    n = _period(n)
-    ins = _Inputs(_HLC, (high, low, close))
-    m = ins.shape[1]
-    out = _empty(ins.shape)
-    _launch(_k_willr, m, *ins.arrays, n, _ring(n, m), _ring(n, m), out)
-    return ins.back(out)
-
-
-def cci(high: Any, low: Any, close: Any, n: int = 20):
-    """GPU twin of :func:`technic.indicators.extra.cci` (TA-Lib ``TA_CCI``), unitless.
-
-    Args:
-        high, low, close: ``(T, N) float64`` prices (USD), same shape, host or device.
-        n: window in own bars, ``>= 1``.
-
-    Returns:
-        Same shape: ``(tp - mean) / (0.015 * mean abs deviation)``. Lookback ``n - 1``.
-
-    Raises:
-        ValueError, TypeError: a bad period. GPUUnavailableError: no CUDA device.
-    """
-    n = _period(n)
-    ins = _Inputs(_HLC, (high, low, close))
-    out = _empty(ins.shape)
-    _launch(_k_cci, ins.shape[1], *ins.arrays, n, _ring(n, ins.shape[1]), out)
-    return ins.back(out)
-
-
-def mfi(high: Any, low: Any, close: Any, volume: Any, n: int = 14):
-    """GPU twin of :func:`technic.indicators.extra.mfi` (TA-Lib 0.8.1 ``TA_MFI``), 0–100.
-
-    Args:
-        high, low, close: ``(T, N) float64`` prices (USD); volume: shares; same shape.
-        n: period in own bars, ``>= 1``.
-
-    Returns:
-        Same shape, 0–100. Lookback ``n``.
-
-    Raises:
-        ValueError, TypeError: a bad period. GPUUnavailableError: no CUDA device.
-    """
-    n = _period(n)
-    ins = _Inputs((*_HLC, "volume"), (high, low, close, volume))
-    m = ins.shape[1]
-    out = _empty(ins.shape)
-    _launch(_k_mfi, m, *ins.arrays, n, _ring(n, m), _ring(n, m), out)
     return ins.back(out)
