@@ -62,7 +62,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import ArrayLike, NDArray
 
-from technic.indicators import _tm
+from technic.indicators import _rg, _tm
 from technic.indicators._common import _JIT, TA_EPSILON
 from technic.indicators._steps import CPU as _S
 
@@ -548,7 +548,7 @@ def _run1(x: ArrayLike, name: str, kind: int, n: int, fparam: float = 0.0) -> F6
     a, one_d = _as_panel(x, name)
     out = np.empty(a.shape, dtype=np.float64)
     if kind == _K_SMA:
-        _tm.run_regular(_tm.rg_sma, (a,), (n,), (out,), _tm.tm_sma, 0.1)
+        _rg.run_regular(_rg.rg_sma, (a,), (n,), (out,), _tm.tm_sma, 0.1)
     elif kind == _K_EMA:
         _tm.tm_ema(a, n, out)
     elif kind == _K_RSI:
@@ -739,7 +739,7 @@ def bbands(close: ArrayLike, n: int = 20, k: float = 2.0) -> tuple[F64, F64, F64
         raise ValueError(f"k must be finite, got {k}")
     a, one_d = _as_panel(close, "close")
     outs = [np.empty(a.shape, dtype=np.float64) for _ in range(3)]
-    _tm.run_regular(_tm.rg_bbands, (a,), (n, kf), tuple(outs), _tm.tm_bbands, 0.1)
+    _rg.run_regular(_rg.rg_bbands, (a,), (n, kf), tuple(outs), _tm.tm_bbands, 0.1)
     up, mid, lo = (_shape_back(o, one_d) for o in outs)
     return up, mid, lo
 

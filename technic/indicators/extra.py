@@ -48,7 +48,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import ArrayLike
 
-from technic.indicators import _tm
+from technic.indicators import _rg, _tm
 from technic.indicators._common import _fma
 from technic.indicators.cpu import (
     F64,
@@ -624,14 +624,14 @@ def _run(names: tuple[str, ...], inputs: tuple, kind: int, n_out: int, params: t
         arrays, one_d = _as_panels(names, *inputs)
     outs = np.empty((n_out, *arrays[0].shape), dtype=np.float64)
     if kind == _STOCH:
-        _tm.run_regular(_tm.rg_stoch, tuple(arrays), params, (outs[0], outs[1]), _tm.tm_stoch,
+        _rg.run_regular(_rg.rg_stoch, tuple(arrays), params, (outs[0], outs[1]), _tm.tm_stoch,
                         0.5)
     elif kind == _WILLR:
-        _tm.run_regular(_tm.rg_willr, tuple(arrays), params, (outs[0],), _tm.tm_willr, 0.5)
+        _rg.run_regular(_rg.rg_willr, tuple(arrays), params, (outs[0],), _tm.tm_willr, 0.5)
     elif kind == _CCI:
         _tm.tm_cci(*arrays, params[0], outs[0])
     elif kind == _MFI:
-        _tm.run_regular(_tm.rg_mfi, tuple(arrays), params, (outs[0],), _tm.tm_mfi, 0.1)
+        _rg.run_regular(_rg.rg_mfi, tuple(arrays), params, (outs[0],), _tm.tm_mfi, 0.1)
     else:
         p = np.array(params + (0,) * (3 - len(params)), dtype=np.int64)
         _panel(tuple(arrays), kind, p, float(fparam), outs)
