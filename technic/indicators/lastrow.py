@@ -28,7 +28,7 @@ from numba import njit, prange
 from numpy.typing import NDArray
 
 from technic.indicators._common import TA_EPSILON
-from technic.indicators.cpu import (
+from technic.indicators._oned import (
     _adx_1d,
     _atr_1d,
     _bbands_1d,
@@ -41,7 +41,7 @@ from technic.indicators.cpu import (
     _rsi_1d,
     _sma_1d,
 )
-from technic.indicators.extra import _cmf_1d, _linreg_r2_at, _mfi_1d
+from technic.indicators._oned_extra import _cmf_1d, _linreg_r2_at, _mfi_1d
 
 #: Opcode of each indicator the last-row driver runs (``bar``: the input itself).
 OPS: dict[str, int] = {name: i for i, name in enumerate((
