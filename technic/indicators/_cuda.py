@@ -649,16 +649,16 @@ def _k_cci(h, lo, cl, n, ring, out):
 
 @cuda.jit
 def _k_mfi(h, lo, cl, vol, n, pos, neg, out):
-    # Twin of _tm.tm_mfi (TA-Lib 0.8.1 MFI): flows of own bars 1.. in rings.
+    # _steps.mfi_bar per thread (one symbol; flow rings in device memory); a gap row is NaN.
     j = cuda.grid(1)
     if j >= h.shape[1]:
         return
-    cnt = 0
-    slot = 0
+    c = 0
+    s = 0
     prev = 0.0
     ps = 0.0
     ns = 0.0
-    null_run = 0
+    nr = 0
     for t in range(h.shape[0]):
         hv = h[t, j]
         lv = lo[t, j]
@@ -667,42 +667,7 @@ def _k_mfi(h, lo, cl, vol, n, pos, neg, out):
         if math.isnan(hv) or math.isnan(lv) or math.isnan(cv) or math.isnan(vv):
             out[t, j] = _NAN
             continue
-        c = cnt
-        tp = (hv + lv + cv) / 3.0
-        if c == 0:
-            cnt = 1
-            prev = tp
-            out[t, j] = _NAN
-            continue
-        s = slot
-        if c > n:
-            ps -= pos[s, j]
-            ns -= neg[s, j]
-        else:
-            cnt = c + 1
-        p0 = prev
-        d = tp - p0
-        scale = abs(tp) + abs(p0)
-        prev = tp
-        flow = _mul(tp, vv)
-        if abs(d) <= _mul(TA_EPSILON, scale):
-            flow = 0.0
-        pf = 0.0 if d < 0.0 else flow
-        nf = flow if d < 0.0 else 0.0
-        pos[s, j] = pf
-        neg[s, j] = nf
-        ps += pf
-        ns += nf
-        nr = null_run + 1 if flow == 0.0 else 0
-        if nr >= n:
-            nr = n
-            ps = 0.0
-            ns = 0.0
-        null_run = nr
-        slot = _G.next_slot(s, n)
-        if c >= n:
-            tot = ps + ns
-            pc = 0.0 if ps < 0.0 else (tot if ps > tot else ps)
-            out[t, j] = 0.0 if tot <= 0.0 else _mul(100.0, pc / tot)
-        else:
-            out[t, j] = _NAN
+        prev, ps, ns, nr, out[t, j] = _G.mfi_bar(c, s, prev, ps, ns, nr, pos, neg, j, hv, lv,
+                                                 cv, vv, n)
+        s = _G.next_slot(s, n) if c >= 1 else s
+        c = c + 1 if c <= n else c

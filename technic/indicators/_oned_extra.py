@@ -20,6 +20,7 @@ from technic.indicators._oned import (
     _rsi_1d,
     _sma_1d,
 )
+from technic.indicators._steps import CPU as _S
 
 _JIT = {"cache": True, "nogil": True}
 
@@ -222,45 +223,21 @@ def _cci_1d(hi, lo, cl, m, n, circ, res):
 
 @njit(**_JIT)
 def _mfi_1d(hi, lo, cl, vol, m, n, pos, neg, res):
-    # TA_MFI 0.8.1 (issues #107, #244): see the module docstring.
+    # TA_MFI 0.8.1: _steps.mfi_bar over the own bars, its flow rings (n, 1) views of pos / neg.
     if m <= n:
         _fill_nan(res, 0, m)
         return
-    _fill_nan(res, 0, n)
-    prev = (hi[0] + lo[0] + cl[0]) / 3.0
+    rp = pos[:n].reshape((n, 1))
+    rn = neg[:n].reshape((n, 1))
+    s = 0
+    prev = 0.0
     ps = 0.0
     ns = 0.0
-    null_run = 0
-    slot = 0
-    for i in range(1, m):
-        if i > n:
-            ps -= pos[slot]
-            ns -= neg[slot]
-        tp = (hi[i] + lo[i] + cl[i]) / 3.0
-        d = tp - prev
-        scale = abs(tp) + abs(prev)
-        prev = tp
-        flow = tp * vol[i]
-        if abs(d) <= TA_EPSILON * scale:
-            flow = 0.0
-        pf = 0.0 if d < 0.0 else flow
-        nf = flow if d < 0.0 else 0.0
-        pos[slot] = pf
-        neg[slot] = nf
-        ps += pf
-        ns += nf
-        null_run = null_run + 1 if flow == 0.0 else 0
-        if null_run >= n:
-            null_run = n
-            ps = 0.0
-            ns = 0.0
-        if i >= n:
-            tot = ps + ns
-            pc = 0.0 if ps < 0.0 else (tot if ps > tot else ps)
-            res[i] = 0.0 if tot <= 0.0 else 100.0 * (pc / tot)
-        slot += 1
-        if slot == n:
-            slot = 0
+    nr = 0
+    for i in range(m):
+        prev, ps, ns, nr, res[i] = _S.mfi_bar(i, s, prev, ps, ns, nr, rp, rn, 0, hi[i], lo[i],
+                                              cl[i], vol[i], n)
+        s = _S.next_slot(s, n) if i >= 1 else s
 
 
 @njit(**_JIT)

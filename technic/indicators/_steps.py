@@ -245,9 +245,46 @@ def stoch_bar(c, s, hh, ll, ks, ktot, ds, dtot, rh, rl, kr, dr, j, hv, lv, cv, f
     return hh, ll, ks, ktot, ds, tot - dr[ds, j], slowk, tot / float(sd)
 
 
+def mfi_bar(c, s, prev, ps, ns, nr, pos, neg, j, hv, lv, cv, vv, n):
+    # TA_MFI 0.8.1 (issues #107, #244) at own bar c: typical price tp = (h + l + c) / 3; the
+    # flow tp * v of bars 1.. goes to ring pos (up move) or neg (down move) at slot s (bar
+    # c in slot (c - 1) % n), a move within 1e-14 (|tp| + |prev|) is no flow; running sums ps,
+    # ns; after n empty bars in a row (run length nr) both sums are reset to exactly 0. MFI =
+    # 100 * clamp(ps, 0, tot) / tot, 0 when tot = ps + ns <= 0; output from bar n. Returns
+    # (tp, ps, ns, nr, mfi).
+    tp = (hv + lv + cv) / 3.0
+    if c == 0:
+        return tp, ps, ns, nr, math.nan
+    if c > n:
+        ps -= pos[s, j]
+        ns -= neg[s, j]
+    d = tp - prev
+    scale = abs(tp) + abs(prev)
+    flow = mul(tp, vv)
+    if abs(d) <= mul(TA_EPSILON, scale):
+        flow = 0.0
+    pf = 0.0 if d < 0.0 else flow
+    nf = flow if d < 0.0 else 0.0
+    pos[s, j] = pf
+    neg[s, j] = nf
+    ps += pf
+    ns += nf
+    nr = nr + 1 if flow == 0.0 else 0
+    if nr >= n:
+        nr = n
+        ps = 0.0
+        ns = 0.0
+    if c < n:
+        return tp, ps, ns, nr, math.nan
+    tot = ps + ns
+    pc = 0.0 if ps < 0.0 else (tot if ps > tot else ps)
+    return tp, ps, ns, nr, (0.0 if tot <= 0.0 else mul(100.0, pc / (tot if tot > 0.0 else 1.0)))
+
+
 #: The step functions, in dependency order (a step may call the ones before it).
 STEPS: tuple[Callable[..., Any], ...] = (true_range, atr_step, adx_step, ema_step, rsi_step,
-                                         macd_step, next_slot, hl_push, willr_bar, stoch_bar)
+                                         macd_step, next_slot, hl_push, willr_bar, stoch_bar,
+                                         mfi_bar)
 
 
 def compile_steps(jit: Callable[[Any], Any], name: str, **prims: Any) -> types.ModuleType:

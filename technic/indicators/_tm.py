@@ -567,7 +567,7 @@ def tm_obv(cl, vol, out):
 
 @njit(**_JIT)
 def tm_mfi(h, lo, cl, vol, n, out):
-    # Twin of extra._mfi_1d: flows of bars 1.. in rings (bar i in slot (i - 1) % n).
+    # _steps.mfi_bar per symbol (flow rings of its own bars); a gap row is NaN, state kept.
     t_len, n_cols = h.shape
     cnt = np.zeros(n_cols, np.int64)
     slot = np.zeros(n_cols, np.int64)
@@ -578,59 +578,17 @@ def tm_mfi(h, lo, cl, vol, n, out):
     pos = np.empty((n, n_cols))
     neg = np.empty((n, n_cols))
     for t in range(t_len):
-        hr = h[t]
-        lr = lo[t]
-        cr = cl[t]
-        vr = vol[t]
-        orow = out[t]
         for j in range(n_cols):
-            hv = hr[j]
-            lv = lr[j]
-            cv = cr[j]
-            vv = vr[j]
+            hv = h[t, j]
+            lv = lo[t, j]
+            cv = cl[t, j]
+            vv = vol[t, j]
             if np.isnan(hv) or np.isnan(lv) or np.isnan(cv) or np.isnan(vv):
-                orow[j] = np.nan
+                out[t, j] = np.nan
                 continue
             c = cnt[j]
-            tp = (hv + lv + cv) / 3.0
-            if c == 0:
-                cnt[j] = 1
-                prev[j] = tp
-                orow[j] = np.nan
-                continue
-            ps = ps_a[j]
-            ns = ns_a[j]
             s = slot[j]
-            if c > n:
-                ps -= pos[s, j]
-                ns -= neg[s, j]
-            else:
-                cnt[j] = c + 1
-            p0 = prev[j]
-            d = tp - p0
-            scale = abs(tp) + abs(p0)
-            prev[j] = tp
-            flow = tp * vv
-            if abs(d) <= TA_EPSILON * scale:
-                flow = 0.0
-            pf = 0.0 if d < 0.0 else flow
-            nf = flow if d < 0.0 else 0.0
-            pos[s, j] = pf
-            neg[s, j] = nf
-            ps += pf
-            ns += nf
-            nr = null_a[j] + 1 if flow == 0.0 else 0
-            if nr >= n:
-                nr = n
-                ps = 0.0
-                ns = 0.0
-            null_a[j] = nr
-            ps_a[j] = ps
-            ns_a[j] = ns
-            slot[j] = _S.next_slot(s, n)
-            if c >= n:
-                tot = ps + ns
-                pc = 0.0 if ps < 0.0 else (tot if ps > tot else ps)
-                orow[j] = 0.0 if tot <= 0.0 else 100.0 * (pc / tot)
-            else:
-                orow[j] = np.nan
+            prev[j], ps_a[j], ns_a[j], null_a[j], out[t, j] = _S.mfi_bar(
+                c, s, prev[j], ps_a[j], ns_a[j], null_a[j], pos, neg, j, hv, lv, cv, vv, n)
+            slot[j] = _S.next_slot(s, n) if c >= 1 else s
+            cnt[j] = c + 1 if c <= n else c
