@@ -77,30 +77,21 @@ _G = _steps.compile_steps(cuda.jit(device=True), "technic.indicators._cuda._G", 
 
 @cuda.jit
 def _k_sma(x, n, ring, out):
-    # Twin of _tm.tm_sma.
+    # _steps.sma_bar per thread (one symbol; its ring in device memory); a gap row is NaN.
     j = cuda.grid(1)
     if j >= x.shape[1]:
         return
-    cnt = 0
-    slot = 0
+    c = 0
+    s = 0
     total = 0.0
-    fn = float(n)
-    lb = n - 1
     for t in range(x.shape[0]):
         v = x[t, j]
         if math.isnan(v):
             out[t, j] = _NAN
             continue
-        ring[slot, j] = v
-        slot = _G.next_slot(slot, n)
-        if cnt >= lb:
-            tot = total + v
-            total = tot - ring[slot, j]
-            out[t, j] = tot / fn
-        else:
-            cnt += 1
-            total += v
-            out[t, j] = _NAN
+        total, out[t, j] = _G.sma_bar(c, s, total, ring, j, v, n)
+        s = _G.next_slot(s, n)
+        c = c + 1 if c < n else c
 
 
 @cuda.jit
@@ -325,25 +316,20 @@ def _k_rvol(x, n, scale, ring, out):
 
 @cuda.jit
 def _k_roc(x, n, ring, out):
-    # Twin of _tm.tm_roc: ((x / x[n bars ago]) - 1) * 100, 0 where the old value is 0.
+    # _steps.roc_bar per thread (one symbol; its ring in device memory); a gap row is NaN.
     j = cuda.grid(1)
     if j >= x.shape[1]:
         return
-    cnt = 0
-    slot = 0
+    c = 0
+    s = 0
     for t in range(x.shape[0]):
         v = x[t, j]
         if math.isnan(v):
             out[t, j] = _NAN
             continue
-        old = ring[slot, j]
-        ring[slot, j] = v
-        slot = _G.next_slot(slot, n)
-        if cnt >= n:
-            out[t, j] = _mul((v / old) - 1.0, 100.0) if old != 0.0 else 0.0
-        else:
-            cnt += 1
-            out[t, j] = _NAN
+        out[t, j] = _G.roc_bar(c, s, ring, j, v, n)
+        s = _G.next_slot(s, n)
+        c = c + 1 if c <= n else c
 
 
 @cuda.jit
@@ -529,11 +515,11 @@ def _k_adx(h, lo, cl, n, eps, out):
 
 @cuda.jit
 def _k_obv(cl, vol, out):
-    # Twin of _tm.tm_obv: starts at the first bar's volume; +/- volume on an up/down close.
+    # _steps.obv_bar per thread (one symbol); a gap row is NaN and keeps the state.
     j = cuda.grid(1)
     if j >= cl.shape[1]:
         return
-    seen = False
+    c = 0
     prev = 0.0
     acc = 0.0
     for t in range(cl.shape[0]):
@@ -542,16 +528,10 @@ def _k_obv(cl, vol, out):
         if math.isnan(cv) or math.isnan(vv):
             out[t, j] = _NAN
             continue
-        if seen:
-            if cv > prev:
-                acc += vv
-            elif cv < prev:
-                acc -= vv
-        else:
-            seen = True
-            acc = vv
+        acc = _G.obv_bar(c, prev, acc, cv, vv)
         prev = cv
         out[t, j] = acc
+        c = 1
 
 
 @cuda.jit

@@ -281,10 +281,43 @@ def mfi_bar(c, s, prev, ps, ns, nr, pos, neg, j, hv, lv, cv, vv, n):
     return tp, ps, ns, nr, (0.0 if tot <= 0.0 else mul(100.0, pc / (tot if tot > 0.0 else 1.0)))
 
 
+def sma_bar(c, s, total, ring, j, v, n):
+    # TA_SMA at own bar c (slot s = c % n of the ring of the last n values): the total of the
+    # first n-1 bars, then total += x; out = total / n; total -= the oldest bar of the window.
+    # Returns (total, sma); sma from bar n-1.
+    ring[s, j] = v
+    if c < n - 1:
+        return total + v, math.nan
+    tot = total + v
+    return tot - ring[next_slot(s, n), j], tot / float(n)
+
+
+def roc_bar(c, s, ring, j, v, n):
+    # TA_ROC at own bar c (slot s = c % n): ((x / x[n bars ago]) - 1) * 100, 0 where the old
+    # value is 0; from bar n.
+    old = ring[s, j]
+    ring[s, j] = v
+    if c < n:
+        return math.nan
+    return mul((v / (old if old != 0.0 else 1.0)) - 1.0, 100.0) if old != 0.0 else 0.0
+
+
+def obv_bar(c, prev, acc, cv, vv):
+    # TA_OBV at own bar c: starts at the first bar's volume; + volume on an up close, - on a
+    # down close. Returns the new OBV (the output).
+    if c == 0:
+        return vv
+    if cv > prev:
+        return acc + vv
+    if cv < prev:
+        return acc - vv
+    return acc
+
+
 #: The step functions, in dependency order (a step may call the ones before it).
 STEPS: tuple[Callable[..., Any], ...] = (true_range, atr_step, adx_step, ema_step, rsi_step,
                                          macd_step, next_slot, hl_push, willr_bar, stoch_bar,
-                                         mfi_bar)
+                                         mfi_bar, sma_bar, roc_bar, obv_bar)
 
 
 def compile_steps(jit: Callable[[Any], Any], name: str, **prims: Any) -> types.ModuleType:

@@ -47,36 +47,23 @@ _CCI_BLK = 256
 
 @njit(**_JIT)
 def tm_sma(x, n, out):
-    # Twin of cpu._sma_1d: total of the first n-1 bars, then total += x; out = total / n;
-    # total -= x[i - n + 1] (the oldest bar of the window, from the ring).
+    # _steps.sma_bar per symbol (a ring of its last n values); a gap row is NaN, state kept.
     t_len, n_cols = x.shape
     cnt = np.zeros(n_cols, np.int64)
     slot = np.zeros(n_cols, np.int64)
     total = np.zeros(n_cols)
     ring = np.empty((n, n_cols))
-    fn = float(n)
-    lb = n - 1
     for t in range(t_len):
-        xr = x[t]
-        orow = out[t]
         for j in range(n_cols):
-            v = xr[j]
+            v = x[t, j]
             if np.isnan(v):
-                orow[j] = np.nan
+                out[t, j] = np.nan
                 continue
-            s = slot[j]
-            ring[s, j] = v
-            s1 = _S.next_slot(s, n)
-            slot[j] = s1
             c = cnt[j]
-            if c >= lb:
-                tot = total[j] + v
-                total[j] = tot - ring[s1, j]
-                orow[j] = tot / fn
-            else:
-                cnt[j] = c + 1
-                total[j] += v
-                orow[j] = np.nan
+            s = slot[j]
+            total[j], out[t, j] = _S.sma_bar(c, s, total[j], ring, j, v, n)
+            slot[j] = _S.next_slot(s, n)
+            cnt[j] = c + 1 if c < n else c
 
 
 @njit(**_JIT)
@@ -271,29 +258,22 @@ def tm_bbands(x, n, k, o_up, o_mid, o_lo):
 
 @njit(**_JIT)
 def tm_roc(x, n, out):
-    # Twin of cpu._roc_1d: ((x / x[n bars ago]) - 1) * 100, 0 where the old value is 0.
+    # _steps.roc_bar per symbol (a ring of its last n values); a gap row is NaN, state kept.
     t_len, n_cols = x.shape
     cnt = np.zeros(n_cols, np.int64)
     slot = np.zeros(n_cols, np.int64)
     ring = np.empty((n, n_cols))
     for t in range(t_len):
-        xr = x[t]
-        orow = out[t]
         for j in range(n_cols):
-            v = xr[j]
+            v = x[t, j]
             if np.isnan(v):
-                orow[j] = np.nan
+                out[t, j] = np.nan
                 continue
-            s = slot[j]
-            old = ring[s, j]
-            ring[s, j] = v
-            slot[j] = _S.next_slot(s, n)
             c = cnt[j]
-            if c >= n:
-                orow[j] = ((v / old) - 1.0) * 100.0 if old != 0.0 else 0.0
-            else:
-                cnt[j] = c + 1
-                orow[j] = np.nan
+            s = slot[j]
+            out[t, j] = _S.roc_bar(c, s, ring, j, v, n)
+            slot[j] = _S.next_slot(s, n)
+            cnt[j] = c + 1 if c <= n else c
 
 
 # ---------------------------------------------------------------------------------------------
@@ -535,34 +515,23 @@ def tm_cci(h, lo, cl, n, out):
 
 @njit(**_JIT)
 def tm_obv(cl, vol, out):
-    # Twin of cpu._obv_1d.
+    # _steps.obv_bar per symbol; a gap row is NaN, state kept.
     t_len, n_cols = cl.shape
-    seen = np.zeros(n_cols, np.bool_)
+    cnt = np.zeros(n_cols, np.int64)
     prev = np.zeros(n_cols)
     acc = np.zeros(n_cols)
     for t in range(t_len):
-        cr = cl[t]
-        vr = vol[t]
-        orow = out[t]
         for j in range(n_cols):
-            cv = cr[j]
-            vv = vr[j]
+            cv = cl[t, j]
+            vv = vol[t, j]
             if np.isnan(cv) or np.isnan(vv):
-                orow[j] = np.nan
+                out[t, j] = np.nan
                 continue
-            if seen[j]:
-                a = acc[j]
-                p = prev[j]
-                if cv > p:
-                    a += vv
-                elif cv < p:
-                    a -= vv
-            else:
-                seen[j] = True
-                a = vv
+            a = _S.obv_bar(cnt[j], prev[j], acc[j], cv, vv)
             acc[j] = a
             prev[j] = cv
-            orow[j] = a
+            out[t, j] = a
+            cnt[j] = 1
 
 
 @njit(**_JIT)
