@@ -17,7 +17,15 @@ run. Layers underneath:
   extremes), run through :func:`technic.indicators._tm.run_regular`;
 * the 1-D kernels of :mod:`.cpu` / :mod:`.extra` — one symbol's own bars (the last-row path
   of :mod:`.lastrow` and the indicators without a time-major kernel);
-* :mod:`.gpu` — numba.cuda twins.
+* :mod:`.gpu` — numba.cuda twins (kernels in :mod:`._cuda`), one generated per indicator.
+
+Adding an indicator: its per-bar step in :mod:`._steps` (listed in ``STEPS``, written
+branch-free where it can be, with ``mul``/``fma`` where TA-Lib multiplies or fuses); a
+time-major driver in :mod:`._tm`, a CUDA driver in :mod:`._cuda` plus an entry in
+``gpu._TWINS``, and, if a feature uses it, a 1-D driver (:mod:`._oned` /
+:mod:`._oned_extra`) with an opcode in :data:`technic.indicators.lastrow.OPS`; the public
+function with its docstring in :mod:`.cpu` or :mod:`.extra`, re-exported here; a TA-Lib
+parity test on real data in tests/test_indicators.py and a case in tests/test_gpu.py.
 """
 
 from __future__ import annotations

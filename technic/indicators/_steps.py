@@ -1,21 +1,28 @@
-"""Each recursive indicator's per-bar state step, written once.
+"""Each indicator's per-bar state step, written once, for every driver and target.
 
-A step takes a symbol's state, its bar and the indicator's constants and returns the new
-state and the output value, in TA-Lib 0.8.1's order of arithmetic. It is written branch-free
-(every arm computed and selected), so one definition serves three drivers:
+A step takes a symbol's state and its bar (and, for windowed indicators, ring buffers of
+its last ``n`` own values, shape ``(n, N)``, indexed ``[slot, symbol]``) and returns the new
+state and the output value, in TA-Lib 0.8.1's order of arithmetic. One definition serves
+three drivers:
 
 * the time-major CPU kernels of :mod:`technic.indicators._tm` (``(T, N)`` panels: the state
-  lives in length-``N`` vectors; a gap row keeps the old state; LLVM vectorizes across
-  symbols),
-* the 1-D kernels of :mod:`technic.indicators.cpu` (one symbol's own bars, the last-row
-  path of :mod:`technic.indicators.lastrow`),
-* the CUDA kernels of :mod:`technic.indicators.gpu` (one thread per symbol).
+  lives in length-``N`` vectors; a gap row keeps the old state; the recursive steps (EMA,
+  RSI, MACD, ATR, ADX) are branch-free, so LLVM vectorizes them across symbols),
+* the 1-D kernels of :mod:`technic.indicators._oned` / ``_oned_extra`` (one symbol's own
+  bars: the last-row path of :mod:`technic.indicators.lastrow`; rings as ``(n, 1)``),
+* the CUDA kernels of :mod:`technic.indicators._cuda` (one thread per symbol).
+
+Steps here: EMA, RSI, MACD, ATR (and true range), ADX, SMA, ROC, OBV, STOCH, WILLR (and the
+high/low ring push), MFI. BBANDS, CCI, the rolling variance / realized volatility, lags,
+rolling extremes and LINREG_R2 still have a CPU and a CUDA text of the same arithmetic; the
+``rg_*`` regular-column kernels of :mod:`._rg` are a separate fast path.
 
 The steps are plain Python functions that name two arithmetic primitives as globals: ``mul``
 (a product that is never fused) and ``fma`` (the fused multiply-add TA-Lib emits). On the
 CPU they are ``a * b`` (numba never contracts) and the LLVM ``fma`` intrinsic; on a GPU,
 libdevice ``dmul_rn`` and ``cuda.fma``. :func:`compile_steps` binds them per target, so the
-GPU twins are equal to the CPU kernels by construction.
+GPU twins are equal to the CPU kernels by construction. A divisor whose result a select
+discards is replaced by 1 (no division by zero: the CUDA simulator runs the steps as Python).
 """
 
 from __future__ import annotations
@@ -152,7 +159,7 @@ def macd_step(i, pf, ps, sg, v, fast, slow, signal, kf, ks, kg):
 
 
 # Windowed indicators keep rings of a symbol's last n own values, shape (n, N) (slot-major:
-# coalesced on a GPU), indexed [slot, symbol]; the same layout on both targets.
+# coalesced on a GPU), indexed [slot, symbol]; the same layout on every target.
 
 
 def next_slot(s, n):
