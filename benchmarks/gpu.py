@@ -7,10 +7,11 @@ Data: synthetic bars from ``technic.providers.synthetic.generate_bars`` (seed 42
 * ``cpu_1t``: ``technic.features.feature_arrays(p)`` (numba CPU kernels) on one thread;
 * ``cpu_2t``: the same on 2 cores: the symbols split in two halves computed by two threads
   (the kernels release the GIL), i.e. what two Dask worker processes on 2 cores do;
-* ``gpu_compute``: ``technic.indicators.gpu.feature_arrays_device`` with the inputs already
-  on the device, synchronized (kernels only: the figure issue 7 asks to be ≥ 20× ``cpu_2t``);
-* ``gpu_e2e``: ``feature_arrays(p, device="gpu")``: inputs copied in, every output (36
-  ``(T, N)`` arrays) copied back to the host;
+* ``gpu_compute``: ``technic.features.plans.device_series`` (every indicator series of the
+  registry) with the inputs already on the device, synchronized (kernels only: the figure
+  issue 7 asks to be ≥ 20× ``cpu_2t``);
+* ``gpu_e2e``: ``feature_arrays(p, device="gpu")``: inputs copied in, every indicator
+  series ``(T, N)`` copied back to the host and the features derived there;
 * ``gpu_asof`` / ``cpu_asof_2t``: ``compute_features`` for the last date (what a refresh
   chunk does): on the GPU only that row is copied back.
 
@@ -108,6 +109,7 @@ def main() -> int:
     from numba import cuda
 
     from technic.features import compute_features, feature_arrays
+    from technic.features.plans import device_series
 
     if gpu.SIMULATOR:
         device_name = "numba CUDA simulator"
@@ -137,7 +139,7 @@ def main() -> int:
     d_in = [cuda.to_device(np.ascontiguousarray(x)) for x in (p.close, p.high, p.low, p.volume)]
 
     def gpu_compute():
-        out = gpu.feature_arrays_device(*d_in)
+        out = device_series(*d_in)
         cuda.synchronize()
         return out
 

@@ -38,22 +38,9 @@ def _first_line(e: BaseException) -> str:
 def describe_error(e: BaseException) -> str:
     """One line for an error the CLI did not handle itself: database errors name the
     driver's error and its first line (no SQL, no traceback)."""
-    import sqlalchemy as sa
+    from technic.store.db import describe_database_error
 
-    if isinstance(e, sa.exc.DBAPIError) and e.orig is not None:
-        orig = e.orig
-        what = "database connection failed or was lost" if (
-            e.connection_invalidated or isinstance(e, sa.exc.OperationalError)) \
-            else "database error"
-        return f"{what}: {type(orig).__name__}: {_first_line(orig)}"
-    mod = type(e).__module__ or ""
-    if mod.startswith(("psycopg", "adbc_driver")):
-        what = "database connection failed or was lost" if "Operational" in type(e).__name__ \
-            else "database error"
-        return f"{what}: {type(e).__name__}: {_first_line(e)}"
-    if isinstance(e, sa.exc.SQLAlchemyError):
-        return f"database error: {type(e).__name__}: {_first_line(e)}"
-    return f"{type(e).__name__}: {_first_line(e)}"
+    return describe_database_error(e) or f"{type(e).__name__}: {_first_line(e)}"
 
 
 class _Cli(typer.Typer):

@@ -8,7 +8,7 @@ Redis as Arrow IPC — see :mod:`technic.cache`) under the key of its last date 
 
 * **a new date** ``d`` after the cached window's last date ``p``: reads only the bars of
   ``d`` (one date, ~8,000 rows), shifts the window by one date, and computes each symbol's
-  features at ``d`` only (:func:`technic.indicators.lastrow.last_row_indicators`);
+  features at ``d`` only (:func:`technic.features.last_row_features`);
 * **the same date again** (an intraday update of today's bar, or a re-run): re-reads ``d``'s
   bars, and recomputes and writes only the symbols whose bar changed (or is new) — the other
   rows stay as stored in ``features_daily``;
@@ -38,8 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from technic.cache import FrameCache, get_cache
-from technic.features import derive_features
-from technic.indicators.lastrow import LAST_ROW_FIELDS, last_row_indicators
+from technic.features import FEATURE_COLUMNS, last_row_features
 from technic.store.bars import bars_version, last_bar_date, read_bars_arrow
 from technic.store.db import DatabaseTarget, pooled_adbc
 from technic.store.features import write_features
@@ -49,7 +48,6 @@ from technic.store.freshness import (
     history_changed_before,
     trading_window,
 )
-from technic.store.schema import FEATURE_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -283,12 +281,10 @@ def window_features(w: BarWindow, rows: np.ndarray) -> pd.DataFrame:
         expressions, bit-identical values), sorted by symbol.
     """
     rows = rows[np.isfinite(w.close[rows, -1])] if len(rows) else rows
-    v = last_row_indicators(w.high, w.low, w.close, w.volume, rows)
-    g = {name: v[i] for i, name in enumerate(LAST_ROW_FIELDS)}
-    f = derive_features(g)  # the same expressions as the full panels
+    f = last_row_features(w.high, w.low, w.close, w.volume, rows)  # the registry's plan
     data = {"symbol": w.symbols[rows], "date": np.repeat(w.dates[-1], len(rows))}
     data.update({k: f[k] for k in FEATURE_COLUMNS})
-    data["n_bars"] = g["n_bars"].astype(np.int32)
+    data["n_bars"] = f["n_bars"].astype(np.int32)
     return pd.DataFrame(data)
 
 

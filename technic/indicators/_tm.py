@@ -7,26 +7,15 @@ own values, shape ``(n, N)``, indexed by the symbol's own bar count modulo ``n``
 a needed input is NaN writes NaN and leaves the symbol's state untouched, so every symbol is
 processed over its own bars exactly as the 1-D kernels of :mod:`technic.indicators.cpu` and
 :mod:`technic.indicators.extra` do, in the same arithmetic order: the results are
-bit-identical to them (and so to TA-Lib 0.8.1 on the compressed series). Those 1-D kernels
-are the specification; each kernel below names its twin.
+bit-identical to them (and so to TA-Lib 0.8.1 on the compressed series).
 
-Two families. ``tm_*`` (per-symbol state and rings, as above) handle any column. The
-recursive ones without a window (EMA, RSI, MACD, ATR, ADX) are branch-free: every arm of
-every warm-up test is computed and selected, and a gap row selects the old state, so they
-vectorize across symbols, gaps included. The ones with a ring of own bars (SMA, BBANDS, ROC,
-STOCH, WILLR, CCI, MFI, OBV) branch per symbol and run scalar. ``rg_*`` handle "regular"
-columns, whose bars form one run of consecutive rows (see ``layout``): there the symbol's
-own bar ``i - k`` is row ``t - k``, so windows read the panel rows directly and every test
-is a select, which lets LLVM vectorize across symbols. :func:`run_regular` runs an ``rg_*``
-kernel on the whole panel and then the irregular columns (a gap inside the history),
-compacted to their own bars, through the same kernel (or a ``tm_*`` ring twin on the whole
-panel when most columns are irregular). STOCH and WILLR take their window extremes in O(1) a
-value (van Herk / Gil-Werman, ``_prefix_ext``), walking the columns in blocks of ``_BLK``
-symbols; CCI in blocks of ``_CCI_BLK``.
-
-Vectorization: LLVM's loop vectorizer must prove that the arrays a loop writes do not
-overlap the ones it reads, with runtime checks it gives up on past a handful of pairs, so
-hot loops write few arrays (``rg_stoch`` is split into short loops for that reason).
+The recursive ones (EMA, RSI, MACD, ATR, ADX) and STOCH / WILLR drive the per-bar steps of
+:mod:`._steps` (the same source as the 1-D and CUDA kernels); the recursive ones are
+branch-free (every arm computed and selected; a gap row selects the old state), so they
+vectorize across symbols, gaps included. The ones with a ring of own bars (SMA, BBANDS,
+ROC, STOCH, WILLR, CCI, MFI, OBV) branch per symbol and run scalar; for regular columns the
+``rg_*`` fast path of :mod:`._rg` replaces SMA, BBANDS, STOCH, WILLR and MFI. CCI walks the
+columns in blocks of ``_CCI_BLK``.
 
 Serial, ``nogil``, ``cache=True``, IEEE division (``error_model="numpy"``); outputs are
 preallocated by the caller and fully written (NaN included).
@@ -40,22 +29,15 @@ import numpy as np
 from numba import njit
 
 from technic.indicators._common import _JIT as _JIT_BASE
-from technic.indicators._common import TA_EPSILON, _fma
+from technic.indicators._common import TA_EPSILON
+from technic.indicators._steps import CPU as _S
 
 # IEEE division (no ZeroDivisionError check): the branch-free kernels evaluate both arms of
 # a test and select, so an unused arm may divide by 0; the checks would also block SIMD.
 _JIT = dict(_JIT_BASE, error_model="numpy")
 
-#: Symbols per column block.
-_BLK = 512
 #: Symbols per column block of CCI (its ring is rescanned twice a row).
 _CCI_BLK = 256
-
-
-@njit(**_JIT)
-def _next_slot(s, n):
-    s += 1
-    return 0 if s == n else s
 
 
 # ---------------------------------------------------------------------------------------------
@@ -65,42 +47,28 @@ def _next_slot(s, n):
 
 @njit(**_JIT)
 def tm_sma(x, n, out):
-    # Twin of cpu._sma_1d: total of the first n-1 bars, then total += x; out = total / n;
-    # total -= x[i - n + 1] (the oldest bar of the window, from the ring).
+    # _steps.sma_bar per symbol (a ring of its last n values); a gap row is NaN, state kept.
     t_len, n_cols = x.shape
     cnt = np.zeros(n_cols, np.int64)
     slot = np.zeros(n_cols, np.int64)
     total = np.zeros(n_cols)
     ring = np.empty((n, n_cols))
-    fn = float(n)
-    lb = n - 1
     for t in range(t_len):
-        xr = x[t]
-        orow = out[t]
         for j in range(n_cols):
-            v = xr[j]
+            v = x[t, j]
             if np.isnan(v):
-                orow[j] = np.nan
+                out[t, j] = np.nan
                 continue
-            s = slot[j]
-            ring[s, j] = v
-            s1 = _next_slot(s, n)
-            slot[j] = s1
             c = cnt[j]
-            if c >= lb:
-                tot = total[j] + v
-                total[j] = tot - ring[s1, j]
-                orow[j] = tot / fn
-            else:
-                cnt[j] = c + 1
-                total[j] += v
-                orow[j] = np.nan
+            s = slot[j]
+            total[j], out[t, j] = _S.sma_bar(c, s, total[j], ring, j, v, n)
+            slot[j] = _S.next_slot(s, n)
+            cnt[j] = c + 1 if c < n else c
 
 
 @njit(**_JIT)
 def tm_ema(x, n, out):
-    # Twin of cpu._ema_1d: seed = SMA of the first n bars, then fma(x - prev, k, prev).
-    # Branch-free: every arm is computed and selected; a gap row (NaN) selects the old state.
+    # _steps.ema_step per symbol; a gap row (NaN) keeps the old state (branch-free selects).
     t_len, n_cols = x.shape
     if n == 1:
         for t in range(t_len):
@@ -119,8 +87,7 @@ def tm_ema(x, n, out):
             ok = not np.isnan(v)
             c = cnt[j]
             p = prev[j]
-            acc = p + v
-            q = _fma(v - p, k, p) if c >= n else (acc / fn if c == n - 1 else acc)
+            q = _S.ema_step(c, p, v, n, fn, k)
             orow[j] = q if ok & (c >= n - 1) else np.nan
             prev[j] = q if ok else p
             cnt[j] = c + 1 if ok & (c < n) else c
@@ -128,8 +95,7 @@ def tm_ema(x, n, out):
 
 @njit(**_JIT)
 def tm_rsi(x, n, out):
-    # Twin of cpu._rsi_1d. Branch-free: every arm is computed and selected; a gap row (NaN)
-    # selects the old state.
+    # _steps.rsi_step per symbol; a gap row (NaN) keeps the old state (branch-free selects).
     t_len, n_cols = x.shape
     cnt = np.zeros(n_cols, np.int64)
     prevx = np.zeros(n_cols)
@@ -146,25 +112,7 @@ def tm_rsi(x, n, out):
             c = cnt[j]
             g0 = gain[j]
             l0 = loss[j]
-            d = v - prevx[j]
-            up = d if d > 0.0 else 0.0
-            # steady (c > n): avg *= n - 1; avg += x; avg *= 1/n
-            gs = g0 * fn1
-            ls = l0 * fn1
-            gs += up
-            ls += up - d
-            ls *= inv
-            gs *= inv
-            # warm-up (1 <= c <= n): sums, scaled by 1/n at bar n
-            gw = g0 + up
-            lw = l0 + (up - d)
-            gw = gw * inv if c == n else gw
-            lw = lw * inv if c == n else lw
-            steady = c > n
-            g = gs if steady else (gw if c >= 1 else g0)
-            lo = ls if steady else (lw if c >= 1 else l0)
-            s = g + lo
-            r = 100.0 * (g / s) if s > 0.0 else 0.0
+            g, lo, r = _S.rsi_step(c, g0, l0, prevx[j], v, n, inv, fn1)
             orow[j] = r if ok & (c >= n) else np.nan
             gain[j] = g if ok else g0
             loss[j] = lo if ok else l0
@@ -174,9 +122,7 @@ def tm_rsi(x, n, out):
 
 @njit(**_JIT)
 def tm_macd(x, fast, slow, signal, o_macd, o_sig, o_hist):
-    # Twin of cpu._macd_1d: slow sum over bars [0, slow), fast sum over [slow - fast, slow);
-    # signal sum over the MACD values of bars [slow - 1, f0]; f0 = slow + signal - 2.
-    # Branch-free: every arm is computed and selected; a gap row selects the old state.
+    # _steps.macd_step per symbol; a gap row keeps the old state (branch-free selects).
     t_len, n_cols = x.shape
     cnt = np.zeros(n_cols, np.int64)
     pf = np.zeros(n_cols)  # fast sum, then fast EMA
@@ -185,12 +131,7 @@ def tm_macd(x, fast, slow, signal, o_macd, o_sig, o_hist):
     kf = 2.0 / float(fast + 1)
     ks = 2.0 / float(slow + 1)
     kg = 2.0 / float(signal + 1)
-    ff = float(fast)
-    fs = float(slow)
-    fg = float(signal)
     f0 = slow + signal - 2
-    d0 = slow - fast
-    s1 = slow - 1
     for t in range(t_len):
         xr = x[t]
         om = o_macd[t]
@@ -203,15 +144,7 @@ def tm_macd(x, fast, slow, signal, o_macd, o_sig, o_hist):
             p = pf[j]
             q = ps[j]
             g0 = sg[j]
-            step = i >= slow
-            seed = i == s1
-            f = _fma(v - p, kf, p) if step else (p + v if i >= d0 else p)
-            s = _fma(v - q, ks, q) if step else q + v
-            f = f / ff if seed else f
-            s = s / fs if seed else s
-            m = f - s
-            g = _fma(m - g0, kg, g0) if i > f0 else (g0 + m if step else (0.0 + m if seed else g0))
-            g = g / fg if i == f0 else g
+            f, s, g, m = _S.macd_step(i, p, q, g0, v, fast, slow, signal, kf, ks, kg)
             pf[j] = f if ok else p
             ps[j] = s if ok else q
             sg[j] = g if ok else g0
@@ -251,7 +184,7 @@ def tm_bbands(x, n, k, o_up, o_mid, o_lo):
                 continue
             s = slot[j]
             ring[s, j] = v
-            so = _next_slot(s, n)  # the oldest bar of the window
+            so = _S.next_slot(s, n)  # the oldest bar of the window
             slot[j] = so
             c = cnt[j]
             if c < lb:
@@ -294,7 +227,7 @@ def tm_bbands(x, n, k, o_up, o_mid, o_lo):
                 q = so
                 for _ in range(n):
                     acc += ring[q, j]
-                    q = _next_slot(q, n)
+                    q = _S.next_slot(q, n)
                 sh = acc * inv
                 t1 = 0.0
                 t2 = 0.0
@@ -304,7 +237,7 @@ def tm_bbands(x, n, k, o_up, o_mid, o_lo):
                     t1 += d
                     d *= d
                     t2 += d
-                    q = _next_slot(q, n)
+                    q = _S.next_slot(q, n)
                 mean1 = t1 * inv
                 var = t2 * inv - mean1 * mean1
                 if var < 0.000000000001 * (t2 * inv):
@@ -325,29 +258,22 @@ def tm_bbands(x, n, k, o_up, o_mid, o_lo):
 
 @njit(**_JIT)
 def tm_roc(x, n, out):
-    # Twin of cpu._roc_1d: ((x / x[n bars ago]) - 1) * 100, 0 where the old value is 0.
+    # _steps.roc_bar per symbol (a ring of its last n values); a gap row is NaN, state kept.
     t_len, n_cols = x.shape
     cnt = np.zeros(n_cols, np.int64)
     slot = np.zeros(n_cols, np.int64)
     ring = np.empty((n, n_cols))
     for t in range(t_len):
-        xr = x[t]
-        orow = out[t]
         for j in range(n_cols):
-            v = xr[j]
+            v = x[t, j]
             if np.isnan(v):
-                orow[j] = np.nan
+                out[t, j] = np.nan
                 continue
-            s = slot[j]
-            old = ring[s, j]
-            ring[s, j] = v
-            slot[j] = _next_slot(s, n)
             c = cnt[j]
-            if c >= n:
-                orow[j] = ((v / old) - 1.0) * 100.0 if old != 0.0 else 0.0
-            else:
-                cnt[j] = c + 1
-                orow[j] = np.nan
+            s = slot[j]
+            out[t, j] = _S.roc_bar(c, s, ring, j, v, n)
+            slot[j] = _S.next_slot(s, n)
+            cnt[j] = c + 1 if c <= n else c
 
 
 # ---------------------------------------------------------------------------------------------
@@ -356,21 +282,8 @@ def tm_roc(x, n, out):
 
 
 @njit(**_JIT)
-def _true_range(h, lo, prev_close):
-    greatest = h - lo
-    v = abs(prev_close - h)
-    if v > greatest:
-        greatest = v
-    v = abs(prev_close - lo)
-    if v > greatest:
-        greatest = v
-    return greatest
-
-
-@njit(**_JIT)
 def tm_atr(h, lo, cl, n, out):
-    # Twin of cpu._atr_1d: SMA of the first n TRs at bar n, then fma(b, atr, a * tr).
-    # Branch-free: every arm is computed and selected; a gap row selects the old state.
+    # _steps.atr_step per symbol; a gap row keeps the old state (branch-free selects).
     t_len, n_cols = h.shape
     cnt = np.zeros(n_cols, np.int64)
     pc = np.zeros(n_cols)
@@ -389,11 +302,8 @@ def tm_atr(h, lo, cl, n, out):
             cv = cr[j]
             ok = not (np.isnan(hv) | np.isnan(lv) | np.isnan(cv))
             c = cnt[j]
-            tr = _true_range(hv, lv, pc[j])
             s0 = st[j]
-            acc = s0 + tr
-            a = (_fma(beta, s0, alpha * tr) if c > n
-                 else (acc / fn if c == n else (acc if c >= 1 else s0)))
+            a = _S.atr_step(c, s0, hv, lv, pc[j], n, fn, beta, alpha)
             orow[j] = a if ok & (c >= n) else np.nan
             st[j] = a if ok else s0
             pc[j] = cv if ok else pc[j]
@@ -402,8 +312,7 @@ def tm_atr(h, lo, cl, n, out):
 
 @njit(**_JIT)
 def tm_adx(h, lo, cl, n, eps, out):
-    # Twin of cpu._adx_1d. Branch-free (as rg_adx, with the previous bar carried in ph / pl /
-    # pc instead of read from row t - 1): a gap row selects the old state.
+    # _steps.adx_step per symbol; a gap row keeps the old state (branch-free selects).
     t_len, n_cols = h.shape
     cnt = np.zeros(n_cols, np.int64)
     ph = np.zeros(n_cols)
@@ -427,35 +336,16 @@ def tm_adx(h, lo, cl, n, eps, out):
             cv = cr[j]
             ok = not (np.isnan(hv) | np.isnan(lv) | np.isnan(cv))
             i = cnt[j]
-            diff_p = hv - ph[j]
-            diff_m = pl[j] - lv
-            tr1 = _true_range(hv, lv, pc[j])
-            mup = (diff_m > 0) & (diff_p < diff_m)
-            pup = (not mup) & (diff_p > 0) & (diff_p > diff_m)
-            m0 = mdm_a[j]
             p0 = pdm_a[j]
+            m0 = mdm_a[j]
             r0 = tr_a[j]
-            steady = i >= n
-            warm = (i >= 1) & (i < n)
-            mb = m0 - m0 / fn if steady else m0
-            pb = p0 - p0 / fn if steady else p0
-            mdm = mb + diff_m if mup else mb
-            pdm = pb + diff_p if pup else pb
-            tr = r0 - r0 / fn + tr1 if steady else r0 + tr1
-            keep = ok & (steady | warm)
-            mdm_a[j] = mdm if keep else m0
-            pdm_a[j] = pdm if keep else p0
-            tr_a[j] = tr if keep else r0
-            mdi = 100.0 * (mdm / tr)
-            pdi = 100.0 * (pdm / tr)
-            s = mdi + pdi
-            have = (tr > 0.0) & (not ((-eps < s) & (s < eps)))
-            dx = 100.0 * (abs(mdi - pdi) / s)
             a0 = adx_a[j]
-            acc = a0 + dx if have else a0
-            late = (a0 * fn1 + dx) / fn if have else a0
-            a1 = late if i > fo else (acc / fn if i == fo else acc)
-            adx_a[j] = a1 if ok & steady else a0
+            p1, m1, r1, a1 = _S.adx_step(i, ph[j], pl[j], pc[j], p0, m0, r0, a0, hv, lv, n,
+                                         fn, fn1, fo, eps)
+            pdm_a[j] = p1 if ok else p0
+            mdm_a[j] = m1 if ok else m0
+            tr_a[j] = r1 if ok else r0
+            adx_a[j] = a1 if ok else a0
             orow[j] = a1 if (ok & (i >= fo)) else np.nan
             ph[j] = hv if ok else ph[j]
             pl[j] = lv if ok else pl[j]
@@ -464,56 +354,8 @@ def tm_adx(h, lo, cl, n, eps, out):
 
 
 @njit(**_JIT)
-def _hl_push(rh, rl, s, n, j, c, hv, lv, hh, ll):
-    # Push bar c (own index) into the rings of the last n highs / lows (slot s = c % n) and
-    # return the highest high and lowest low of the last min(c + 1, n) bars. Same values as a
-    # chronological scan where the first extreme wins (extra._extremes): the extreme only
-    # changes on a strictly greater / smaller value, and the window is rescanned oldest first
-    # when the departing bar equals the current extreme.
-    if c == 0:
-        rh[s, j] = hv
-        rl[s, j] = lv
-        return hv, lv
-    if c >= n:
-        oh = rh[s, j]
-        ol = rl[s, j]
-        rh[s, j] = hv
-        rl[s, j] = lv
-        q0 = _next_slot(s, n)
-        if oh == hh:
-            q = q0
-            hh = rh[q, j]
-            for _ in range(n - 1):
-                q = _next_slot(q, n)
-                w = rh[q, j]
-                if w > hh:
-                    hh = w
-        elif hv > hh:
-            hh = hv
-        if ol == ll:
-            q = q0
-            ll = rl[q, j]
-            for _ in range(n - 1):
-                q = _next_slot(q, n)
-                w = rl[q, j]
-                if w < ll:
-                    ll = w
-        elif lv < ll:
-            ll = lv
-        return hh, ll
-    rh[s, j] = hv
-    rl[s, j] = lv
-    if hv > hh:
-        hh = hv
-    if lv < ll:
-        ll = lv
-    return hh, ll
-
-
-@njit(**_JIT)
 def tm_stoch(h, lo, cl, fk, sk, sd, o_k, o_d):
-    # Twin of extra._stoch_1d: fast %K over fk bars, slow %K = TA_SMA(fast %K, sk), slow %D =
-    # TA_SMA(slow %K, sd); both outputs from bar fk + sk + sd - 3.
+    # _steps.stoch_bar per symbol (rings of its own bars); a gap row is NaN, state kept.
     t_len, n_cols = h.shape
     cnt = np.zeros(n_cols, np.int64)
     slot = np.zeros(n_cols, np.int64)
@@ -527,74 +369,28 @@ def tm_stoch(h, lo, cl, fk, sk, sd, o_k, o_d):
     ds = np.zeros(n_cols, np.int64)
     dtot = np.zeros(n_cols)
     dr = np.empty((sd, n_cols))
-    fsk = float(sk)
-    fsd = float(sd)
-    k0 = fk - 1  # first fast %K
-    s0 = fk + sk - 2  # first slow %K
-    first = fk + sk + sd - 3
-    cap = max(first, fk)  # bars counted until the window is full and the outputs start
+    cap = max(fk + sk + sd - 3, fk)  # bars counted until the window is full and outputs start
     for t in range(t_len):
-        hr = h[t]
-        lr = lo[t]
-        cr = cl[t]
-        ok = o_k[t]
-        od = o_d[t]
         for j in range(n_cols):
-            hv = hr[j]
-            lv = lr[j]
-            cv = cr[j]
+            hv = h[t, j]
+            lv = lo[t, j]
+            cv = cl[t, j]
             if np.isnan(hv) or np.isnan(lv) or np.isnan(cv):
-                ok[j] = np.nan
-                od[j] = np.nan
+                o_k[t, j] = np.nan
+                o_d[t, j] = np.nan
                 continue
             c = cnt[j]
             s = slot[j]
-            hh, ll = _hl_push(rh, rl, s, fk, j, c, hv, lv, hh_a[j], ll_a[j])
-            hh_a[j] = hh
-            ll_a[j] = ll
-            slot[j] = _next_slot(s, fk)
-            if c < cap:
-                cnt[j] = c + 1
-                if c < k0:
-                    ok[j] = np.nan
-                    od[j] = np.nan
-                    continue
-            if abs(hh - ll) <= TA_EPSILON * (abs(hh) + abs(ll)):
-                fast = 0.0
-            else:
-                fast = ((cv - ll) / (hh - ll)) * 100.0
-            # slow %K: TA_SMA over the fast %K series (its bar c - k0)
-            q = ks[j]
-            kr[q, j] = fast
-            q1 = _next_slot(q, sk)
-            ks[j] = q1
-            tot = ktot[j] + fast
-            if c < s0:
-                ktot[j] = tot
-                ok[j] = np.nan
-                od[j] = np.nan
-                continue
-            ktot[j] = tot - kr[q1, j]
-            slowk = tot / fsk
-            # slow %D: TA_SMA over the slow %K series (its bar c - s0)
-            q = ds[j]
-            dr[q, j] = slowk
-            q1 = _next_slot(q, sd)
-            ds[j] = q1
-            tot = dtot[j] + slowk
-            if c < first:
-                dtot[j] = tot
-                ok[j] = np.nan
-                od[j] = np.nan
-                continue
-            dtot[j] = tot - dr[q1, j]
-            ok[j] = slowk
-            od[j] = tot / fsd
+            (hh_a[j], ll_a[j], ks[j], ktot[j], ds[j], dtot[j], o_k[t, j],
+             o_d[t, j]) = _S.stoch_bar(c, s, hh_a[j], ll_a[j], ks[j], ktot[j], ds[j], dtot[j], rh,
+                                     rl, kr, dr, j, hv, lv, cv, fk, sk, sd)
+            slot[j] = _S.next_slot(s, fk)
+            cnt[j] = c + 1 if c < cap else c
 
 
 @njit(**_JIT)
 def tm_willr(h, lo, cl, n, out):
-    # Twin of extra._willr_1d: ((HH - c) / (HH - LL)) * -100, 0 when HH == LL.
+    # _steps.willr_bar per symbol (rings of its own bars); a gap row is NaN, state kept.
     t_len, n_cols = h.shape
     cnt = np.zeros(n_cols, np.int64)
     slot = np.zeros(n_cols, np.int64)
@@ -602,35 +398,20 @@ def tm_willr(h, lo, cl, n, out):
     ll_a = np.zeros(n_cols)
     rh = np.empty((n, n_cols))
     rl = np.empty((n, n_cols))
-    lb = n - 1
     for t in range(t_len):
-        hr = h[t]
-        lr = lo[t]
-        cr = cl[t]
-        orow = out[t]
         for j in range(n_cols):
-            hv = hr[j]
-            lv = lr[j]
-            cv = cr[j]
+            hv = h[t, j]
+            lv = lo[t, j]
+            cv = cl[t, j]
             if np.isnan(hv) or np.isnan(lv) or np.isnan(cv):
-                orow[j] = np.nan
+                out[t, j] = np.nan
                 continue
             c = cnt[j]
             s = slot[j]
-            hh, ll = _hl_push(rh, rl, s, n, j, c, hv, lv, hh_a[j], ll_a[j])
-            hh_a[j] = hh
-            ll_a[j] = ll
-            slot[j] = _next_slot(s, n)
-            if c < lb:
-                cnt[j] = c + 1
-                orow[j] = np.nan
-                continue
-            if c < n:
-                cnt[j] = c + 1
-            if (hh - ll) / (-100.0) != 0.0:
-                orow[j] = ((hh - cv) / (hh - ll)) * (-100.0)
-            else:
-                orow[j] = 0.0
+            hh_a[j], ll_a[j], out[t, j] = _S.willr_bar(c, s, hh_a[j], ll_a[j], rh, rl, j, hv, lv,
+                                                     cv, n)
+            slot[j] = _S.next_slot(s, n)
+            cnt[j] = c + 1 if c < n else c
 
 
 @njit(**_JIT)
@@ -671,7 +452,7 @@ def tm_cci(h, lo, cl, n, out):
                 if valid:
                     s = sb[j]
                     ring[s, j] = tp
-                    sb[j] = _next_slot(s, n)
+                    sb[j] = _S.next_slot(s, n)
                 avg[j] = 0.0
                 dev[j] = 0.0
             # Slot order, four slots a pass (same additions, a quarter of the loads and
@@ -734,39 +515,28 @@ def tm_cci(h, lo, cl, n, out):
 
 @njit(**_JIT)
 def tm_obv(cl, vol, out):
-    # Twin of cpu._obv_1d.
+    # _steps.obv_bar per symbol; a gap row is NaN, state kept.
     t_len, n_cols = cl.shape
-    seen = np.zeros(n_cols, np.bool_)
+    cnt = np.zeros(n_cols, np.int64)
     prev = np.zeros(n_cols)
     acc = np.zeros(n_cols)
     for t in range(t_len):
-        cr = cl[t]
-        vr = vol[t]
-        orow = out[t]
         for j in range(n_cols):
-            cv = cr[j]
-            vv = vr[j]
+            cv = cl[t, j]
+            vv = vol[t, j]
             if np.isnan(cv) or np.isnan(vv):
-                orow[j] = np.nan
+                out[t, j] = np.nan
                 continue
-            if seen[j]:
-                a = acc[j]
-                p = prev[j]
-                if cv > p:
-                    a += vv
-                elif cv < p:
-                    a -= vv
-            else:
-                seen[j] = True
-                a = vv
+            a = _S.obv_bar(cnt[j], prev[j], acc[j], cv, vv)
             acc[j] = a
             prev[j] = cv
-            orow[j] = a
+            out[t, j] = a
+            cnt[j] = 1
 
 
 @njit(**_JIT)
 def tm_mfi(h, lo, cl, vol, n, out):
-    # Twin of extra._mfi_1d: flows of bars 1.. in rings (bar i in slot (i - 1) % n).
+    # _steps.mfi_bar per symbol (flow rings of its own bars); a gap row is NaN, state kept.
     t_len, n_cols = h.shape
     cnt = np.zeros(n_cols, np.int64)
     slot = np.zeros(n_cols, np.int64)
@@ -777,607 +547,17 @@ def tm_mfi(h, lo, cl, vol, n, out):
     pos = np.empty((n, n_cols))
     neg = np.empty((n, n_cols))
     for t in range(t_len):
-        hr = h[t]
-        lr = lo[t]
-        cr = cl[t]
-        vr = vol[t]
-        orow = out[t]
         for j in range(n_cols):
-            hv = hr[j]
-            lv = lr[j]
-            cv = cr[j]
-            vv = vr[j]
+            hv = h[t, j]
+            lv = lo[t, j]
+            cv = cl[t, j]
+            vv = vol[t, j]
             if np.isnan(hv) or np.isnan(lv) or np.isnan(cv) or np.isnan(vv):
-                orow[j] = np.nan
+                out[t, j] = np.nan
                 continue
             c = cnt[j]
-            tp = (hv + lv + cv) / 3.0
-            if c == 0:
-                cnt[j] = 1
-                prev[j] = tp
-                orow[j] = np.nan
-                continue
-            ps = ps_a[j]
-            ns = ns_a[j]
             s = slot[j]
-            if c > n:
-                ps -= pos[s, j]
-                ns -= neg[s, j]
-            else:
-                cnt[j] = c + 1
-            p0 = prev[j]
-            d = tp - p0
-            scale = abs(tp) + abs(p0)
-            prev[j] = tp
-            flow = tp * vv
-            if abs(d) <= TA_EPSILON * scale:
-                flow = 0.0
-            pf = 0.0 if d < 0.0 else flow
-            nf = flow if d < 0.0 else 0.0
-            pos[s, j] = pf
-            neg[s, j] = nf
-            ps += pf
-            ns += nf
-            nr = null_a[j] + 1 if flow == 0.0 else 0
-            if nr >= n:
-                nr = n
-                ps = 0.0
-                ns = 0.0
-            null_a[j] = nr
-            ps_a[j] = ps
-            ns_a[j] = ns
-            slot[j] = _next_slot(s, n)
-            if c >= n:
-                tot = ps + ns
-                pc = 0.0 if ps < 0.0 else (tot if ps > tot else ps)
-                orow[j] = 0.0 if tot <= 0.0 else 100.0 * (pc / tot)
-            else:
-                orow[j] = np.nan
-
-
-# ---------------------------------------------------------------------------------------------
-# Regular-column kernels. A column is "regular" when its bars (rows where every input is
-# present) form one run of consecutive rows [first, last]; then the symbol's own bar i - k is
-# simply row t - k, windows are plain row ranges, and the kernels below run branch-free
-# across symbols (selects, vectorizable). Irregular columns (a gap inside the history) are
-# flagged by `layout` and recomputed by the caller with the per-column 1-D kernels.
-# ---------------------------------------------------------------------------------------------
-
-
-@njit(**_JIT)
-def layout(a, b, c, d):
-    # Per column: the first row where every input (a, b, c, d; repeat one to use fewer) is
-    # present (T when none) and whether the column is irregular (a bar after a missing row
-    # that follows its first bar).
-    t_len, n_cols = a.shape
-    first = np.full(n_cols, t_len, np.int64)
-    cnt = np.zeros(n_cols, np.int64)
-    bad = np.zeros(n_cols, np.bool_)
-    for t in range(t_len):
-        ar = a[t]
-        br = b[t]
-        cr = c[t]
-        dr = d[t]
-        for j in range(n_cols):
-            ok = not (np.isnan(ar[j]) | np.isnan(br[j]) | np.isnan(cr[j]) | np.isnan(dr[j]))
-            k = cnt[j]
-            f = first[j]
-            f = t if (ok & (k == 0)) else f
-            bad[j] = bad[j] | (ok & ((t - f) != k))
-            first[j] = f
-            cnt[j] = k + 1 if ok else k
-    return first, bad
-
-
-@njit(**_JIT)
-def rg_sma(x, n, first, out):
-    # Twin of cpu._sma_1d on regular columns: the departing bar is row t - n + 1.
-    t_len, n_cols = x.shape
-    total = np.zeros(n_cols)
-    fn = float(n)
-    lb = n - 1
-    for t in range(t_len):
-        xr = x[t]
-        xo = x[max(t - lb, 0)]
-        orow = out[t]
-        for j in range(n_cols):
-            v = xr[j]
-            i = t - first[j]
-            tot = total[j] + v
-            tr = tot - xo[j]
-            total[j] = tr if i >= lb else (tot if i >= 0 else total[j])
-            orow[j] = tot / fn if i >= lb else np.nan
-
-
-@njit(**_JIT)
-def _suffix_ext(h, lo, r0, n, j0, j1, sh, sl):
-    # Suffix extremes of the row block r0..r0+n-1 (columns j0..j1): sh[r] = highest high of
-    # rows r0+r..r0+n-1, sl[r] the lowest low; ties keep the EARLIER row (>=, <=), so a
-    # combination with a later prefix (strict >, <) returns the first extreme of the window,
-    # bit for bit as the chronological scan of extra._extremes (signed zeros included).
-    # One array per loop: a loop that writes one array and reads two vectorizes without
-    # LLVM's runtime alias checks running out (it gives up past a handful of pairs).
-    hr = h[r0 + n - 1][j0:j1]
-    lr = lo[r0 + n - 1][j0:j1]
-    m = hr.shape[0]
-    ch = sh[n - 1]
-    for j in range(m):
-        ch[j] = hr[j]
-    cl = sl[n - 1]
-    for j in range(m):
-        cl[j] = lr[j]
-    for r in range(n - 2, -1, -1):
-        hr = h[r0 + r][j0:j1]
-        nh = sh[r + 1]
-        ch = sh[r]
-        for j in range(m):
-            w = hr[j]
-            q = nh[j]
-            ch[j] = w if w >= q else q
-        lr = lo[r0 + r][j0:j1]
-        nl = sl[r + 1]
-        cl = sl[r]
-        for j in range(m):
-            w = lr[j]
-            q = nl[j]
-            cl[j] = w if w <= q else q
-
-
-@njit(**_JIT)
-def _prefix_ext(h, lo, t, n, j0, j1, sh, sl, ph, pl):
-    # Advance the window extremes to row t (van Herk / Gil-Werman): rows are cut into blocks
-    # of n; ph / pl hold the highest high / lowest low from the start of t's block to t, and
-    # sh / sl (n + 1, BLK) the suffix extremes of the previous block, rebuilt when a block
-    # starts (sh[n] = -inf, sl[n] = +inf). The window t-n+1..t is then the suffix of the
-    # previous block from t-n+1 plus the prefix: combine with _combine_ext at row sh[t%n+1].
-    # Three operations a value instead of n, for any n.
-    off = t % n
-    hr = h[t][j0:j1]
-    lr = lo[t][j0:j1]
-    m = hr.shape[0]
-    if off == 0:
-        if t >= n:
-            _suffix_ext(h, lo, t - n, n, j0, j1, sh, sl)
-        for j in range(m):
-            ph[j] = hr[j]
-        for j in range(m):
-            pl[j] = lr[j]
-    else:
-        for j in range(m):
-            w = hr[j]
-            q = ph[j]
-            ph[j] = w if w > q else q
-        for j in range(m):
-            w = lr[j]
-            q = pl[j]
-            pl[j] = w if w < q else q
-    return off + 1
-
-
-@njit(**_JIT)
-def _ext_buffers(n):
-    sh = np.empty((n + 1, _BLK))
-    sl = np.empty((n + 1, _BLK))
-    sh[n] = -np.inf
-    sl[n] = np.inf
-    return sh, sl, np.empty(_BLK), np.empty(_BLK)
-
-
-@njit(**_JIT)
-def rg_willr(h, lo, cl, n, first, out):
-    # Twin of extra._willr_1d on regular columns; window extremes from _prefix_ext.
-    t_len, n_cols = h.shape
-    sh, sl, ph, pl = _ext_buffers(n)
-    lb = n - 1
-    for j0 in range(0, n_cols, _BLK):
-        j1 = min(j0 + _BLK, n_cols)
-        fb = first[j0:j1]
-        for t in range(t_len):
-            q = _prefix_ext(h, lo, t, n, j0, j1, sh, sl, ph, pl)
-            orow = out[t][j0:j1]
-            m = orow.shape[0]
-            if t < lb:
-                for j in range(m):
-                    orow[j] = np.nan
-                continue
-            xh = sh[q]
-            xl = sl[q]
-            hr = h[t][j0:j1]
-            lr = lo[t][j0:j1]
-            cr = cl[t][j0:j1]
-            for j in range(m):
-                cv = cr[j]
-                ok = not (np.isnan(hr[j]) | np.isnan(lr[j]) | np.isnan(cv))
-                a = ph[j]
-                w = xh[j]
-                a = a if a > w else w
-                b = pl[j]
-                w = xl[j]
-                b = b if b < w else w
-                r = ((a - cv) / (a - b)) * (-100.0) if (a - b) / (-100.0) != 0.0 else 0.0
-                orow[j] = r if (ok & (t - fb[j] >= lb)) else np.nan
-
-
-@njit(**_JIT)
-def rg_stoch(h, lo, cl, fk, sk, sd, first, o_k, o_d):
-    # Twin of extra._stoch_1d on regular columns: fast %K from the window extremes
-    # (_prefix_ext); slow %K and slow %D are TA_SMA running totals whose departing values
-    # come from row rings (row r in slot r % sk / r % sd).
-    t_len, n_cols = h.shape
-    sh, sl, ph, pl = _ext_buffers(fk)
-    kr = np.zeros((sk, _BLK))
-    dr = np.zeros((sd, _BLK))
-    kt = np.empty(_BLK)
-    dt = np.empty(_BLK)
-    gap = np.empty(_BLK, np.bool_)
-    fsk = float(sk)
-    fsd = float(sd)
-    k0 = fk - 1
-    s0 = fk + sk - 2
-    f0 = fk + sk + sd - 3
-    for j0 in range(0, n_cols, _BLK):
-        j1 = min(j0 + _BLK, n_cols)
-        fb = first[j0:j1]
-        m = j1 - j0
-        for j in range(m):
-            kt[j] = 0.0
-            dt[j] = 0.0
-        for t in range(t_len):
-            q = _prefix_ext(h, lo, t, fk, j0, j1, sh, sl, ph, pl)
-            ok_r = o_k[t][j0:j1]
-            od_r = o_d[t][j0:j1]
-            if t < k0:
-                for j in range(m):
-                    ok_r[j] = np.nan
-                    od_r[j] = np.nan
-                continue
-            xh = sh[q]
-            xl = sl[q]
-            hr = h[t][j0:j1]
-            lr = lo[t][j0:j1]
-            cr = cl[t][j0:j1]
-            kw = kr[t % sk]
-            kd = kr[(t + 1) % sk]
-            dw = dr[t % sd]
-            dd = dr[(t + 1) % sd]
-            # Five short loops, each writing one or two arrays, so that each vectorizes.
-            for j in range(m):
-                cv = cr[j]
-                a = ph[j]
-                w = xh[j]
-                a = a if a > w else w
-                b = pl[j]
-                w = xl[j]
-                b = b if b < w else w
-                kw[j] = (0.0 if abs(a - b) <= TA_EPSILON * (abs(a) + abs(b))
-                         else (((cv - b) / (a - b)) * 100.0))
-            for j in range(m):
-                gap[j] = np.isnan(hr[j]) | np.isnan(lr[j]) | np.isnan(cr[j])
-            for j in range(m):
-                i = t - fb[j]
-                tot = kt[j] + kw[j]
-                kt[j] = (tot - kd[j]) if i >= s0 else (tot if i >= k0 else kt[j])
-                dw[j] = tot / fsk
-            for j in range(m):
-                i = t - fb[j]
-                tot = dt[j] + dw[j]
-                dt[j] = (tot - dd[j]) if i >= f0 else (tot if i >= s0 else dt[j])
-                od_r[j] = np.nan if (gap[j] | (i < f0)) else tot / fsd
-            for j in range(m):
-                ok_r[j] = np.nan if (gap[j] | (t - fb[j] < f0)) else dw[j]
-
-
-@njit(**_JIT)
-def rg_adx(h, lo, cl, n, eps, first, out):
-    # Twin of cpu._adx_1d on regular columns: the previous bar is row t - 1; both arms of
-    # every warm-up test are computed and selected (branch-free across symbols).
-    t_len, n_cols = h.shape
-    pdm_a = np.zeros(n_cols)
-    mdm_a = np.zeros(n_cols)
-    tr_a = np.zeros(n_cols)
-    adx_a = np.zeros(n_cols)  # DX sum, then ADX
-    fn = float(n)
-    fn1 = float(n - 1)
-    fo = 2 * n - 1
-    if t_len > 0:
-        for j in range(n_cols):
-            out[0, j] = np.nan
-    for t in range(1, t_len):
-        hr = h[t]
-        lr = lo[t]
-        cr = cl[t]
-        hp = h[t - 1]
-        lp = lo[t - 1]
-        cp = cl[t - 1]
-        orow = out[t]
-        for j in range(n_cols):
-            hv = hr[j]
-            lv = lr[j]
-            cv = cr[j]
-            ok = not (np.isnan(hv) | np.isnan(lv) | np.isnan(cv))
-            i = t - first[j]
-            diff_p = hv - hp[j]
-            diff_m = lp[j] - lv
-            tr1 = _true_range(hv, lv, cp[j])
-            mup = (diff_m > 0) & (diff_p < diff_m)
-            pup = (not mup) & (diff_p > 0) & (diff_p > diff_m)
-            m0 = mdm_a[j]
-            p0 = pdm_a[j]
-            r0 = tr_a[j]
-            steady = i >= n
-            warm = (i >= 1) & (i < n)
-            mb = m0 - m0 / fn if steady else m0
-            pb = p0 - p0 / fn if steady else p0
-            mdm = mb + diff_m if mup else mb
-            pdm = pb + diff_p if pup else pb
-            tr = r0 - r0 / fn + tr1 if steady else r0 + tr1
-            keep = steady | warm
-            mdm_a[j] = mdm if keep else m0
-            pdm_a[j] = pdm if keep else p0
-            tr_a[j] = tr if keep else r0
-            mdi = 100.0 * (mdm / tr)
-            pdi = 100.0 * (pdm / tr)
-            s = mdi + pdi
-            have = (tr > 0.0) & (not ((-eps < s) & (s < eps)))
-            dx = 100.0 * (abs(mdi - pdi) / s)
-            a0 = adx_a[j]
-            acc = a0 + dx if have else a0
-            late = (a0 * fn1 + dx) / fn if have else a0
-            a1 = late if i > fo else (acc / fn if i == fo else acc)
-            adx_a[j] = a1 if steady else a0
-            orow[j] = a1 if (ok & (i >= fo)) else np.nan
-
-
-@njit(**_JIT)
-def rg_mfi(h, lo, cl, vol, n, first, out):
-    # Twin of extra._mfi_1d (and tm_mfi) on regular columns, branch-free: the flows of bar
-    # i >= 1 go to a row ring (row r in slot r % n), so the flows leaving the window at bar
-    # i > n (bar i - n, row t - n) are read from slot t % n before it is overwritten.
-    t_len, n_cols = h.shape
-    prev = np.zeros(n_cols)
-    ps_a = np.zeros(n_cols)
-    ns_a = np.zeros(n_cols)
-    null_a = np.zeros(n_cols, np.int64)
-    pos = np.zeros((n, n_cols))
-    neg = np.zeros((n, n_cols))
-    for t in range(t_len):
-        hr = h[t]
-        lr = lo[t]
-        cr = cl[t]
-        vr = vol[t]
-        rp = pos[t % n]
-        rn = neg[t % n]
-        orow = out[t]
-        for j in range(n_cols):
-            hv = hr[j]
-            lv = lr[j]
-            cv = cr[j]
-            vv = vr[j]
-            ok = not (np.isnan(hv) | np.isnan(lv) | np.isnan(cv) | np.isnan(vv))
-            i = t - first[j]
-            tp = (hv + lv + cv) / 3.0
-            p0 = prev[j]
-            d = tp - p0
-            scale = abs(tp) + abs(p0)
-            flow = tp * vv
-            flow = 0.0 if abs(d) <= TA_EPSILON * scale else flow
-            neg_d = d < 0.0
-            pf = 0.0 if neg_d else flow
-            nf = flow if neg_d else 0.0
-            ps = ps_a[j]
-            ns = ns_a[j]
-            leave = i > n
-            ps1 = (ps - rp[j] if leave else ps) + pf
-            ns1 = (ns - rn[j] if leave else ns) + nf
-            nr = null_a[j] + 1 if flow == 0.0 else 0
-            zero = nr >= n
-            nr = n if zero else nr
-            ps1 = 0.0 if zero else ps1
-            ns1 = 0.0 if zero else ns1
-            active = i >= 1
-            ps_a[j] = ps1 if active else ps
-            ns_a[j] = ns1 if active else ns
-            null_a[j] = nr if active else null_a[j]
-            prev[j] = tp if i >= 0 else p0
-            rp[j] = pf
-            rn[j] = nf
-            tot = ps1 + ns1
-            pc = 0.0 if ps1 < 0.0 else (tot if ps1 > tot else ps1)
-            r = 0.0 if tot <= 0.0 else 100.0 * (pc / tot)
-            orow[j] = r if (ok & (i >= n)) else np.nan
-
-
-@njit(**_JIT)
-def rg_bbands(x, n, k, first, o_up, o_mid, o_lo):
-    # Twin of cpu._bbands_1d (and tm_bbands) on regular columns: the departing bar is row
-    # t - n + 1. The steady step runs branch-free across symbols and flags the columns whose
-    # shifted sums must be re-anchored (cancellation, a departing outlier, or 32 n bars);
-    # those, rare, are then redone one by one with a fresh two-pass over the window rows.
-    t_len, n_cols = x.shape
-    total = np.zeros(n_cols)
-    shift = np.zeros(n_cols)
-    s1 = np.zeros(n_cols)
-    s2 = np.zeros(n_cols)
-    left = np.full(n_cols, 32 * n, np.int64)
-    need = np.zeros(n_cols, np.bool_)
-    fn = float(n)
-    inv = 1.0 / fn
-    lb = n - 1
-    for t in range(t_len):
-        xr = x[t]
-        xo = x[max(t - lb, 0)]
-        ou = o_up[t]
-        om = o_mid[t]
-        ol = o_lo[t]
-        n_need = 0
-        for j in range(n_cols):
-            v = xr[j]
-            i = t - first[j]
-            steady = i >= lb
-            warm = (i >= 0) & (i < lb)
-            sh = v if i == 0 else shift[j]
-            shift[j] = sh
-            # middle band: TA_SMA running total
-            tot = total[j] + v
-            old = xo[j]
-            total[j] = (tot - old) if steady else (tot if warm else total[j])
-            mid = tot / fn
-            # variance: cpu._rolling_var
-            d = v - sh
-            t1 = s1[j] + d
-            d *= d
-            t2 = s2[j] + d
-            mean1 = t1 * inv
-            var = t2 * inv - mean1 * mean1
-            d = old - sh
-            u1 = t1 - d
-            d *= d
-            u2 = t2 - d
-            bl = left[j] - 1
-            redo = steady & ((var < 0.000001 * (u2 * inv)) | (d > 1000000.0 * u2) | (bl <= 0))
-            need[j] = redo
-            n_need += 1 if redo else 0
-            s1[j] = u1 if steady else (t1 if warm else s1[j])
-            s2[j] = u2 if steady else (t2 if warm else s2[j])
-            left[j] = bl if steady else left[j]
-            dev = math.sqrt(var) * k
-            out = steady & (not np.isnan(v))
-            ou[j] = mid + dev if out else np.nan
-            om[j] = mid if out else np.nan
-            ol[j] = mid - dev if out else np.nan
-        if n_need == 0:
-            continue
-        a = t - lb
-        for j in range(n_cols):
-            if not need[j]:
-                continue
-            acc = 0.0
-            for r in range(a, t + 1):
-                acc += x[r, j]
-            sh = acc * inv
-            t1 = 0.0
-            t2 = 0.0
-            for r in range(a, t + 1):
-                d = x[r, j] - sh
-                t1 += d
-                d *= d
-                t2 += d
-            mean1 = t1 * inv
-            var = t2 * inv - mean1 * mean1
-            if var < 0.000000000001 * (t2 * inv):
-                var = 0.0
-            d = x[a, j] - sh
-            t1 -= d
-            d *= d
-            t2 -= d
-            shift[j] = sh
-            s1[j] = t1
-            s2[j] = t2
-            left[j] = 32 * n
-            if not np.isnan(xr[j]):
-                dev = math.sqrt(var) * k
-                mid = om[j]
-                ou[j] = mid + dev
-                ol[j] = mid - dev
-
-
-# ---------------------------------------------------------------------------------------------
-# Irregular columns: compact each one to its own bars (a regular column), run the regular
-# kernel, and put the results back on the bars' rows. Bar i of a column goes to compact row
-# first + i (first = the row of its first bar), so a compact row's sources lie at most the
-# column's gap count below it: the gathers and scatters stay in cache.
-# ---------------------------------------------------------------------------------------------
-
-
-@njit(**_JIT)
-def gather_own(a, b, c, d, n_in, cols, first, okm, oa, ob, oc, od):
-    # oa..od (the first n_in of them; (T, k), NaN-filled by the caller): column q gets bar i of
-    # panel column cols[q] of a..d at row first[q] + i. A bar is a row where a, b, c and d are
-    # all present (repeat one to use fewer); okm[t, q] says whether row t is one.
-    t_len = a.shape[0]
-    k = cols.shape[0]
-    cnt = first.copy()
-    for t in range(t_len):
-        ar = a[t]
-        br = b[t]
-        cr = c[t]
-        dr = d[t]
-        for q in range(k):
-            # Branch-free: a gap row writes NaN into the next free slot (overwritten by the
-            # next bar; an irregular column's count stays below T - first, so it is in range).
-            j = cols[q]
-            va = ar[j]
-            vb = br[j]
-            vc = cr[j]
-            vd = dr[j]
-            ok = not (np.isnan(va) | np.isnan(vb) | np.isnan(vc) | np.isnan(vd))
-            okm[t, q] = ok
-            r = cnt[q]
-            cnt[q] = r + 1 if ok else r
-            oa[r, q] = va if ok else np.nan
-            if n_in > 1:
-                ob[r, q] = vb if ok else np.nan
-            if n_in > 2:
-                oc[r, q] = vc if ok else np.nan
-            if n_in > 3:
-                od[r, q] = vd if ok else np.nan
-
-
-@njit(**_JIT)
-def scatter_own(okm, cols, first, res, out):
-    # Inverse of gather_own for one output: column cols[q] of out gets res[first[q] + i, q] on
-    # the row of the column's bar i (okm from gather_own), NaN on every other row.
-    t_len = out.shape[0]
-    k = cols.shape[0]
-    cnt = first.copy()
-    for t in range(t_len):
-        mr = okm[t]
-        orow = out[t]
-        for q in range(k):
-            ok = mr[q]
-            r = cnt[q]
-            cnt[q] = r + 1 if ok else r
-            orow[cols[q]] = res[r, q] if ok else np.nan
-
-
-def run_regular(kernel, ins: tuple, params: tuple, outs: tuple, ring=None,
-                ring_above: float = 1.0) -> None:
-    """Run a regular-column kernel ``rg_*`` on a whole panel, irregular columns included.
-
-    ``kernel(*ins, *params, first, *outs)`` runs on the panel (``ins``: 1 to 4 C-contiguous
-    ``(T, N) float64`` inputs; ``outs``: preallocated ``(T, N) float64`` outputs, fully
-    written). The columns that :func:`layout` flags irregular (a missing row after their first
-    bar) are then recomputed: each is compacted to its own bars (rows where every input is
-    present) by :func:`gather_own`, which makes it regular, the same kernel runs on that
-    ``(T, k)`` panel, and :func:`scatter_own` writes the values back on the bars' rows (NaN on
-    gap rows). So every column equals the 1-D twin on its compressed series, bit for bit, as
-    the gap policy of :mod:`technic.indicators.cpu` requires.
-
-    The compaction costs a scattered gather and scatter per irregular value (~10-25 ms per
-    1,000 columns x 752 rows); when more than ``ring_above`` (a fraction) of the columns are
-    irregular, ``ring(*ins, *params, *outs)`` (the ``tm_*`` ring twin, same results, scalar)
-    runs on the whole panel instead. Measured crossovers on the real universe (30 %
-    irregular): ~0.1 for SMA, MACD, BBANDS, ADX and MFI, ~0.5 for STOCH and WILLR, whose
-    ring kernels rescan their windows.
-
-    Raises:
-        nothing of its own; the kernel's inputs are assumed validated by the caller.
-    """
-    pad = tuple(ins) + (ins[0],) * (4 - len(ins))
-    first, bad = layout(*pad)
-    cols = np.flatnonzero(bad)
-    if ring is not None and cols.size > ring_above * max(bad.size, 1):
-        ring(*ins, *params, *outs)
-        return
-    kernel(*ins, *params, first, *outs)
-    if cols.size == 0:
-        return
-    f = np.ascontiguousarray(first[cols])
-    shape = (ins[0].shape[0], cols.size)
-    sub_in = tuple(np.full(shape, np.nan) for _ in ins)
-    okm = np.empty(shape, np.bool_)
-    gather_own(*pad, len(ins), cols, f, okm, *(sub_in + (sub_in[0],) * (4 - len(ins))))
-    sub_out = tuple(np.empty(shape) for _ in outs)
-    kernel(*sub_in, *params, f, *sub_out)
-    for o, so in zip(outs, sub_out, strict=True):
-        scatter_own(okm, cols, f, so, o)
+            prev[j], ps_a[j], ns_a[j], null_a[j], out[t, j] = _S.mfi_bar(
+                c, s, prev[j], ps_a[j], ns_a[j], null_a[j], pos, neg, j, hv, lv, cv, vv, n)
+            slot[j] = _S.next_slot(s, n) if c >= 1 else s
+            cnt[j] = c + 1 if c <= n else c

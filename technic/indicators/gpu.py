@@ -1,4 +1,5 @@
-"""GPU twins of the indicator kernels (numba.cuda), and the feature set computed on a GPU.
+"""GPU twins of the indicator kernels (numba.cuda); the feature set's GPU plan is
+:func:`technic.features.plans.device_series`.
 
 Layout and threads
     Inputs are the same time-major ``(T, N) float64`` C-ordered panels as on the CPU (row =
@@ -10,8 +11,9 @@ Layout and threads
     exactly like the per-symbol rings of :mod:`technic.indicators._tm`.
 
 Arithmetic
-    Every kernel here is the twin of a ``tm_*`` kernel of :mod:`._tm` (which in turn twins
-    the 1-D TA-Lib replays of :mod:`.cpu` and :mod:`.extra`): same NaN/gap policy (a row
+    The kernels (:mod:`._cuda`) drive the same per-bar steps as the CPU (:mod:`._steps`:
+    EMA, RSI, MACD, ATR, ADX, STOCH, WILLR) or twin a ``tm_*`` kernel of :mod:`._tm`
+    (the others): same NaN/gap policy (a row
     where an input is NaN writes NaN and leaves the symbol's state untouched; windows count
     the symbol's own bars), same seeds, same order of additions. CUDA compilers contract
     ``a * b + c`` into a fused multiply-add by default, which the CPU kernels never do, so
@@ -19,7 +21,7 @@ Arithmetic
     every FMA that TA-Lib 0.8.1 emits is an explicit ``_fma`` (``cuda.fma``). Divisions and
     square roots are IEEE round-to-nearest (``fastmath`` off). What can still differ from
     the CPU is ``log`` (libdevice vs. the C library, ≤ 1 ulp; realized volatility only), so
-    results agree with the CPU path to ≤ 1e-9 relative (tests/test_gpu.py), and are
+    results agree with the CPU path to ≤ 1e-9 relative (tests/integration/test_gpu.py), and are
     bit-identical for every other indicator on a GPU.
 
 Simulator
@@ -36,16 +38,36 @@ no CUDA device (or simulator) is present.
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Sequence
-from fractions import Fraction
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 from numba import cuda
-from numba.core import config as _nb_config
 
 from technic.indicators._common import TA_EPSILON
+from technic.indicators._cuda import (
+    SIMULATOR,
+    _k_adx,
+    _k_atr,
+    _k_bbands,
+    _k_cci,
+    _k_ema,
+    _k_extreme,
+    _k_lag,
+    _k_linreg_r2,
+    _k_macd,
+    _k_mfi,
+    _k_mul,
+    _k_obv,
+    _k_roc,
+    _k_rsi,
+    _k_rvol,
+    _k_sma,
+    _k_stoch,
+    _k_willr,
+)
 
 __all__ = [
     "GPUUnavailableError",
@@ -55,14 +77,12 @@ __all__ = [
     "bbands",
     "cci",
     "ema",
-    "feature_arrays",
-    "feature_arrays_device",
-    "feature_rows",
     "is_available",
     "lag",
     "linreg_r2",
     "macd",
     "mfi",
+    "mul",
     "obv",
     "realized_vol",
     "roc",
@@ -74,13 +94,10 @@ __all__ = [
     "willr",
 ]
 
-#: True when numba runs CUDA kernels in its simulator (``NUMBA_ENABLE_CUDASIM=1``).
-SIMULATOR: bool = bool(_nb_config.ENABLE_CUDASIM)
 
 #: Threads per block on a GPU (the simulator uses at most N threads, one block).
 THREADS_PER_BLOCK = 128
 
-_NAN = math.nan
 
 
 class GPUUnavailableError(RuntimeError):
@@ -98,971 +115,6 @@ def is_available() -> bool:
         return bool(cuda.is_available())
     except Exception:  # noqa: BLE001 - a broken driver is "not available"
         return False
-
-
-# ---------------------------------------------------------------------------------------------
-# Arithmetic primitives: exact products, fused multiply-add, log (see the module docstring).
-# ---------------------------------------------------------------------------------------------
-
-if SIMULATOR:
-
-    def _fma_exact(a, b, c):
-        fa, fb, fc = float(a), float(b), float(c)
-        if not (math.isfinite(fa) and math.isfinite(fb) and math.isfinite(fc)):
-            return np.float64(fa) * np.float64(fb) + np.float64(fc)
-        # int / int true division in Fraction.__float__ rounds correctly: one rounding.
-        return np.float64(float(Fraction(fa) * Fraction(fb) + Fraction(fc)))
-
-    def _mul_ieee(a, b):
-        return np.float64(a) * np.float64(b)
-
-    def _log_np(x):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.log(np.float64(x))
-
-    _fma = cuda.jit(device=True)(_fma_exact)
-    _mul = cuda.jit(device=True)(_mul_ieee)
-    _log = cuda.jit(device=True)(_log_np)
-else:
-    from numba.cuda import libdevice
-
-    @cuda.jit(device=True)
-    def _fma(a, b, c):
-        return cuda.fma(a, b, c)
-
-    @cuda.jit(device=True)
-    def _mul(a, b):
-        return libdevice.dmul_rn(a, b)
-
-    @cuda.jit(device=True)
-    def _log(x):
-        return math.log(x)
-
-
-@cuda.jit(device=True)
-def _ratio(a, b):
-    # technic.features._ratio: a / b, NaN where that is not finite.
-    if b == 0.0 or math.isnan(a) or math.isnan(b):
-        return _NAN
-    r = a / b
-    if math.isinf(r) or math.isnan(r):
-        return _NAN
-    return r
-
-
-@cuda.jit(device=True)
-def _true_range(h, lo, prev_close):
-    # _tm._true_range: TA-Lib order, high - low first.
-    greatest = h - lo
-    v = abs(prev_close - h)
-    if v > greatest:
-        greatest = v
-    v = abs(prev_close - lo)
-    if v > greatest:
-        greatest = v
-    return greatest
-
-
-@cuda.jit(device=True)
-def _rsi_value(gain, loss):
-    s = gain + loss
-    if s > 0.0:
-        return _mul(100.0, gain / s)
-    return 0.0
-
-
-@cuda.jit(device=True)
-def _next(s, n):
-    s += 1
-    if s == n:
-        return 0
-    return s
-
-
-# ---------------------------------------------------------------------------------------------
-# Single-input kernels.
-# ---------------------------------------------------------------------------------------------
-
-
-@cuda.jit
-def _k_sma(x, n, ring, out):
-    # Twin of _tm.tm_sma.
-    j = cuda.grid(1)
-    if j >= x.shape[1]:
-        return
-    cnt = 0
-    slot = 0
-    total = 0.0
-    fn = float(n)
-    lb = n - 1
-    for t in range(x.shape[0]):
-        v = x[t, j]
-        if math.isnan(v):
-            out[t, j] = _NAN
-            continue
-        ring[slot, j] = v
-        slot = _next(slot, n)
-        if cnt >= lb:
-            tot = total + v
-            total = tot - ring[slot, j]
-            out[t, j] = tot / fn
-        else:
-            cnt += 1
-            total += v
-            out[t, j] = _NAN
-
-
-@cuda.jit
-def _k_ema(x, n, out):
-    # Twin of _tm.tm_ema: seed = SMA of the first n bars, then fma(x - prev, k, prev).
-    j = cuda.grid(1)
-    if j >= x.shape[1]:
-        return
-    cnt = 0
-    prev = 0.0
-    k = 2.0 / float(n + 1)
-    fn = float(n)
-    for t in range(x.shape[0]):
-        v = x[t, j]
-        if n == 1:
-            out[t, j] = v
-            continue
-        if math.isnan(v):
-            out[t, j] = _NAN
-            continue
-        if cnt >= n:
-            prev = _fma(v - prev, k, prev)
-            out[t, j] = prev
-        else:
-            p = prev + v
-            if cnt == n - 1:
-                p = p / fn
-                out[t, j] = p
-            else:
-                out[t, j] = _NAN
-            cnt += 1
-            prev = p
-
-
-@cuda.jit
-def _k_rsi(x, n, out):
-    # Twin of _tm.tm_rsi (TA-Lib 0.8.1: avg *= n - 1; avg += x; avg *= 1/n).
-    j = cuda.grid(1)
-    if j >= x.shape[1]:
-        return
-    cnt = 0
-    prevx = 0.0
-    gain = 0.0
-    loss = 0.0
-    inv = 1.0 / float(n)
-    fn1 = float(n - 1)
-    for t in range(x.shape[0]):
-        v = x[t, j]
-        if math.isnan(v):
-            out[t, j] = _NAN
-            continue
-        c = cnt
-        d = v - prevx
-        prevx = v
-        up = d if d > 0.0 else 0.0
-        if c > n:
-            g = _mul(gain, fn1)
-            lo = _mul(loss, fn1)
-            g += up
-            lo += up - d
-            lo = _mul(lo, inv)
-            g = _mul(g, inv)
-            gain = g
-            loss = lo
-            out[t, j] = _rsi_value(g, lo)
-        else:
-            cnt = c + 1
-            if c == 0:
-                out[t, j] = _NAN
-                continue
-            g = gain + up
-            lo = loss + (up - d)
-            if c == n:
-                lo = _mul(lo, inv)
-                g = _mul(g, inv)
-                out[t, j] = _rsi_value(g, lo)
-            else:
-                out[t, j] = _NAN
-            gain = g
-            loss = lo
-
-
-@cuda.jit
-def _k_macd(x, fast, slow, signal, o_macd, o_sig, o_hist):
-    # Twin of _tm.tm_macd (TA-Lib MACD, default compatibility, fused EMA steps).
-    j = cuda.grid(1)
-    if j >= x.shape[1]:
-        return
-    cnt = 0
-    pf = 0.0
-    ps = 0.0
-    sg = 0.0
-    kf = 2.0 / float(fast + 1)
-    ks = 2.0 / float(slow + 1)
-    kg = 2.0 / float(signal + 1)
-    first = slow + signal - 2
-    d0 = slow - fast
-    for t in range(x.shape[0]):
-        v = x[t, j]
-        if math.isnan(v):
-            o_macd[t, j] = _NAN
-            o_sig[t, j] = _NAN
-            o_hist[t, j] = _NAN
-            continue
-        c = cnt
-        if c > first:
-            pf = _fma(v - pf, kf, pf)
-            ps = _fma(v - ps, ks, ps)
-            m = pf - ps
-            sg = _fma(m - sg, kg, sg)
-            o_macd[t, j] = m
-            o_sig[t, j] = sg
-            o_hist[t, j] = m - sg
-            continue
-        cnt = c + 1
-        if c < slow:
-            if c >= d0:
-                pf += v
-            ps += v
-            if c == slow - 1:
-                pf = pf / float(fast)
-                ps = ps / float(slow)
-                sg = 0.0 + (pf - ps)
-        else:
-            pf = _fma(v - pf, kf, pf)
-            ps = _fma(v - ps, ks, ps)
-            sg += pf - ps
-        if c == first:
-            m = pf - ps
-            sg = sg / float(signal)
-            o_macd[t, j] = m
-            o_sig[t, j] = sg
-            o_hist[t, j] = m - sg
-        else:
-            o_macd[t, j] = _NAN
-            o_sig[t, j] = _NAN
-            o_hist[t, j] = _NAN
-
-
-@cuda.jit(device=True)
-def _var_step(ring, j, n, so, v, old, shift, s1, s2, left):
-    # One output step of cpu._rolling_var for the window ending with v (already in the ring;
-    # `old` = the window's oldest value, in slot `so`). Returns var and the new state.
-    inv = 1.0 / float(n)
-    sh = shift
-    d = v - sh
-    t1 = s1 + d
-    d = _mul(d, d)
-    t2 = s2 + d
-    mean1 = _mul(t1, inv)
-    var = _mul(t2, inv) - _mul(mean1, mean1)
-    d = old - sh
-    t1 -= d
-    d = _mul(d, d)
-    t2 -= d
-    bl = left - 1
-    if var < _mul(0.000001, _mul(t2, inv)) or d > _mul(1000000.0, t2) or bl <= 0:
-        bl = 32 * n
-        acc = 0.0
-        q = so
-        for _ in range(n):
-            acc += ring[q, j]
-            q = _next(q, n)
-        sh = _mul(acc, inv)
-        t1 = 0.0
-        t2 = 0.0
-        q = so
-        for _ in range(n):
-            d = ring[q, j] - sh
-            t1 += d
-            d = _mul(d, d)
-            t2 += d
-            q = _next(q, n)
-        mean1 = _mul(t1, inv)
-        var = _mul(t2, inv) - _mul(mean1, mean1)
-        if var < _mul(0.000000000001, _mul(t2, inv)):
-            var = 0.0
-        d = old - sh
-        t1 -= d
-        d = _mul(d, d)
-        t2 -= d
-    return var, sh, t1, t2, bl
-
-
-@cuda.jit
-def _k_bbands(x, n, k, ring, o_up, o_mid, o_lo):
-    # Twin of _tm.tm_bbands: SMA middle band + cpu._rolling_var shifted-sum variance.
-    j = cuda.grid(1)
-    if j >= x.shape[1]:
-        return
-    cnt = 0
-    slot = 0
-    total = 0.0
-    shift = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    left = 32 * n
-    fn = float(n)
-    lb = n - 1
-    for t in range(x.shape[0]):
-        v = x[t, j]
-        if math.isnan(v):
-            o_up[t, j] = _NAN
-            o_mid[t, j] = _NAN
-            o_lo[t, j] = _NAN
-            continue
-        ring[slot, j] = v
-        so = _next(slot, n)
-        slot = so
-        c = cnt
-        if c < lb:
-            if c == 0:
-                shift = v
-            cnt = c + 1
-            total += v
-            d = v - shift
-            s1 += d
-            d = _mul(d, d)
-            s2 += d
-            o_up[t, j] = _NAN
-            o_mid[t, j] = _NAN
-            o_lo[t, j] = _NAN
-            continue
-        if c == 0:  # n == 1
-            shift = v
-            cnt = 1
-        tot = total + v
-        old = ring[so, j]
-        total = tot - old
-        mid = tot / fn
-        var, shift, s1, s2, left = _var_step(ring, j, n, so, v, old, shift, s1, s2, left)
-        dev = _mul(math.sqrt(var), k)
-        o_up[t, j] = mid + dev
-        o_mid[t, j] = mid
-        o_lo[t, j] = mid - dev
-
-
-@cuda.jit
-def _k_rvol(x, n, scale, ring, out):
-    # Twin of cpu._rvol_1d: log returns of the symbol's consecutive bars, the variance of
-    # the last n by cpu._rolling_var (shift = the first return), sqrt(var * n / (n - 1))
-    # times sqrt(periods per year). n >= 2.
-    j = cuda.grid(1)
-    if j >= x.shape[1]:
-        return
-    cnt = 0
-    prevc = 0.0
-    slot = 0
-    shift = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    left = 32 * n
-    lb = n - 1
-    ddof = float(n) / float(n - 1)
-    for t in range(x.shape[0]):
-        v = x[t, j]
-        if math.isnan(v):
-            out[t, j] = _NAN
-            continue
-        if cnt == 0:
-            cnt = 1
-            prevc = v
-            out[t, j] = _NAN
-            continue
-        r = _log(v / prevc)  # IEEE: CUDA kernels use numpy's error model
-        prevc = v
-        ring[slot, j] = r
-        so = _next(slot, n)
-        slot = so
-        kr = cnt - 1  # index of this return among the symbol's returns
-        if kr < lb:
-            if kr == 0:
-                shift = r
-            cnt += 1
-            d = r - shift
-            s1 += d
-            d = _mul(d, d)
-            s2 += d
-            out[t, j] = _NAN
-            continue
-        var, shift, s1, s2, left = _var_step(ring, j, n, so, r, ring[so, j], shift, s1, s2,
-                                             left)
-        out[t, j] = _mul(math.sqrt(_mul(var, ddof)), scale)
-
-
-@cuda.jit
-def _k_roc(x, n, ring, out):
-    # Twin of _tm.tm_roc: ((x / x[n bars ago]) - 1) * 100, 0 where the old value is 0.
-    j = cuda.grid(1)
-    if j >= x.shape[1]:
-        return
-    cnt = 0
-    slot = 0
-    for t in range(x.shape[0]):
-        v = x[t, j]
-        if math.isnan(v):
-            out[t, j] = _NAN
-            continue
-        old = ring[slot, j]
-        ring[slot, j] = v
-        slot = _next(slot, n)
-        if cnt >= n:
-            out[t, j] = _mul((v / old) - 1.0, 100.0) if old != 0.0 else 0.0
-        else:
-            cnt += 1
-            out[t, j] = _NAN
-
-
-@cuda.jit
-def _k_lag(x, k, ring, out):
-    # Twin of cpu._lag_1d over the compressed series: the value k own bars ago.
-    j = cuda.grid(1)
-    if j >= x.shape[1]:
-        return
-    cnt = 0
-    slot = 0
-    for t in range(x.shape[0]):
-        v = x[t, j]
-        if k == 0 or math.isnan(v):
-            out[t, j] = v
-            continue
-        if cnt >= k:
-            out[t, j] = ring[slot, j]
-        else:
-            cnt += 1
-            out[t, j] = _NAN
-        ring[slot, j] = v
-        slot = _next(slot, k)
-
-
-@cuda.jit
-def _k_extreme(x, n, want_max, ring, out):
-    # Same values as cpu._rolling_ext_1d (a max / min is exact whatever the algorithm): a
-    # ring of the last n own values; the window is rescanned only when the departing value
-    # was the extreme.
-    j = cuda.grid(1)
-    if j >= x.shape[1]:
-        return
-    cnt = 0
-    slot = 0
-    ext = 0.0
-    for t in range(x.shape[0]):
-        v = x[t, j]
-        if math.isnan(v):
-            out[t, j] = _NAN
-            continue
-        if cnt == 0:
-            ext = v
-        elif cnt >= n:
-            old = ring[slot, j]
-            ring[slot, j] = v
-            if old == ext:
-                q = _next(slot, n)
-                ext = ring[q, j]
-                for _ in range(n - 1):
-                    q = _next(q, n)
-                    w = ring[q, j]
-                    if (w > ext) if want_max else (w < ext):
-                        ext = w
-            elif (v > ext) if want_max else (v < ext):
-                ext = v
-        elif (v > ext) if want_max else (v < ext):
-            ext = v
-        ring[slot, j] = v
-        slot = _next(slot, n)
-        if cnt < n:
-            cnt += 1
-        out[t, j] = ext if cnt >= n else _NAN
-
-
-@cuda.jit
-def _k_linreg_r2(x, n, ring, out):
-    # Twin of extra._linreg_r2_1d: a ring of the last n own values; at each bar with n of
-    # them, extra._linreg_r2_at over the window in chronological order (oldest first): one
-    # pass over d = y - y_oldest, Syy = s2 - s1^2 / n, Sxy = sk - xbar s1, R^2 = Sxy^2 /
-    # (Sxx Syy), NaN unless Syy > 0, clamped to <= 1. Every product through _mul (no FMA).
-    j = cuda.grid(1)
-    if j >= x.shape[1]:
-        return
-    fn = float(n)
-    xbar = _mul(fn - 1.0, 0.5)
-    sxx = _mul(fn, _mul(fn, fn) - 1.0) / 12.0
-    cnt = 0
-    slot = 0
-    for t in range(x.shape[0]):
-        v = x[t, j]
-        if math.isnan(v):
-            out[t, j] = _NAN
-            continue
-        ring[slot, j] = v
-        slot = _next(slot, n)
-        if cnt < n:
-            cnt += 1
-        if cnt < n:
-            out[t, j] = _NAN
-            continue
-        q = slot  # the oldest of the last n values
-        y0 = ring[q, j]
-        s1 = 0.0
-        s2 = 0.0
-        sk = 0.0
-        for k in range(n):
-            d = ring[q, j] - y0
-            s1 += d
-            s2 += _mul(d, d)
-            sk += _mul(float(k), d)
-            q = _next(q, n)
-        syy = s2 - _mul(s1, s1) / fn
-        if not syy > 0.0:
-            out[t, j] = _NAN
-            continue
-        sxy = sk - _mul(xbar, s1)
-        r2 = _mul(sxy, sxy) / _mul(sxx, syy)
-        out[t, j] = 1.0 if r2 > 1.0 else r2
-
-
-@cuda.jit
-def _k_mul(a, b, out):
-    # Elementwise a * b (IEEE, as numpy's), stored so no later sum can fuse with it.
-    j = cuda.grid(1)
-    if j >= a.shape[1]:
-        return
-    for t in range(a.shape[0]):
-        out[t, j] = _mul(a[t, j], b[t, j])
-
-
-# ---------------------------------------------------------------------------------------------
-# High / low / close (/ volume) kernels.
-# ---------------------------------------------------------------------------------------------
-
-
-@cuda.jit
-def _k_atr(h, lo, cl, n, out):
-    # Twin of _tm.tm_atr: SMA of the first n TRs at bar n, then fma(b, atr, a * tr).
-    j = cuda.grid(1)
-    if j >= h.shape[1]:
-        return
-    cnt = 0
-    pc = 0.0
-    st = 0.0
-    beta = float(n - 1) / float(n)
-    alpha = 1.0 - beta
-    fn = float(n)
-    for t in range(h.shape[0]):
-        hv = h[t, j]
-        lv = lo[t, j]
-        cv = cl[t, j]
-        if math.isnan(hv) or math.isnan(lv) or math.isnan(cv):
-            out[t, j] = _NAN
-            continue
-        c = cnt
-        tr = _true_range(hv, lv, pc)
-        pc = cv
-        if c > n:
-            st = _fma(beta, st, _mul(alpha, tr))
-            out[t, j] = st
-        else:
-            cnt = c + 1
-            if c == 0:
-                out[t, j] = _NAN
-                continue
-            a = st + tr
-            if c == n:
-                a = a / fn
-                out[t, j] = a
-            else:
-                out[t, j] = _NAN
-            st = a
-
-
-@cuda.jit
-def _k_adx(h, lo, cl, n, eps, out):
-    # Twin of _tm.tm_adx (TA-Lib ADX: Wilder sums, DX skipped on a zero TR / DI sum).
-    j = cuda.grid(1)
-    if j >= h.shape[1]:
-        return
-    cnt = 0
-    ph = 0.0
-    pl = 0.0
-    pc = 0.0
-    pdm = 0.0
-    mdm = 0.0
-    tr = 0.0
-    adx_v = 0.0
-    fn = float(n)
-    fn1 = float(n - 1)
-    first = 2 * n - 1
-    for t in range(h.shape[0]):
-        hv = h[t, j]
-        lv = lo[t, j]
-        cv = cl[t, j]
-        if math.isnan(hv) or math.isnan(lv) or math.isnan(cv):
-            out[t, j] = _NAN
-            continue
-        c = cnt
-        if c == 0:
-            cnt = 1
-            ph = hv
-            pl = lv
-            pc = cv
-            out[t, j] = _NAN
-            continue
-        diff_p = hv - ph
-        diff_m = pl - lv
-        tr1 = _true_range(hv, lv, pc)
-        ph = hv
-        pl = lv
-        pc = cv
-        if c < n:
-            cnt = c + 1
-            if diff_m > 0 and diff_p < diff_m:
-                mdm += diff_m
-            elif diff_p > 0 and diff_p > diff_m:
-                pdm += diff_p
-            tr += tr1
-            out[t, j] = _NAN
-            continue
-        mdm -= mdm / fn
-        pdm -= pdm / fn
-        if diff_m > 0 and diff_p < diff_m:
-            mdm += diff_m
-        elif diff_p > 0 and diff_p > diff_m:
-            pdm += diff_p
-        tr = tr - tr / fn + tr1
-        have_dx = False
-        dx = 0.0
-        if tr > 0.0:
-            mdi = _mul(100.0, mdm / tr)
-            pdi = _mul(100.0, pdm / tr)
-            s = mdi + pdi
-            if not (-eps < s and s < eps):
-                dx = _mul(100.0, abs(mdi - pdi) / s)
-                have_dx = True
-        if c > first:
-            if have_dx:
-                adx_v = (_mul(adx_v, fn1) + dx) / fn
-            out[t, j] = adx_v
-            continue
-        cnt = c + 1
-        if have_dx:
-            adx_v += dx
-        if c == first:
-            adx_v = adx_v / fn
-            out[t, j] = adx_v
-        else:
-            out[t, j] = _NAN
-
-
-@cuda.jit
-def _k_obv(cl, vol, out):
-    # Twin of _tm.tm_obv: starts at the first bar's volume; +/- volume on an up/down close.
-    j = cuda.grid(1)
-    if j >= cl.shape[1]:
-        return
-    seen = False
-    prev = 0.0
-    acc = 0.0
-    for t in range(cl.shape[0]):
-        cv = cl[t, j]
-        vv = vol[t, j]
-        if math.isnan(cv) or math.isnan(vv):
-            out[t, j] = _NAN
-            continue
-        if seen:
-            if cv > prev:
-                acc += vv
-            elif cv < prev:
-                acc -= vv
-        else:
-            seen = True
-            acc = vv
-        prev = cv
-        out[t, j] = acc
-
-
-@cuda.jit(device=True)
-def _hl_push(rh, rl, s, n, j, c, hv, lv, hh, ll):
-    # Twin of _tm._hl_push: push own bar c into the rings (slot s) and return the highest
-    # high / lowest low of the last min(c + 1, n) bars.
-    if c == 0:
-        rh[s, j] = hv
-        rl[s, j] = lv
-        return hv, lv
-    if c >= n:
-        oh = rh[s, j]
-        ol = rl[s, j]
-        rh[s, j] = hv
-        rl[s, j] = lv
-        q0 = _next(s, n)
-        if oh == hh:
-            q = q0
-            hh = rh[q, j]
-            for _ in range(n - 1):
-                q = _next(q, n)
-                w = rh[q, j]
-                if w > hh:
-                    hh = w
-        elif hv > hh:
-            hh = hv
-        if ol == ll:
-            q = q0
-            ll = rl[q, j]
-            for _ in range(n - 1):
-                q = _next(q, n)
-                w = rl[q, j]
-                if w < ll:
-                    ll = w
-        elif lv < ll:
-            ll = lv
-        return hh, ll
-    rh[s, j] = hv
-    rl[s, j] = lv
-    if hv > hh:
-        hh = hv
-    if lv < ll:
-        ll = lv
-    return hh, ll
-
-
-@cuda.jit
-def _k_stoch(h, lo, cl, fk, sk, sd, rh, rl, kr, dr, o_k, o_d):
-    # Twin of _tm.tm_stoch: fast %K over fk bars, slow %K = TA_SMA(fast %K, sk), slow %D =
-    # TA_SMA(slow %K, sd); both from bar fk + sk + sd - 3.
-    j = cuda.grid(1)
-    if j >= h.shape[1]:
-        return
-    cnt = 0
-    slot = 0
-    hh = 0.0
-    ll = 0.0
-    ks = 0
-    ktot = 0.0
-    ds = 0
-    dtot = 0.0
-    fsk = float(sk)
-    fsd = float(sd)
-    k0 = fk - 1
-    s0 = fk + sk - 2
-    first = fk + sk + sd - 3
-    cap = first if first > fk else fk  # max(): builtin max does not type on CUDA
-    for t in range(h.shape[0]):
-        hv = h[t, j]
-        lv = lo[t, j]
-        cv = cl[t, j]
-        if math.isnan(hv) or math.isnan(lv) or math.isnan(cv):
-            o_k[t, j] = _NAN
-            o_d[t, j] = _NAN
-            continue
-        c = cnt
-        hh, ll = _hl_push(rh, rl, slot, fk, j, c, hv, lv, hh, ll)
-        slot = _next(slot, fk)
-        if c < cap:
-            cnt = c + 1
-            if c < k0:
-                o_k[t, j] = _NAN
-                o_d[t, j] = _NAN
-                continue
-        if abs(hh - ll) <= _mul(TA_EPSILON, abs(hh) + abs(ll)):
-            fast = 0.0
-        else:
-            fast = _mul((cv - ll) / (hh - ll), 100.0)
-        q = ks
-        kr[q, j] = fast
-        q1 = _next(q, sk)
-        ks = q1
-        tot = ktot + fast
-        if c < s0:
-            ktot = tot
-            o_k[t, j] = _NAN
-            o_d[t, j] = _NAN
-            continue
-        ktot = tot - kr[q1, j]
-        slowk = tot / fsk
-        q = ds
-        dr[q, j] = slowk
-        q1 = _next(q, sd)
-        ds = q1
-        tot = dtot + slowk
-        if c < first:
-            dtot = tot
-            o_k[t, j] = _NAN
-            o_d[t, j] = _NAN
-            continue
-        dtot = tot - dr[q1, j]
-        o_k[t, j] = slowk
-        o_d[t, j] = tot / fsd
-
-
-@cuda.jit
-def _k_willr(h, lo, cl, n, rh, rl, out):
-    # Twin of _tm.tm_willr: ((HH - c) / (HH - LL)) * -100, 0 when HH == LL.
-    j = cuda.grid(1)
-    if j >= h.shape[1]:
-        return
-    cnt = 0
-    slot = 0
-    hh = 0.0
-    ll = 0.0
-    lb = n - 1
-    for t in range(h.shape[0]):
-        hv = h[t, j]
-        lv = lo[t, j]
-        cv = cl[t, j]
-        if math.isnan(hv) or math.isnan(lv) or math.isnan(cv):
-            out[t, j] = _NAN
-            continue
-        c = cnt
-        hh, ll = _hl_push(rh, rl, slot, n, j, c, hv, lv, hh, ll)
-        slot = _next(slot, n)
-        if c < lb:
-            cnt = c + 1
-            out[t, j] = _NAN
-            continue
-        if c < n:
-            cnt = c + 1
-        if (hh - ll) / (-100.0) != 0.0:
-            out[t, j] = _mul((hh - cv) / (hh - ll), -100.0)
-        else:
-            out[t, j] = 0.0
-
-
-@cuda.jit
-def _k_cci(h, lo, cl, n, ring, out):
-    # Twin of _tm.tm_cci / extra._cci_1d: typical prices in TA-Lib's circular buffer (own
-    # bar i in slot i % n); mean and mean absolute deviation summed in SLOT order.
-    j = cuda.grid(1)
-    if j >= h.shape[1]:
-        return
-    cnt = 0
-    slot = 0
-    lb = n - 1
-    for t in range(h.shape[0]):
-        hv = h[t, j]
-        lv = lo[t, j]
-        cv = cl[t, j]
-        if math.isnan(hv) or math.isnan(lv) or math.isnan(cv):
-            out[t, j] = _NAN
-            continue
-        tp = (hv + lv + cv) / 3.0
-        ring[slot, j] = tp
-        slot = _next(slot, n)
-        if cnt < lb:
-            cnt += 1
-            out[t, j] = _NAN
-            continue
-        a = 0.0
-        for q in range(n):
-            a += ring[q, j]
-        a = a / n
-        sd = 0.0
-        for q in range(n):
-            sd += abs(ring[q, j] - a)
-        d = tp - a
-        if abs(d) <= _mul(TA_EPSILON, abs(tp) + abs(a)) or sd == 0.0:
-            out[t, j] = 0.0
-        else:
-            out[t, j] = d / _mul(0.015, sd / n)
-
-
-@cuda.jit
-def _k_mfi(h, lo, cl, vol, n, pos, neg, out):
-    # Twin of _tm.tm_mfi (TA-Lib 0.8.1 MFI): flows of own bars 1.. in rings.
-    j = cuda.grid(1)
-    if j >= h.shape[1]:
-        return
-    cnt = 0
-    slot = 0
-    prev = 0.0
-    ps = 0.0
-    ns = 0.0
-    null_run = 0
-    for t in range(h.shape[0]):
-        hv = h[t, j]
-        lv = lo[t, j]
-        cv = cl[t, j]
-        vv = vol[t, j]
-        if math.isnan(hv) or math.isnan(lv) or math.isnan(cv) or math.isnan(vv):
-            out[t, j] = _NAN
-            continue
-        c = cnt
-        tp = (hv + lv + cv) / 3.0
-        if c == 0:
-            cnt = 1
-            prev = tp
-            out[t, j] = _NAN
-            continue
-        s = slot
-        if c > n:
-            ps -= pos[s, j]
-            ns -= neg[s, j]
-        else:
-            cnt = c + 1
-        p0 = prev
-        d = tp - p0
-        scale = abs(tp) + abs(p0)
-        prev = tp
-        flow = _mul(tp, vv)
-        if abs(d) <= _mul(TA_EPSILON, scale):
-            flow = 0.0
-        pf = 0.0 if d < 0.0 else flow
-        nf = flow if d < 0.0 else 0.0
-        pos[s, j] = pf
-        neg[s, j] = nf
-        ps += pf
-        ns += nf
-        nr = null_run + 1 if flow == 0.0 else 0
-        if nr >= n:
-            nr = n
-            ps = 0.0
-            ns = 0.0
-        null_run = nr
-        slot = _next(s, n)
-        if c >= n:
-            tot = ps + ns
-            pc = 0.0 if ps < 0.0 else (tot if ps > tot else ps)
-            out[t, j] = 0.0 if tot <= 0.0 else _mul(100.0, pc / tot)
-        else:
-            out[t, j] = _NAN
-
-
-# ---------------------------------------------------------------------------------------------
-# The derived features of technic.features.feature_arrays (ratios of indicator outputs).
-# ---------------------------------------------------------------------------------------------
-
-
-@cuda.jit
-def _k_derive(c, v, up, mid, lob, atr_v, obv_v, obv_l20, avg_vol, avg_l1, l21, l63, l126,
-              l252, hi52, lo52, o_pctb, o_width, o_natr, o_obvt, o_r21, o_r63, o_r126,
-              o_r252, o_r121, o_relv, o_dh, o_dl, o_nbars):
-    # Same expressions, in the same order, as technic.features.feature_arrays.
-    j = cuda.grid(1)
-    if j >= c.shape[1]:
-        return
-    nb = 0.0
-    for t in range(c.shape[0]):
-        cv = c[t, j]
-        u = up[t, j]
-        lw = lob[t, j]
-        o_pctb[t, j] = _ratio(cv - lw, u - lw)
-        o_width[t, j] = _ratio(u - lw, mid[t, j])
-        o_natr[t, j] = _mul(100.0, _ratio(atr_v[t, j], cv))
-        o_obvt[t, j] = _ratio(obv_v[t, j] - obv_l20[t, j], _mul(20.0, avg_vol[t, j]))
-        o_r21[t, j] = _ratio(cv, l21[t, j]) - 1.0
-        o_r63[t, j] = _ratio(cv, l63[t, j]) - 1.0
-        o_r126[t, j] = _ratio(cv, l126[t, j]) - 1.0
-        o_r252[t, j] = _ratio(cv, l252[t, j]) - 1.0
-        o_r121[t, j] = _ratio(l21[t, j], l252[t, j]) - 1.0
-        o_relv[t, j] = _ratio(v[t, j], avg_l1[t, j])
-        o_dh[t, j] = _ratio(cv, hi52[t, j]) - 1.0
-        o_dl[t, j] = _ratio(cv, lo52[t, j]) - 1.0
-        if not (math.isnan(cv) or math.isinf(cv)):
-            nb += 1.0
-        o_nbars[t, j] = nb
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1146,519 +198,128 @@ def _period(n: int, name: str = "n", minimum: int = 1) -> int:
     return cpu_period(n, name, minimum)
 
 
-def sma(x: Any, n: int):
-    """GPU twin of :func:`technic.indicators.cpu.sma` (TA-Lib ``TA_SMA``).
-
-    Args:
-        x: ``(T, N) float64`` time-major host array (or ``(T,)``), or a C-contiguous
-            ``(T, N)`` CUDA device array; any unit. NaN = no bar.
-        n: window in the symbol's own bars, ``>= 1``.
-
-    Returns:
-        Same shape and unit as ``x``: a host array for host input, a device array for device
-        input. Lookback ``n - 1`` own bars; NaN on gap rows. Bit-identical to the CPU.
-
-    Raises:
-        ValueError: ``n < 1`` or a bad shape. TypeError: ``n`` not an integer.
-        GPUUnavailableError: no CUDA device.
-    """
-    n = _period(n)
-    ins = _Inputs(("x",), (x,))
-    (a,) = ins.arrays
-    out = _empty(ins.shape)
-    _launch(_k_sma, ins.shape[1], a, n, _ring(n, ins.shape[1]), out)
-    return ins.back(out)
-
-
-def ema(x: Any, n: int):
-    """GPU twin of :func:`technic.indicators.cpu.ema` (TA-Lib ``TA_EMA``, SMA seed, fused step).
-
-    Args:
-        x: ``(T, N) float64`` host array (or ``(T,)``) or device array; any unit.
-        n: period in own bars, ``>= 1``.
-
-    Returns:
-        Same shape and unit as ``x`` (host or device like the input). Lookback ``n - 1``.
-
-    Raises:
-        ValueError, TypeError: as the CPU function. GPUUnavailableError: no CUDA device.
-    """
-    n = _period(n)
-    ins = _Inputs(("x",), (x,))
-    out = _empty(ins.shape)
-    _launch(_k_ema, ins.shape[1], ins.arrays[0], n, out)
-    return ins.back(out)
-
-
-def rsi(close: Any, n: int = 14):
-    """GPU twin of :func:`technic.indicators.cpu.rsi` (Wilder, TA-Lib 0.8.1 arithmetic).
-
-    Args:
-        close: ``(T, N) float64`` close prices (USD), host (or ``(T,)``) or device array.
-        n: period in own bars, ``>= 1``.
-
-    Returns:
-        Same shape, 0–100 (host or device like the input). Lookback ``n`` bars.
-
-    Raises:
-        ValueError, TypeError: as the CPU function. GPUUnavailableError: no CUDA device.
-    """
-    n = _period(n)
-    ins = _Inputs(("close",), (close,))
-    out = _empty(ins.shape)
-    _launch(_k_rsi, ins.shape[1], ins.arrays[0], n, out)
-    return ins.back(out)
-
-
-def macd(close: Any, fast: int = 12, slow: int = 26, signal: int = 9):
-    """GPU twin of :func:`technic.indicators.cpu.macd`: ``(macd, signal, hist)``.
-
-    Args:
-        close: ``(T, N) float64`` close prices (USD), host (or ``(T,)``) or device array.
-        fast, slow, signal: periods in own bars, each ``>= 1``, ``fast <= slow``.
-
-    Returns:
-        Three arrays of ``close``'s shape, USD; first values at own bar
-        ``slow + signal - 2``.
-
-    Raises:
-        ValueError: a period ``< 1`` or ``fast > slow``. TypeError: a period not an integer.
-        GPUUnavailableError: no CUDA device.
-    """
-    f, s, g = _period(fast, "fast"), _period(slow, "slow"), _period(signal, "signal")
-    if f > s:
-        raise ValueError(f"fast ({f}) must not exceed slow ({s})")
-    ins = _Inputs(("close",), (close,))
-    outs = [_empty(ins.shape) for _ in range(3)]
-    _launch(_k_macd, ins.shape[1], ins.arrays[0], f, s, g, *outs)
-    return tuple(ins.back(o) for o in outs)
-
-
-def bbands(close: Any, n: int = 20, k: float = 2.0):
-    """GPU twin of :func:`technic.indicators.cpu.bbands`: ``(upper, middle, lower)``.
-
-    Population std by TA-Lib 0.8.1's shifted-sum variance with re-anchoring.
-
-    Args:
-        close: ``(T, N) float64`` close prices (USD), host (or ``(T,)``) or device array.
-        n: window in own bars, ``>= 1``. k: band width in standard deviations, finite.
-
-    Returns:
-        Three arrays of ``close``'s shape, USD. Lookback ``n - 1``.
-
-    Raises:
-        ValueError: ``n < 1`` or ``k`` not finite. TypeError: ``n`` not an integer.
-        GPUUnavailableError: no CUDA device.
-    """
-    n = _period(n)
+def _finite(k: float, name: str = "k") -> float:
     kf = float(k)
     if not math.isfinite(kf):
-        raise ValueError(f"k must be finite, got {k}")
-    ins = _Inputs(("close",), (close,))
-    outs = [_empty(ins.shape) for _ in range(3)]
-    _launch(_k_bbands, ins.shape[1], ins.arrays[0], n, kf, _ring(n, ins.shape[1]), *outs)
-    return tuple(ins.back(o) for o in outs)
+        raise ValueError(f"{name} must be finite, got {k}")
+    return kf
 
 
-def roc(close: Any, n: int = 10):
-    """GPU twin of :func:`technic.indicators.cpu.roc` (TA-Lib ``TA_ROC``, percent).
-
-    Args:
-        close: ``(T, N) float64`` prices (USD), host (or ``(T,)``) or device array.
-        n: distance in own bars, ``>= 1``.
-
-    Returns:
-        Same shape, percent; 0 where the old value is 0. Lookback ``n``.
-
-    Raises:
-        ValueError, TypeError: as the CPU function. GPUUnavailableError: no CUDA device.
-    """
-    n = _period(n)
-    ins = _Inputs(("close",), (close,))
-    out = _empty(ins.shape)
-    _launch(_k_roc, ins.shape[1], ins.arrays[0], n, _ring(n, ins.shape[1]), out)
-    return ins.back(out)
-
-
-def lag(x: Any, k: int):
-    """GPU twin of :func:`technic.indicators.cpu.lag`: the value ``k`` own bars ago.
-
-    Args:
-        x: ``(T, N) float64`` host (or ``(T,)``) or device array, any unit. NaN = no bar.
-        k: bars back, ``>= 0``.
-
-    Returns:
-        Same shape and unit; NaN until the symbol has ``k + 1`` bars and on NaN rows.
-
-    Raises:
-        ValueError: ``k < 0``. TypeError: ``k`` not an integer.
-        GPUUnavailableError: no CUDA device.
-    """
-    k = _period(k, "k", minimum=0)
-    ins = _Inputs(("x",), (x,))
-    out = _empty(ins.shape)
-    _launch(_k_lag, ins.shape[1], ins.arrays[0], k, _ring(k, ins.shape[1]), out)
-    return ins.back(out)
-
-
-def _extreme(x: Any, n: int, want_max: bool):
-    n = _period(n)
-    ins = _Inputs(("x",), (x,))
-    out = _empty(ins.shape)
-    _launch(_k_extreme, ins.shape[1], ins.arrays[0], n, want_max, _ring(n, ins.shape[1]), out)
-    return ins.back(out)
-
-
-def rolling_max(x: Any, n: int):
-    """GPU twin of :func:`technic.indicators.cpu.rolling_max` (TA-Lib ``TA_MAX`` values).
-
-    Args:
-        x: ``(T, N) float64`` host (or ``(T,)``) or device array, any unit.
-        n: window in own bars, ``>= 1``.
-
-    Returns:
-        Same shape and unit. Lookback ``n - 1``. Exact (a maximum has no rounding).
-
-    Raises:
-        ValueError, TypeError: as the CPU function. GPUUnavailableError: no CUDA device.
-    """
-    return _extreme(x, n, True)
-
-
-def rolling_min(x: Any, n: int):
-    """GPU twin of :func:`technic.indicators.cpu.rolling_min` (TA-Lib ``TA_MIN`` values).
-
-    Args:
-        x: ``(T, N) float64`` host (or ``(T,)``) or device array, any unit.
-        n: window in own bars, ``>= 1``.
-
-    Returns:
-        Same shape and unit. Lookback ``n - 1``. Exact.
-
-    Raises:
-        ValueError, TypeError: as the CPU function. GPUUnavailableError: no CUDA device.
-    """
-    return _extreme(x, n, False)
-
-
-def realized_vol(close: Any, n: int = 20, periods_per_year: float = 252):
-    """GPU twin of :func:`technic.indicators.cpu.realized_vol` (annualized, ddof = 1).
-
-    Args:
-        close: ``(T, N) float64`` close prices (USD, > 0), host (or ``(T,)``) or device.
-        n: number of log returns, ``>= 2``. periods_per_year: bars per year, ``> 0``.
-
-    Returns:
-        Same shape, annualized fraction. Lookback ``n``. Within ~1e-15 relative of the CPU
-        (libdevice ``log`` vs. the C library's).
-
-    Raises:
-        ValueError: ``n < 2`` or a bad ``periods_per_year``. TypeError: ``n`` not an integer.
-        GPUUnavailableError: no CUDA device.
-    """
-    n = _period(n, minimum=2)
+def _annual_scale(periods_per_year: float) -> float:
     ppy = float(periods_per_year)
     if not (math.isfinite(ppy) and ppy > 0):
         raise ValueError(f"periods_per_year must be finite and > 0, got {periods_per_year}")
-    ins = _Inputs(("close",), (close,))
-    out = _empty(ins.shape)
-    _launch(_k_rvol, ins.shape[1], ins.arrays[0], n, math.sqrt(ppy),
-            _ring(n, ins.shape[1]), out)
-    return ins.back(out)
+    return math.sqrt(ppy)
 
 
-def linreg_r2(close: Any, n: int):
-    """GPU twin of :func:`technic.indicators.linreg_r2` (R² of the n-bar regression line).
+def _macd_periods(fast: int, slow: int, signal: int) -> tuple[int, int, int]:
+    f, s, g = _period(fast, "fast"), _period(slow, "slow"), _period(signal, "signal")
+    if f > s:
+        raise ValueError(f"fast ({f}) must not exceed slow ({s})")
+    return f, s, g
+
+
+#: name -> (kernel, inputs, outputs, params(**args) -> the kernel's parameters (validated as
+#: on the CPU), rings(*params) -> the ring rows the kernel needs (each an (r, N) buffer)).
+_TWINS: dict[str, tuple[Any, int, int, Callable[..., tuple], Callable[..., tuple]]] = {
+    "sma": (_k_sma, 1, 1, lambda n: (_period(n),), lambda n: (n,)),
+    "ema": (_k_ema, 1, 1, lambda n: (_period(n),), lambda n: ()),
+    "rsi": (_k_rsi, 1, 1, lambda n: (_period(n),), lambda n: ()),
+    "macd": (_k_macd, 1, 3, _macd_periods, lambda f, s, g: ()),
+    "bbands": (_k_bbands, 1, 3, lambda n, k: (_period(n), _finite(k)), lambda n, k: (n,)),
+    "roc": (_k_roc, 1, 1, lambda n: (_period(n),), lambda n: (n,)),
+    "lag": (_k_lag, 1, 1, lambda k: (_period(k, "k", minimum=0),), lambda k: (k,)),
+    "rolling_max": (_k_extreme, 1, 1, lambda n: (_period(n), True), lambda n, w: (n,)),
+    "rolling_min": (_k_extreme, 1, 1, lambda n: (_period(n), False), lambda n, w: (n,)),
+    "realized_vol": (_k_rvol, 1, 1, lambda n, periods_per_year: (
+        _period(n, minimum=2), _annual_scale(periods_per_year)), lambda n, sc: (n,)),
+    "linreg_r2": (_k_linreg_r2, 1, 1, lambda n: (_period(n, minimum=2),), lambda n: (n,)),
+    "atr": (_k_atr, 3, 1, lambda n: (_period(n),), lambda n: ()),
+    "adx": (_k_adx, 3, 1, lambda n: (_period(n), TA_EPSILON), lambda n, e: ()),
+    "obv": (_k_obv, 2, 1, lambda: (), lambda: ()),
+    "stoch": (_k_stoch, 3, 2, lambda fastk, slowk, slowd: (
+        _period(fastk, "fastk"), _period(slowk, "slowk"), _period(slowd, "slowd")),
+        lambda fk, sk, sd: (fk, fk, sk, sd)),
+    "willr": (_k_willr, 3, 1, lambda n: (_period(n),), lambda n: (n, n)),
+    "cci": (_k_cci, 3, 1, lambda n: (_period(n),), lambda n: (n,)),
+    "mfi": (_k_mfi, 4, 1, lambda n: (_period(n),), lambda n: (n, n)),
+}
+
+
+def _twin(name: str) -> Callable[..., Any]:
+    """The GPU twin of ``technic.indicators.<name>``: same signature and validation."""
+    from technic import indicators as cpu_api
+
+    kernel, n_in, n_out, params, rings = _TWINS[name]
+    sig = inspect.signature(getattr(cpu_api, name))
+    names = tuple(sig.parameters)[:n_in]
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        bound = sig.bind(*args, **kwargs)
+        bound.apply_defaults()
+        a = dict(bound.arguments)
+        p = params(**{k: v for k, v in a.items() if k not in names})
+        ins = _Inputs(names, tuple(a[k] for k in names))
+        m = ins.shape[1]
+        outs = [_empty(ins.shape) for _ in range(n_out)]
+        _launch(kernel, m, *ins.arrays, *p, *(_ring(r, m) for r in rings(*p)), *outs)
+        res = tuple(ins.back(o) for o in outs)
+        return res[0] if n_out == 1 else res
+
+    run.__name__ = run.__qualname__ = name
+    run.__signature__ = sig
+    run.__doc__ = f"""GPU twin of :func:`technic.indicators.{name}` (numba.cuda).
+
+    Same arguments, validation, units and results as the CPU function, computed one CUDA
+    thread per symbol from the same per-bar steps (:mod:`technic.indicators._steps`) or the
+    same arithmetic (see the module docstring): bit-identical on a GPU, except the ``log``
+    of realized volatility (≤ 1e-15 relative).
 
     Args:
-        close: ``(T, N) float64`` close prices (any unit), host (or ``(T,)``) or device.
-            NaN = no bar.
-        n: window in the symbol's own bars, ``>= 2``.
-
-    Returns:
-        Same shape, fraction 0–1 (NaN during the warm-up of ``n - 1`` own bars, on gap rows
-        and on constant windows). Bit-identical to the CPU.
-
-    Raises:
-        ValueError: ``n < 2`` or a bad shape. TypeError: ``n`` not an integer.
-        GPUUnavailableError: no CUDA device.
-    """
-    n = _period(n, minimum=2)
-    ins = _Inputs(("close",), (close,))
-    out = _empty(ins.shape)
-    _launch(_k_linreg_r2, ins.shape[1], ins.arrays[0], n, _ring(n, ins.shape[1]), out)
-    return ins.back(out)
-
-
-_HLC = ("high", "low", "close")
-
-
-def atr(high: Any, low: Any, close: Any, n: int = 14):
-    """GPU twin of :func:`technic.indicators.cpu.atr` (Wilder, TA-Lib 0.8.1 fused step).
-
-    Args:
-        high, low, close: ``(T, N) float64`` prices (USD), same shape, host or device.
-        n: period in own bars, ``>= 1``.
-
-    Returns:
-        Same shape, USD. Lookback ``n``.
+        as :func:`technic.indicators.{name}`; arrays are host ``(T, N)`` / ``(T,)`` float64
+        (results copied back, same shape) or CUDA device ``(T, N)`` C-contiguous float64
+        (results stay on the device).
 
     Raises:
         ValueError, TypeError: as the CPU function. GPUUnavailableError: no CUDA device.
     """
-    n = _period(n)
-    ins = _Inputs(_HLC, (high, low, close))
-    out = _empty(ins.shape)
-    _launch(_k_atr, ins.shape[1], *ins.arrays, n, out)
-    return ins.back(out)
+    return run
 
 
-def adx(high: Any, low: Any, close: Any, n: int = 14):
-    """GPU twin of :func:`technic.indicators.cpu.adx` (TA-Lib ``TA_ADX``), 0–100.
+sma = _twin("sma")
+ema = _twin("ema")
+rsi = _twin("rsi")
+macd = _twin("macd")
+bbands = _twin("bbands")
+roc = _twin("roc")
+lag = _twin("lag")
+rolling_max = _twin("rolling_max")
+rolling_min = _twin("rolling_min")
+realized_vol = _twin("realized_vol")
+linreg_r2 = _twin("linreg_r2")
+atr = _twin("atr")
+adx = _twin("adx")
+obv = _twin("obv")
+stoch = _twin("stoch")
+willr = _twin("willr")
+cci = _twin("cci")
+mfi = _twin("mfi")
 
-    Args:
-        high, low, close: ``(T, N) float64`` prices (USD), same shape, host or device.
-        n: period in own bars, ``>= 1``.
 
-    Returns:
-        Same shape, 0–100. Lookback ``2 n - 1``.
-
-    Raises:
-        ValueError, TypeError: as the CPU function. GPUUnavailableError: no CUDA device.
-    """
-    n = _period(n)
-    ins = _Inputs(_HLC, (high, low, close))
-    out = _empty(ins.shape)
-    _launch(_k_adx, ins.shape[1], *ins.arrays, n, TA_EPSILON, out)
-    return ins.back(out)
-
-
-def obv(close: Any, volume: Any):
-    """GPU twin of :func:`technic.indicators.cpu.obv` (TA-Lib ``TA_OBV``), shares.
+def mul(a: Any, b: Any):
+    """Elementwise ``a * b`` on the GPU, IEEE-rounded as numpy's (never fused), e.g. close *
+    volume = dollar volume.
 
     Args:
-        close: ``(T, N) float64`` close prices (USD); volume: same shape, shares.
+        a, b: ``(T, N) float64`` host (or ``(T,)``) or device arrays of one shape.
 
     Returns:
-        Same shape, shares. Lookback 0.
+        Same shape; NaN where either is NaN.
 
     Raises:
         ValueError: shapes differ. GPUUnavailableError: no CUDA device.
     """
-    ins = _Inputs(("close", "volume"), (close, volume))
+    ins = _Inputs(("a", "b"), (a, b))
     out = _empty(ins.shape)
-    _launch(_k_obv, ins.shape[1], *ins.arrays, out)
+    _launch(_k_mul, ins.shape[1], *ins.arrays, out)
     return ins.back(out)
-
-
-def stoch(high: Any, low: Any, close: Any, fastk: int = 14, slowk: int = 3, slowd: int = 3):
-    """GPU twin of :func:`technic.indicators.extra.stoch` (TA-Lib ``TA_STOCH``, SMA smoothing).
-
-    Args:
-        high, low, close: ``(T, N) float64`` prices (USD), same shape, host or device.
-        fastk, slowk, slowd: periods in own bars, each ``>= 1``.
-
-    Returns:
-        ``(slow %K, slow %D)``, 0–100, from own bar ``fastk + slowk + slowd - 3``.
-
-    Raises:
-        ValueError, TypeError: a bad period. GPUUnavailableError: no CUDA device.
-    """
-    fk, sk, sd = (_period(fastk, "fastk"), _period(slowk, "slowk"), _period(slowd, "slowd"))
-    ins = _Inputs(_HLC, (high, low, close))
-    m = ins.shape[1]
-    o_k, o_d = _empty(ins.shape), _empty(ins.shape)
-    _launch(_k_stoch, m, *ins.arrays, fk, sk, sd, _ring(fk, m), _ring(fk, m), _ring(sk, m),
-            _ring(sd, m), o_k, o_d)
-    return ins.back(o_k), ins.back(o_d)
-
-
-def willr(high: Any, low: Any, close: Any, n: int = 14):
-    """GPU twin of :func:`technic.indicators.extra.willr` (TA-Lib ``TA_WILLR``), −100–0.
-
-    Args:
-        high, low, close: ``(T, N) float64`` prices (USD), same shape, host or device.
-        n: window in own bars, ``>= 1``.
-
-    Returns:
-        Same shape, −100–0 (0 when the window's high equals its low). Lookback ``n - 1``.
-
-    Raises:
-        ValueError, TypeError: a bad period. GPUUnavailableError: no CUDA device.
-    """
-    n = _period(n)
-    ins = _Inputs(_HLC, (high, low, close))
-    m = ins.shape[1]
-    out = _empty(ins.shape)
-    _launch(_k_willr, m, *ins.arrays, n, _ring(n, m), _ring(n, m), out)
-    return ins.back(out)
-
-
-def cci(high: Any, low: Any, close: Any, n: int = 20):
-    """GPU twin of :func:`technic.indicators.extra.cci` (TA-Lib ``TA_CCI``), unitless.
-
-    Args:
-        high, low, close: ``(T, N) float64`` prices (USD), same shape, host or device.
-        n: window in own bars, ``>= 1``.
-
-    Returns:
-        Same shape: ``(tp - mean) / (0.015 * mean abs deviation)``. Lookback ``n - 1``.
-
-    Raises:
-        ValueError, TypeError: a bad period. GPUUnavailableError: no CUDA device.
-    """
-    n = _period(n)
-    ins = _Inputs(_HLC, (high, low, close))
-    out = _empty(ins.shape)
-    _launch(_k_cci, ins.shape[1], *ins.arrays, n, _ring(n, ins.shape[1]), out)
-    return ins.back(out)
-
-
-def mfi(high: Any, low: Any, close: Any, volume: Any, n: int = 14):
-    """GPU twin of :func:`technic.indicators.extra.mfi` (TA-Lib 0.8.1 ``TA_MFI``), 0–100.
-
-    Args:
-        high, low, close: ``(T, N) float64`` prices (USD); volume: shares; same shape.
-        n: period in own bars, ``>= 1``.
-
-    Returns:
-        Same shape, 0–100. Lookback ``n``.
-
-    Raises:
-        ValueError, TypeError: a bad period. GPUUnavailableError: no CUDA device.
-    """
-    n = _period(n)
-    ins = _Inputs((*_HLC, "volume"), (high, low, close, volume))
-    m = ins.shape[1]
-    out = _empty(ins.shape)
-    _launch(_k_mfi, m, *ins.arrays, n, _ring(n, m), _ring(n, m), out)
-    return ins.back(out)
-
-
-# ---------------------------------------------------------------------------------------------
-# The feature set.
-# ---------------------------------------------------------------------------------------------
-
-
-def feature_arrays_device(close: Any, high: Any, low: Any, volume: Any) -> dict[str, Any]:
-    """Every feature of :func:`technic.features.feature_arrays`, left on the device.
-
-    Args:
-        close, high, low: ``(T, N) float64`` prices (USD), volume ``(T, N)`` shares;
-            time-major, C-ordered; host arrays (copied in) or CUDA device arrays.
-
-    Returns:
-        ``{column: (T, N) float64 device array}`` for ``FEATURE_COLUMNS`` plus ``n_bars``,
-        the same values as the CPU path (``close`` and ``volume`` are the device inputs).
-
-    Raises:
-        ValueError: shapes differ or are not 2-D. GPUUnavailableError: no CUDA device.
-    """
-    ins = _Inputs(("close", "high", "low", "volume"), (close, high, low, volume))
-    c, h, lo, v = ins.arrays
-    shape = ins.shape
-    m = shape[1]
-    f: dict[str, Any] = {"close": c, "volume": v}
-
-    def one(kernel, *args):
-        out = _empty(shape)
-        _launch(kernel, m, *args, out)
-        return out
-
-    f["sma_20"] = one(_k_sma, c, 20, _ring(20, m))
-    f["sma_50"] = one(_k_sma, c, 50, _ring(50, m))
-    f["sma_200"] = one(_k_sma, c, 200, _ring(200, m))
-    f["ema_12"] = one(_k_ema, c, 12)
-    f["ema_26"] = one(_k_ema, c, 26)
-    f["rsi_14"] = one(_k_rsi, c, 14)
-    mc = [_empty(shape) for _ in range(3)]
-    _launch(_k_macd, m, c, 12, 26, 9, *mc)
-    f["macd"], f["macd_signal"], f["macd_hist"] = mc
-    bb = [_empty(shape) for _ in range(3)]
-    _launch(_k_bbands, m, c, 20, 2.0, _ring(20, m), *bb)
-    f["bb_upper"], f["bb_middle"], f["bb_lower"] = bb
-    f["atr_14"] = one(_k_atr, h, lo, c, 14)
-    f["adx_14"] = one(_k_adx, h, lo, c, 14, TA_EPSILON)
-    obv_v = one(_k_obv, c, v)
-    obv_l20 = one(_k_lag, obv_v, 20, _ring(20, m))
-    avg_vol = one(_k_sma, v, 20, _ring(20, m))
-    avg_l1 = one(_k_lag, avg_vol, 1, _ring(1, m))
-    f["roc_10"] = one(_k_roc, c, 10, _ring(10, m))
-    lags = {k: one(_k_lag, c, k, _ring(k, m)) for k in (21, 63, 126, 252)}
-    f["avg_volume_20"] = avg_vol
-    cv = one(_k_mul, c, v)
-    f["dollar_volume_20"] = one(_k_sma, cv, 20, _ring(20, m))
-    del cv
-    f["realized_vol_20"] = one(_k_rvol, c, 20, math.sqrt(252.0), _ring(20, m))
-    f["realized_vol_60"] = one(_k_rvol, c, 60, math.sqrt(252.0), _ring(60, m))
-    f["high_52w"] = one(_k_extreme, h, 252, True, _ring(252, m))
-    f["low_52w"] = one(_k_extreme, lo, 252, False, _ring(252, m))
-    f["trend_r2_63"] = one(_k_linreg_r2, c, 63, _ring(63, m))
-    names = ("bb_pctb", "bb_width", "natr_14", "obv_trend_20", "ret_21d", "ret_63d",
-             "ret_126d", "ret_252d", "ret_12_1", "rel_volume_20", "dist_52w_high",
-             "dist_52w_low", "n_bars")
-    derived = [_empty(shape) for _ in names]
-    _launch(_k_derive, m, c, v, f["bb_upper"], f["bb_middle"], f["bb_lower"], f["atr_14"],
-            obv_v, obv_l20, avg_vol, avg_l1, lags[21], lags[63], lags[126], lags[252],
-            f["high_52w"], f["low_52w"], *derived)
-    f.update(zip(names, derived, strict=True))
-    return f
-
-
-def _panel_inputs(p: Any) -> tuple[np.ndarray, ...]:
-    return tuple(np.ascontiguousarray(np.asarray(a, dtype=np.float64))
-                 for a in (p.close, p.high, p.low, p.volume))
-
-
-def feature_arrays(p: Any) -> dict[str, np.ndarray]:
-    """The feature set of a panel computed on the GPU, copied back to the host.
-
-    Args:
-        p: a :class:`technic.panel.Panel` (``(T, N) float64`` close/high/low in USD, volume
-            in shares, NaN = no bar).
-
-    Returns:
-        The same dict as ``technic.features.feature_arrays(p)`` (``close`` and ``volume``
-        are the panel's own arrays), values equal to the CPU path to ≤ 1e-9 relative.
-
-    Raises:
-        GPUUnavailableError: no CUDA device.
-    """
-    c, h, lo, v = _panel_inputs(p)
-    if c.shape[1] == 0:
-        from technic.features import feature_arrays as cpu_features
-
-        return cpu_features(p)
-    dev = feature_arrays_device(c, h, lo, v)
-    out = {k: d.copy_to_host() for k, d in dev.items() if k not in ("close", "volume")}
-    out["close"], out["volume"] = p.close, p.volume
-    return out
-
-
-def feature_rows(p: Any, rows: Sequence[int]) -> dict[str, np.ndarray]:
-    """The feature set at a few panel rows only: computed on the GPU, those rows copied back.
-
-    Copying ``len(rows)`` rows instead of ``T`` keeps the transfer small for an as-of refresh.
-
-    Args:
-        p: a :class:`technic.panel.Panel` (as :func:`feature_arrays`).
-        rows: row indices into ``p.dates``.
-
-    Returns:
-        ``{column: (len(rows), N) float64 host array}`` for ``FEATURE_COLUMNS`` and
-        ``n_bars``.
-
-    Raises:
-        IndexError: a row out of range. GPUUnavailableError: no CUDA device.
-    """
-    c, h, lo, v = _panel_inputs(p)
-    t_len = c.shape[0]
-    idx = [int(r) for r in rows]
-    for r in idx:
-        if not -t_len <= r < t_len:
-            raise IndexError(f"row {r} out of range for {t_len} dates")
-    if c.shape[1] == 0 or len(idx) * 4 >= t_len:
-        full = feature_arrays(p)
-        return {k: np.asarray(a)[idx] for k, a in full.items()}
-    dev = feature_arrays_device(c, h, lo, v)
-    return {k: np.stack([d[r].copy_to_host() for r in idx]) for k, d in dev.items()}

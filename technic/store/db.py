@@ -262,3 +262,29 @@ def fetch_frame(target: DatabaseTarget, sql: str, params: tuple = ()):
         cur.execute(sql, parameters=params)
         return cur.fetch_arrow_table().to_pandas(date_as_object=False)
 
+
+def _first_line(e: BaseException) -> str:
+    for line in str(e).splitlines():
+        if line.strip():
+            return " ".join(line.split())[:500]
+    return ""
+
+
+def describe_database_error(e: BaseException) -> str | None:
+    """One line for a database error (SQLAlchemy, psycopg or ADBC): whether the connection
+    failed or was lost, the driver's error class and the first line of its message — no SQL
+    text, no traceback. None when ``e`` is not a database error."""
+    if isinstance(e, sa.exc.DBAPIError) and e.orig is not None:
+        orig = e.orig
+        what = "database connection failed or was lost" if (
+            e.connection_invalidated or isinstance(e, sa.exc.OperationalError)) \
+            else "database error"
+        return f"{what}: {type(orig).__name__}: {_first_line(orig)}"
+    mod = type(e).__module__ or ""
+    if mod.startswith(("psycopg", "adbc_driver")):
+        what = "database connection failed or was lost" if "Operational" in type(e).__name__ \
+            else "database error"
+        return f"{what}: {type(e).__name__}: {_first_line(e)}"
+    if isinstance(e, sa.exc.SQLAlchemyError):
+        return f"database error: {type(e).__name__}: {_first_line(e)}"
+    return None

@@ -27,28 +27,19 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
 
+from technic.features.registry import FEATURE_COLUMNS as FEATURE_COLUMNS
+from technic.features.registry import columns_added_by
+
 log = logging.getLogger(__name__)
 
 #: The ``features_daily`` columns that migration 1 creates (its DDL never changes: a
-#: database migrated long ago and a fresh one must end up with the same table).
-_FEATURE_COLUMNS_V1: tuple[str, ...] = (
-    "close", "volume",
-    "sma_20", "sma_50", "sma_200", "ema_12", "ema_26",
-    "rsi_14", "macd", "macd_signal", "macd_hist",
-    "bb_upper", "bb_middle", "bb_lower", "bb_pctb", "bb_width",
-    "atr_14", "natr_14", "adx_14", "obv_trend_20", "roc_10",
-    "ret_21d", "ret_63d", "ret_126d", "ret_252d", "ret_12_1",
-    "avg_volume_20", "dollar_volume_20", "rel_volume_20",
-    "realized_vol_20", "realized_vol_60",
-    "high_52w", "low_52w", "dist_52w_high", "dist_52w_low",
-)
+#: database migrated long ago and a fresh one must end up with the same table). Every feature
+#: column comes from the registry (:mod:`technic.features.registry`), which records the
+#: migration that added it.
+_FEATURE_COLUMNS_V1: tuple[str, ...] = columns_added_by(1)
 
 #: ``features_daily`` columns added by migration 9 (after those of migration 1).
-FEATURE_COLUMNS_V9: tuple[str, ...] = ("trend_r2_63",)
-
-#: Columns of ``features_daily`` after (symbol, date), all ``double precision``, in table order.
-#: Units: docs/tables.md and ``technic.features.FEATURE_UNITS``.
-FEATURE_COLUMNS: tuple[str, ...] = _FEATURE_COLUMNS_V1 + FEATURE_COLUMNS_V9
+FEATURE_COLUMNS_V9: tuple[str, ...] = columns_added_by(9)
 
 #: Feature columns copied into ``scan_results`` next to the scores.
 RESULT_FEATURE_COLUMNS: tuple[str, ...] = (
@@ -388,6 +379,19 @@ def _v9(schema: str, timescale: bool) -> list[str]:
             for c in FEATURE_COLUMNS_V9]
 
 
+def _add_feature_columns(schema: str, version: int) -> list[str]:
+    # The registry's columns of this migration: nullable, no default (a catalog-only change,
+    # allowed on compressed hypertables, as in _v9). Rows written before stay NULL.
+    q = quote_ident(schema)
+    return [f"ALTER TABLE {q}.features_daily ADD COLUMN IF NOT EXISTS {c} double precision"
+            for c in columns_added_by(version)]
+
+
+def _v15(schema: str, timescale: bool) -> list[str]:
+    # features_daily.mfi_14: Money Flow Index (technic.indicators.mfi, TA-Lib MFI).
+    return _add_feature_columns(schema, 15)
+
+
 def _v10(schema: str, timescale: bool) -> list[str]:
     # "The bars of one date" again: the BRIN index of migration 8 does not serve it. The bulk
     # history is loaded symbol-major, so every BRIN range spans most of a year's dates and
@@ -472,6 +476,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, "B-tree index on bars_daily.date, replacing the BRIN of migration 8", _v10),
     Migration(13, "scan_runs.preset; latest_scan_results shows the 'default' preset only, "
                   "latest_scan_results_by_preset", _v13),
+    Migration(15, "features_daily.mfi_14: 14-bar Money Flow Index", _v15),
 )
 
 

@@ -132,8 +132,8 @@ def test_trend_r2_63_is_the_63_bar_regression_r2_and_no_model_input(bars):
     assert len(ok) > 100 and ((ok >= 0) & (ok <= 1)).all()
     # a window of 63 own bars: symbols with fewer bars have none
     assert rows.loc[rows["n_bars"] < 63, "trend_r2_63"].isna().all()
-    # schema: the last stored column, added by migration 9 (migration 1's DDL unchanged)
-    assert FEATURE_COLUMNS[-1] == "trend_r2_63" and list(FEATURE_UNITS)[-1] == "trend_r2_63"
+    # schema: added by migration 9, after migration 1's columns (migration 1's DDL unchanged)
+    assert FEATURE_COLUMNS.index("trend_r2_63") == 35 and "trend_r2_63" in FEATURE_UNITS
     assert MIGRATIONS[8].version == 9 and "trend_r2_63" in MIGRATIONS[8].description
     v1 = "\n".join(MIGRATIONS[0].render("technic", False))  # type: ignore[operator]
     assert "trend_r2_63" not in v1
@@ -142,3 +142,65 @@ def test_trend_r2_63_is_the_63_bar_regression_r2_and_no_model_input(bars):
     # the models' inputs are an explicit list: the new column is not silently added
     assert "trend_r2_63" not in RAW_INPUTS and "trend_r2_63" not in MODEL_FEATURES
     assert tuple(model_features(rows).columns) == MODEL_FEATURES
+
+
+def test_mfi_14_is_talib_mfi_on_each_symbols_own_bars(bars):
+    """``mfi_14`` (migration 15, one registry entry): bit-identical to ``talib.MFI(h, l, c, v,
+    14)`` on each real symbol's own bars, at every date, on the full panel, the GPU-free
+    as-of rows and the incremental last-row path."""
+    talib = pytest.importorskip("talib")
+    from technic.features import feature_arrays, last_row_features
+    from technic.store.schema import MIGRATIONS
+
+    p = _panel(bars)
+    got = feature_arrays(p)["mfi_14"]
+    checked = 0
+    for j in range(len(p.symbols)):
+        own = np.isfinite(p.close[:, j])
+        want = talib.MFI(*(np.ascontiguousarray(getattr(p, f)[own, j])
+                           for f in ("high", "low", "close", "volume")), 14)
+        np.testing.assert_array_equal(got[own, j], want, err_msg=p.symbols[j])
+        assert np.isnan(got[~own, j]).all()
+        checked += int(np.isfinite(want).sum())
+    assert checked > 50_000
+    last = last_row_features(*(np.ascontiguousarray(getattr(p, f).T)
+                               for f in ("high", "low", "close", "volume")))["mfi_14"]
+    has = np.isfinite(p.close[-1])
+    np.testing.assert_array_equal(last[has], got[-1, has])
+    rows = compute_features(p).set_index("symbol")["mfi_14"]
+    np.testing.assert_array_equal(rows.loc[p.symbols[has]].to_numpy(float), got[-1, has])
+    v15 = next(m for m in MIGRATIONS if m.version == 15)
+    sql = v15.render("technic", False)  # type: ignore[operator]
+    assert sql == ['ALTER TABLE "technic".features_daily ADD COLUMN IF NOT EXISTS mfi_14 '
+                   "double precision"]
+
+
+def test_registry_generates_columns_units_ddl_and_plans():
+    """One registry entry per feature: the stored columns, the units table of docs/tables.md,
+    each migration's DDL and the last-row plan all come from it."""
+    from pathlib import Path
+
+    from technic.features import FEATURE_UNITS, FEATURES, SERIES, columns_added_by
+    from technic.features.plans import last_row_plan
+    from technic.features.registry import units_table
+    from technic.store.schema import MIGRATIONS
+
+    assert FEATURE_COLUMNS == tuple(f.name for f in FEATURES) == tuple(FEATURE_UNITS)
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "tables.md").read_text()
+    assert units_table() in doc, ("docs/tables.md's features_daily rows differ from the "
+                                  "registry: paste `python -m technic.features.registry`")
+    # every feature column is created by the migration the registry names, and only there
+    added = {m.version: "\n".join(st for st in m.render("technic", False)  # type: ignore[operator]
+                                   if "features_daily" in st.split("(")[0])
+             for m in MIGRATIONS}
+    for f in FEATURES:
+        assert f.migration in added, f.name
+        others = [v for v, sql in added.items() if v != f.migration
+                  and any(f" {f.name} double precision" in ln for ln in sql.splitlines())]
+        assert f" {f.name} double precision" in added[f.migration], f.name
+        assert not others, (f.name, others)
+    assert sum(len(columns_added_by(v)) for v in added) == len(FEATURE_COLUMNS)
+    # the last-row plan covers every series, each indicator call once
+    plan = last_row_plan()
+    assert set(plan.names) == set(SERIES)
+    assert len(plan.calls) == len({s.call for s in SERIES.values()})

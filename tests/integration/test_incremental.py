@@ -10,9 +10,10 @@ import pytest
 import sqlalchemy as sa
 
 from technic.cache import FrameCache
-from technic.features import FEATURE_COLUMNS, feature_arrays
+from technic.features import FEATURE_COLUMNS, feature_arrays, last_row_features
+from technic.features.plans import last_row_plan, panel_series
 from technic.incremental import BarWindow, refresh_incremental
-from technic.indicators.lastrow import LAST_ROW_FIELDS, last_row_indicators
+from technic.indicators.lastrow import last_row_values
 from technic.jobs.ingest import ingest_files
 from technic.jobs.refresh import refresh_features
 from technic.panel import Panel
@@ -55,18 +56,21 @@ def _assert_same_rows(a: pd.DataFrame, b: pd.DataFrame) -> None:
 
 
 def test_last_row_kernels_equal_the_full_panel_kernels(bars):
-    # gappy, short and long histories; the last row of every feature, bit for bit
+    # gappy, short and long histories; the last row of every series and feature, bit for bit
     p = Panel.from_arrow(pa.Table.from_pandas(bars, preserve_index=False))
-    full = feature_arrays(p)
-    out = last_row_indicators(*(np.ascontiguousarray(getattr(p, f).T)
-                                for f in ("high", "low", "close", "volume")))
+    sym_major = [np.ascontiguousarray(getattr(p, f).T)
+                 for f in ("high", "low", "close", "volume")]
     has = np.isfinite(p.close[-1])
-    checked = 0
-    for i, name in enumerate(LAST_ROW_FIELDS):
-        if name in full:
-            np.testing.assert_array_equal(out[i][has], full[name][-1][has], err_msg=name)
-            checked += 1
-    assert checked >= 20
+    series = panel_series(p)
+    plan = last_row_plan()
+    values, n_bars = last_row_values(*sym_major, plan)
+    assert set(plan.names) == set(series)
+    for i, name in enumerate(plan.names):
+        np.testing.assert_array_equal(values[i][has], series[name][-1][has], err_msg=name)
+    full = feature_arrays(p)
+    last = last_row_features(*sym_major)
+    for name in (*FEATURE_COLUMNS, "n_bars"):
+        np.testing.assert_array_equal(last[name][has], full[name][-1][has], err_msg=name)
 
 
 def _write(df: pd.DataFrame, path) -> None:

@@ -29,11 +29,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 )
 
 #: Imports that break the rule today, each with the change that removes it. Keep this empty.
-KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {
-    # indicators/gpu.py's self-check compares with the CPU feature set; the features registry
-    # rewrite of issue 12 (compute branch) removes the import.
-    ("technic.indicators.gpu", "technic.features"): "issue 12, features registry",
-}
+KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 
 def _modules() -> dict[str, Path]:

@@ -779,8 +779,6 @@ RG_TWINS = [
     # rg kernel, ring kernel, inputs, parameter sets, number of outputs
     ("rg_sma", "tm_sma", ("close",), [(20,), (1,), (3,)], 1),
     ("rg_bbands", "tm_bbands", ("close",), [(20, 2.0), (5, 1.5), (1, 1.0), (2, 3.0)], 3),
-    ("rg_adx", "tm_adx", ("high", "low", "close"), [(14, ind.TA_EPSILON), (1, ind.TA_EPSILON),
-                                                    (3, ind.TA_EPSILON)], 1),
     ("rg_willr", "tm_willr", ("high", "low", "close"), [(14,), (1,), (5,)], 1),
     ("rg_stoch", "tm_stoch", ("high", "low", "close"), [(14, 3, 3), (5, 1, 4), (1, 1, 1),
                                                         (3, 5, 2)], 2),
@@ -797,18 +795,18 @@ def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
 @pytest.mark.parametrize(("rg", "tm", "fields", "params", "n_out"), RG_TWINS,
                          ids=[r[0] for r in RG_TWINS])
 def test_regular_kernels_equal_ring_kernels(rg, tm, fields, params, n_out):
-    """On regular columns each ``_tm.rg_*`` kernel is bit-identical to its ``tm_*`` ring
+    """On regular columns each ``_rg.rg_*`` kernel is bit-identical to its ``tm_*`` ring
     twin (itself the time-major replay of the 1-D TA-Lib twin), whatever the periods."""
-    from technic.indicators import _tm
+    from technic.indicators import _rg, _tm
 
     d = _regular_panel()
     ins = [np.ascontiguousarray(d[f]) for f in fields]
-    first, bad = _tm.layout(*ins, *[ins[0]] * (4 - len(ins)))
+    first, bad = _rg.layout(*ins, *[ins[0]] * (4 - len(ins)))
     assert not bad.any()
     for p in params:
         got = [np.empty(ins[0].shape) for _ in range(n_out)]
         want = [np.empty(ins[0].shape) for _ in range(n_out)]
-        getattr(_tm, rg)(*ins, *p, first, *got)
+        getattr(_rg, rg)(*ins, *p, first, *got)
         getattr(_tm, tm)(*ins, *p, *want)
         for q in range(n_out):
             assert _same_bits(got[q], want[q]), f"{rg}{p} output {q}"
@@ -833,11 +831,11 @@ def test_bbands_reanchors_on_regular_columns():
                          ids=[r[0] for r in RG_TWINS])
 @pytest.mark.parametrize("ring_above", [None, 0.5])
 def test_run_regular_compacts_irregular_columns(rg, tm, fields, params, n_out, ring_above):
-    """``_tm.run_regular`` on a panel mixing regular columns and columns with gaps (one
+    """``_rg.run_regular`` on a panel mixing regular columns and columns with gaps (one
     input missing on some rows, whole bars missing on others) equals the ring kernel on the
     whole panel, bit for bit: through the compaction (``ring_above`` None) or with the ring
     kernel chosen because most columns are irregular (0.5, 9 of 14 columns)."""
-    from technic.indicators import _tm
+    from technic.indicators import _rg, _tm
 
     d = _regular_panel()
     rng = np.random.default_rng(5)
@@ -850,16 +848,16 @@ def test_run_regular_compacts_irregular_columns(rg, tm, fields, params, n_out, r
         rows = rng.choice(np.flatnonzero(~np.isnan(d[f][:, j]))[1:-1], 5, replace=False)
         d[f][rows, j] = np.nan
     ins = tuple(np.ascontiguousarray(d[f]) for f in fields)
-    _, bad = _tm.layout(*ins, *[ins[0]] * (4 - len(ins)))
+    _, bad = _rg.layout(*ins, *[ins[0]] * (4 - len(ins)))
     assert bad.sum() == 9
     ring = getattr(_tm, tm)
     for p in params:
         got = tuple(np.empty(ins[0].shape) for _ in range(n_out))
         want = tuple(np.empty(ins[0].shape) for _ in range(n_out))
         if ring_above is None:
-            _tm.run_regular(getattr(_tm, rg), ins, p, got)
+            _rg.run_regular(getattr(_rg, rg), ins, p, got)
         else:
-            _tm.run_regular(getattr(_tm, rg), ins, p, got, ring, ring_above)
+            _rg.run_regular(getattr(_rg, rg), ins, p, got, ring, ring_above)
         ring(*ins, *p, *want)
         for q in range(n_out):
             assert _same_bits(got[q], want[q]), f"{rg}{p} output {q}"
