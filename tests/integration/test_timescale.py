@@ -92,6 +92,27 @@ def _compress_before(t: DatabaseTarget, table: str, older_than: str) -> int:
     return len(chunks)
 
 
+def _drop_schema(engine: sa.Engine, schema: str, attempts: int = 10) -> None:
+    """``DROP SCHEMA … CASCADE`` of a TimescaleDB schema: pause its policy jobs first, and
+    retry while one that had already started still runs (the drop then fails with "tuple
+    concurrently deleted"; policy jobs start the moment they are created)."""
+    import time
+
+    with engine.begin() as c:
+        c.execute(sa.text("SELECT alter_job(job_id, scheduled => false) "
+                          "FROM timescaledb_information.jobs WHERE hypertable_schema = :s"),
+                  {"s": schema})
+    for i in range(attempts):
+        try:
+            with engine.begin() as c:
+                c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+            return
+        except sa.exc.InternalError as e:
+            if "concurrently" not in str(e) or i == attempts - 1:
+                raise
+            time.sleep(0.5 * (i + 1))
+
+
 def test_db_init_twice_and_what_it_creates(ts_url, tmp_path):
     a = DatabaseTarget(ts_url, "technic", "test")
     first = init_db(get_engine(a), a.schema)
@@ -129,8 +150,7 @@ def test_db_init_twice_and_what_it_creates(ts_url, tmp_path):
     # dropping the first one leaves the extension in place
     b = DatabaseTarget(ts_url, "technic_2026", "test")
     assert init_db(get_engine(b), b.schema).variant == "timescaledb"
-    with get_engine(a).begin() as c:
-        c.execute(sa.text("DROP SCHEMA technic CASCADE"))
+    _drop_schema(get_engine(a), "technic")
     with get_engine(b).connect() as c:
         assert timescale_schema(c) == "public"
     pd.DataFrame({"symbol": ["AAA", "AAA", "BBB"],
