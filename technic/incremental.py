@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from technic.cache import FrameCache, get_cache
+from technic.calendar import as_day
 from technic.features import FEATURE_COLUMNS, last_row_features
 from technic.store.bars import bars_version, last_bar_date, read_bars_arrow
 from technic.store.db import DatabaseTarget, pooled_adbc
@@ -289,7 +290,7 @@ def window_features(w: BarWindow, rows: np.ndarray) -> pd.DataFrame:
 
 
 def _key(lookback: int, day: np.datetime64 | dt.date) -> str:
-    return f"window:{lookback}:{np.datetime64(day, 'D')}"
+    return f"window:{lookback}:{as_day(day)}"
 
 
 def _local_key(lookback: int) -> str:
@@ -298,7 +299,7 @@ def _local_key(lookback: int) -> str:
 
 
 def _delta_key(lookback: int, day: np.datetime64 | dt.date) -> str:
-    return f"window-day:{lookback}:{np.datetime64(day, 'D')}"
+    return f"window-day:{lookback}:{as_day(day)}"
 
 
 #: A whole window goes to L2 at least every this many appended dates; in between only the new
