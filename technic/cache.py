@@ -33,10 +33,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, cast
 
 import pyarrow as pa
 from cachetools import TTLCache
+
+if TYPE_CHECKING:
+    import redis
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +158,7 @@ class FrameCache:
         self._local_objects: dict[str, object] = {}
         self._stats = CacheStats()
         self._down_until = 0.0
-        self._redis = None
+        self._redis: redis.Redis | None = None
         self._secret = b""
         if redis_url:
             if secret is None:
@@ -205,8 +209,9 @@ class FrameCache:
     def stats(self) -> CacheStats:
         """A snapshot of the counters."""
         with self._lock:
-            return CacheStats(**{k: (LayerStats(**asdict(v)) if isinstance(v, LayerStats) else v)
-                                 for k, v in vars(self._stats).items()})
+            s = self._stats
+            return CacheStats(l1=replace(s.l1), l2=replace(s.l2), l3=replace(s.l3),
+                              l2_state=s.l2_state)
 
     def reset_stats(self) -> None:
         """Zero the counters (keeps the cached entries)."""
@@ -241,8 +246,12 @@ class FrameCache:
     def _key(self, key: str) -> str:
         return f"{self.namespace}:{key}"
 
-    def _l2_usable(self) -> bool:
-        return self._redis is not None and time.monotonic() >= self._down_until
+    def _l2_client(self) -> redis.Redis | None:
+        """The Redis client while L2 is on and not in its retry pause after a failure, else
+        None."""
+        if self._redis is None or time.monotonic() < self._down_until:
+            return None
+        return self._redis
 
     def _l2_failed(self, exc: Exception) -> None:
         with self._lock:
@@ -299,9 +308,12 @@ class FrameCache:
                 self._count("l1", "hits", 1)
                 return hit, "l1"
             self._count("l1", "misses", 1)
-        if self._l2_usable():
+        client = self._l2_client()
+        if client is not None:
             try:
-                data = self._redis.get(self._key(key))
+                # No decode_responses: values come back as bytes (redis-py types the result
+                # of the sync and asyncio clients together).
+                data = cast("bytes | None", client.get(self._key(key)))
                 self._l2_ok()
                 if data is None:
                     with self._lock:
@@ -346,10 +358,11 @@ class FrameCache:
         if l1:
             with self._lock:
                 self._l1_put(key, table)
-        if l2 and self._l2_usable():
+        client = self._l2_client() if l2 else None
+        if client is not None:
             try:
                 data = seal(self._secret, self._key(key), to_ipc(table))
-                self._redis.set(self._key(key), data, ex=ttl_s or self.ttl_s)
+                client.set(self._key(key), data, ex=ttl_s or self.ttl_s)
                 self._l2_ok()
                 with self._lock:
                     self._count("l2", "bytes_written", len(data))

@@ -21,6 +21,18 @@ EARLIEST_SESSION_DATE = dt.date(1970, 1, 1)
 SESSION, WEEKEND, HOLIDAY, BEFORE_CALENDAR, FUTURE = 0, 1, 2, 3, 4
 
 
+def as_day(day: np.datetime64 | dt.date | str) -> np.datetime64:
+    """``day`` as a ``datetime64[D]`` date (a datetime64 of a finer unit, a datetime or a
+    ``pd.Timestamp`` is truncated to its date; a str is parsed as ISO 8601).
+
+    Raises:
+        ValueError: a str that is not an ISO 8601 date.
+    """
+    if isinstance(day, np.datetime64):
+        return day.astype("datetime64[D]")
+    return np.datetime64(day, "D")
+
+
 @lru_cache(maxsize=1)
 def _xnys():
     import exchange_calendars as xc

@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from technic.cache import FrameCache, get_cache
+from technic.calendar import as_day
 from technic.features import FEATURE_COLUMNS, last_row_features
 from technic.store.bars import bars_version, last_bar_date, read_bars_arrow
 from technic.store.db import DatabaseTarget, pooled_adbc
@@ -124,7 +125,8 @@ class BarWindow:
             a = np.full((n, t), np.nan)
             a[row, col] = bars.column(f).to_numpy(zero_copy_only=False).astype(np.float64)
             arrays[f] = a
-        return cls(dates=dates, symbols=names[order], version=version, **arrays)
+        return cls(dates=dates, symbols=names[order], high=arrays["high"], low=arrays["low"],
+                   close=arrays["close"], volume=arrays["volume"], version=version)
 
     def to_arrow(self) -> pa.Table:
         """As an Arrow table: ``symbol`` and one ``fixed_size_list<float64>[T]`` column per
@@ -166,8 +168,9 @@ class BarWindow:
         ring.claimed = t
         arrays = {f: ring.bufs[f][:, :t] for f in WINDOW_FIELDS}
         return cls(dates=dates, symbols=table.column("symbol").to_numpy(zero_copy_only=False)
-                   .astype(object), version=int(meta[b"version"]),
-                   depth=int(meta.get(b"depth", b"0")), ring=ring, span=(0, t), **arrays)
+                   .astype(object), high=arrays["high"], low=arrays["low"],
+                   close=arrays["close"], volume=arrays["volume"], version=int(meta[b"version"]),
+                   depth=int(meta.get(b"depth", b"0")), ring=ring, span=(0, t))
 
     def last_column(self) -> pa.Table:
         """The last date's bars (symbols with a bar), ``symbol, high, low, close, volume``,
@@ -245,9 +248,10 @@ class BarWindow:
                 ring.bufs[f][:, t - 1] = values[f]
             ring.claimed, lo, hi = t, 0, t
         arrays = {f: ring.bufs[f][:, lo:hi] for f in WINDOW_FIELDS}
-        return BarWindow(dates=dates, symbols=symbols, version=version, ring=ring,
-                         span=(lo, hi), symbols_str=self.symbols_str
-                         if symbols is self.symbols else None, **arrays)
+        return BarWindow(dates=dates, symbols=symbols, high=arrays["high"], low=arrays["low"],
+                         close=arrays["close"], volume=arrays["volume"], version=version,
+                         ring=ring, span=(lo, hi), symbols_str=self.symbols_str
+                         if symbols is self.symbols else None)
 
     def replace_last(self, day_bars: pa.Table, version: int) -> tuple[BarWindow, np.ndarray]:
         """This window with its last date's bars replaced by ``day_bars`` (an intraday update
@@ -267,8 +271,9 @@ class BarWindow:
             changed |= ~((prev == new) | (np.isnan(prev) & np.isnan(new)))
             a[:, -1] = new
             arrays[f] = a
-        return (BarWindow(dates=self.dates, symbols=symbols, version=version, **arrays),
-                changed)
+        return (BarWindow(dates=self.dates, symbols=symbols, high=arrays["high"],
+                          low=arrays["low"], close=arrays["close"], volume=arrays["volume"],
+                          version=version), changed)
 
 
 def window_features(w: BarWindow, rows: np.ndarray) -> pd.DataFrame:
@@ -289,7 +294,7 @@ def window_features(w: BarWindow, rows: np.ndarray) -> pd.DataFrame:
 
 
 def _key(lookback: int, day: np.datetime64 | dt.date) -> str:
-    return f"window:{lookback}:{np.datetime64(day, 'D')}"
+    return f"window:{lookback}:{as_day(day)}"
 
 
 def _local_key(lookback: int) -> str:
@@ -298,7 +303,7 @@ def _local_key(lookback: int) -> str:
 
 
 def _delta_key(lookback: int, day: np.datetime64 | dt.date) -> str:
-    return f"window-day:{lookback}:{np.datetime64(day, 'D')}"
+    return f"window-day:{lookback}:{as_day(day)}"
 
 
 #: A whole window goes to L2 at least every this many appended dates; in between only the new
@@ -419,7 +424,8 @@ def refresh_incremental(
 
     t = time.perf_counter()
     with pooled_adbc(target) as conn:  # one connection for the read and the write
-        mode, rows_idx, new = "rebuild", None, None
+        mode, new = "rebuild", None
+        rows_idx: np.ndarray  # symbols to recompute, set on every path below
         if w is not None and history_changed_before(target, w.version, day):
             log.info("bars before %s changed since the cached window: rebuilding it", day)
             w = None
@@ -427,6 +433,7 @@ def refresh_incremental(
             day_bars = read_bars_arrow(target, day, day, conn=conn)
             if w.dates[-1] == np.datetime64(day, "D"):
                 new, changed = w.replace_last(day_bars, version)
+                new.depth = w.depth
                 mode, rows_idx = "update", np.flatnonzero(changed)
                 if not changed.any():
                     if feature_rows_on(target, day) == int(np.isfinite(new.close[:, -1]).sum()):
@@ -435,6 +442,7 @@ def refresh_incremental(
                         rows_idx = np.arange(len(new.symbols))
             else:
                 new = w.append(day, day_bars, lookback_bars, version)
+                new.depth = w.depth + 1
                 mode, rows_idx = "append", np.arange(len(new.symbols))
             if not np.array_equal(new.dates, dates):  # trading dates were inserted meanwhile
                 log.info("cached window's dates no longer match the store: rebuilding it")
@@ -452,10 +460,6 @@ def refresh_incremental(
         written = write_features(target, rows, conn=conn) if write and len(rows) else 0
         timings["write_s"] = round(time.perf_counter() - t, 4)
     t = time.perf_counter()
-    if mode == "append":
-        new.depth = w.depth + 1
-    elif mode == "update":
-        new.depth = w.depth
     if mode != "unchanged":
         whole = mode == "rebuild" or new.depth >= REBASE_EVERY
         if whole:

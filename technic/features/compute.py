@@ -8,11 +8,13 @@ computed is :mod:`technic.features.registry` through the plans of
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
+from technic.calendar import as_day
 from technic.features.plans import device_series, last_row_plan, panel_series
 from technic.features.registry import FEATURE_COLUMNS, derive_features
 from technic.indicators.lastrow import last_row_values
@@ -101,7 +103,7 @@ def last_row_features(high: np.ndarray, low: np.ndarray, close: np.ndarray,
     return f
 
 
-def compute_features(p: Panel, dates: Sequence[np.datetime64] | None = None,
+def compute_features(p: Panel, dates: Sequence[np.datetime64 | dt.date] | None = None,
                      device: str = "cpu") -> pd.DataFrame:
     """Feature rows for the given dates (default: the panel's last date).
 
@@ -130,7 +132,7 @@ def compute_features(p: Panel, dates: Sequence[np.datetime64] | None = None,
     else:
         idx = {d: i for i, d in enumerate(p.dates.astype("datetime64[D]"))}
         try:
-            rows = [idx[np.datetime64(d, "D")] for d in dates]
+            rows = [idx[as_day(d)] for d in dates]
         except KeyError as e:
             raise KeyError(f"date {e.args[0]} not in the panel") from None
     if device == "gpu" and p.close.shape[1] > 0:

@@ -595,7 +595,7 @@ def write_partial_daily(target: DatabaseTarget, report: IngestReport, day: dt.da
                    min(source) AS src_lo, max(source) AS src_hi
             FROM bars_intraday WHERE ts >= :a AND ts < :b GROUP BY symbol"""),
             {"a": start, "b": until})
-        report.rows_read = int(c.execute(sa.text("SELECT count(*) FROM _partial")).scalar())
+        report.rows_read = int(c.execute(sa.text("SELECT count(*) FROM _partial")).scalar_one())
         srcs = c.execute(sa.text("SELECT DISTINCT src_lo FROM _partial UNION "
                                  "SELECT DISTINCT src_hi FROM _partial")).scalars().all()
         basis = None
@@ -631,7 +631,7 @@ def write_partial_daily(target: DatabaseTarget, report: IngestReport, day: dt.da
                   AND (b.open, b.high, b.low, b.close, b.volume)
                       IS DISTINCT FROM (p.open, p.high, p.low, p.close, p.volume)
                 RETURNING 1)
-            SELECT count(*) FROM up"""), {"d": day, "s": PARTIAL_SOURCE}).scalar()
+            SELECT count(*) FROM up"""), {"d": day, "s": PARTIAL_SOURCE}).scalar_one()
         report.rows_inserted = c.execute(sa.text("""
             WITH ins AS (
                 INSERT INTO bars_daily (symbol, date, open, high, low, close, volume, source)
@@ -640,7 +640,7 @@ def write_partial_daily(target: DatabaseTarget, report: IngestReport, day: dt.da
                 WHERE NOT EXISTS (SELECT 1 FROM bars_daily b
                                   WHERE b.symbol = p.symbol AND b.date = :d)
                 RETURNING 1)
-            SELECT count(*) FROM ins"""), {"d": day, "s": PARTIAL_SOURCE}).scalar()
+            SELECT count(*) FROM ins"""), {"d": day, "s": PARTIAL_SOURCE}).scalar_one()
     report.rows_unchanged = report.rows_read - report.rows_inserted - report.rows_updated
     if report.rows_inserted + report.rows_updated:
         _widen(report, day, day)

@@ -530,11 +530,10 @@ def refresh_rollups(engine: Engine, schema: str, start: dt.datetime | None = Non
                 "WHERE n.nspname = :s AND c.relname = :v"), {"s": schema, "v": view}).scalar()
             if kind is None:
                 continue
-            cagg = ext is not None and conn.execute(sa.text(
-                "SELECT 1 FROM timescaledb_information.continuous_aggregates "
-                "WHERE view_schema = :s AND view_name = :v"),
-                {"s": schema, "v": view}).first() is not None
-            if cagg:
+            if ext is not None and conn.execute(sa.text(
+                    "SELECT 1 FROM timescaledb_information.continuous_aggregates "
+                    "WHERE view_schema = :s AND view_name = :v"),
+                    {"s": schema, "v": view}).first() is not None:  # a continuous aggregate
                 x, b = quote_ident(ext), f"INTERVAL '{bucket}'"
                 lo = "NULL" if start is None else f"{x}.time_bucket({b}, CAST(:a AS timestamptz))"
                 hi = "NULL" if end is None else \
@@ -653,8 +652,8 @@ def init_db(engine: Engine, schema: str, timescale: bool | None = None) -> InitR
         conn.execute(sa.text(f"""CREATE TABLE IF NOT EXISTS {qs}.schema_migrations (
             version integer PRIMARY KEY, description text NOT NULL, variant text NOT NULL,
             applied_at timestamptz NOT NULL DEFAULT now())"""))
-        done = dict(conn.execute(
-            sa.text(f"SELECT version, variant FROM {qs}.schema_migrations")).all())
+        done: dict[int, str] = {version: variant for version, variant in conn.execute(
+            sa.text(f"SELECT version, variant FROM {qs}.schema_migrations"))}
         new_variant = "timescaledb" if ext is not None else "native"
         variant = done[min(done)] if done else new_variant
         if variant == "timescaledb":
@@ -756,7 +755,7 @@ def ensure_partitions(conn: Connection, schema: str, table: str,
         return []
     conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
                  {"k": f"technic-partitions-{schema}.{table}"})
-    created = []
+    created: list[str] = []
     for name, lo, hi in sorted(bounds):
         if native:
             exists = conn.execute(sa.text(
@@ -781,6 +780,6 @@ def ensure_partitions(conn: Connection, schema: str, table: str,
             chunk = conn.execute(sa.text(
                 "SELECT table_name FROM _timescaledb_functions.create_chunk("
                 "CAST(:h AS regclass), CAST(:sl AS jsonb))"),
-                {"h": f"{qs}.{table}", "sl": slices}).scalar()
+                {"h": f"{qs}.{table}", "sl": slices}).scalar_one()  # one row per call
             created.append(chunk)
     return created
