@@ -155,7 +155,7 @@ def _ext_buffers(n):
 
 @njit(**_JIT)
 def rg_willr(h, lo, cl, n, first, out):
-    # Twin of extra._willr_1d on regular columns; window extremes from _prefix_ext.
+    # Twin of _oned._willr_1d on regular columns; window extremes from _prefix_ext.
     t_len, n_cols = h.shape
     sh, sl, ph, pl = _ext_buffers(n)
     lb = n - 1
@@ -190,7 +190,7 @@ def rg_willr(h, lo, cl, n, first, out):
 
 @njit(**_JIT)
 def rg_stoch(h, lo, cl, fk, sk, sd, first, o_k, o_d):
-    # Twin of extra._stoch_1d on regular columns: fast %K from the window extremes
+    # Twin of _oned._stoch_1d on regular columns: fast %K from the window extremes
     # (_prefix_ext); slow %K and slow %D are TA_SMA running totals whose departing values
     # come from row rings (row r in slot r % sk / r % sd).
     t_len, n_cols = h.shape
@@ -259,7 +259,7 @@ def rg_stoch(h, lo, cl, fk, sk, sd, first, o_k, o_d):
 
 @njit(**_JIT)
 def rg_mfi(h, lo, cl, vol, n, first, out):
-    # Twin of extra._mfi_1d (and tm_mfi) on regular columns, branch-free: the flows of bar
+    # Twin of _oned._mfi_1d (and tm_mfi) on regular columns, branch-free: the flows of bar
     # i >= 1 go to a row ring (row r in slot r % n), so the flows leaving the window at bar
     # i > n (bar i - n, row t - n) are read from slot t % n before it is overwritten.
     t_len, n_cols = h.shape

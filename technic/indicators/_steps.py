@@ -13,9 +13,11 @@ three drivers:
 * the CUDA kernels of :mod:`technic.indicators._cuda` (one thread per symbol).
 
 Steps here: EMA, RSI, MACD, ATR (and true range), ADX, SMA, ROC, OBV, STOCH, WILLR (and the
-high/low ring push), MFI. BBANDS, CCI, the rolling variance / realized volatility, lags,
-rolling extremes and LINREG_R2 still have a CPU and a CUDA text of the same arithmetic; the
-``rg_*`` regular-column kernels of :mod:`._rg` are a separate fast path.
+high/low ring push), MFI, BBANDS (and the rolling variance it shares with the CUDA realized
+volatility). Their drivers are generated per target by :mod:`._drivers`. CCI, the CPU
+rolling variance / realized volatility, lags, rolling extremes and LINREG_R2 still have a
+CPU and a CUDA text of the same arithmetic; the ``rg_*`` regular-column kernels of
+:mod:`._rg` are a separate fast path.
 
 The steps are plain Python functions that name two arithmetic primitives as globals: ``mul``
 (a product that is never fused) and ``fma`` (the fused multiply-add TA-Lib emits). On the
@@ -321,10 +323,86 @@ def obv_bar(c, prev, acc, cv, vv):
     return acc
 
 
+def var_step(ring, j, n, so, v, old, shift, s1, s2, left):
+    # One output of TA-Lib 0.8.1's cancellation-free VAR (issues #118, #243) for the window
+    # of the last n values in ring column j, v the newest (already in the ring), `old` the
+    # oldest (slot so): running sums of deviations from a shift K, S1 = sum(x - K), S2 =
+    # sum((x - K)^2), var = S2/n - (S1/n)^2; rebuilt by a fresh two-pass from slot so (K =
+    # the window mean) when var < 1e-6 S2/n, when the departing squared deviation exceeds
+    # 1e6 S2, or every 32 n bars (left: the countdown); a rebuilt var below 1e-12 S2/n is 0.
+    # Then the departing value is taken out. Returns (var, K, S1, S2, left).
+    inv = 1.0 / float(n)
+    sh = shift
+    d = v - sh
+    t1 = s1 + d
+    d = mul(d, d)
+    t2 = s2 + d
+    mean1 = mul(t1, inv)
+    var = mul(t2, inv) - mul(mean1, mean1)
+    d = old - sh
+    t1 -= d
+    d = mul(d, d)
+    t2 -= d
+    bl = left - 1
+    if var < mul(0.000001, mul(t2, inv)) or d > mul(1000000.0, t2) or bl <= 0:
+        bl = 32 * n
+        acc = 0.0
+        q = so
+        for _ in range(n):
+            acc += ring[q, j]
+            q = next_slot(q, n)
+        sh = mul(acc, inv)
+        t1 = 0.0
+        t2 = 0.0
+        q = so
+        for _ in range(n):
+            d = ring[q, j] - sh
+            t1 += d
+            d = mul(d, d)
+            t2 += d
+            q = next_slot(q, n)
+        mean1 = mul(t1, inv)
+        var = mul(t2, inv) - mul(mean1, mean1)
+        if var < mul(0.000000000001, mul(t2, inv)):
+            var = 0.0
+        d = old - sh
+        t1 -= d
+        d = mul(d, d)
+        t2 -= d
+    return var, sh, t1, t2, bl
+
+
+def var_warm(c, shift, s1, s2, v):
+    # A value before the first full window of var_step: the shift K is the first value.
+    sh = v if c == 0 else shift
+    d = v - sh
+    return sh, s1 + d, s2 + mul(d, d)
+
+
+def bbands_bar(c, s, total, shift, s1, s2, left, ring, j, v, n, k):
+    # TA_BBANDS, SMA path of TA-Lib 0.8.1 (issues #117, #118, #243) at own bar c (slot s of
+    # the ring of the last n values): middle band = the TA_SMA running total / n; std = sqrt
+    # of var_step's population variance; upper / lower = middle +- std * k; from bar n - 1.
+    # Returns (total, shift, s1, s2, left, upper, middle, lower).
+    ring[s, j] = v
+    if c < n - 1:
+        shift, s1, s2 = var_warm(c, shift, s1, s2, v)
+        return total + v, shift, s1, s2, left, math.nan, math.nan, math.nan
+    shift = v if c == 0 else shift  # n == 1
+    so = next_slot(s, n)  # the oldest bar of the window
+    tot = total + v
+    old = ring[so, j]
+    mid = tot / float(n)
+    var, shift, s1, s2, left = var_step(ring, j, n, so, v, old, shift, s1, s2, left)
+    dev = mul(math.sqrt(var), k)
+    return tot - old, shift, s1, s2, left, mid + dev, mid, mid - dev
+
+
 #: The step functions, in dependency order (a step may call the ones before it).
 STEPS: tuple[Callable[..., Any], ...] = (true_range, atr_step, adx_step, ema_step, rsi_step,
                                          macd_step, next_slot, hl_push, willr_bar, stoch_bar,
-                                         mfi_bar, sma_bar, roc_bar, obv_bar)
+                                         mfi_bar, sma_bar, roc_bar, obv_bar, var_step, var_warm,
+                                         bbands_bar)
 
 
 def compile_steps(jit: Callable[[Any], Any], name: str, **prims: Any) -> types.ModuleType:

@@ -34,6 +34,7 @@ from technic.indicators._oned import (
     _bbands_1d,
     _ema_1d,
     _macd_1d,
+    _mfi_1d,
     _obv_1d,
     _roc_1d,
     _rolling_ext_1d,
@@ -41,7 +42,7 @@ from technic.indicators._oned import (
     _rsi_1d,
     _sma_1d,
 )
-from technic.indicators._oned_extra import _cmf_1d, _linreg_r2_at, _mfi_1d
+from technic.indicators._oned_extra import _cmf_1d, _linreg_r2_at
 
 #: Opcode of each indicator the last-row driver runs (``bar``: the input itself).
 OPS: dict[str, int] = {name: i for i, name in enumerate((
@@ -128,7 +129,7 @@ def _run_call(op, b, i0, i1, i2, i3, p0, p1, p2, fp, m, r, aux, dq):
         # extra._linreg_r2_1d's value at the last bar only (an O(n) window per value).
         r[0, m - 1] = _linreg_r2_at(b[i0], m - p0, p0) if m >= p0 else np.nan
     elif op == _MFI:
-        _mfi_1d(b[i0], b[i1], b[i2], b[i3], m, p0, r[1], r[2], r[0])
+        _mfi_1d(b[i0], b[i1], b[i2], b[i3], m, p0, r[0])
     elif op == _CMF:
         _cmf_1d(b[i0], b[i1], b[i2], b[i3], m, p0, r[0])
 

@@ -186,7 +186,7 @@ def test_registry_generates_columns_units_ddl_and_plans():
     from technic.store.schema import MIGRATIONS
 
     assert FEATURE_COLUMNS == tuple(f.name for f in FEATURES) == tuple(FEATURE_UNITS)
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "tables.md").read_text()
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "tables.md").read_text()
     assert units_table() in doc, ("docs/tables.md's features_daily rows differ from the "
                                   "registry: paste `python -m technic.features.registry`")
     # every feature column is created by the migration the registry names, and only there
