@@ -19,7 +19,6 @@ from numba import cuda
 from numba.core import config as _nb_config
 
 from technic.indicators import _drivers, _steps
-from technic.indicators._common import TA_EPSILON
 
 #: True when numba runs CUDA kernels in its simulator (``NUMBA_ENABLE_CUDASIM=1``).
 SIMULATOR: bool = bool(_nb_config.ENABLE_CUDASIM)
@@ -67,14 +66,14 @@ else:
 
 
 # ---------------------------------------------------------------------------------------------
-# Single-input kernels.
+# Kernels.
 # ---------------------------------------------------------------------------------------------
 
 
 # The per-bar steps of technic.indicators._steps, compiled as CUDA device functions with this
 # module's _mul / _fma: the same source as the CPU kernels, so the same arithmetic.
 _G = _steps.compile_steps(cuda.jit(device=True), "technic.indicators._cuda._G", fma=_fma,
-                          mul=_mul)
+                          mul=_mul, log=_log)
 
 
 def _gen(name: str) -> Any:
@@ -94,157 +93,11 @@ _k_obv = _gen("obv")
 _k_stoch = _gen("stoch")
 _k_willr = _gen("willr")
 _k_mfi = _gen("mfi")
-
-
-@cuda.jit
-def _k_rvol(x, n, scale, ring, out):
-    # Twin of cpu._rvol_1d: log returns of the symbol's consecutive bars, the variance of
-    # the last n by _steps.var_step (= _oned._rolling_var; shift = the first return),
-    # sqrt(var * n / (n - 1)) times sqrt(periods per year). n >= 2.
-    j = cuda.grid(1)
-    if j >= x.shape[1]:
-        return
-    cnt = 0
-    prevc = 0.0
-    slot = 0
-    shift = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    left = 32 * n
-    lb = n - 1
-    ddof = float(n) / float(n - 1)
-    for t in range(x.shape[0]):
-        v = x[t, j]
-        if math.isnan(v):
-            out[t, j] = _NAN
-            continue
-        if cnt == 0:
-            cnt = 1
-            prevc = v
-            out[t, j] = _NAN
-            continue
-        r = _log(v / prevc)  # IEEE: CUDA kernels use numpy's error model
-        prevc = v
-        ring[slot, j] = r
-        so = _G.next_slot(slot, n)
-        slot = so
-        kr = cnt - 1  # index of this return among the symbol's returns
-        if kr < lb:
-            shift, s1, s2 = _G.var_warm(kr, shift, s1, s2, r)
-            cnt += 1
-            out[t, j] = _NAN
-            continue
-        var, shift, s1, s2, left = _G.var_step(ring, j, n, so, r, ring[so, j], shift, s1, s2,
-                                               left)
-        out[t, j] = _mul(math.sqrt(_mul(var, ddof)), scale)
-
-
-@cuda.jit
-def _k_lag(x, k, ring, out):
-    # Twin of cpu._lag_1d over the compressed series: the value k own bars ago.
-    j = cuda.grid(1)
-    if j >= x.shape[1]:
-        return
-    cnt = 0
-    slot = 0
-    for t in range(x.shape[0]):
-        v = x[t, j]
-        if k == 0 or math.isnan(v):
-            out[t, j] = v
-            continue
-        if cnt >= k:
-            out[t, j] = ring[slot, j]
-        else:
-            cnt += 1
-            out[t, j] = _NAN
-        ring[slot, j] = v
-        slot = _G.next_slot(slot, k)
-
-
-@cuda.jit
-def _k_extreme(x, n, want_max, ring, out):
-    # Same values as cpu._rolling_ext_1d (a max / min is exact whatever the algorithm): a
-    # ring of the last n own values; the window is rescanned only when the departing value
-    # was the extreme.
-    j = cuda.grid(1)
-    if j >= x.shape[1]:
-        return
-    cnt = 0
-    slot = 0
-    ext = 0.0
-    for t in range(x.shape[0]):
-        v = x[t, j]
-        if math.isnan(v):
-            out[t, j] = _NAN
-            continue
-        if cnt == 0:
-            ext = v
-        elif cnt >= n:
-            old = ring[slot, j]
-            ring[slot, j] = v
-            if old == ext:
-                q = _G.next_slot(slot, n)
-                ext = ring[q, j]
-                for _ in range(n - 1):
-                    q = _G.next_slot(q, n)
-                    w = ring[q, j]
-                    if (w > ext) if want_max else (w < ext):
-                        ext = w
-            elif (v > ext) if want_max else (v < ext):
-                ext = v
-        elif (v > ext) if want_max else (v < ext):
-            ext = v
-        ring[slot, j] = v
-        slot = _G.next_slot(slot, n)
-        if cnt < n:
-            cnt += 1
-        out[t, j] = ext if cnt >= n else _NAN
-
-
-@cuda.jit
-def _k_linreg_r2(x, n, ring, out):
-    # Twin of extra._linreg_r2_1d: a ring of the last n own values; at each bar with n of
-    # them, extra._linreg_r2_at over the window in chronological order (oldest first): one
-    # pass over d = y - y_oldest, Syy = s2 - s1^2 / n, Sxy = sk - xbar s1, R^2 = Sxy^2 /
-    # (Sxx Syy), NaN unless Syy > 0, clamped to <= 1. Every product through _mul (no FMA).
-    j = cuda.grid(1)
-    if j >= x.shape[1]:
-        return
-    fn = float(n)
-    xbar = _mul(fn - 1.0, 0.5)
-    sxx = _mul(fn, _mul(fn, fn) - 1.0) / 12.0
-    cnt = 0
-    slot = 0
-    for t in range(x.shape[0]):
-        v = x[t, j]
-        if math.isnan(v):
-            out[t, j] = _NAN
-            continue
-        ring[slot, j] = v
-        slot = _G.next_slot(slot, n)
-        if cnt < n:
-            cnt += 1
-        if cnt < n:
-            out[t, j] = _NAN
-            continue
-        q = slot  # the oldest of the last n values
-        y0 = ring[q, j]
-        s1 = 0.0
-        s2 = 0.0
-        sk = 0.0
-        for k in range(n):
-            d = ring[q, j] - y0
-            s1 += d
-            s2 += _mul(d, d)
-            sk += _mul(float(k), d)
-            q = _G.next_slot(q, n)
-        syy = s2 - _mul(s1, s1) / fn
-        if not syy > 0.0:
-            out[t, j] = _NAN
-            continue
-        sxy = sk - _mul(xbar, s1)
-        r2 = _mul(sxy, sxy) / _mul(sxx, syy)
-        out[t, j] = 1.0 if r2 > 1.0 else r2
+_k_lag = _gen("lag")
+_k_extreme = _gen("extreme")  # want_max: rolling maximum, else minimum
+_k_rvol = _gen("rvol")
+_k_linreg_r2 = _gen("linreg_r2")
+_k_cci = _gen("cci")
 
 
 @cuda.jit
@@ -255,47 +108,3 @@ def _k_mul(a, b, out):
         return
     for t in range(a.shape[0]):
         out[t, j] = _mul(a[t, j], b[t, j])
-
-
-# ---------------------------------------------------------------------------------------------
-# High / low / close (/ volume) kernels.
-# ---------------------------------------------------------------------------------------------
-
-
-@cuda.jit
-def _k_cci(h, lo, cl, n, ring, out):
-    # Twin of _tm.tm_cci / extra._cci_1d: typical prices in TA-Lib's circular buffer (own
-    # bar i in slot i % n); mean and mean absolute deviation summed in SLOT order.
-    j = cuda.grid(1)
-    if j >= h.shape[1]:
-        return
-    cnt = 0
-    slot = 0
-    lb = n - 1
-    for t in range(h.shape[0]):
-        hv = h[t, j]
-        lv = lo[t, j]
-        cv = cl[t, j]
-        if math.isnan(hv) or math.isnan(lv) or math.isnan(cv):
-            out[t, j] = _NAN
-            continue
-        tp = (hv + lv + cv) / 3.0
-        ring[slot, j] = tp
-        slot = _G.next_slot(slot, n)
-        if cnt < lb:
-            cnt += 1
-            out[t, j] = _NAN
-            continue
-        a = 0.0
-        for q in range(n):
-            a += ring[q, j]
-        a = a / n
-        sd = 0.0
-        for q in range(n):
-            sd += abs(ring[q, j] - a)
-        d = tp - a
-        if abs(d) <= _mul(TA_EPSILON, abs(tp) + abs(a)) or sd == 0.0:
-            out[t, j] = 0.0
-        else:
-            out[t, j] = d / _mul(0.015, sd / n)
-
