@@ -39,20 +39,6 @@ def _gather1(x, j, bx, idx):
 
 
 @njit(**_JIT)
-def _gather2(a, b, j, ba, bb, idx):
-    m = 0
-    for t in range(a.shape[0]):
-        va = a[t, j]
-        vb = b[t, j]
-        if not (np.isnan(va) or np.isnan(vb)):
-            ba[m] = va
-            bb[m] = vb
-            idx[m] = t
-            m += 1
-    return m
-
-
-@njit(**_JIT)
 def _gather3(a, b, c, j, ba, bb, bc, idx):
     m = 0
     for t in range(a.shape[0]):
@@ -143,27 +129,35 @@ def _rolling_var(src, off, m, n, var):
         bars_left -= 1
         if v < 0.000001 * (t2 * inv) or d > 1000000.0 * t2 or bars_left <= 0:
             bars_left = 32 * n
-            ws = i - lb
-            s = 0.0
-            for j in range(ws, i + 1):
-                s += src[j]
-            shift = s * inv
-            t1 = 0.0
-            t2 = 0.0
-            for j in range(ws, i + 1):
-                d = src[j] - shift
-                t1 += d
-                d *= d
-                t2 += d
-            mean1 = t1 * inv
-            v = t2 * inv - mean1 * mean1
-            if v < 0.000000000001 * (t2 * inv):
-                v = 0.0
-            d = src[ws] - shift
-            t1 -= d
-            d *= d
-            t2 -= d
+            shift, t1, t2, v = _var_rebuild(src, i - lb, i, inv)
         var[i] = v
+
+
+@njit(**_JIT)
+def _var_rebuild(src, ws, we, inv):
+    # _rolling_var's fresh two-pass over the window src[ws..we] (inv = 1 / its length):
+    # shift K = the window mean, the variance (0 below 1e-12 S2/n), and S1, S2 with the
+    # departing value src[ws] already taken out. Returns (K, S1, S2, var).
+    s = 0.0
+    for j in range(ws, we + 1):
+        s += src[j]
+    shift = s * inv
+    t1 = 0.0
+    t2 = 0.0
+    for j in range(ws, we + 1):
+        d = src[j] - shift
+        t1 += d
+        d *= d
+        t2 += d
+    mean1 = t1 * inv
+    v = t2 * inv - mean1 * mean1
+    if v < 0.000000000001 * (t2 * inv):
+        v = 0.0
+    d = src[ws] - shift
+    t1 -= d
+    d *= d
+    t2 -= d
+    return shift, t1, t2, v
 
 
 @njit(**_JIT)

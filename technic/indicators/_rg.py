@@ -19,6 +19,7 @@ import numpy as np
 from numba import njit
 
 from technic.indicators._common import TA_EPSILON
+from technic.indicators._oned import _var_rebuild
 from technic.indicators._tm import _JIT
 
 #: Symbols per column block.
@@ -380,25 +381,7 @@ def rg_bbands(x, n, k, first, o_up, o_mid, o_lo):
         for j in range(n_cols):
             if not need[j]:
                 continue
-            acc = 0.0
-            for r in range(a, t + 1):
-                acc += x[r, j]
-            sh = acc * inv
-            t1 = 0.0
-            t2 = 0.0
-            for r in range(a, t + 1):
-                d = x[r, j] - sh
-                t1 += d
-                d *= d
-                t2 += d
-            mean1 = t1 * inv
-            var = t2 * inv - mean1 * mean1
-            if var < 0.000000000001 * (t2 * inv):
-                var = 0.0
-            d = x[a, j] - sh
-            t1 -= d
-            d *= d
-            t2 -= d
+            sh, t1, t2, var = _var_rebuild(x[:, j], a, t, inv)
             shift[j] = sh
             s1[j] = t1
             s2[j] = t2
