@@ -237,16 +237,18 @@ def _src_oned(spec: Spec) -> list[str]:
     args = ", ".join(spec.panels + ("m",) + spec.params + spec.outs)
     lines = [f"def _{spec.name}_1d({args}):"]
     if spec.copy_if:
-        lines += [f"    if {spec.copy_if}:", "        for t in range(m):",
-                  f"            {spec.outs[0]}[t] = {p0}[t]", "        return"]
+        lines += [f"    if {spec.copy_if}:", "        for c in range(m):",
+                  f"            {spec.outs[0]}[c] = {p0}[c]", "        return"]
     lines.append("    j = 0")
     lines += [f"    {r} = np.empty(({rows}, 1))" for r, rows in spec.rings]
-    lines += [f"    {name} = {init}" for name, init in spec.state]
+    # The bar count c is the loop index here (the steps give the same values past the cap
+    # where the other drivers stop counting), so the spec's counter update is dropped.
+    lines += [f"    {name} = {init}" for name, init in spec.state if name != "c"]
     lines += [f"    {c}" for c in spec.consts]
-    lines.append("    for t in range(m):")
-    lines += [f"        {_VALUE[p]} = {p}[t]" for p in spec.panels]
-    lines += [f"        {b}" for b in spec.body]
-    lines += [f"        {o}[t] = r{i}" for i, o in enumerate(spec.outs)]
+    lines.append("    for c in range(m):")
+    lines += [f"        {_VALUE[p]} = {p}[c]" for p in spec.panels]
+    lines += [f"        {b}" for b in spec.body if not b.startswith("c = ")]
+    lines += [f"        {o}[c] = r{i}" for i, o in enumerate(spec.outs)]
     return lines
 
 
