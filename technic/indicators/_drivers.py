@@ -199,8 +199,8 @@ def _src_tm(spec: Spec) -> list[str]:
         lines.append(f"            ok = not ({_isnan(spec, 'np.isnan', ' | ')})")
         lines += [f"            {s}_o = {s}_a[j]\n            {s} = {s}_o" for s, _ in spec.state]
         lines += body
-        lines += [f"            {o}_r[j] = r{i} if ok else nan" for i, o in enumerate(spec.outs)]
         lines += [f"            {s}_a[j] = {s} if ok else {s}_o" for s, _ in spec.state]
+        lines += [f"            {o}_r[j] = r{i} if ok else nan" for i, o in enumerate(spec.outs)]
     else:
         lines.append(f"            if {_isnan(spec, 'np.isnan', ' or ')}:")
         lines += [f"                {o}_r[j] = nan" for o in spec.outs]
