@@ -1,8 +1,9 @@
 """The 1-D indicator kernels of :mod:`technic.indicators.cpu` (one symbol's own bars).
 
 Each ``_<name>_1d(src, m, ..., res)`` computes an indicator over the first ``m`` values of a
-gap-free series (a column's own bars, gathered by ``_gather*``) into ``res``; the recursive
-ones drive the per-bar steps of :mod:`._steps`. They serve the last-row path
+gap-free series (a column's own bars, gathered by ``_gather*``) into ``res``; the ones
+with a per-bar step in :mod:`._steps` are generated from their :mod:`._drivers` spec (rings
+``(n, 1)`` allocated inside). They serve the last-row path
 (:mod:`.lastrow`), the indicators without a time-major kernel (``_panel1``, ``_panel_hlc``:
 gather a column, run the kernel, scatter back with NaN on gap rows) and
 :mod:`.extra`. TA-Lib conventions and sources: :mod:`technic.indicators.cpu`.
@@ -11,10 +12,12 @@ gather a column, run the kernel, scatter back with NaN on gap rows) and
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numba import njit
 
+from technic.indicators import _drivers
 from technic.indicators._common import _JIT
 from technic.indicators._steps import CPU as _S
 
@@ -30,20 +33,6 @@ def _gather1(x, j, bx, idx):
         v = x[t, j]
         if not np.isnan(v):
             bx[m] = v
-            idx[m] = t
-            m += 1
-    return m
-
-
-@njit(**_JIT)
-def _gather2(a, b, j, ba, bb, idx):
-    m = 0
-    for t in range(a.shape[0]):
-        va = a[t, j]
-        vb = b[t, j]
-        if not (np.isnan(va) or np.isnan(vb)):
-            ba[m] = va
-            bb[m] = vb
             idx[m] = t
             m += 1
     return m
@@ -87,70 +76,23 @@ def _fill_nan(res, lo, hi):
         res[i] = np.nan
 
 
-@njit(**_JIT)
-def _sma_1d(src, m, n, res):
-    # TA_SMA: running total, add the new bar, output total / n, subtract the trailing bar.
-    if m < n:
-        _fill_nan(res, 0, m)
-        return
-    _fill_nan(res, 0, n - 1)
-    total = 0.0
-    for i in range(n - 1):
-        total += src[i]
-    fn = float(n)
-    for i in range(n - 1, m):
-        total += src[i]
-        tmp = total
-        total -= src[i - n + 1]
-        res[i] = tmp / fn
+def _gen(name: str) -> Any:
+    # The 1-D driver of a step of ._steps, generated from its ._drivers spec.
+    return _drivers.driver(name, "oned", njit(**dict(_JIT, error_model="numpy")), _S)
 
 
-@njit(**_JIT)
-def _ema_1d(src, m, n, res):
-    # TA_EMA (default compatibility): _steps.ema_step over the own bars (output from bar
-    # n - 1); n = 1 is the series itself (k = 1: TA-Lib returns it unchanged).
-    if n == 1:
-        for i in range(m):
-            res[i] = src[i]
-        return
-    k = 2.0 / float(n + 1)
-    fn = float(n)
-    p = 0.0
-    for i in range(m):
-        p = _S.ema_step(i, p, src[i], n, fn, k)
-        res[i] = p if i >= n - 1 else np.nan
-
-
-@njit(**_JIT)
-def _rsi_1d(src, m, n, res):
-    # TA_RSI (Wilder), TA-Lib 0.8 form: _steps.rsi_step over the own bars (output from bar n).
-    inv = 1.0 / float(n)
-    fn1 = float(n - 1)
-    gain = 0.0
-    loss = 0.0
-    px = 0.0
-    for i in range(m):
-        gain, loss, r = _S.rsi_step(i, gain, loss, px, src[i], n, inv, fn1)
-        px = src[i]
-        res[i] = r if i >= n else np.nan
-
-
-@njit(**_JIT)
-def _macd_1d(src, m, fast, slow, signal, r_macd, r_sig, r_hist):
-    # TA_MACD (default compatibility): _steps.macd_step over the own bars (outputs from bar
-    # slow + signal - 2).
-    kf = 2.0 / float(fast + 1)
-    ks = 2.0 / float(slow + 1)
-    kg = 2.0 / float(signal + 1)
-    f0 = slow + signal - 2
-    f = 0.0
-    s = 0.0
-    g = 0.0
-    for i in range(m):
-        f, s, g, mv = _S.macd_step(i, f, s, g, src[i], fast, slow, signal, kf, ks, kg)
-        r_macd[i] = mv if i >= f0 else np.nan
-        r_sig[i] = g if i >= f0 else np.nan
-        r_hist[i] = mv - g if i >= f0 else np.nan
+_sma_1d = _gen("sma")  # TA_SMA (output from bar n - 1)
+_ema_1d = _gen("ema")  # TA_EMA (from bar n - 1; n = 1 is the series itself)
+_rsi_1d = _gen("rsi")  # TA_RSI, Wilder (from bar n)
+_macd_1d = _gen("macd")  # TA_MACD (from bar slow + signal - 2)
+_roc_1d = _gen("roc")  # TA_ROC (from bar n)
+_atr_1d = _gen("atr")  # TA_ATR (from bar n)
+_adx_1d = _gen("adx")  # TA_ADX (from bar 2n - 1)
+_obv_1d = _gen("obv")  # TA_OBV
+_bbands_1d = _gen("bbands")  # TA_BBANDS, SMA path (from bar n - 1)
+_stoch_1d = _gen("stoch")  # TA_STOCH, SMA smoothing (from bar fk + sk + sd - 3)
+_willr_1d = _gen("willr")  # TA_WILLR (from bar n - 1)
+_mfi_1d = _gen("mfi")  # TA_MFI 0.8.1 (from bar n)
 
 
 @njit(**_JIT)
@@ -187,61 +129,35 @@ def _rolling_var(src, off, m, n, var):
         bars_left -= 1
         if v < 0.000001 * (t2 * inv) or d > 1000000.0 * t2 or bars_left <= 0:
             bars_left = 32 * n
-            ws = i - lb
-            s = 0.0
-            for j in range(ws, i + 1):
-                s += src[j]
-            shift = s * inv
-            t1 = 0.0
-            t2 = 0.0
-            for j in range(ws, i + 1):
-                d = src[j] - shift
-                t1 += d
-                d *= d
-                t2 += d
-            mean1 = t1 * inv
-            v = t2 * inv - mean1 * mean1
-            if v < 0.000000000001 * (t2 * inv):
-                v = 0.0
-            d = src[ws] - shift
-            t1 -= d
-            d *= d
-            t2 -= d
+            shift, t1, t2, v = _var_rebuild(src, i - lb, i, inv)
         var[i] = v
 
 
 @njit(**_JIT)
-def _bbands_1d(src, m, n, k, r_up, r_mid, r_lo):
-    # TA_BBANDS, SMA path of TA-Lib 0.8.1 (issues #117, #118, #243): middle band = SMA
-    # running sum; std = sqrt of the shifted-sum population variance (_rolling_var);
-    # upper / lower = middle +- std * k.
-    _sma_1d(src, m, n, r_mid)
-    if m < n:
-        _fill_nan(r_up, 0, m)
-        _fill_nan(r_lo, 0, m)
-        return
-    _fill_nan(r_up, 0, n - 1)
-    _fill_nan(r_lo, 0, n - 1)
-    _rolling_var(src, 0, m, n, r_up)  # r_up holds the variance until overwritten below
-    for i in range(n - 1, m):
-        dev = math.sqrt(r_up[i]) * k
-        mid = r_mid[i]
-        r_up[i] = mid + dev
-        r_lo[i] = mid - dev
-
-
-@njit(**_JIT)
-def _atr_1d(hi, lo, cl, m, n, res):
-    # TA_ATR: _steps.atr_step over the own bars (output from bar n).
-    beta = float(n - 1) / float(n)
-    alpha = 1.0 - beta
-    fn = float(n)
-    st = 0.0
-    pc = 0.0
-    for i in range(m):
-        st = _S.atr_step(i, st, hi[i], lo[i], pc, n, fn, beta, alpha)
-        pc = cl[i]
-        res[i] = st if i >= n else np.nan
+def _var_rebuild(src, ws, we, inv):
+    # _rolling_var's fresh two-pass over the window src[ws..we] (inv = 1 / its length):
+    # shift K = the window mean, the variance (0 below 1e-12 S2/n), and S1, S2 with the
+    # departing value src[ws] already taken out. Returns (K, S1, S2, var).
+    s = 0.0
+    for j in range(ws, we + 1):
+        s += src[j]
+    shift = s * inv
+    t1 = 0.0
+    t2 = 0.0
+    for j in range(ws, we + 1):
+        d = src[j] - shift
+        t1 += d
+        d *= d
+        t2 += d
+    mean1 = t1 * inv
+    v = t2 * inv - mean1 * mean1
+    if v < 0.000000000001 * (t2 * inv):
+        v = 0.0
+    d = src[ws] - shift
+    t1 -= d
+    d *= d
+    t2 -= d
+    return shift, t1, t2, v
 
 
 @njit(**_JIT)
@@ -285,57 +201,6 @@ def _di_1d(hi, lo, cl, m, n, plus, res):
         pc = cl[i]
         # The TR sum only ever adds non-negative terms: tested exactly (TA-Lib 0.8, #253).
         res[i] = 100.0 * (dm / tr) if tr > 0.0 else 0.0
-
-
-@njit(**_JIT)
-def _adx_1d(hi, lo, cl, m, n, eps, res):
-    # TA_ADX: _steps.adx_step over the own bars (output from bar 2n - 1).
-    fn = float(n)
-    fn1 = float(n - 1)
-    fo = 2 * n - 1
-    ph = 0.0
-    pl = 0.0
-    pc = 0.0
-    pdm = 0.0
-    mdm = 0.0
-    tr = 0.0
-    adx_v = 0.0
-    for i in range(m):
-        pdm, mdm, tr, adx_v = _S.adx_step(i, ph, pl, pc, pdm, mdm, tr, adx_v, hi[i], lo[i], n,
-                                          fn, fn1, fo, eps)
-        ph = hi[i]
-        pl = lo[i]
-        pc = cl[i]
-        res[i] = adx_v if i >= fo else np.nan
-
-
-@njit(**_JIT)
-def _obv_1d(cl, vol, m, res):
-    # TA_OBV: starts at the first bar's volume; + volume on an up close, - on a down close.
-    if m == 0:
-        return
-    obv_v = vol[0]
-    prev = cl[0]
-    for i in range(m):
-        c = cl[i]
-        if c > prev:
-            obv_v += vol[i]
-        elif c < prev:
-            obv_v -= vol[i]
-        res[i] = obv_v
-        prev = c
-
-
-@njit(**_JIT)
-def _roc_1d(src, m, n, res):
-    # TA_ROC: ((x / x[n bars ago]) - 1) * 100, 0 where the old value is 0.
-    _fill_nan(res, 0, min(n, m))
-    for i in range(n, m):
-        old = src[i - n]
-        if old != 0.0:
-            res[i] = ((src[i] / old) - 1.0) * 100.0
-        else:
-            res[i] = 0.0
 
 
 @njit(**_JIT)

@@ -20,7 +20,6 @@ from technic.indicators._oned import (
     _rsi_1d,
     _sma_1d,
 )
-from technic.indicators._steps import CPU as _S
 
 _JIT = {"cache": True, "nogil": True}
 
@@ -158,18 +157,6 @@ def _sma_from(src, off, m, n, res):
 
 
 @njit(**_JIT)
-def _stoch_1d(hi, lo, cl, m, fk, sk, sd, fast, r_k, r_d):
-    # TA_STOCH (matype SMA): fast %K, slow %K = SMA(fast %K, sk), slow %D = SMA(slow %K, sd);
-    # both outputs start at fk + sk + sd - 3.
-    _fastk_1d(hi, lo, cl, 0, m, fk, fast)
-    _sma_from(fast, fk - 1, m, sk, r_k)
-    _sma_from(r_k, fk + sk - 2, m, sd, r_d)
-    first = min(fk + sk + sd - 3, m)
-    _fill_nan(r_k, 0, first)
-    _fill_nan(r_d, 0, first)
-
-
-@njit(**_JIT)
 def _stochrsi_1d(src, m, n, fk, fd, rsi_buf, r_k, r_d):
     # TA_STOCHRSI (matype SMA): RSI(n), fast %K of the RSI over fk bars (high = low = close =
     # RSI), fast %D = SMA(fast %K, fd); both start at n + fk + fd - 2.
@@ -179,18 +166,6 @@ def _stochrsi_1d(src, m, n, fk, fd, rsi_buf, r_k, r_d):
     first = min(n + fk + fd - 2, m)
     _fill_nan(r_k, 0, first)
     _fill_nan(r_d, 0, first)
-
-
-@njit(**_JIT)
-def _willr_1d(hi, lo, cl, m, n, res):
-    # TA_WILLR 0.8.1: ((HH - c) / (HH - LL)) * -100, 0 when HH == LL.
-    _fill_nan(res, 0, min(n - 1, m))
-    for i in range(n - 1, m):
-        hh, ll = _extremes(hi, lo, i - n + 1, i + 1)
-        if (hh - ll) / (-100.0) != 0.0:
-            res[i] = ((hh - cl[i]) / (hh - ll)) * (-100.0)
-        else:
-            res[i] = 0.0
 
 
 @njit(**_JIT)
@@ -219,25 +194,6 @@ def _cci_1d(hi, lo, cl, m, n, circ, res):
         slot += 1
         if slot == n:
             slot = 0
-
-
-@njit(**_JIT)
-def _mfi_1d(hi, lo, cl, vol, m, n, pos, neg, res):
-    # TA_MFI 0.8.1: _steps.mfi_bar over the own bars, its flow rings (n, 1) views of pos / neg.
-    if m <= n:
-        _fill_nan(res, 0, m)
-        return
-    rp = pos[:n].reshape((n, 1))
-    rn = neg[:n].reshape((n, 1))
-    s = 0
-    prev = 0.0
-    ps = 0.0
-    ns = 0.0
-    nr = 0
-    for i in range(m):
-        prev, ps, ns, nr, res[i] = _S.mfi_bar(i, s, prev, ps, ns, nr, rp, rn, 0, hi[i], lo[i],
-                                              cl[i], vol[i], n)
-        s = _S.next_slot(s, n) if i >= 1 else s
 
 
 @njit(**_JIT)

@@ -19,6 +19,7 @@ import numpy as np
 from numba import njit
 
 from technic.indicators._common import TA_EPSILON
+from technic.indicators._oned import _var_rebuild
 from technic.indicators._tm import _JIT
 
 #: Symbols per column block.
@@ -155,7 +156,7 @@ def _ext_buffers(n):
 
 @njit(**_JIT)
 def rg_willr(h, lo, cl, n, first, out):
-    # Twin of extra._willr_1d on regular columns; window extremes from _prefix_ext.
+    # Twin of _oned._willr_1d on regular columns; window extremes from _prefix_ext.
     t_len, n_cols = h.shape
     sh, sl, ph, pl = _ext_buffers(n)
     lb = n - 1
@@ -190,7 +191,7 @@ def rg_willr(h, lo, cl, n, first, out):
 
 @njit(**_JIT)
 def rg_stoch(h, lo, cl, fk, sk, sd, first, o_k, o_d):
-    # Twin of extra._stoch_1d on regular columns: fast %K from the window extremes
+    # Twin of _oned._stoch_1d on regular columns: fast %K from the window extremes
     # (_prefix_ext); slow %K and slow %D are TA_SMA running totals whose departing values
     # come from row rings (row r in slot r % sk / r % sd).
     t_len, n_cols = h.shape
@@ -259,7 +260,7 @@ def rg_stoch(h, lo, cl, fk, sk, sd, first, o_k, o_d):
 
 @njit(**_JIT)
 def rg_mfi(h, lo, cl, vol, n, first, out):
-    # Twin of extra._mfi_1d (and tm_mfi) on regular columns, branch-free: the flows of bar
+    # Twin of _oned._mfi_1d (and tm_mfi) on regular columns, branch-free: the flows of bar
     # i >= 1 go to a row ring (row r in slot r % n), so the flows leaving the window at bar
     # i > n (bar i - n, row t - n) are read from slot t % n before it is overwritten.
     t_len, n_cols = h.shape
@@ -380,25 +381,7 @@ def rg_bbands(x, n, k, first, o_up, o_mid, o_lo):
         for j in range(n_cols):
             if not need[j]:
                 continue
-            acc = 0.0
-            for r in range(a, t + 1):
-                acc += x[r, j]
-            sh = acc * inv
-            t1 = 0.0
-            t2 = 0.0
-            for r in range(a, t + 1):
-                d = x[r, j] - sh
-                t1 += d
-                d *= d
-                t2 += d
-            mean1 = t1 * inv
-            var = t2 * inv - mean1 * mean1
-            if var < 0.000000000001 * (t2 * inv):
-                var = 0.0
-            d = x[a, j] - sh
-            t1 -= d
-            d *= d
-            t2 -= d
+            sh, t1, t2, var = _var_rebuild(x[:, j], a, t, inv)
             shift[j] = sh
             s1[j] = t1
             s2[j] = t2

@@ -13,9 +13,11 @@ three drivers:
 * the CUDA kernels of :mod:`technic.indicators._cuda` (one thread per symbol).
 
 Steps here: EMA, RSI, MACD, ATR (and true range), ADX, SMA, ROC, OBV, STOCH, WILLR (and the
-high/low ring push), MFI. BBANDS, CCI, the rolling variance / realized volatility, lags,
-rolling extremes and LINREG_R2 still have a CPU and a CUDA text of the same arithmetic; the
-``rg_*`` regular-column kernels of :mod:`._rg` are a separate fast path.
+high/low ring push), MFI, BBANDS (and the rolling variance it shares with the CUDA realized
+volatility). Their drivers are generated per target by :mod:`._drivers`. CCI, the CPU
+rolling variance / realized volatility, lags, rolling extremes and LINREG_R2 still have a
+CPU and a CUDA text of the same arithmetic; the ``rg_*`` regular-column kernels of
+:mod:`._rg` are a separate fast path.
 
 The steps are plain Python functions that name two arithmetic primitives as globals: ``mul``
 (a product that is never fused) and ``fma`` (the fused multiply-add TA-Lib emits). On the
@@ -42,9 +44,15 @@ def _mul_cpu(a, b):
     return a * b
 
 
+@njit(cache=True, nogil=True, inline="always", error_model="numpy")
+def _log_cpu(x):
+    return math.log(x)
+
+
 # Bound for the CPU; compile_steps rebinds them per target.
 fma = _fma
 mul = _mul_cpu
+log = _log_cpu
 
 
 def true_range(h, lo, prev_close):
@@ -167,50 +175,36 @@ def next_slot(s, n):
     return 0 if s == n else s
 
 
-def hl_push(rh, rl, s, n, j, c, hv, lv, hh, ll):
-    # Push own bar c of symbol j into the rings of its last n highs / lows (slot s = c % n)
-    # and return the highest high and lowest low of the last min(c + 1, n) bars. Same values
-    # as a chronological scan where the first extreme wins (extra._extremes): the extreme
-    # only changes on a strictly greater / smaller value, and the window is rescanned oldest
-    # first when the departing bar equals the current extreme.
+def ext_push(r, s, n, j, c, v, e, want_max):
+    # Push own bar c's value v into ring column j (slot s = c % n) and return the extreme
+    # (the highest if want_max, else the lowest) of the last min(c + 1, n) values, e being
+    # the one before. Same values as a chronological scan where the first extreme wins
+    # (_oned_extra._extremes): the extreme only changes on a strictly greater / smaller
+    # value, and the window is rescanned oldest first when the departing value equals it.
     if c == 0:
-        rh[s, j] = hv
-        rl[s, j] = lv
-        return hv, lv
+        r[s, j] = v
+        return v
     if c >= n:
-        oh = rh[s, j]
-        ol = rl[s, j]
-        rh[s, j] = hv
-        rl[s, j] = lv
-        q0 = next_slot(s, n)
-        if oh == hh:
-            q = q0
-            hh = rh[q, j]
+        old = r[s, j]
+        r[s, j] = v
+        if old == e:
+            q = next_slot(s, n)
+            e = r[q, j]
             for _ in range(n - 1):
                 q = next_slot(q, n)
-                w = rh[q, j]
-                if w > hh:
-                    hh = w
-        elif hv > hh:
-            hh = hv
-        if ol == ll:
-            q = q0
-            ll = rl[q, j]
-            for _ in range(n - 1):
-                q = next_slot(q, n)
-                w = rl[q, j]
-                if w < ll:
-                    ll = w
-        elif lv < ll:
-            ll = lv
-        return hh, ll
-    rh[s, j] = hv
-    rl[s, j] = lv
-    if hv > hh:
-        hh = hv
-    if lv < ll:
-        ll = lv
-    return hh, ll
+                w = r[q, j]
+                if (w > e) if want_max else (w < e):
+                    e = w
+            return e
+    else:
+        r[s, j] = v
+    return v if ((v > e) if want_max else (v < e)) else e
+
+
+def hl_push(rh, rl, s, n, j, c, hv, lv, hh, ll):
+    # ext_push of a bar's high and low into the rings of the last n highs / lows: returns
+    # the highest high and the lowest low of the last min(c + 1, n) bars.
+    return (ext_push(rh, s, n, j, c, hv, hh, True), ext_push(rl, s, n, j, c, lv, ll, False))
 
 
 def willr_bar(c, s, hh, ll, rh, rl, j, hv, lv, cv, n):
@@ -321,10 +315,169 @@ def obv_bar(c, prev, acc, cv, vv):
     return acc
 
 
+def var_step(ring, j, n, so, v, old, shift, s1, s2, left):
+    # One output of TA-Lib 0.8.1's cancellation-free VAR (issues #118, #243) for the window
+    # of the last n values in ring column j, v the newest (already in the ring), `old` the
+    # oldest (slot so): running sums of deviations from a shift K, S1 = sum(x - K), S2 =
+    # sum((x - K)^2), var = S2/n - (S1/n)^2; rebuilt by a fresh two-pass from slot so (K =
+    # the window mean) when var < 1e-6 S2/n, when the departing squared deviation exceeds
+    # 1e6 S2, or every 32 n bars (left: the countdown); a rebuilt var below 1e-12 S2/n is 0.
+    # Then the departing value is taken out. Returns (var, K, S1, S2, left).
+    inv = 1.0 / float(n)
+    sh = shift
+    d = v - sh
+    t1 = s1 + d
+    d = mul(d, d)
+    t2 = s2 + d
+    mean1 = mul(t1, inv)
+    var = mul(t2, inv) - mul(mean1, mean1)
+    d = old - sh
+    t1 -= d
+    d = mul(d, d)
+    t2 -= d
+    bl = left - 1
+    if var < mul(0.000001, mul(t2, inv)) or d > mul(1000000.0, t2) or bl <= 0:
+        bl = 32 * n
+        acc = 0.0
+        q = so
+        for _ in range(n):
+            acc += ring[q, j]
+            q = next_slot(q, n)
+        sh = mul(acc, inv)
+        t1 = 0.0
+        t2 = 0.0
+        q = so
+        for _ in range(n):
+            d = ring[q, j] - sh
+            t1 += d
+            d = mul(d, d)
+            t2 += d
+            q = next_slot(q, n)
+        mean1 = mul(t1, inv)
+        var = mul(t2, inv) - mul(mean1, mean1)
+        if var < mul(0.000000000001, mul(t2, inv)):
+            var = 0.0
+        d = old - sh
+        t1 -= d
+        d = mul(d, d)
+        t2 -= d
+    return var, sh, t1, t2, bl
+
+
+def var_warm(c, shift, s1, s2, v):
+    # A value before the first full window of var_step: the shift K is the first value.
+    sh = v if c == 0 else shift
+    d = v - sh
+    return sh, s1 + d, s2 + mul(d, d)
+
+
+def bbands_bar(c, s, total, shift, s1, s2, left, ring, j, v, n, k):
+    # TA_BBANDS, SMA path of TA-Lib 0.8.1 (issues #117, #118, #243) at own bar c (slot s of
+    # the ring of the last n values): middle band = the TA_SMA running total / n; std = sqrt
+    # of var_step's population variance; upper / lower = middle +- std * k; from bar n - 1.
+    # Returns (total, shift, s1, s2, left, upper, middle, lower).
+    ring[s, j] = v
+    if c < n - 1:
+        shift, s1, s2 = var_warm(c, shift, s1, s2, v)
+        return total + v, shift, s1, s2, left, math.nan, math.nan, math.nan
+    shift = v if c == 0 else shift  # n == 1
+    so = next_slot(s, n)  # the oldest bar of the window
+    tot = total + v
+    old = ring[so, j]
+    mid = tot / float(n)
+    var, shift, s1, s2, left = var_step(ring, j, n, so, v, old, shift, s1, s2, left)
+    dev = mul(math.sqrt(var), k)
+    return tot - old, shift, s1, s2, left, mid + dev, mid, mid - dev
+
+
+def ext_bar(c, s, e, ring, j, v, n, want_max):
+    # Rolling maximum (want_max) / minimum of the last n own values at own bar c (slot s):
+    # ext_push; from bar n - 1. Returns (extreme, output).
+    e = ext_push(ring, s, n, j, c, v, e, want_max)
+    return e, (e if c >= n - 1 else math.nan)
+
+
+def lag_bar(c, s, ring, j, v, k):
+    # The value k own bars before bar c (slot s = c % k holds it), NaN for the first k bars.
+    out = ring[s, j] if c >= k else math.nan
+    ring[s, j] = v
+    return out
+
+
+def rvol_bar(c, s, prevc, shift, s1, s2, left, ring, j, v, n, ddof, scale):
+    # Realized volatility at own bar c: the log return r = log(v / previous close) of bars
+    # 1.. goes to slot s of the ring of the last n returns; their sample variance by
+    # var_step (shift = the first return) gives sqrt(var * n / (n - 1)) * scale from bar n
+    # (n >= 2; ddof = n / (n - 1)). Returns (close, shift, s1, s2, left, output).
+    if c == 0:
+        return v, shift, s1, s2, left, math.nan
+    r = log(v / prevc)
+    ring[s, j] = r
+    if c < n:
+        shift, s1, s2 = var_warm(c - 1, shift, s1, s2, r)
+        return v, shift, s1, s2, left, math.nan
+    so = next_slot(s, n)
+    var, shift, s1, s2, left = var_step(ring, j, n, so, r, ring[so, j], shift, s1, s2, left)
+    return v, shift, s1, s2, left, mul(math.sqrt(mul(var, ddof)), scale)
+
+
+def linreg_r2_bar(c, s, ring, j, v, n):
+    # LINREG_R2 at own bar c (slot s of the ring of the last n values), from bar n - 1: one
+    # pass over the window oldest first, d = y - y_oldest: Syy = s2 - s1^2 / n, Sxy = sk -
+    # xbar s1, R^2 = Sxy^2 / (Sxx Syy), NaN unless Syy > 0, clamped to <= 1 (the arithmetic
+    # of _oned_extra._linreg_r2_at; every product through mul).
+    ring[s, j] = v
+    if c < n - 1:
+        return math.nan
+    fn = float(n)
+    xbar = mul(fn - 1.0, 0.5)
+    sxx = mul(fn, mul(fn, fn) - 1.0) / 12.0
+    q = next_slot(s, n)  # the oldest of the last n values
+    y0 = ring[q, j]
+    s1 = 0.0
+    s2 = 0.0
+    sk = 0.0
+    for k in range(n):
+        d = ring[q, j] - y0
+        s1 += d
+        s2 += mul(d, d)
+        sk += mul(float(k), d)
+        q = next_slot(q, n)
+    syy = s2 - mul(s1, s1) / fn
+    if not syy > 0.0:
+        return math.nan
+    sxy = sk - mul(xbar, s1)
+    r2 = mul(sxy, sxy) / mul(sxx, syy)
+    return 1.0 if r2 > 1.0 else r2
+
+
+def cci_bar(c, s, ring, j, hv, lv, cv, n):
+    # TA_CCI at own bar c: typical price in TA-Lib's circular buffer (slot s = c % n); mean
+    # and mean absolute deviation summed in SLOT order; (tp - mean) / (0.015 * (mad_sum /
+    # n)), 0 when tp - mean is within 1e-14 (|tp| + |mean|) or the deviation sum is 0; from
+    # bar n - 1 (the arithmetic of _tm.tm_cci / _oned_extra._cci_1d).
+    tp = (hv + lv + cv) / 3.0
+    ring[s, j] = tp
+    if c < n - 1:
+        return math.nan
+    a = 0.0
+    for q in range(n):
+        a += ring[q, j]
+    a = a / n
+    sd = 0.0
+    for q in range(n):
+        sd += abs(ring[q, j] - a)
+    d = tp - a
+    if abs(d) <= mul(TA_EPSILON, abs(tp) + abs(a)) or sd == 0.0:
+        return 0.0
+    return d / mul(0.015, sd / n)
+
+
 #: The step functions, in dependency order (a step may call the ones before it).
-STEPS: tuple[Callable[..., Any], ...] = (true_range, atr_step, adx_step, ema_step, rsi_step,
-                                         macd_step, next_slot, hl_push, willr_bar, stoch_bar,
-                                         mfi_bar, sma_bar, roc_bar, obv_bar)
+STEPS: tuple[Callable[..., Any], ...] = (
+    true_range, atr_step, adx_step, ema_step, rsi_step, macd_step, next_slot, ext_push, hl_push,
+    willr_bar, stoch_bar, mfi_bar, sma_bar, roc_bar, obv_bar, var_step, var_warm, bbands_bar,
+    ext_bar, lag_bar, rvol_bar, linreg_r2_bar, cci_bar)
 
 
 def compile_steps(jit: Callable[[Any], Any], name: str, **prims: Any) -> types.ModuleType:
@@ -346,4 +499,4 @@ def compile_steps(jit: Callable[[Any], Any], name: str, **prims: Any) -> types.M
 
 #: The steps compiled for the CPU (njit, inlined into their callers).
 CPU = compile_steps(njit(cache=True, nogil=True, inline="always", error_model="numpy"),
-                    "technic.indicators._steps.CPU", fma=_fma, mul=_mul_cpu)
+                    "technic.indicators._steps.CPU", fma=_fma, mul=_mul_cpu, log=_log_cpu)

@@ -34,14 +34,15 @@ from technic.indicators._oned import (
     _bbands_1d,
     _ema_1d,
     _macd_1d,
+    _mfi_1d,
     _obv_1d,
     _roc_1d,
     _rolling_ext_1d,
-    _rolling_var,
     _rsi_1d,
+    _rvol_1d,
     _sma_1d,
 )
-from technic.indicators._oned_extra import _cmf_1d, _linreg_r2_at, _mfi_1d
+from technic.indicators._oned_extra import _cmf_1d, _linreg_r2_at
 
 #: Opcode of each indicator the last-row driver runs (``bar``: the input itself).
 OPS: dict[str, int] = {name: i for i, name in enumerate((
@@ -81,22 +82,6 @@ def _last(res, m, k):
 
 
 @njit(cache=True, nogil=True)
-def _rvol_into(src, m, n, aux, res):
-    # cpu._rvol_1d(src, m, n, sqrt(252), aux, res): the same arithmetic (the rolling
-    # variance re-anchors from the start, so it runs over the whole window).
-    for i in range(m):
-        res[i] = np.nan
-    if m <= n:
-        return
-    for i in range(1, m):
-        aux[i] = np.log(src[i] / src[i - 1])
-    _rolling_var(aux, 1, m, n, res)
-    ddof = float(n) / float(n - 1)
-    for i in range(n, m):
-        res[i] = math.sqrt(res[i] * ddof) * _SQRT_252
-
-
-@njit(cache=True, nogil=True)
 def _run_call(op, b, i0, i1, i2, i3, p0, p1, p2, fp, m, r, aux, dq):
     # One indicator call on the first m own bars of the input buffers b; outputs in r[0..2].
     # Rows of r are only meaningful where _keep reads them (the last few bars).
@@ -123,12 +108,12 @@ def _run_call(op, b, i0, i1, i2, i3, p0, p1, p2, fp, m, r, aux, dq):
     elif op in (_MAX, _MIN):
         _rolling_ext_1d(b[i0], m, p0, op == _MAX, dq, r[0])
     elif op == _RVOL:
-        _rvol_into(b[i0], m, p0, aux, r[0])
+        _rvol_1d(b[i0], m, p0, _SQRT_252, aux, r[0])
     elif op == _R2:
         # extra._linreg_r2_1d's value at the last bar only (an O(n) window per value).
         r[0, m - 1] = _linreg_r2_at(b[i0], m - p0, p0) if m >= p0 else np.nan
     elif op == _MFI:
-        _mfi_1d(b[i0], b[i1], b[i2], b[i3], m, p0, r[1], r[2], r[0])
+        _mfi_1d(b[i0], b[i1], b[i2], b[i3], m, p0, r[0])
     elif op == _CMF:
         _cmf_1d(b[i0], b[i1], b[i2], b[i3], m, p0, r[0])
 

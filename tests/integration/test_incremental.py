@@ -308,7 +308,7 @@ def test_pooled_adbc_reuses_and_replaces_broken_connections(fresh_target):
 
 def test_r2_at_requested_rows_equals_the_full_kernel(bars):
     from technic import indicators as ind
-    from technic.indicators.extra import linreg_r2_rows
+    from technic.indicators import linreg_r2_rows
 
     p = Panel.from_arrow(pa.Table.from_pandas(bars, preserve_index=False))
     rows = [0, 70, len(p.dates) - 40, len(p.dates) - 1]
