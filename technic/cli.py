@@ -28,19 +28,12 @@ def _debug() -> bool:
     return _DEBUG or os.environ.get("TECHNIC_DEBUG", "").strip().lower() in {"1", "true", "yes"}
 
 
-def _first_line(e: BaseException) -> str:
-    for line in str(e).splitlines():
-        if line.strip():
-            return " ".join(line.split())[:500]
-    return ""
-
-
 def describe_error(e: BaseException) -> str:
     """One line for an error the CLI did not handle itself: database errors name the
     driver's error and its first line (no SQL, no traceback)."""
-    from technic.store.db import describe_database_error
+    from technic.store.db import describe_database_error, first_line
 
-    return describe_database_error(e) or f"{type(e).__name__}: {_first_line(e)}"
+    return describe_database_error(e) or f"{type(e).__name__}: {first_line(e)}"
 
 
 class _Cli(typer.Typer):

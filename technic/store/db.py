@@ -263,7 +263,9 @@ def fetch_frame(target: DatabaseTarget, sql: str, params: tuple = ()):
         return cur.fetch_arrow_table().to_pandas(date_as_object=False)
 
 
-def _first_line(e: BaseException) -> str:
+def first_line(e: BaseException) -> str:
+    """The first non-blank line of ``str(e)``, whitespace collapsed, at most 500 characters
+    (what a one-line CLI error shows of an exception)."""
     for line in str(e).splitlines():
         if line.strip():
             return " ".join(line.split())[:500]
@@ -279,12 +281,12 @@ def describe_database_error(e: BaseException) -> str | None:
         what = "database connection failed or was lost" if (
             e.connection_invalidated or isinstance(e, sa.exc.OperationalError)) \
             else "database error"
-        return f"{what}: {type(orig).__name__}: {_first_line(orig)}"
+        return f"{what}: {type(orig).__name__}: {first_line(orig)}"
     mod = type(e).__module__ or ""
     if mod.startswith(("psycopg", "adbc_driver")):
         what = "database connection failed or was lost" if "Operational" in type(e).__name__ \
             else "database error"
-        return f"{what}: {type(e).__name__}: {_first_line(e)}"
+        return f"{what}: {type(e).__name__}: {first_line(e)}"
     if isinstance(e, sa.exc.SQLAlchemyError):
-        return f"database error: {type(e).__name__}: {_first_line(e)}"
+        return f"database error: {type(e).__name__}: {first_line(e)}"
     return None
