@@ -312,9 +312,9 @@ def fundamental_factors(frame: pd.DataFrame, state: pd.DataFrame,
     Args:
         frame: N rows of one date with ``symbol``, ``close`` (USD per share on that date)
             and ``sector`` (optional; missing → :data:`NO_SECTOR`).
-        state: :func:`pit_state` for that date (indexed by symbol), or the
-            :data:`STATE_COLUMNS` aligned with ``frame`` row by row (same length, a column
-            ``symbol`` absent or equal).
+        state: :func:`pit_state` for that date (indexed by ``symbol``), rows with a
+            ``symbol`` column (e.g. :func:`pit_state_asof` of this date's rows), or
+            :data:`STATE_COLUMNS` aligned with ``frame`` row by row (same length, no key).
         mask: ``(N,) bool`` universe the ranks are taken in (None = all rows).
         reference_shares: ``(N,)`` fallback shares for ``market_cap_pit`` (see
             :func:`market_cap_pit`), or None.
@@ -329,12 +329,19 @@ def fundamental_factors(frame: pd.DataFrame, state: pd.DataFrame,
         (:func:`market_cap_pit`) and the latest quarter used (``fund_period_end``,
         ``fund_available_date``). The value factors use the fundamentals' market cap only
         (never the reference fallback).
+
+    Raises:
+        ValueError: ``state`` has no symbol key and not one row per ``frame`` row.
     """
     n = len(frame)
-    if len(state) == n and "symbol" not in state.columns and state.index.name != "symbol":
+    if "symbol" in state.columns:  # e.g. pit_state_asof rows of this one date
+        state = state.drop_duplicates("symbol").set_index("symbol")
+    if state.index.name == "symbol":
+        st = state.reindex(frame["symbol"].to_numpy()).reset_index(drop=True)
+    elif len(state) == n:
         st = state.reset_index(drop=True)
     else:
-        st = state.reindex(frame["symbol"].to_numpy()).reset_index(drop=True)
+        raise ValueError(f"state has {len(state)} rows for {n} frame rows and no symbol key")
 
     def s(c: str) -> np.ndarray:
         return st[c].to_numpy(dtype=np.float64, na_value=np.nan)

@@ -68,7 +68,9 @@ def score_frame(features: pd.DataFrame, rules: UniverseRules,
         rules: the universe filter.
         caps: for the ICS size component (:func:`market_cap_for`); None = size skipped.
         fundamentals: the point-in-time fundamentals state of the date
-            (:func:`technic.scoring.fundamentals.pit_state`), or None. Given, the factors of
+            (:func:`technic.scoring.fundamentals.pit_state`; for many dates
+            :func:`~technic.scoring.fundamentals.pit_state_asof` of the date's rows), or
+            None. Given, the factors of
             :func:`technic.scoring.fundamentals.fundamental_factors` are added (ranked within
             the filtered universe) and ``market_cap_pit`` (hence ICS size) becomes
             ``close × diluted shares of the latest quarter public on the date``, falling back
