@@ -164,10 +164,12 @@ def _print_ingest(reports) -> None:
 @ingest_app.command("files")
 def ingest_files_cmd(
     path: Annotated[Path | None, typer.Argument(
-        help="A directory (its universe.parquet and bars_daily.parquet/.csv) or one file. "
+        help="A directory (its universe.parquet, bars_daily.parquet/.csv and "
+             "fundamentals.parquet/.csv) or one file. "
              "Default: the bundled real subset (TECHNIC_DATA_DIR).")] = None,
 ) -> None:
-    """Load bars (Parquet/CSV: symbol, date, open, high, low, close, volume) and universe rows.
+    """Load bars (Parquet/CSV: symbol, date, open, high, low, close, volume), universe rows and
+    quarterly fundamentals (symbol, period_end, available_date, line items).
 
     Bad rows are stored in ingest_rejects with their reason and counted; good rows are upserted
     (re-running the same file changes nothing). Exit code 0 unless the file is unusable."""
