@@ -363,6 +363,32 @@ def ingest_polygon_cmd(
         _print_ingest(reports)
 
 
+@ingest_app.command("polygon-financials")
+def ingest_polygon_financials_cmd(
+    symbols: Annotated[list[str], typer.Argument(help="Tickers, e.g. AAPL MSFT.")],
+    filed_from: Annotated[str | None, typer.Option(
+        "--filed-from", help="First filing date (YYYY-MM-DD); default: all.")] = None,
+    filed_to: Annotated[str | None, typer.Option(
+        "--filed-to", help="Last filing date (YYYY-MM-DD); default: all.")] = None,
+) -> None:
+    """Quarterly fundamentals from Polygon's vX/reference/financials into the fundamentals
+    table (one ingest run per ticker; needs TECHNIC_POLYGON_API_KEY). Filing dates are the
+    quarters' public dates; free cash flow stays NULL (the endpoint has no capex line)."""
+    from technic.jobs.ingest import ingest_polygon_financials
+    from technic.providers.polygon import PolygonClient, PolygonError
+
+    s = get_settings()
+    a, b = _parse_date(filed_from, "--filed-from"), _parse_date(filed_to, "--filed-to")
+    target, _ = _target()
+    try:
+        with PolygonClient(base_url=s.polygon_base_url,
+                           requests_per_minute=s.polygon_requests_per_minute) as client:
+            reports = ingest_polygon_financials(target, client, symbols, start=a, end=b)
+    except PolygonError as e:
+        raise _fail(f"{e} — tickers before it are stored") from None
+    _print_ingest(reports)
+
+
 # ----------------------------------------------------------------------------- features
 def _refresh(target, as_of: dt.date | None, local: bool, only_changed: bool = False,
              use_gpu: bool = False):

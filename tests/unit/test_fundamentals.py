@@ -256,3 +256,20 @@ def test_validation_reasons():
         "public date before period end", "missing value",
         "public date > 365 days after period end (availability unknown)",
         "public date after today (New York)", "non-numeric value", "unparseable date"]
+
+
+@pytest.mark.parametrize("timescale", [False, True])
+def test_migrations_17_18_sql(timescale):
+    from technic.store.schema import FUNDAMENTAL_RESULT_COLUMNS, MIGRATIONS
+
+    m17, m18 = (next(m for m in MIGRATIONS if m.version == v) for v in (17, 18))
+    sql17 = "\n".join(m17.render("technic", timescale))  # type: ignore[operator]
+    assert 'CREATE TABLE IF NOT EXISTS "technic".fundamentals' in sql17
+    assert "PRIMARY KEY (symbol, period_end)" in sql17 and "available_date date NOT NULL" in sql17
+    sql18 = m18.render("technic", timescale)  # type: ignore[operator]
+    for c in (*FUNDAMENTAL_RESULT_COLUMNS, "market_cap_source", "fund_period_end"):
+        assert any(f"ADD COLUMN IF NOT EXISTS {c} " in s for s in sql18), c
+    # the views expand r.* at creation: recreated after the columns are added
+    last_add = max(i for i, s in enumerate(sql18) if "ADD COLUMN" in s)
+    views = [i for i, s in enumerate(sql18) if s.startswith("CREATE VIEW")]
+    assert len(views) == 2 and min(views) > last_add
