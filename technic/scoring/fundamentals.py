@@ -26,6 +26,7 @@ Public entry points (the scan, the evaluation and the lead call these):
 * :func:`pit_state` — the per-symbol state as of one date;
 * :func:`pit_state_events` + :func:`pit_state_asof` — the same for many dates at once;
 * :func:`market_cap_pit` — point-in-time market cap with the fallback to reference shares;
+* :func:`market_cap_panel` — the same for any number of ``(symbol, date, close)`` rows;
 * :func:`fundamental_factors` — raw factors, sector-neutral ranks and composites of one date;
 * :func:`fundamental_factor_panel` — :func:`fundamental_factors` for every date of a panel.
 """
@@ -273,6 +274,46 @@ def market_cap_pit(close: np.ndarray, shares_pit: np.ndarray,
         out = np.where(use, ref, out)
         src[use] = "reference"
     return pd.DataFrame({"market_cap_pit": out, "market_cap_source": src})
+
+
+def market_cap_panel(rows: pd.DataFrame, quarters: pd.DataFrame | None = None,
+                     reference_shares: pd.Series | None = None,
+                     events: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Point-in-time market cap of any number of ``(symbol, date)`` rows at once.
+
+    ``close × shares_diluted`` of the latest quarter public on or before each row's date
+    (:func:`pit_state_asof`), falling back to ``close × reference_shares`` (flagged
+    ``reference``): :func:`market_cap_pit` row by row.
+
+    Args:
+        rows: ``symbol``, ``date``, ``close`` (USD per share on that date).
+        quarters: quarterly rows (every quarter; each date sees only those public by then),
+            or None when ``events`` is given.
+        reference_shares: fallback shares indexed by symbol (e.g. ``symbols.market_cap /
+            ref_close``), or None.
+        events: :func:`pit_state_events` of ``quarters``, computed once and reused.
+
+    Returns:
+        Frame indexed like ``rows``: ``market_cap_pit`` (USD, NaN where unknown),
+        ``market_cap_source`` (``fundamentals``, ``reference`` or None), ``shares_diluted_pit``
+        (shares) and ``fund_period_end`` (the quarter used).
+
+    Raises:
+        ValueError: neither ``quarters`` nor ``events`` given.
+    """
+    if events is None:
+        if quarters is None:
+            raise ValueError("market_cap_panel needs quarters or events")
+        events = pit_state_events(quarters)
+    st = pit_state_asof(rows[["symbol", "date"]], events)
+    shares = st["shares_diluted"].to_numpy(np.float64)
+    ref = (None if reference_shares is None else
+           reference_shares.reindex(rows["symbol"].to_numpy()).to_numpy(np.float64))
+    mc = market_cap_pit(rows["close"].to_numpy(np.float64, na_value=np.nan), shares, ref)
+    mc.index = rows.index
+    mc["shares_diluted_pit"] = shares
+    mc["fund_period_end"] = st["period_end"].to_numpy()
+    return mc
 
 
 def sector_neutral_rank(x: np.ndarray, sector: np.ndarray, mask: np.ndarray | None = None,

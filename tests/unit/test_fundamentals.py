@@ -19,6 +19,7 @@ from technic.scoring.fundamentals import (
     MAX_QUARTER_AGE_DAYS,
     fundamental_factor_panel,
     fundamental_factors,
+    market_cap_panel,
     market_cap_pit,
     pit_state,
     pit_state_asof,
@@ -273,3 +274,23 @@ def test_migrations_17_18_sql(timescale):
     last_add = max(i for i, s in enumerate(sql18) if "ADD COLUMN" in s)
     views = [i for i, s in enumerate(sql18) if s.startswith("CREATE VIEW")]
     assert len(views) == 2 and min(views) > last_add
+
+
+def test_market_cap_panel_is_point_in_time(quarters, frames):
+    panel = pd.concat(frames.values(), ignore_index=True)
+    ref = pd.Series(2e9, index=pd.Index(panel["symbol"].unique(), name="symbol"))
+    got = market_cap_panel(panel, quarters, ref)
+    for d in DATES:
+        rows = panel["date"] == d
+        want = _factors(quarters, panel[rows], d)
+        np.testing.assert_array_equal(got.loc[rows, "shares_diluted_pit"],
+                                      want["shares_diluted_pit"])
+    aapl = got[(panel["symbol"] == "AAPL").to_numpy()]
+    assert (aapl["market_cap_source"] == "fundamentals").all()
+    jpm = got[(panel["symbol"] == "JPM").to_numpy()]
+    assert (jpm["market_cap_source"] == "reference").all()
+    np.testing.assert_allclose(jpm["market_cap_pit"],
+                               panel.loc[panel["symbol"] == "JPM", "close"] * 2e9)
+    moved = market_cap_panel(panel, _altered_after(quarters, DATES[0]), ref)
+    first = (panel["date"] == DATES[0]).to_numpy()
+    pd.testing.assert_frame_equal(moved[first], got[first])
