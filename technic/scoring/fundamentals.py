@@ -108,7 +108,12 @@ NO_SECTOR = "(no sector)"
 
 def _prepared(quarters: pd.DataFrame) -> pd.DataFrame:
     """Quarters with datetime64 dates, float items and ``m`` = year·12 + month of the period
-    end (so lags are differences of ``m``)."""
+    end (so lags are differences of ``m``).
+
+    Raises:
+        ValueError: two rows of one symbol end in the same month (validate first:
+            :func:`technic.validation.validate_fundamentals` rejects duplicate keys).
+    """
     q = quarters[["symbol", "period_end", "available_date", *_FLOWS, *_STOCKS]].copy()
     q["period_end"] = pd.to_datetime(q["period_end"])
     q["available_date"] = pd.to_datetime(q["available_date"])
@@ -116,6 +121,11 @@ def _prepared(quarters: pd.DataFrame) -> pd.DataFrame:
         q[c] = pd.to_numeric(q[c], errors="coerce").astype("float64")
     q.loc[~(q["shares_diluted"] >= MIN_SHARES), "shares_diluted"] = np.nan
     q["m"] = q["period_end"].dt.year.to_numpy() * 12 + q["period_end"].dt.month.to_numpy()
+    dup = q.duplicated(["symbol", "m"])
+    if dup.any():
+        first = q[dup].iloc[0]
+        raise ValueError(f"{int(dup.sum())} duplicate quarter(s), e.g. {first['symbol']} "
+                         f"{first['period_end']:%Y-%m}: one row per (symbol, fiscal quarter)")
     return q
 
 
@@ -171,6 +181,9 @@ def pit_state(quarters: pd.DataFrame, as_of) -> pd.DataFrame:
         (``*_q_1y``), TTM sums (NaN unless the four quarters are all public and non-null), and
         its ``total_assets``, ``equity`` (USD) and ``shares_diluted`` (shares; NaN below
         :data:`MIN_SHARES`).
+
+    Raises:
+        ValueError: duplicate (symbol, quarter) rows.
     """
     d = pd.Timestamp(as_of)
     q = _prepared(quarters)

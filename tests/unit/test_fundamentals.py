@@ -209,6 +209,8 @@ def test_ttm_needs_four_consecutive_public_quarters_and_staleness():
     got = pit_state_asof(pd.DataFrame({"symbol": ["Y", "Y"], "date": [
         pd.Timestamp("2024-03-01"), pd.Timestamp(late)]}), ev)
     assert got["net_income_ttm"].iloc[0] == 6 and np.isnan(got["net_income_ttm"].iloc[1])
+    with pytest.raises(ValueError, match="duplicate quarter"):
+        pit_state(pd.concat([q, q.iloc[:1]]), dt.date(2024, 3, 1))
 
 
 def test_sector_neutral_rank_formula():
