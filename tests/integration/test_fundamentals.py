@@ -159,3 +159,23 @@ def test_scan_stores_point_in_time_factors(demo_target, scanned):
     assert view[0] == (len(df), int(df["value_score"].notna().sum()))
     doc = out.to_json(5)
     assert "value_score" in doc["results"][0] and json.dumps(doc)
+
+
+def test_hostile_fundamentals_csv_is_counted_not_fatal(fresh_target, tmp_path):
+    p = tmp_path / "fundamentals.csv"
+    head = ("symbol,period_end,available_date,revenue,net_income,total_assets,equity,"
+            "free_cash_flow,shares_diluted\n")
+    p.write_text(head
+                 + "AAA,2024-03-31,2024-05-01,10,1,100,50,2,1000000\n"
+                 + "AAA,2024-06-30,2024-08-01,ten,1,100,50,2,1000000\n"   # non-numeric
+                 + "BBB,2024-03-31,2024-05-01,10,1\n"                      # ragged line
+                 + "C\x01C,2024-03-31,2024-05-01,10,1,100,50,2,1000000\n"  # control char
+                 + ",2024-03-31,2024-05-01,10,1,100,50,2,1000000\n"        # no symbol
+                 + "DDD,2024-03-31,,10,1,100,50,,\n")                      # no public date
+    rep = ingest_files(fresh_target, p)[0]
+    assert (rep.rows_read, rep.rows_inserted, rep.rows_rejected) == (6, 1, 5)
+    assert rep.rejects_by_reason == {"non-numeric value": 1, "ragged CSV line (5 fields, "
+                                     "9 expected)": 1, "invalid symbol": 1,
+                                     "missing value": 2}
+    assert _q(fresh_target, "SELECT symbol, revenue, free_cash_flow FROM fundamentals") == [
+        ("AAA", 10.0, 2.0)]
