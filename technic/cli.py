@@ -164,10 +164,12 @@ def _print_ingest(reports) -> None:
 @ingest_app.command("files")
 def ingest_files_cmd(
     path: Annotated[Path | None, typer.Argument(
-        help="A directory (its universe.parquet and bars_daily.parquet/.csv) or one file. "
+        help="A directory (its universe.parquet, bars_daily.parquet/.csv and "
+             "fundamentals.parquet/.csv) or one file. "
              "Default: the bundled real subset (TECHNIC_DATA_DIR).")] = None,
 ) -> None:
-    """Load bars (Parquet/CSV: symbol, date, open, high, low, close, volume) and universe rows.
+    """Load bars (Parquet/CSV: symbol, date, open, high, low, close, volume), universe rows and
+    quarterly fundamentals (symbol, period_end, available_date, line items).
 
     Bad rows are stored in ingest_rejects with their reason and counted; good rows are upserted
     (re-running the same file changes nothing). Exit code 0 unless the file is unusable."""
@@ -359,6 +361,32 @@ def ingest_polygon_cmd(
     out.print(f"{len(reports)} session(s) ingested, {skipped} already stored")
     if reports:
         _print_ingest(reports)
+
+
+@ingest_app.command("polygon-financials")
+def ingest_polygon_financials_cmd(
+    symbols: Annotated[list[str], typer.Argument(help="Tickers, e.g. AAPL MSFT.")],
+    filed_from: Annotated[str | None, typer.Option(
+        "--filed-from", help="First filing date (YYYY-MM-DD); default: all.")] = None,
+    filed_to: Annotated[str | None, typer.Option(
+        "--filed-to", help="Last filing date (YYYY-MM-DD); default: all.")] = None,
+) -> None:
+    """Quarterly fundamentals from Polygon's vX/reference/financials into the fundamentals
+    table (one ingest run per ticker; needs TECHNIC_POLYGON_API_KEY). Filing dates are the
+    quarters' public dates; free cash flow stays NULL (the endpoint has no capex line)."""
+    from technic.jobs.ingest import ingest_polygon_financials
+    from technic.providers.polygon import PolygonClient, PolygonError
+
+    s = get_settings()
+    a, b = _parse_date(filed_from, "--filed-from"), _parse_date(filed_to, "--filed-to")
+    target, _ = _target()
+    try:
+        with PolygonClient(base_url=s.polygon_base_url,
+                           requests_per_minute=s.polygon_requests_per_minute) as client:
+            reports = ingest_polygon_financials(target, client, symbols, start=a, end=b)
+    except PolygonError as e:
+        raise _fail(f"{e} — tickers before it are stored") from None
+    _print_ingest(reports)
 
 
 # ----------------------------------------------------------------------------- features

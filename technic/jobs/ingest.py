@@ -157,6 +157,83 @@ def ingest_files(target: DatabaseTarget, path: str | Path, *, source: str | None
                     "windows crossing them splice two bases (see `technic ingest status`); "
                     "load each basis into its own schema (TECHNIC_DB_SCHEMA) to keep them "
                     "apart", source or tag, ", ".join(repr(m) for m in mixed))
+    if fs.fundamentals is not None:
+        fund = fs.fundamentals
+        reports.append(run_fundamentals(
+            target, "files", str(fund), lambda: files_provider.read_fundamentals_file(fund)))
+    return reports
+
+
+def run_fundamentals(target: DatabaseTarget, source: str, path: str,
+                     read: Callable[[], tuple[pd.DataFrame, pd.DataFrame | None]],
+                     now: dt.datetime | None = None) -> IngestReport:
+    """One fundamentals ingest run: ``read()`` → ``(rows, pre_rejects)``, validate
+    (:func:`technic.validation.validate_fundamentals`), upsert into ``fundamentals``
+    (:func:`technic.store.fundamentals.write_fundamentals`, stored with ``source``), log the
+    run in ``ingest_runs`` (failed with the error on any exception, which is re-raised).
+
+    Args:
+        source: ``ingest_runs.source`` and ``fundamentals.source`` (``files``, ``polygon``).
+        path: ``ingest_runs.path`` (the file, or a description of the request).
+        now: the validation clock (tests).
+
+    Returns:
+        The run's report: rows read / inserted / updated / unchanged / rejected by reason.
+    """
+    from technic.store.fundamentals import write_fundamentals
+    from technic.validation import validate_fundamentals
+
+    run_id = store_ingest.start_run(target, source, path)
+    report = IngestReport(run_id=run_id, source=source, path=path)
+    try:
+        t = time.perf_counter()
+        raw, pre = read()
+        report.timings["read_s"] = round(time.perf_counter() - t, 4)
+        t = time.perf_counter()
+        good, rejects = validate_fundamentals(raw, now=now)
+        if pre is not None and len(pre):
+            rejects = pd.concat([pre, rejects], ignore_index=True)
+        report.rows_read = len(raw) + (0 if pre is None else len(pre))
+        report.rows_rejected = len(rejects)
+        report.rejects_by_reason = {str(k): int(n) for k, n in
+                                    rejects["reason"].value_counts().items()}
+        report.timings["validate_s"] = round(time.perf_counter() - t, 4)
+        write_fundamentals(target, report, good, rejects, source)
+    except Exception as e:
+        _fail_run(target, report, e)
+        raise
+    store_ingest.finish_run(target, report)
+    for reason, n in report.rejects_by_reason.items():
+        log.warning("ingest run %d: rejected %d row(s): %s", run_id, n, reason)
+    return report
+
+
+def ingest_polygon_financials(target: DatabaseTarget, client, symbols: list[str], *,
+                              start: dt.date | None = None, end: dt.date | None = None
+                              ) -> list[IngestReport]:
+    """Quarterly fundamentals from Polygon's ``vX/reference/financials`` into
+    ``fundamentals`` (source ``polygon``), one ingest run per symbol.
+
+    Args:
+        client: a :class:`technic.providers.polygon.PolygonClient`.
+        symbols: tickers to request.
+        start, end: filing-date range (inclusive; None = open).
+
+    Returns:
+        One report per symbol.
+
+    Raises:
+        technic.providers.polygon.PolygonError: the API failed after its retries (symbols
+            stored before it stay stored).
+    """
+    reports = []
+    for sym in symbols:
+        path = (f"polygon:financials/{sym}?filing_date.gte={start or ''}"
+                f"&filing_date.lte={end or ''}")
+        def read(s: str = sym) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+            return client.financials(s, filed_from=start, filed_to=end), None
+
+        reports.append(run_fundamentals(target, "polygon", path, read))
     return reports
 
 

@@ -25,16 +25,19 @@ import pandas as pd
 
 from technic.cache import FrameCache, get_cache
 from technic.config import get_settings
+from technic.scoring.fundamentals import pit_state
 from technic.scoring.rank import add_merit, rank_frame
 from technic.scoring.regime import regime_of
 from technic.store.catalog import known_sectors
 from technic.store.db import DatabaseTarget
 from technic.store.features import features_version, latest_feature_date, read_features_arrow
+from technic.store.fundamentals import read_fundamentals
 from technic.store.market import market_caps, market_returns
 from technic.store.results import fail_scan_run, finish_scan_run, start_scan_run
 from technic.store.schema import (
     DEFAULT_PRESET,
     FACTOR_RESULT_COLUMNS,
+    FUNDAMENTAL_RESULT_COLUMNS,
     RESULT_FEATURE_COLUMNS,
     SCORE_COLUMNS,
 )
@@ -52,7 +55,8 @@ __all__ = ["HEADLINE_COLUMNS", "SUMMARY_COLUMNS", "NoFeaturesError", "ScanOutcom
 #: :data:`technic.store.results.RESULT_COLUMNS`).
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "rank", "symbol", "sector", "close", "tech_rating", *SCORE_COLUMNS, "ics", "merit",
-    "regime", "alpha_5d", "alpha_10d", *RESULT_FEATURE_COLUMNS, *FACTOR_RESULT_COLUMNS)
+    "regime", "alpha_5d", "alpha_10d", *RESULT_FEATURE_COLUMNS, *FACTOR_RESULT_COLUMNS,
+    "market_cap_source", *FUNDAMENTAL_RESULT_COLUMNS)
 #: The headline columns (the flows' top-N table): rank, identity, TechRating and its components.
 HEADLINE_COLUMNS: tuple[str, ...] = SUMMARY_COLUMNS[:5 + len(SCORE_COLUMNS)]
 
@@ -143,6 +147,15 @@ def _caps(target: DatabaseTarget, features_key: str) -> pd.DataFrame:
     return _CAPS[k]
 
 
+def fundamentals_as_of(target: DatabaseTarget, day: dt.date) -> pd.DataFrame | None:
+    """The point-in-time fundamentals state of ``day``
+    (:func:`technic.scoring.fundamentals.pit_state` of the stored quarters public on or before
+    it), or None while ``fundamentals`` holds no quarter public by then (the scan then sizes
+    by the reference shares and leaves the fundamental columns NULL)."""
+    quarters = read_fundamentals(target, as_of=day)
+    return None if quarters.empty else pit_state(quarters, day)
+
+
 def add_alpha(ranked: pd.DataFrame, model_dir=None) -> pd.DataFrame:
     """Add ``alpha_5d``/``alpha_10d`` (XGBoost predicted excess forward return over the next 5
     and 10 bars, fraction; models/MODEL_CARD.md) to the ranked, universe-passing rows.
@@ -215,7 +228,8 @@ def run_scan(target: DatabaseTarget, params: ScanParams,
         if on_stage:
             on_stage(stage)
         t = time.perf_counter()
-        ranked, counts = rank_frame(features, params.rules, _caps(target, key))
+        ranked, counts = rank_frame(features, params.rules, _caps(target, key),
+                                    fundamentals_as_of(target, day))
         timings[stage] = round(time.perf_counter() - t, 4)
         stage = "regime"
         if on_stage:

@@ -112,16 +112,20 @@ class FileSet:
 
     bars: tuple[Path, ...]
     universe: Path | None
+    #: Quarterly fundamentals (``fundamentals.parquet``/``.csv``), loaded after the bars.
+    fundamentals: Path | None = None
 
 
 def discover(path: str | Path) -> FileSet:
     """Decide which files under ``path`` to ingest.
 
-    A directory contributes ``universe.parquet`` (if present) and ``bars_daily.parquet`` or
-    ``bars_daily.csv``. Other files there (e.g. ``bars_daily_2026.parquet``, which has a
-    different price basis, or intraday bars) are only loaded when named explicitly. A file is
-    classified by its columns: ``close`` → bars, otherwise ``symbol`` + ``sector``/``exchange``
-    → universe.
+    A directory contributes ``universe.parquet`` (if present), ``bars_daily.parquet`` or
+    ``bars_daily.csv``, and ``fundamentals.parquet``/``.csv`` (quarterly fundamentals, see
+    :func:`read_fundamentals_file`). Other files there (e.g. ``bars_daily_2026.parquet``,
+    which has a different price basis, or intraday bars) are only loaded when named
+    explicitly. A file is
+    classified by its columns: ``close`` → bars, ``period_end`` + ``available_date`` →
+    fundamentals, otherwise ``symbol`` + ``sector``/``exchange`` → universe.
 
     Raises:
         InputFileError: the path does not exist, or holds nothing technic can load.
@@ -131,13 +135,17 @@ def discover(path: str | Path) -> FileSet:
     if p.is_dir():
         bars = tuple(f for f in (p / "bars_daily.parquet", p / "bars_daily.csv") if f.exists())
         uni = p / "universe.parquet"
-        fs = FileSet(bars=bars[:1], universe=uni if uni.exists() else None)
-        if not fs.bars and fs.universe is None:
+        fund = [f for f in (p / "fundamentals.parquet", p / "fundamentals.csv") if f.exists()]
+        fs = FileSet(bars=bars[:1], universe=uni if uni.exists() else None,
+                     fundamentals=fund[0] if fund else None)
+        if not fs.bars and fs.universe is None and fs.fundamentals is None:
             raise InputFileError(f"{p}: no bars_daily.parquet/.csv or universe.parquet in it")
         return fs
     cols = set(_columns(p))
     if "close" in cols:
         return FileSet(bars=(p,), universe=None)
+    if {"period_end", "available_date"} <= cols:
+        return FileSet(bars=(), universe=None, fundamentals=p)
     if "symbol" in cols and cols & {"sector", "exchange"}:
         return FileSet(bars=(), universe=p)
     raise InputFileError(f"{p}: neither a bars file (needs {', '.join(BAR_COLUMNS)}) nor a "
@@ -301,3 +309,42 @@ def _require(p: Path, names: list[str], needed: tuple[str, ...]) -> None:
     missing = [c for c in needed if c not in names]
     if missing:
         raise InputFileError(f"{p}: missing column(s) {', '.join(missing)}")
+
+
+#: Columns a fundamentals file must have (``fiscal_year``/``fiscal_period`` are optional).
+FUNDAMENTALS_REQUIRED = ("symbol", "period_end", "available_date", "revenue", "net_income",
+                         "total_assets", "equity", "free_cash_flow", "shares_diluted")
+
+
+def read_fundamentals_file(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read a quarterly fundamentals file as it is (one row per input row).
+
+    The shared ``fundamentals.parquet`` (README_options_fundamentals.md): ``symbol``,
+    ``period_end`` (fiscal quarter end, a month end), ``available_date`` (first public date:
+    the filing date in practice), the single-quarter flows ``revenue``, ``net_income``,
+    ``free_cash_flow`` and the quarter-end ``total_assets``, ``equity`` (USD), and
+    ``shares_diluted`` (weighted-average diluted shares of the quarter). Other columns
+    (``source_ticker``, ``available_date_suspect``) are dropped: validation recomputes the
+    suspect dates from the two dates. CSV columns are read as text.
+
+    Returns:
+        ``(rows, bad_lines)``: rows with :data:`FUNDAMENTALS_REQUIRED` plus ``fiscal_year``,
+        ``fiscal_period`` (null when absent); ``bad_lines`` as in :func:`read_bars_file`.
+
+    Raises:
+        InputFileError: missing, empty, unreadable, or a required column is absent.
+    """
+    p = Path(path)
+    names = _columns(p)
+    _require(p, names, FUNDAMENTALS_REQUIRED)
+    keep = [c for c in (*FUNDAMENTALS_REQUIRED, "fiscal_year", "fiscal_period") if c in names]
+    if p.suffix.lower() == ".parquet":
+        df = _reading(p, lambda: pq.read_table(p, columns=keep).to_pandas())
+        bad = pd.DataFrame(columns=["row", "reason"])
+    else:
+        table, bad = _read_csv_text(p, names, keep)
+        df = table.to_pandas()
+    for c in ("fiscal_year", "fiscal_period"):
+        if c not in df.columns:
+            df[c] = None
+    return df.reset_index(drop=True), bad

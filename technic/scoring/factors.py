@@ -8,9 +8,12 @@ on or before the date); the relative-strength factors also use the date's filter
 
 Not computed, because their inputs are not stored (never invented):
 
-* value, quality, growth — no point-in-time fundamentals source is stored;
-* turnover needs shares outstanding: approximated only where ``market_cap`` is known
+* turnover needs shares outstanding: approximated only where ``market_cap_pit`` is known
   (``turnover_20 = dollar_volume_20 / market_cap_pit``), NaN elsewhere.
+
+Value, quality and growth come from quarterly fundamentals, point in time:
+:mod:`technic.scoring.fundamentals` (which also supplies ``market_cap_pit`` from the diluted
+shares of the latest quarter public on the date when fundamentals are stored).
 
 Trend quality is ADX, moving-average alignment and the linear-regression R² of the last 63
 closes (``trend_r2``, from the stored ``trend_r2_63`` of migration 9; NaN where it is NULL:
@@ -47,8 +50,9 @@ FACTOR_DEFINITIONS: dict[str, tuple[str, str]] = {
     "rs_sector_63d": ("fraction", "(1 + ret_63d) / (1 + mean ret_63d of the symbol's sector "
                       "in the filtered universe) − 1"),
     "drawdown_52w": ("fraction (≤ 0)", "dist_52w_high: close / 52-week high − 1"),
-    "market_cap_pit": ("USD", "market_cap × close / reference close (see "
-                       "point_in_time_market_cap)"),
+    "market_cap_pit": ("USD", "close × diluted shares of the latest quarter public on the "
+                       "date (technic.scoring.fundamentals.market_cap_pit); without them "
+                       "market_cap × close / reference close (point_in_time_market_cap)"),
 }
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from technic.scoring.factors import compute_factors, point_in_time_market_cap
+from technic.scoring.fundamentals import fundamental_factors
 from technic.scoring.ics import ics
 from technic.scoring.merit import alpha_score, merit
 from technic.scoring.regime import Regime
@@ -39,8 +40,26 @@ def market_cap_for(features: pd.DataFrame, caps: pd.DataFrame | None) -> np.ndar
                                     c["ref_close"].to_numpy(np.float64))
 
 
+def reference_shares_for(features: pd.DataFrame, caps: pd.DataFrame | None
+                         ) -> np.ndarray | None:
+    """Shares of the reference snapshot (``market_cap / ref_close``, today's share count) of
+    ``features``' rows: the fallback of the point-in-time market cap
+    (:func:`technic.scoring.fundamentals.market_cap_pit`). None without caps.
+
+    Returns:
+        ``(len(features),) float64`` shares, NaN where unknown.
+    """
+    if caps is None or caps.empty:
+        return None
+    c = caps.set_index("symbol").reindex(features["symbol"].to_numpy())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sh = c["market_cap"].to_numpy(np.float64) / c["ref_close"].to_numpy(np.float64)
+    return np.where(np.isfinite(sh) & (sh > 0), sh, np.nan)
+
+
 def score_frame(features: pd.DataFrame, rules: UniverseRules,
-                caps: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict[str, int]]:
+                caps: pd.DataFrame | None = None, fundamentals: pd.DataFrame | None = None
+                ) -> tuple[pd.DataFrame, dict[str, int]]:
     """Filter and score one date's feature rows.
 
     Args:
@@ -48,6 +67,14 @@ def score_frame(features: pd.DataFrame, rules: UniverseRules,
             :func:`technic.universe.apply_rules` and the scores read).
         rules: the universe filter.
         caps: for the ICS size component (:func:`market_cap_for`); None = size skipped.
+        fundamentals: the point-in-time fundamentals state of the date
+            (:func:`technic.scoring.fundamentals.pit_state`; for many dates
+            :func:`~technic.scoring.fundamentals.pit_state_asof` of the date's rows), or
+            None. Given, the factors of
+            :func:`technic.scoring.fundamentals.fundamental_factors` are added (ranked within
+            the filtered universe) and ``market_cap_pit`` (hence ICS size) becomes
+            ``close × diluted shares of the latest quarter public on the date``, falling back
+            to the reference shares of ``caps`` (``market_cap_source`` says which).
 
     Returns:
         ``(scored, counts)``: the rows that pass the filter, in input order, with the
@@ -57,18 +84,33 @@ def score_frame(features: pd.DataFrame, rules: UniverseRules,
     """
     keep, counts = apply_rules(features, rules)
     scores = tech_rating(features, keep)
-    factors = compute_factors(features, keep, market_cap_for(features, caps))
+    parts = [features.reset_index(drop=True), scores.reset_index(drop=True)]
+    if fundamentals is not None:
+        fund = fundamental_factors(features, fundamentals, keep,
+                                   reference_shares_for(features, caps))
+        cap = fund["market_cap_pit"].to_numpy(np.float64)
+        fund = fund.drop(columns=["market_cap_pit"])
+    else:
+        fund, cap = None, market_cap_for(features, caps)
+    factors = compute_factors(features, keep, cap)
     core = ics(features, factors, keep)
-    scored = pd.concat([features.reset_index(drop=True), scores.reset_index(drop=True),
-                        factors.reset_index(drop=True), core.reset_index(drop=True)], axis=1)
+    parts += [factors.reset_index(drop=True), core.reset_index(drop=True)]
+    if fund is not None:
+        parts.append(fund.reset_index(drop=True))
+    elif cap is not None:
+        src = pd.Series(None, index=range(len(cap)), dtype=object)
+        src[np.isfinite(cap)] = "reference"
+        parts.append(pd.DataFrame({"market_cap_source": src}))
+    scored = pd.concat(parts, axis=1)
     return scored[keep].reset_index(drop=True), counts
 
 
 def rank_frame(features: pd.DataFrame, rules: UniverseRules,
-               caps: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict[str, int]]:
+               caps: pd.DataFrame | None = None, fundamentals: pd.DataFrame | None = None
+               ) -> tuple[pd.DataFrame, dict[str, int]]:
     """:func:`score_frame`, sorted by ``tech_rating`` descending (ties by symbol) with
     ``rank`` 1..n. MERIT needs the alphas and the regime: :func:`add_merit`."""
-    scored, counts = score_frame(features, rules, caps)
+    scored, counts = score_frame(features, rules, caps, fundamentals)
     ranked = scored.sort_values(["tech_rating", "symbol"], ascending=[False, True],
                                 kind="mergesort").reset_index(drop=True)
     ranked.insert(0, "rank", np.arange(1, len(ranked) + 1, dtype=np.int64))

@@ -13,11 +13,18 @@ import sqlalchemy as sa
 
 from technic.store import runs
 from technic.store.db import DatabaseTarget, get_engine, pooled_adbc
-from technic.store.schema import FACTOR_RESULT_COLUMNS, RESULT_FEATURE_COLUMNS, SCORE_COLUMNS
+from technic.store.schema import (
+    FACTOR_RESULT_COLUMNS,
+    FUNDAMENTAL_RESULT_COLUMNS,
+    FUNDAMENTAL_RESULT_META,
+    RESULT_FEATURE_COLUMNS,
+    SCORE_COLUMNS,
+)
 
 RESULT_COLUMNS = ("run_id", "rank", "symbol", "sector", "close", "tech_rating", "ics", "merit",
                   "alpha_5d", "alpha_10d", "regime", *SCORE_COLUMNS, *RESULT_FEATURE_COLUMNS,
-                  *FACTOR_RESULT_COLUMNS)
+                  *FACTOR_RESULT_COLUMNS, *FUNDAMENTAL_RESULT_COLUMNS,
+                  *(c for c, _ in FUNDAMENTAL_RESULT_META))
 
 
 def start_scan_run(target: DatabaseTarget, params: dict, preset: str | None = None) -> int:
@@ -51,8 +58,11 @@ def fail_scan_run(target: DatabaseTarget, run_id: int, error: str, timings: dict
 
 def _col(df: pd.DataFrame, name: str, kind: str) -> pa.Array:
     if name not in df.columns:
-        return pa.nulls(len(df), pa.float64() if kind == "f" else pa.string())
+        return pa.nulls(len(df), {"f": pa.float64(), "d": pa.date32()}.get(kind, pa.string()))
     s = df[name]
+    if kind == "d":  # date (NaT → NULL)
+        d = pd.to_datetime(s).to_numpy().astype("datetime64[D]")
+        return pa.array(d, pa.date32(), mask=np.isnat(d))
     if kind == "f":
         v = s.to_numpy(dtype=np.float64)
         return pa.array(v, pa.float64(), mask=~np.isfinite(v))
@@ -76,12 +86,13 @@ def finish_scan_run(target: DatabaseTarget, run_id: int, as_of: dt.date, results
         cache: cache facts of the run (stored in ``scan_runs.cache``).
         results: one row per ranked symbol with ``rank, symbol, sector, close, tech_rating``,
             the score columns and the result feature columns (missing optional columns are
-            stored as NULL): ``ics``, ``merit``, ``regime``, the alphas and the factor columns
-            of migration 7.
+            stored as NULL): ``ics``, ``merit``, ``regime``, the alphas, the factor columns
+            of migration 7 and the fundamental columns of migration 18.
         regime: the run's regime label (``scan_runs.regime``); regime_facts: the numbers it
             came from (``scan_runs.regime_facts``, JSON; see technic/scoring/regime.py).
     """
-    kinds = {"run_id": "i", "rank": "i4", "symbol": "s", "sector": "s", "regime": "s"}
+    kinds = {"run_id": "i", "rank": "i4", "symbol": "s", "sector": "s", "regime": "s",
+             **{c: "s" if t == "text" else "d" for c, t in FUNDAMENTAL_RESULT_META}}
     df = results.assign(run_id=run_id)
     table = pa.table({c: _col(df, c, kinds.get(c, "f")) for c in RESULT_COLUMNS})
     t0 = time.perf_counter()
