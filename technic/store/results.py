@@ -13,11 +13,16 @@ import sqlalchemy as sa
 
 from technic.store import runs
 from technic.store.db import DatabaseTarget, get_engine, pooled_adbc
-from technic.store.schema import FACTOR_RESULT_COLUMNS, RESULT_FEATURE_COLUMNS, SCORE_COLUMNS
+from technic.store.schema import (
+    FACTOR_RESULT_COLUMNS,
+    OPTION_RESULT_COLUMNS,
+    RESULT_FEATURE_COLUMNS,
+    SCORE_COLUMNS,
+)
 
 RESULT_COLUMNS = ("run_id", "rank", "symbol", "sector", "close", "tech_rating", "ics", "merit",
                   "alpha_5d", "alpha_10d", "regime", *SCORE_COLUMNS, *RESULT_FEATURE_COLUMNS,
-                  *FACTOR_RESULT_COLUMNS)
+                  *FACTOR_RESULT_COLUMNS, *OPTION_RESULT_COLUMNS)
 
 
 def start_scan_run(target: DatabaseTarget, params: dict, preset: str | None = None) -> int:
