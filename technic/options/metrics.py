@@ -52,6 +52,7 @@ import math
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from technic.options.bs import DIVIDEND_YIELD, RISK_FREE_RATE, deltas, implied_vols
 
@@ -78,6 +79,12 @@ def _col(t: pa.Table, name: str) -> np.ndarray:
     if pa.types.is_date(c.type):
         return c.cast(pa.int32()).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
     return c.cast(pa.float64()).to_numpy(zero_copy_only=False)
+
+
+def _is_put(t: pa.Table) -> np.ndarray:
+    """``option_type == 'P'`` per row (an Arrow kernel: no Python strings)."""
+    return pc.equal(t["option_type"], "P").combine_chunks().fill_null(False) \
+        .to_numpy(zero_copy_only=False)
 
 
 def _starts(ids: np.ndarray) -> np.ndarray:
@@ -131,32 +138,33 @@ def _interp(x: np.ndarray, y: np.ndarray, lo: np.ndarray, hi: np.ndarray,
     return out
 
 
-def _grouped_table(chains: pa.Table | pd.DataFrame) -> pa.Table:
+def _grouped_table(chains: pa.Table | pd.DataFrame) -> tuple[pa.Table, dict | None]:
     """``chains`` with each (date, underlying) chain contiguous and, inside it, rows ordered
     by expiration, type, strike — as stored, or as the real file (sorted by underlying
     first). Only an input not already so is sorted (a sort of millions of rows costs
-    seconds)."""
+    seconds). Also returns the key columns as NumPy when they were read for the check
+    (None after a sort)."""
     t = chains if isinstance(chains, pa.Table) else pa.Table.from_pandas(
         chains, preserve_index=False)
     if t.num_rows < 2:
-        return t
+        return t, None
     day = _col(t, "date")
     und = t["underlying"].combine_chunks().dictionary_encode()
     u = und.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     gkey = day * 1_000_003 + u
     same = gkey[1:] == gkey[:-1]
-    runs = int((~same).sum()) + 1
-    if runs == len(np.unique(gkey)):
+    run_keys = gkey[np.r_[True, ~same]]
+    if len(np.unique(run_keys)) == len(run_keys):  # no chain split into two runs
         e = _col(t, "expiration")
-        p = (t["option_type"].combine_chunks().to_numpy(zero_copy_only=False) == "P")
+        p = _is_put(t)
         k = _col(t, "strike")
         inner = (e[1:] > e[:-1]) | ((e[1:] == e[:-1]) & (
             (p[1:] > p[:-1]) | ((p[1:] == p[:-1]) & (k[1:] > k[:-1]))))
         if bool(np.all(inner | ~same)):
-            return t
+            return t, {"day": day, "und": und, "exp": e, "is_put": p, "strike": k}
     keys = [("date", "ascending"), ("underlying", "ascending"), ("expiration", "ascending"),
             ("option_type", "ascending"), ("strike", "ascending")]
-    return t.sort_by(keys)
+    return t.sort_by(keys), None
 
 
 def option_metrics(chains: pa.Table | pd.DataFrame, closes: pd.DataFrame | None = None,
@@ -185,16 +193,19 @@ def option_metrics(chains: pa.Table | pd.DataFrame, closes: pd.DataFrame | None 
         columns of :data:`METRIC_COLUMNS` (NaN/None where undefined) and ``reasons`` (dict:
         metric → why it is NULL or approximate). Sorted by date, underlying.
     """
-    t = chains if assume_sorted and isinstance(chains, pa.Table) else _grouped_table(chains)
+    if assume_sorted and isinstance(chains, pa.Table):
+        t, cols = chains, None
+    else:
+        t, cols = _grouped_table(chains)
     n = t.num_rows
     if n == 0:
         return pd.DataFrame(columns=["date", "underlying", *METRIC_COLUMNS, "reasons"])
-    day = _col(t, "date")
-    und = t["underlying"].combine_chunks().dictionary_encode()
+    if cols is None:
+        cols = {"day": _col(t, "date"),
+                "und": t["underlying"].combine_chunks().dictionary_encode(),
+                "exp": _col(t, "expiration"), "is_put": _is_put(t), "strike": _col(t, "strike")}
+    day, und, exp, is_put, k = (cols[c] for c in ("day", "und", "exp", "is_put", "strike"))
     ucode = und.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    exp = _col(t, "expiration")
-    is_put = (t["option_type"].combine_chunks().to_numpy(zero_copy_only=False) == "P")
-    k = _col(t, "strike")
     last = _col(t, "last_price")
     vol = np.nan_to_num(_col(t, "volume"))
     oi = np.nan_to_num(_col(t, "open_interest"))
@@ -298,7 +309,16 @@ def option_metrics(chains: pa.Table | pd.DataFrame, closes: pd.DataFrame | None 
         order = np.lexsort((dist, ex_g[cand]))
         firsts = _starts(ex_g[cand][order])
         best_ex[ex_g[cand][order][firsts]] = cand[order][firsts]
-    dv = np.flatnonzero(np.isfinite(iv) & np.isfinite(delta) & live)
+    call_sl = np.full(n_ex, -1, dtype=np.int64)
+    put_sl = np.full(n_ex, -1, dtype=np.int64)
+    call_sl[ex[~sl_put]] = np.flatnonzero(~sl_put)
+    put_sl[ex[sl_put]] = np.flatnonzero(sl_put)
+    # 25-delta IVs on the chosen expirations' slices only
+    chosen = np.zeros(n_sl, dtype=bool)
+    for arr in (call_sl, put_sl):
+        sel = arr[best_ex[best_ex >= 0]]
+        chosen[sel[sel >= 0]] = True
+    dv = np.flatnonzero(np.isfinite(iv) & np.isfinite(delta) & live & chosen[sl])
     sl_skew = np.full(n_sl, np.nan)
     if len(dv):
         target = np.where(is_put[dv], -0.25, 0.25)
@@ -306,10 +326,6 @@ def option_metrics(chains: pa.Table | pd.DataFrame, closes: pd.DataFrame | None 
         blo, bhi = _bracket(-delta[dv], -target, sl[dv], n_sl, monotone=False)
         tgt_sl = np.where(sl_put, 0.25, -0.25)
         sl_skew = _interp(-delta[dv], iv[dv], blo, bhi, tgt_sl)
-    call_sl = np.full(n_ex, -1, dtype=np.int64)
-    put_sl = np.full(n_ex, -1, dtype=np.int64)
-    call_sl[ex[~sl_put]] = np.flatnonzero(~sl_put)
-    put_sl[ex[sl_put]] = np.flatnonzero(sl_put)
     skew = np.full(n_g, np.nan)
     gb = np.flatnonzero(best_ex >= 0)
     cs, ps = call_sl[best_ex[gb]], put_sl[best_ex[gb]]
@@ -340,7 +356,14 @@ def option_metrics(chains: pa.Table | pd.DataFrame, closes: pd.DataFrame | None 
         f = _starts(ex_g[live_ex])
         nxt[ex_g[live_ex][f]] = live_ex[f]
     # nearest strike to S per slice, among all listed strikes
-    alo, ahi = _bracket(k, s, sl, n_sl)
+    nx_sl = np.zeros(n_sl, dtype=bool)
+    for arr in (call_sl, put_sl):
+        sel = arr[nxt[nxt >= 0]]
+        nx_sl[sel[sel >= 0]] = True
+    rows_nx = np.flatnonzero(nx_sl[sl])
+    alo_r, ahi_r = _bracket(k[rows_nx], s[rows_nx], sl[rows_nx], n_sl)
+    alo = np.where(alo_r >= 0, rows_nx[np.maximum(alo_r, 0)], -1)
+    ahi = np.where(ahi_r >= 0, rows_nx[np.maximum(ahi_r, 0)], -1)
     ks = np.where(alo >= 0, k[np.maximum(alo, 0)], np.inf)
     kh = np.where(ahi >= 0, k[np.maximum(ahi, 0)], np.inf)
     pick = np.where(np.abs(kh - sl_s) < np.abs(ks - sl_s), ahi, alo)
