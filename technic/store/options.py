@@ -140,7 +140,8 @@ def read_option_chains(target: DatabaseTarget, start: dt.date | None = None,
                        underlyings: list[str] | None = None) -> pa.Table:
     """Stored chain rows for sessions ``start``–``end`` (inclusive; None = open), sorted by
     date, underlying, expiration, type, strike (the order the metrics need), as Arrow."""
-    where, params = ["TRUE"], []
+    where: list[str] = ["TRUE"]
+    params: list[object] = []
     if start is not None:
         params.append(start)
         where.append(f"date >= ${len(params)}")

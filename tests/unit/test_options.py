@@ -286,3 +286,30 @@ def test_realized_vol_hand_computed():
     lr = np.diff(np.log(closes))
     assert rv["realized_vol"].iloc[20] == pytest.approx(np.std(lr[:20], ddof=1) * math.sqrt(252))
     assert rv["realized_vol"].iloc[21] == pytest.approx(np.std(lr[1:21], ddof=1) * math.sqrt(252))
+
+
+# ----------------------------------------------------------------------------- schema
+
+
+def test_migrations_21_22_sql_both_variants():
+    """Rendered without a database: the TimescaleDB variant is reviewed here only (no
+    TimescaleDB server in the test run)."""
+    from technic.store.schema import MIGRATIONS, OPTION_RESULT_COLUMNS
+
+    by_version = {m.version: m for m in MIGRATIONS}
+    ts = "\n".join(by_version[21].render("technic", True))  # type: ignore[operator]
+    native = "\n".join(by_version[21].render("technic", False))  # type: ignore[operator]
+    assert "PRIMARY KEY (date, underlying, expiration, option_type, strike)" in native
+    assert ") PARTITION BY RANGE (date)" in native and "create_hypertable" not in native
+    assert "PARTITION BY RANGE" not in ts
+    assert ("""create_hypertable('"technic".option_chains', by_range('date', """
+            """INTERVAL '7 days'), create_default_indexes => FALSE""") in ts
+    assert "timescaledb.compress_segmentby = 'underlying'" in ts
+    assert """add_compression_policy('"technic".option_chains', INTERVAL '30 days'""" in ts
+    v22 = by_version[22].render("technic", False)  # type: ignore[operator]
+    assert any("CREATE TABLE IF NOT EXISTS \"technic\".option_metrics" in s for s in v22)
+    for c in OPTION_RESULT_COLUMNS:
+        assert (f'ALTER TABLE "technic".scan_results ADD COLUMN IF NOT EXISTS {c} '
+                'double precision') in v22
+    # both views recreated after the new columns (r.* is expanded at creation)
+    assert v22[-1].startswith('CREATE VIEW "technic".latest_scan_results_by_preset')
