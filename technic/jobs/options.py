@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from technic.options.chains import validate_chains
 from technic.options.metrics import IV_RANK_LOOKBACK, RV_WINDOW, option_metrics
@@ -35,9 +36,10 @@ log = logging.getLogger(__name__)
 
 
 def _ingest_chains(target: DatabaseTarget, source: str, path: str, read,
-                   chain_source: str) -> IngestReport:
+                   chain_source: str) -> tuple[IngestReport, list[dt.date]]:
     """One option-chain ingest run: ``read()`` → ``(table, pre_rejects)``; validate; store;
-    log the run (failed with the error on any exception, which is re-raised)."""
+    log the run (failed with the error on any exception, which is re-raised). Returns the
+    report and the first and last session of the valid rows (empty: none)."""
     run_id = store_ingest.start_run(target, source, path)
     report = IngestReport(run_id=run_id, source=source, path=path)
     try:
@@ -54,13 +56,15 @@ def _ingest_chains(target: DatabaseTarget, source: str, path: str, read,
                                     rejects["reason"].value_counts().items()}
         report.timings["validate_s"] = round(time.perf_counter() - t, 4)
         write_option_chains(target, report, good, rejects, chain_source)
+        days = [] if good.num_rows == 0 else [v.as_py() for v in pc.min_max(
+            good["date"]).values()]
     except Exception as e:
         store_ingest.finish_run(target, report, error=f"{type(e).__name__}: {e}")
         raise
     store_ingest.finish_run(target, report)
     for reason, n in report.rejects_by_reason.items():
         log.warning("ingest run %d: rejected %d option row(s): %s", run_id, n, reason)
-    return report
+    return report, days
 
 
 def ingest_option_files(target: DatabaseTarget, paths: Iterable[Path],
@@ -75,29 +79,12 @@ def ingest_option_files(target: DatabaseTarget, paths: Iterable[Path],
     """
     reports = []
     for p in paths:
-        rep = _ingest_chains(target, "files", str(p),
-                             lambda p=p: files_provider.read_options_file(p), "files")
+        rep, days = _ingest_chains(target, "files", str(p),
+                                   lambda p=p: files_provider.read_options_file(p), "files")
         reports.append(rep)
-        if metrics:
-            days = _file_dates(p)
-            if days:
-                compute_option_metrics(target, min(days), max(days))
+        if metrics and days:
+            compute_option_metrics(target, days[0], days[-1])
     return reports
-
-
-def _file_dates(p: Path) -> list[dt.date]:
-    """Sessions present in an option file's ``date`` column (cheap: one column)."""
-    try:
-        import pyarrow.compute as pc
-        import pyarrow.parquet as pq
-        if p.suffix.lower() == ".parquet":
-            col = pq.read_table(p, columns=["date"])["date"]
-            if pa.types.is_date(col.type):
-                lo, hi = pc.min_max(col).values()
-                return [lo.as_py(), hi.as_py()] if lo.is_valid else []
-    except Exception:  # the metrics then run over every stored session
-        pass
-    return []
 
 
 def ingest_option_snapshot(target: DatabaseTarget, client, underlyings: list[str],
@@ -117,7 +104,7 @@ def ingest_option_snapshot(target: DatabaseTarget, client, underlyings: list[str
         reports.append(_ingest_chains(
             target, "polygon", f"polygon:options-snapshot/{u}/{day.isoformat()}",
             lambda u=u: (pa.Table.from_pandas(client.option_chain_snapshot(u, session=day),
-                                              preserve_index=False), None), "polygon"))
+                                              preserve_index=False), None), "polygon")[0])
     compute_option_metrics(target, day, day)
     return reports
 

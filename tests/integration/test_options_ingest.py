@@ -159,3 +159,22 @@ def test_scan_with_options_adds_the_columns_for_symbols_with_a_chain(demo_target
                                           "WHERE table_schema = :s AND table_name = "
                                           "'latest_scan_results'", s=demo_target.schema)}
     assert set(OPTION_RESULT_COLUMNS) <= cols  # the views were recreated with them
+
+
+def test_csv_chain_file_is_parsed_as_text_and_gets_metrics(fresh_target, files, tmp_path):
+    """A CSV (every value text) loads the same rows; a malformed number is a counted reject;
+    the metrics of its session are computed after the ingest."""
+    raw = files["raw"]
+    day = raw[(raw["underlying"] == "AAPL") & (raw["date"] == dt.date(2026, 6, 12))]
+    day = day[day["implied_vol"].isna() | (day["implied_vol"] <= 5)]
+    text = day.astype(str).replace({"nan": "", "None": ""})
+    text.iloc[3, text.columns.get_loc("strike")] = "2x0"
+    p = tmp_path / "aapl_2026-06-12.csv"
+    text.to_csv(p, index=False)
+    rep = ingest_files(fresh_target, p)[-1]
+    assert rep.rows_read == len(day)
+    assert rep.rejects_by_reason == {"non-numeric value": 1}
+    assert rep.rows_inserted == len(day) - 1
+    m = _q(fresh_target, "SELECT date, underlying, atm_iv_30d FROM {s}.option_metrics")
+    assert len(m) == 1 and m[0][:2] == (dt.date(2026, 6, 12), "AAPL")
+    assert m[0][2] == pytest.approx(0.22744, abs=1e-5)  # the hand-computed value (unit test)
