@@ -78,17 +78,20 @@ def snapshot_cmd(
 ) -> None:
     """Fetch Polygon option-chain snapshots (/v3/snapshot/options/{underlying}, all pages)
     into option_chains and compute their metrics. Needs TECHNIC_POLYGON_API_KEY."""
+    from technic.config import get_settings
     from technic.jobs.options import ingest_option_snapshot
-    from technic.providers.polygon import PolygonClient, PolygonError, api_key_from_env
+    from technic.providers.polygon import PolygonClient, PolygonError
 
     day = _date(session, "--session")
-    try:
-        key = api_key_from_env()
-    except PolygonError as e:  # no key, or a malformed one
+    s = get_settings()
+    try:  # the key comes from TECHNIC_POLYGON_API_KEY; a missing or malformed one: exit 2
+        client = PolygonClient(base_url=s.polygon_base_url,
+                               requests_per_minute=s.polygon_requests_per_minute)
+    except PolygonError as e:
         raise _fail(str(e), 2) from None
     target = _target()
     try:
-        with PolygonClient(key) as client:
+        with client:
             reports = ingest_option_snapshot(target, client, [u.upper() for u in underlying],
                                              day)
     except PolygonError as e:
