@@ -118,6 +118,11 @@ def real() -> pa.Table:
     return good
 
 
+@pytest.fixture(scope="module")
+def real_metrics(real) -> pd.DataFrame:
+    return option_metrics(real)
+
+
 def _chain(real: pa.Table, u: str, day: dt.date) -> pd.DataFrame:
     df = real.to_pandas()
     return df[(df["underlying"] == u) & (df["date"] == day)]
@@ -171,13 +176,13 @@ def _ref_metrics(c: pd.DataFrame) -> dict:
             "n_unusual": int(((c["volume"] >= 100) & (c["volume"] > c["open_interest"])).sum())}
 
 
-def test_metrics_match_hand_computed_aapl_2026_06_12(real):
+def test_metrics_match_hand_computed_aapl_2026_06_12(real_metrics):
     """AAPL on 2026-06-12, S = 291.13; values read off the chain by hand:
     2026-07-10 (28 d): call IV 0.2343 @290, 0.2250 @295; put 0.2242 @290, 0.2185 @295.
     2026-07-17 (35 d): call IV 0.2335 @290, 0.2272 @295; put 0.2235 @290, 0.2183 @295.
     Next expiration 2026-06-15: strike 290 nearest S; call last 2.52 (volume 7,923), put
     last 1.38 (volume 13,348) → straddle 3.90."""
-    m = option_metrics(real)
+    m = real_metrics
     r = m[(m["underlying"] == "AAPL") & (m["date"] == dt.date(2026, 6, 12))].iloc[0]
     w = (291.13 - 290) / 5
     a28 = ((0.2343 + w * (0.2250 - 0.2343)) + (0.2242 + w * (0.2185 - 0.2242))) / 2
@@ -197,8 +202,8 @@ def test_metrics_match_hand_computed_aapl_2026_06_12(real):
                                     ("AAPL", dt.date(2026, 6, 12)),
                                     ("KLAC", dt.date(2026, 6, 11)),
                                     ("KLAC", dt.date(2026, 6, 12))])  # the split day
-def test_metrics_match_plain_reference_on_real_chains(real, u, day):
-    m = option_metrics(real)
+def test_metrics_match_plain_reference_on_real_chains(real, real_metrics, u, day):
+    m = real_metrics
     got = m[(m["underlying"] == u) & (m["date"] == day)].iloc[0]
     want = _ref_metrics(_chain(real, u, day))
     for k, v in want.items():
@@ -206,8 +211,8 @@ def test_metrics_match_plain_reference_on_real_chains(real, u, day):
     assert got["term_slope"] == pytest.approx(want["atm_iv_90d"] - want["atm_iv_30d"])
 
 
-def test_chain_without_underlying_price_gives_null_with_reasons(real):
-    m = option_metrics(real)
+def test_chain_without_underlying_price_gives_null_with_reasons(real_metrics):
+    m = real_metrics
     slf = m[(m["underlying"] == "SLF") & m["underlying_price"].isna()]
     assert len(slf) == 1 and slf["atm_iv_30d"].isna().all()
     assert slf["reasons"].iloc[0]["atm_iv_30d"] == "no underlying price in the chain"
