@@ -69,7 +69,7 @@ def _ingest_chains(target: DatabaseTarget, source: str, path: str, read,
 
 def ingest_option_files(target: DatabaseTarget, paths: Iterable[Path],
                         metrics: bool = True) -> list[IngestReport]:
-    """Ingest option-chain files (each its own ``ingest_runs`` row, source ``files``,
+    """Ingest option-chain files (each its own ``ingest_runs`` row, source ``options-files``,
     ``option_chains.source`` = ``files``), then compute ``option_metrics`` for the sessions
     they hold.
 
@@ -79,7 +79,7 @@ def ingest_option_files(target: DatabaseTarget, paths: Iterable[Path],
     """
     reports = []
     for p in paths:
-        rep, days = _ingest_chains(target, "files", str(p),
+        rep, days = _ingest_chains(target, "options-files", str(p),
                                    lambda p=p: files_provider.read_options_file(p), "files")
         reports.append(rep)
         if metrics and days:
@@ -89,8 +89,9 @@ def ingest_option_files(target: DatabaseTarget, paths: Iterable[Path],
 
 def ingest_option_snapshot(target: DatabaseTarget, client, underlyings: list[str],
                            session: dt.date | None = None) -> list[IngestReport]:
-    """Ingest Polygon option-chain snapshots (one run per underlying, source ``polygon``)
-    and compute the metrics of the session.
+    """Ingest Polygon option-chain snapshots (one run per underlying, source
+    ``options-polygon``; ``option_chains.source`` = ``polygon``) and compute the metrics of
+    the session.
 
     Args:
         client: a :class:`technic.providers.polygon.PolygonClient`.
@@ -102,7 +103,7 @@ def ingest_option_snapshot(target: DatabaseTarget, client, underlyings: list[str
     reports = []
     for u in underlyings:
         reports.append(_ingest_chains(
-            target, "polygon", f"polygon:options-snapshot/{u}/{day.isoformat()}",
+            target, "options-polygon", f"polygon:options-snapshot/{u}/{day.isoformat()}",
             lambda u=u: (pa.Table.from_pandas(client.option_chain_snapshot(u, session=day),
                                               preserve_index=False), None), "polygon")[0])
     compute_option_metrics(target, day, day)
