@@ -468,9 +468,11 @@ def _add_rank(out: pd.DataFrame, history: pd.DataFrame | None, min_sessions: int
     rank = np.full(len(allv), np.nan)
     pct = np.full(len(allv), np.nan)
     have = np.zeros(len(allv), dtype=np.int64)
+    is_cur = allv["_cur"].to_numpy(dtype=bool)
+    all_vals = allv["atm_iv_30d"].to_numpy(dtype=float)
     for _, idx in allv.groupby("underlying", sort=False).indices.items():
-        vals = allv["atm_iv_30d"].to_numpy(dtype=float)[idx]
-        for j in range(len(idx)):
+        vals = all_vals[idx]
+        for j in np.flatnonzero(is_cur[idx]):  # stored history rows are only read
             w = vals[max(0, j - IV_RANK_LOOKBACK + 1): j + 1]
             w = w[np.isfinite(w)]
             have[idx[j]] = len(w)
