@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from technic.commands.options import app as options_app
 from technic.config import get_settings
 from technic.universe import DEFAULT_RULES
 
@@ -66,6 +67,7 @@ features_app = typer.Typer(help="The feature store (features_daily).", no_args_i
 app.add_typer(db_app, name="db")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(features_app, name="features")
+app.add_typer(options_app, name="options")
 
 console = Console(stderr=True)
 out = Console()
@@ -530,6 +532,9 @@ def _scan(target, params, as_json: bool):
         sys.stdout.write(json.dumps(outcome.to_json(params.top), default=str) + "\n")
     else:
         out.print(_results_table(outcome, params.top))
+        if params.with_options:
+            from technic.commands.options import options_table
+            out.print(options_table(outcome.results, params.top))
         drops = ", ".join(f"{k.removeprefix('dropped_')} {v:,}" for k, v in outcome.counts.items()
                           if k.startswith("dropped_"))
         out.print(f"filter drops: {drops}")
@@ -560,6 +565,9 @@ def scan(
              "feeds no view).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object "
                                                          "instead of a table.")] = False,
+    with_options: Annotated[bool, typer.Option(
+        "--with-options", help="Add the option metrics of the scan date (opt_* columns; "
+                               "symbols with a chain that day, docs/options.md).")] = False,
 ) -> None:
     """Filter the universe, compute TechRating, rank, store the run in scan_runs/scan_results
     and print the top rows. Only scans with the default filters replace what
@@ -571,7 +579,7 @@ def scan(
         params = ScanParams(top=top, as_of=_parse_date(as_of), rules=UniverseRules(
             min_price=min_price, min_dollar_volume=min_dollar_volume,
             valid_tickers=not all_tickers, exclude_leveraged_etfs=not keep_leveraged,
-            sectors=tuple(sector or ())), preset=preset)
+            sectors=tuple(sector or ())), preset=preset, with_options=with_options)
     except ValueError as e:
         raise _fail(str(e), 2) from None
     target, _ = _target()

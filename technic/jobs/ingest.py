@@ -110,7 +110,8 @@ def _read_bars(p: Path) -> tuple:
 
 def ingest_files(target: DatabaseTarget, path: str | Path, *, source: str | None = None,
                  basis: PriceBasis | None = None) -> list[IngestReport]:
-    """Ingest the universe and bars files found at ``path`` (see ``files.discover``).
+    """Ingest the universe, bars and option-chain files found at ``path`` (see
+    ``files.discover``; option chains: :func:`technic.jobs.options.ingest_option_files`).
 
     Bars are stored with the file's source tag and price basis (``files.bar_source``: e.g.
     ``bars_daily_2026.parquet`` and ``bars_5min.parquet`` → ``stooq-5min``, split-adjusted
@@ -161,6 +162,10 @@ def ingest_files(target: DatabaseTarget, path: str | Path, *, source: str | None
         fund = fs.fundamentals
         reports.append(run_fundamentals(
             target, "files", str(fund), lambda: files_provider.read_fundamentals_file(fund)))
+    if fs.options:  # option chains, then their metrics (technic.jobs.options)
+        from technic.jobs.options import ingest_option_files
+
+        reports += ingest_option_files(target, fs.options)
     return reports
 
 

@@ -38,6 +38,7 @@ from technic.store.schema import (
     DEFAULT_PRESET,
     FACTOR_RESULT_COLUMNS,
     FUNDAMENTAL_RESULT_COLUMNS,
+    OPTION_RESULT_COLUMNS,
     RESULT_FEATURE_COLUMNS,
     SCORE_COLUMNS,
 )
@@ -47,7 +48,8 @@ from technic.universe import check_sectors as universe_check_sectors
 log = logging.getLogger(__name__)
 
 __all__ = ["HEADLINE_COLUMNS", "SUMMARY_COLUMNS", "NoFeaturesError", "ScanOutcome",
-           "ScanParams", "add_alpha", "add_merit", "check_sectors", "rank_frame", "run_scan"]
+           "ScanParams", "add_alpha", "add_merit", "add_options", "check_sectors", "rank_frame",
+           "run_scan"]
 
 
 #: The result columns a scan reports, in display order: the ``--json`` results and the
@@ -56,7 +58,7 @@ __all__ = ["HEADLINE_COLUMNS", "SUMMARY_COLUMNS", "NoFeaturesError", "ScanOutcom
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "rank", "symbol", "sector", "close", "tech_rating", *SCORE_COLUMNS, "ics", "merit",
     "regime", "alpha_5d", "alpha_10d", *RESULT_FEATURE_COLUMNS, *FACTOR_RESULT_COLUMNS,
-    "market_cap_source", *FUNDAMENTAL_RESULT_COLUMNS)
+    "market_cap_source", *FUNDAMENTAL_RESULT_COLUMNS, *OPTION_RESULT_COLUMNS)
 #: The headline columns (the flows' top-N table): rank, identity, TechRating and its components.
 HEADLINE_COLUMNS: tuple[str, ...] = SUMMARY_COLUMNS[:5 + len(SCORE_COLUMNS)]
 
@@ -79,12 +81,15 @@ class ScanParams:
         preset: the name stored in ``scan_runs.preset``. None: ``default`` when ``rules``
             are the defaults, else a custom scan (NULL, feeds no view). ``default`` is
             reserved for the default rules; other names: letters, digits, ``_.-``, ≤ 64.
+        with_options: add the ``opt_*`` option metrics of the scan date (``option_metrics``)
+            to symbols with a chain that day (NULL for the others).
     """
 
     top: int = 25
     as_of: dt.date | None = None
     rules: UniverseRules = field(default_factory=UniverseRules)
     preset: str | None = None
+    with_options: bool = False
 
     def __post_init__(self) -> None:
         if self.top < 1:
@@ -169,6 +174,18 @@ def add_alpha(ranked: pd.DataFrame, model_dir=None) -> pd.DataFrame:
     return ranked.assign(**{c: alphas[c].to_numpy() for c in alphas.columns})
 
 
+def add_options(target: DatabaseTarget, ranked: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+    """``ranked`` with the ``opt_*`` columns (:data:`OPTION_RESULT_COLUMNS`) of session
+    ``day`` from ``option_metrics``; NaN for symbols without a chain that day."""
+    from technic.jobs.options import option_metrics_for_scan
+
+    opts = option_metrics_for_scan(target, day)
+    merged = ranked.drop(columns=[c for c in OPTION_RESULT_COLUMNS if c in ranked.columns]) \
+        .merge(opts, on="symbol", how="left")
+    merged.index = ranked.index
+    return merged
+
+
 def check_sectors(target: DatabaseTarget, sectors: list[str] | tuple[str, ...] | None) -> None:
     """Reject sectors that no symbol has (a typo would otherwise scan an empty universe).
 
@@ -243,6 +260,12 @@ def run_scan(target: DatabaseTarget, params: ScanParams,
         t = time.perf_counter()
         ranked = add_merit(add_alpha(ranked), regime)
         timings[stage] = round(time.perf_counter() - t, 4)
+        if params.with_options:
+            stage = "options"
+            t = time.perf_counter()
+            ranked = add_options(target, ranked, day)
+            counts["with_options"] = int(ranked["opt_atm_iv_30d"].notna().sum())
+            timings[stage] = round(time.perf_counter() - t, 4)
         stage = "write_results"
         if on_stage:
             on_stage(stage)

@@ -24,6 +24,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from technic.options.chains import ALIASES as OPTION_ALIASES
+from technic.options.chains import OPTION_SCHEMA, REQUIRED_COLUMNS, is_option_chain
 from technic.validation import MAX_REJECT_TEXT, PriceBasis
 
 _T = TypeVar("_T")
@@ -114,6 +116,8 @@ class FileSet:
     universe: Path | None
     #: Quarterly fundamentals (``fundamentals.parquet``/``.csv``), loaded after the bars.
     fundamentals: Path | None = None
+    #: option-chain files (columns of :mod:`technic.options.chains`), loaded when named
+    options: tuple[Path, ...] = ()
 
 
 def discover(path: str | Path) -> FileSet:
@@ -142,6 +146,8 @@ def discover(path: str | Path) -> FileSet:
             raise InputFileError(f"{p}: no bars_daily.parquet/.csv or universe.parquet in it")
         return fs
     cols = set(_columns(p))
+    if is_option_chain(cols):
+        return FileSet(bars=(), universe=None, options=(p,))
     if "close" in cols:
         return FileSet(bars=(p,), universe=None)
     if {"period_end", "available_date"} <= cols:
@@ -348,3 +354,22 @@ def read_fundamentals_file(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame
         if c not in df.columns:
             df[c] = None
     return df.reset_index(drop=True), bad
+def read_options_file(path: str | Path) -> tuple[pa.Table, pd.DataFrame]:
+    """Read an option-chain file (Parquet typed, CSV as text) with the columns of
+    :data:`technic.options.chains.OPTION_SCHEMA` it has (aliases accepted).
+
+    Returns:
+        ``(table, bad_lines)`` as :func:`read_bars_file`.
+
+    Raises:
+        InputFileError: missing, empty, unknown type, unreadable or corrupt, or a required
+            column (date, underlying, expiration, strike, option_type) is missing.
+    """
+    p = Path(path)
+    names = _columns(p)
+    wanted = [c for c in names if OPTION_ALIASES.get(c, c) in OPTION_SCHEMA.names]
+    _require(p, [OPTION_ALIASES.get(c, c) for c in names], REQUIRED_COLUMNS)
+    if p.suffix.lower() == ".parquet":
+        return (_reading(p, lambda: pq.read_table(p, columns=wanted)),
+                pd.DataFrame(columns=["row", "reason"]))
+    return _read_csv_text(p, names, wanted)

@@ -17,6 +17,7 @@ from technic.store.schema import (
     FACTOR_RESULT_COLUMNS,
     FUNDAMENTAL_RESULT_COLUMNS,
     FUNDAMENTAL_RESULT_META,
+    OPTION_RESULT_COLUMNS,
     RESULT_FEATURE_COLUMNS,
     SCORE_COLUMNS,
 )
@@ -24,7 +25,7 @@ from technic.store.schema import (
 RESULT_COLUMNS = ("run_id", "rank", "symbol", "sector", "close", "tech_rating", "ics", "merit",
                   "alpha_5d", "alpha_10d", "regime", *SCORE_COLUMNS, *RESULT_FEATURE_COLUMNS,
                   *FACTOR_RESULT_COLUMNS, *FUNDAMENTAL_RESULT_COLUMNS,
-                  *(c for c, _ in FUNDAMENTAL_RESULT_META))
+                  *(c for c, _ in FUNDAMENTAL_RESULT_META), *OPTION_RESULT_COLUMNS)
 
 
 def start_scan_run(target: DatabaseTarget, params: dict, preset: str | None = None) -> int:
