@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LAYERS: tuple[tuple[str, ...], ...] = (
     # kernels, formulas and plain data types: no database, no Dask
     ("technic.config", "technic.panel", "technic.calendar", "technic.validation",
-     "technic.universe", "technic.indicators", "technic.scoring"),
+     "technic.universe", "technic.indicators", "technic.scoring", "technic.portfolio"),
     # the store (all SQL), the providers, the cache, the feature registry
     ("technic.store", "technic.providers", "technic.cache", "technic.features"),
     # where and how compute runs: Dask set-up, the incremental window, the alpha models
@@ -25,7 +25,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # the jobs the front ends call
     ("technic.jobs",),
     # the front ends: argument parsing and presentation only
-    ("technic.cli", "flows"),
+    ("technic.cli", "technic.commands", "flows"),
 )
 
 #: Imports that break the rule today, each with the change that removes it. Keep this empty.
