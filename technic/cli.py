@@ -664,3 +664,9 @@ def demo(
 
 if __name__ == "__main__":  # pragma: no cover
     app()
+
+
+# ------------------------------------------------------------ portfolio, backtest
+from technic.commands.portfolio import register as _register_portfolio  # noqa: E402
+
+_register_portfolio(app)
