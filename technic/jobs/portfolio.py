@@ -87,9 +87,9 @@ def choose_and_weight(ranked: pd.DataFrame, closes: pd.DataFrame, spec: Portfoli
     Raises:
         ValueError: fewer than 2 names with history; as :func:`optimize`.
     """
-    rets = closes.pct_change(fill_method=None).iloc[1:]
-    cols = [s for s in ranked["symbol"] if s in rets.columns]
-    obs = rets[cols].notna().sum() if cols else pd.Series(dtype=np.int64)
+    cols = [s for s in ranked["symbol"] if s in closes.columns]
+    rets = closes[cols].pct_change(fill_method=None).iloc[1:]
+    obs = rets.notna().sum() if cols else pd.Series(dtype=np.int64)
     ok = ranked["symbol"].map(lambda s: obs.get(s, 0) >= MIN_OBSERVATIONS)
     chosen = ranked[ok.to_numpy()].head(spec.top).reset_index(drop=True)
     skipped = ranked.loc[~ok.to_numpy(), "symbol"]
