@@ -118,8 +118,8 @@ def portfolio(
               f"{o.shrinkage:.2f}; lookback {lookback} sessions")
     if o.skipped:
         out.print(f"left out for want of history: {', '.join(o.skipped)}")
-    out.print(f"SELECT * FROM {target.schema}.portfolio_weights WHERE portfolio_id = "
-              f"{o.portfolio_id} ORDER BY rank;")
+    out.print(f"stored weights: SELECT * FROM {target.schema}.portfolio_weights WHERE "
+              f"portfolio_id = {o.portfolio_id} ORDER BY rank;")
 
 
 def backtest(
@@ -188,8 +188,9 @@ def backtest(
     for row in metrics_table(o):
         t.add_row(*row)
     out.print(t)
-    out.print(f"report: {md}  plot: {png}\nSELECT * FROM {target.schema}.backtest_equity "
-              f"WHERE backtest_id = {o.backtest_id} ORDER BY date;")
+    out.print(f"report: {md}  plot: {png}\nstored curve: SELECT * FROM "
+              f"{target.schema}.backtest_equity WHERE backtest_id = {o.backtest_id} "
+              "ORDER BY date;")
 
 
 def register(app: typer.Typer) -> None:
