@@ -268,10 +268,13 @@ def prepare_returns(returns: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
 
 def estimator(method: str, max_weight: float | None = None, sector_cap: float | None = None,
               sectors: Sequence[str | None] | None = None, mu: np.ndarray | None = None):
-    """The skfolio estimator of ``method`` with its prior (Ledoit-Wolf covariance; ``mu`` as
-    expected returns when given, else the sample mean) and the caps it takes itself.
+    """The skfolio estimator :func:`optimize` fits for ``method``: its prior (Ledoit-Wolf
+    covariance; ``mu`` as expected returns when given, else the sample mean) and the caps the
+    estimator takes itself (``max_weight`` as the per-name bound except for ``equal``;
+    ``sector_cap`` as ``A·w ≤ b`` rows, one per sector, for the convex methods).
 
-    Exposed so tests can compare :func:`optimize` with the library called directly.
+    Raises:
+        ValueError: an unknown method.
     """
     from skfolio import RiskMeasure
     from skfolio.moments import EmpiricalMu, LedoitWolf
