@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/pipeline.py
 	$(BIN)/python benchmarks/scan.py
 	$(BIN)/python benchmarks/indicators.py
+	$(BIN)/python benchmarks/portfolio.py
 
 ## The deployment stack of docker-compose.yml (docs/operations.md): build, start and wait for
 ## every health check, create the work pool and the "database" concurrency limit, register the

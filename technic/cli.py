@@ -698,5 +698,11 @@ def demo(
         f"  (or: SELECT * FROM {target.schema}.latest_scan_results ORDER BY rank;)")
 
 
+# ------------------------------------------------------------ portfolio, backtest
+from technic.commands.portfolio import register as _register_portfolio  # noqa: E402
+
+_register_portfolio(app)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

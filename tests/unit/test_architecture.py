@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 LAYERS: tuple[tuple[str, ...], ...] = (
     # kernels, formulas and plain data types: no database, no Dask
     ("technic.config", "technic.panel", "technic.calendar", "technic.validation",
-     "technic.universe", "technic.indicators", "technic.scoring", "technic.options"),
+     "technic.universe", "technic.indicators", "technic.scoring", "technic.options",
+     "technic.portfolio"),
     # the store (all SQL), the providers, the cache, the feature registry
     ("technic.store", "technic.providers", "technic.cache", "technic.features"),
     # where and how compute runs: Dask set-up, the incremental window, the alpha models
