@@ -1,0 +1,375 @@
+"""The FastAPI application of ``technic serve`` (endpoints and formats: docs/api.md).
+
+Reads go through :mod:`technic.store.browse` and :mod:`technic.jobs.browse`; scans through
+:class:`technic.api.runner.ScanRunner`. A successful run's results never change, so pages of
+them are cached by run id (``cachetools``), and the id of the latest run for a few seconds:
+``GET /v1/scans/latest?limit=100`` is served from memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from cachetools import LRUCache, TTLCache
+from fastapi import Depends, FastAPI, Header, HTTPException, Path as PathParam, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+
+from technic.api.models import ScanRequest
+from technic.api.runner import STAGES, ScanRunner
+from technic.jobs.browse import SYMBOL_PATTERN, UnknownSymbolError, symbol_report
+from technic.jobs.scan import SUMMARY_COLUMNS, check_sectors
+from technic.store.browse import (
+    RESULT_FIELDS,
+    get_scan_run,
+    latest_run_id,
+    list_scan_runs,
+    read_scan_results,
+    run_sectors,
+)
+from technic.store.db import DatabaseTarget, describe_database_error, first_line
+from technic.store.schema import DEFAULT_PRESET
+
+STATIC = Path(__file__).resolve().parent / "static"
+#: Seconds the latest run's id is remembered (runs this process finishes clear it at once;
+#: runs of other processes show up within this time).
+LATEST_TTL_S = 2.0
+#: SSE: seconds between keep-alive comments while a run is quiet; between polls of the store
+#: for runs of other processes.
+KEEPALIVE_S = 15.0
+DB_POLL_S = 0.5
+
+_PRESET = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+# Query parameters shared by the result pages.
+Columns = Annotated[str | None, Query(
+    description="Comma-separated result columns (default: those of `technic scan "
+                "--json`), e.g. `rank,symbol,sector,close,tech_rating`.")]
+Sort = Annotated[str, Query(description="Column to order by (NULLs last, ties by rank).")]
+Order = Annotated[Literal["asc", "desc"], Query(description="Sort direction.")]
+Sector = Annotated[list[str], Query(description="Keep only this sector (repeatable, "
+                                                "case-insensitive).")]
+MinPrice = Annotated[float | None, Query(ge=0, allow_inf_nan=False,
+                                         description="Keep only close >= this, USD.")]
+Limit = Annotated[int, Query(ge=1, le=1000, description="Rows per page.")]
+Offset = Annotated[int, Query(ge=0, description="Rows to skip.")]
+
+
+
+def plotly_js() -> Path:
+    """``plotly.min.js`` as shipped inside the ``plotly`` Python package (served at
+    ``/static/vendor/plotly.min.js``: no CDN, no JS build step)."""
+    return Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
+
+
+def _invalid(where: str, field: str, msg: str, value: Any = None) -> RequestValidationError:
+    """A 422 in FastAPI's format, naming ``field`` (``where``: query, path or body)."""
+    return RequestValidationError([{"type": "value_error", "loc": (where, field), "msg": msg,
+                                    "input": value}])
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), default=str).encode()
+
+
+def _sse(event: str, data: Any, event_id: int) -> bytes:
+    """One Server-Sent Event: ``event``, ``id`` and one ``data`` line of JSON."""
+    return (f"event: {event}\nid: {event_id}\ndata: ".encode() + _dumps(data) + b"\n\n")
+
+
+class _Caches:
+    """Result pages (by run id and query) and the latest run id (by preset), shared by the
+    event loop and the scan threads."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pages: LRUCache[tuple, bytes] = LRUCache(maxsize=1024)
+        self.latest: TTLCache[str, int] = TTLCache(maxsize=64, ttl=LATEST_TTL_S)
+
+    def run_finished(self, run_id: int) -> None:
+        with self.lock:
+            self.latest.clear()
+
+
+def create_app(target: DatabaseTarget, api_key: str | None = None,
+               scan_workers: int = 2) -> FastAPI:
+    """The application.
+
+    Args:
+        target: the store (schema already migrated).
+        api_key: the key ``POST /v1/scans`` requires in ``X-API-Key``; None or empty: writes
+            are refused (403), the API is read-only.
+        scan_workers: scans that run at once (worker threads).
+    """
+    caches = _Caches()
+    runner = ScanRunner(target, scan_workers, on_finished=caches.run_finished)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await run_in_threadpool(runner.shutdown)
+
+    app = FastAPI(
+        title="technic", version="1",
+        summary="Ranked market scans: stored runs and results, symbols, scans streamed as "
+                "Server-Sent Events.",
+        description="Read-only unless the server has an API key (`TECHNIC_API_KEY`): then "
+                    "`POST /v1/scans` needs it in the `X-API-Key` header. See docs/api.md.",
+        lifespan=lifespan)
+    app.state.runner = runner
+    app.state.caches = caches
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, e: Exception) -> JSONResponse:
+        db = describe_database_error(e)
+        return JSONResponse({"detail": db or f"{type(e).__name__}: {first_line(e)}"},
+                            status_code=503 if db else 500)
+
+    # ------------------------------------------------------------------ helpers
+    def require_key(x_api_key: Annotated[str | None, Header(
+            description="The server's TECHNIC_API_KEY.")] = None) -> None:
+        if not api_key:
+            raise HTTPException(403, "writes are disabled: the server has no API key "
+                                     "(set TECHNIC_API_KEY)")
+        if x_api_key is None or not secrets.compare_digest(x_api_key.encode(),
+                                                           api_key.encode()):
+            raise HTTPException(401, "missing or wrong X-API-Key",
+                                headers={"WWW-Authenticate": "X-API-Key"})
+
+    async def run_or_404(run_id: int) -> dict[str, Any]:
+        run = await run_in_threadpool(get_scan_run, target, run_id)
+        if run is None:
+            raise HTTPException(404, f"no scan run {run_id}")
+        return run
+
+    def parse_columns(columns: str | None) -> tuple[str, ...]:
+        if not columns:
+            return SUMMARY_COLUMNS
+        cols = tuple(c.strip() for c in columns.split(",") if c.strip())
+        bad = [c for c in cols if c not in RESULT_FIELDS]
+        if bad or not cols:
+            raise _invalid("query", "columns", f"unknown column(s): {', '.join(bad)}; known: "
+                           f"{', '.join(RESULT_FIELDS)}", columns)
+        return cols
+
+    async def results_page(run_id: int, columns: str | None, sort: str, order: str,
+                           sector: list[str], min_price: float | None, limit: int,
+                           offset: int) -> Response:
+        cols = parse_columns(columns)
+        if sort not in RESULT_FIELDS:
+            raise _invalid("query", "sort", f"unknown column {sort!r}", sort)
+        key = (run_id, cols, sort, order, tuple(s.lower() for s in sector), min_price, limit,
+               offset)
+        with caches.lock:
+            body = caches.pages.get(key)
+        if body is not None:
+            return Response(body, media_type="application/json")
+        run = await run_or_404(run_id)
+
+        def load() -> tuple[int, list[dict[str, Any]], list[str]]:
+            total, rows = read_scan_results(target, run_id, cols, sort, order == "desc",
+                                            sector, min_price, limit, offset)
+            return total, rows, run_sectors(target, run_id)
+
+        total, rows, sectors = await run_in_threadpool(load)
+        body = _dumps({"run": run, "total": total, "offset": offset, "limit": limit,
+                       "sort": sort, "order": order, "columns": list(cols),
+                       "sectors": sectors, "results": rows})
+        if run["status"] == "ok":  # a finished run's results never change
+            with caches.lock:
+                caches.pages[key] = body
+        return Response(body, media_type="application/json")
+
+    # ------------------------------------------------------------------ endpoints
+    @app.get("/v1/health", tags=["service"])
+    async def health() -> dict[str, Any]:
+        """Liveness and the database: answers 503 when the database does not."""
+        latest = await run_in_threadpool(latest_run_id, target, DEFAULT_PRESET)
+        return {"status": "ok", "database": target.describe(), "latest_run_id": latest,
+                "writes": bool(api_key)}
+
+    @app.get("/v1/scans", tags=["scans"])
+    async def scans(limit: Limit = 50, offset: Offset = 0,
+                    preset: Annotated[str | None, Query(pattern=_PRESET)] = None,
+                    status: Literal["running", "ok", "failed"] | None = None
+                    ) -> dict[str, Any]:
+        """Scan runs, newest first: parameters, status, filter counts, per-stage timings."""
+        total, runs = await run_in_threadpool(list_scan_runs, target, limit, offset, preset,
+                                              status)
+        return {"total": total, "offset": offset, "limit": limit, "runs": runs}
+
+    @app.get("/v1/scans/latest", tags=["scans"])
+    async def latest(columns: Columns = None, sort: Sort = "rank", order: Order = "asc",
+                     sector: Sector = [],  # noqa: B006 (FastAPI copies defaults)
+                     min_price: MinPrice = None, limit: Limit = 100, offset: Offset = 0,
+                     preset: Annotated[str, Query(pattern=_PRESET, description=(
+                         "Whose latest run: `default` = latest_scan_results."))] = DEFAULT_PRESET
+                     ) -> Response:
+        """A page of the latest successful run of `preset` (what `latest_scan_results`
+        shows for `default`); same parameters and answer as `GET /v1/scans/{run_id}`."""
+        with caches.lock:
+            run_id = caches.latest.get(preset)
+        if run_id is None:
+            run_id = await run_in_threadpool(latest_run_id, target, preset)
+            if run_id is None:
+                raise HTTPException(404, f"no successful scan of preset {preset!r} yet")
+            with caches.lock:
+                caches.latest[preset] = run_id
+        return await results_page(run_id, columns, sort, order, sector, min_price, limit,
+                                  offset)
+
+    @app.get("/v1/scans/{run_id}", tags=["scans"])
+    async def scan_run(run_id: Annotated[int, PathParam(ge=1)], columns: Columns = None,
+                       sort: Sort = "rank", order: Order = "asc",
+                       sector: Sector = [],  # noqa: B006
+                       min_price: MinPrice = None, limit: Limit = 100, offset: Offset = 0
+                       ) -> Response:
+        """The run (`run`: params, status, counts, timings) and a page of its ranked results
+        (`results`; `total` rows pass the filters; `sectors`: the sectors in the run)."""
+        return await results_page(run_id, columns, sort, order, sector, min_price, limit,
+                                  offset)
+
+    @app.post("/v1/scans", tags=["scans"], status_code=202,
+              dependencies=[Depends(require_key)])
+    async def start(body: ScanRequest) -> dict[str, Any]:
+        """Start a scan (needs `X-API-Key`). Answers at once with its run id; follow it at
+        `events` (Server-Sent Events) or poll `run`. Bad parameters: 422 naming the field,
+        nothing stored."""
+        try:
+            params = body.scan_params()
+        except ValueError as e:
+            field = "preset" if "preset" in str(e) else "body"
+            raise _invalid("body", field, str(e), body.preset) from None
+        try:
+            await run_in_threadpool(check_sectors, target, params.rules.sectors)
+        except ValueError as e:
+            raise _invalid("body", "sectors", str(e), body.sectors) from None
+        run_id = await run_in_threadpool(runner.submit, params)
+        return {"run_id": run_id, "status": "running",
+                "events": f"/v1/scans/{run_id}/events", "run": f"/v1/scans/{run_id}"}
+
+    @app.get("/v1/scans/{run_id}/events", tags=["scans"], response_class=StreamingResponse,
+             responses={200: {"content": {"text/event-stream": {}},
+                              "description": "`run`, `progress`…, `results`…, then `done` "
+                                             "(or `error`); docs/api.md"}})
+    async def events(run_id: Annotated[int, PathParam(ge=1)],
+                     chunk: Annotated[int, Query(ge=1, le=1000,
+                                                 description="Rows per `results` event.")] = 100
+                     ) -> StreamingResponse:
+        """Server-Sent Events of one run: progress per stage, then every ranked result in
+        rank order (chunks), then a summary. Disconnecting does not stop the run."""
+        state = runner.get(run_id)
+        run = await run_or_404(run_id) if state is None else None
+        return StreamingResponse(
+            _tracked(state, chunk) if state is not None else _stored(run or {}, chunk),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    async def _tracked(state, chunk: int) -> AsyncIterator[bytes]:
+        n = 0
+        yield _sse("run", {"run_id": state.run_id, "status": "running"}, n)
+        seen, quiet = 0, 0.0
+        while True:
+            new, over = state.since(seen)
+            for name, data in new:
+                n += 1
+                yield _sse(name, {"run_id": state.run_id, **data}, n)
+            seen += len(new)
+            if over:
+                break
+            if new:
+                quiet = 0.0
+            elif quiet >= KEEPALIVE_S:
+                yield b": keep-alive\n\n"
+                quiet = 0.0
+            await asyncio.sleep(0.05)
+            quiet += 0.05
+        if state.status != "ok":
+            yield _sse("error", {"run_id": state.run_id, "status": state.status,
+                                 "error": state.error}, n + 1)
+            return
+        for off in range(0, len(state.rows), chunk):
+            n += 1
+            yield _sse("results", {"run_id": state.run_id, "offset": off,
+                                   "rows": state.rows[off:off + chunk]}, n)
+        yield _sse("done", {"run_id": state.run_id, "status": "ok", **state.summary,
+                            "results": len(state.rows)}, n + 1)
+
+    async def _stored(run: dict[str, Any], chunk: int) -> AsyncIterator[bytes]:
+        run_id = run["run_id"]
+        n = 0
+        yield _sse("run", {"run_id": run_id, "status": run["status"]}, n)
+        waited = 0.0
+        while run["status"] == "running":  # another process's run: follow the store
+            await asyncio.sleep(DB_POLL_S)
+            waited += DB_POLL_S
+            if waited >= KEEPALIVE_S:
+                yield b": keep-alive\n\n"
+                waited = 0.0
+            run = await run_in_threadpool(get_scan_run, target, run_id) or run
+        timings = run.get("timings") or {}
+        for i, stage in enumerate(STAGES, 1):
+            if stage in timings:
+                n += 1
+                yield _sse("progress", {"run_id": run_id, "stage": stage, "index": i,
+                                        "of": len(STAGES), "seconds": timings[stage]}, n)
+        if run["status"] != "ok":
+            yield _sse("error", {"run_id": run_id, "status": run["status"],
+                                 "error": run.get("error")}, n + 1)
+            return
+        off = 0
+        while True:
+            _, rows = await run_in_threadpool(read_scan_results, target, run_id,
+                                              SUMMARY_COLUMNS, "rank", False, (), None,
+                                              chunk, off)
+            if not rows:
+                break
+            n += 1
+            yield _sse("results", {"run_id": run_id, "offset": off, "rows": rows}, n)
+            off += len(rows)
+        yield _sse("done", {"run_id": run_id, "status": "ok", "as_of": run["as_of"],
+                            "counts": run["counts"], "timings_s": timings, "results": off},
+                   n + 1)
+
+    @app.get("/v1/symbols/{symbol}", tags=["symbols"])
+    async def symbol(symbol: Annotated[str, PathParam(pattern=SYMBOL_PATTERN)],
+                     days: Annotated[int, Query(ge=1, le=5000,
+                                                description="Daily bars to return.")] = 250
+                     ) -> dict[str, Any]:
+        """Daily bars (columnar), SMA 20/50, Bollinger Bands (20, 2) and RSI 14 aligned with
+        them, the latest stored features, and the symbol's rank and TechRating in the latest
+        `default` run of each scan date."""
+        try:
+            r = await run_in_threadpool(symbol_report, target, symbol, days)
+        except UnknownSymbolError as e:
+            raise HTTPException(404, str(e)) from None
+        return {"symbol": r.reference["symbol"], "reference": r.reference, "bars": r.bars,
+                "overlays": r.overlays, "features": r.features, "ranks": r.ranks}
+
+    # ------------------------------------------------------------------ web page
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/symbol/{symbol}", include_in_schema=False)
+    async def symbol_page(symbol: str) -> FileResponse:
+        return FileResponse(STATIC / "symbol.html")
+
+    @app.get("/static/vendor/plotly.min.js", include_in_schema=False)
+    async def plotly() -> FileResponse:
+        return FileResponse(plotly_js(), media_type="text/javascript",
+                            headers={"Cache-Control": "public, max-age=86400"})
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
