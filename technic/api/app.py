@@ -262,7 +262,7 @@ def create_app(target: DatabaseTarget, api_key: str | None = None,
     @app.get("/v1/scans/{run_id}/events", tags=["scans"], response_class=StreamingResponse,
              responses={200: {"content": {"text/event-stream": {}},
                               "description": "`run`, `progress`…, `results`…, then `done` "
-                                             "(or `error`); docs/api.md"}})
+                                             "(or `failed`); docs/api.md"}})
     async def events(run_id: Annotated[int, PathParam(ge=1)],
                      chunk: Annotated[int, Query(ge=1, le=1000,
                                                  description="Rows per `results` event.")] = 100
@@ -296,7 +296,7 @@ def create_app(target: DatabaseTarget, api_key: str | None = None,
             await asyncio.sleep(0.05)
             quiet += 0.05
         if state.status != "ok":
-            yield _sse("error", {"run_id": state.run_id, "status": state.status,
+            yield _sse("failed", {"run_id": state.run_id, "status": state.status,
                                  "error": state.error}, n + 1)
             return
         for off in range(0, len(state.rows), chunk):
@@ -325,7 +325,7 @@ def create_app(target: DatabaseTarget, api_key: str | None = None,
                 yield _sse("progress", {"run_id": run_id, "stage": stage, "index": i,
                                         "of": len(STAGES), "seconds": timings[stage]}, n)
         if run["status"] != "ok":
-            yield _sse("error", {"run_id": run_id, "status": run["status"],
+            yield _sse("failed", {"run_id": run_id, "status": run["status"],
                                  "error": run.get("error")}, n + 1)
             return
         off = 0
