@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from cachetools import LRUCache, TTLCache
-from fastapi import Depends, FastAPI, Header, HTTPException, Path as PathParam, Query, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
@@ -317,7 +318,9 @@ def create_app(target: DatabaseTarget, api_key: str | None = None,
             if waited >= KEEPALIVE_S:
                 yield b": keep-alive\n\n"
                 waited = 0.0
-            run = await run_in_threadpool(get_scan_run, target, run_id) or run
+            now: dict[str, Any] | None = await run_in_threadpool(get_scan_run, target, run_id)
+            if now is not None:
+                run = now
         timings = run.get("timings") or {}
         for i, stage in enumerate(STAGES, 1):
             if stage in timings:

@@ -44,4 +44,6 @@ def serve(
                   f"{escape(target.describe())}; writes "
                   f"{'need X-API-Key' if key else 'disabled (no TECHNIC_API_KEY)'}",
                   highlight=False, soft_wrap=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    # Open connections (a browser's keep-alive, an event stream) get 5 s to finish on shutdown;
+    # scans in flight are waited for (the app's lifespan).
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)

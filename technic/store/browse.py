@@ -54,7 +54,8 @@ def list_scan_runs(target: DatabaseTarget, limit: int = 50, offset: int = 0,
         ``(total, runs)``: the number of matching runs and the page, each run a dict of
         :data:`RUN_COLUMNS` (timestamps as ISO 8601 text, JSON columns as dicts).
     """
-    where, params = ["true"], {"limit": limit, "offset": offset}
+    where: list[str] = ["true"]
+    params: dict[str, Any] = {"limit": limit, "offset": offset}
     if preset is not None:
         where.append("preset = :preset")
         params["preset"] = preset
@@ -123,7 +124,8 @@ def read_scan_results(target: DatabaseTarget, run_id: int,
     bad = [c for c in (*columns, sort) if c not in RESULT_FIELDS]
     if bad:
         raise ValueError(f"unknown result column(s): {', '.join(bad)}")
-    where, params = ["run_id = :run"], {"run": run_id, "limit": limit, "offset": offset}
+    where: list[str] = ["run_id = :run"]
+    params: dict[str, Any] = {"run": run_id, "limit": limit, "offset": offset}
     if sectors:
         where.append("lower(sector) = ANY(:sectors)")
         params["sectors"] = [s.lower() for s in sectors]

@@ -92,6 +92,7 @@ async function load() {
     $("title").textContent = `no scan to show: ${e.message}`;
     $("results").tBodies[0].replaceChildren();
   }
+  document.body.dataset.loads = String(Number(document.body.dataset.loads || 0) + 1);
 }
 
 $("filters").addEventListener("submit", ev => {

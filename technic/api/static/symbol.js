@@ -42,12 +42,15 @@ function chart(d) {
 
 function history(ranks) {
   const x = ranks.map(r => r.as_of);
+  const universe = Math.max(1, ...ranks.map(r => r.passed || 1));
   Plotly.newPlot("history", [
     {type: "scatter", mode: "lines+markers", x, y: ranks.map(r => r.tech_rating), name: "TechRating", yaxis: "y"},
     {type: "scatter", mode: "lines+markers", x, y: ranks.map(r => r.rank), name: "rank", yaxis: "y2"},
   ], {height: 300, margin: {l: 50, r: 50, t: 10, b: 40}, legend: {orientation: "h"},
-      xaxis: {type: "date"}, yaxis: {title: {text: "TechRating"}, range: [0, 100]},
-      yaxis2: {title: {text: "rank (1 = best)"}, overlaying: "y", side: "right", autorange: "reversed"}},
+      xaxis: {type: "category", title: {text: "scan date"}},
+      yaxis: {title: {text: "TechRating"}, range: [0, 100]},
+      yaxis2: {title: {text: `rank (1 = best, of ${universe})`}, overlaying: "y", side: "right",
+               range: [universe, 1]}},
   {responsive: true, displaylogo: false});
 }
 

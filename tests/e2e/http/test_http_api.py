@@ -15,7 +15,7 @@ import pytest
 from technic.jobs.scan import SUMMARY_COLUMNS
 from technic.store.catalog import table_counts
 from tests.conftest import cli_env
-from tests.e2e._http_server import API_KEY, REPO, api_server  # noqa: F401 (fixture)
+from tests.e2e.http.conftest import API_KEY, REPO
 
 KEY = {"X-API-Key": API_KEY}
 

@@ -1,6 +1,6 @@
-"""A running ``technic serve`` (uvicorn in a subprocess on a free loopback port) over the
-``demo_target`` schema, with one default scan stored first; shared by the HTTP API tests
-and the web page tests."""
+"""Fixtures of the ``technic serve`` tests: a running server (uvicorn in a subprocess on a
+free loopback port) over the ``demo_target`` schema, with one default scan stored first;
+shared by the HTTP API tests and the web page tests."""
 
 from __future__ import annotations
 
