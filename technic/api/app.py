@@ -12,13 +12,14 @@ import asyncio
 import json
 import secrets
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from cachetools import LRUCache, TTLCache
+from cachetools import LRUCache
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
@@ -90,17 +91,93 @@ def _sse(event: str, data: Any, event_id: int) -> bytes:
 
 
 class _Caches:
-    """Result pages (by run id and query) and the latest run id (by preset), shared by the
-    event loop and the scan threads."""
+    """Result pages (by run id and query), the latest run id (by preset) and, for the hot
+    path, whole answers of ``/v1/scans/latest`` by raw query string; shared by the event
+    loop and the scan threads.
 
-    def __init__(self) -> None:
+    The latest id is served stale-while-revalidate: older than :data:`LATEST_TTL_S`, it is
+    still answered while one background query (never one per request) refreshes it; a run
+    this process finishes drops it at once (the next request waits for the one query).
+    """
+
+    def __init__(self, target: DatabaseTarget) -> None:
+        self.target = target
         self.lock = threading.Lock()
         self.pages: LRUCache[tuple, bytes] = LRUCache(maxsize=1024)
-        self.latest: TTLCache[str, int] = TTLCache(maxsize=64, ttl=LATEST_TTL_S)
+        self.answers: LRUCache[bytes, tuple[str, int, bytes]] = LRUCache(maxsize=256)
+        self._latest: dict[str, tuple[int, float]] = {}
+        self._generation = 0
+        self._refreshing: dict[str, asyncio.Task] = {}
 
     def run_finished(self, run_id: int) -> None:
+        """A run ended in this process: forget the latest ids (any thread)."""
         with self.lock:
-            self.latest.clear()
+            self._latest.clear()
+            self._generation += 1
+
+    def latest_now(self, preset: str) -> int | None:
+        """The remembered latest run id of ``preset`` without waiting (None: none known);
+        starts a background refresh when it is stale. Call on the event loop."""
+        with self.lock:
+            hit = self._latest.get(preset)
+        if hit is not None and time.monotonic() - hit[1] > LATEST_TTL_S:
+            self._refresh(preset)
+        return None if hit is None else hit[0]
+
+    async def latest_id(self, preset: str) -> int | None:
+        """The latest run id of ``preset`` (None: it has no successful run); waits for the
+        store only when none is remembered."""
+        known = self.latest_now(preset)
+        if known is not None:
+            return known
+        return await asyncio.shield(self._refresh(preset))
+
+    def _refresh(self, preset: str) -> asyncio.Task:
+        task = self._refreshing.get(preset)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._query(preset))
+            self._refreshing[preset] = task
+        return task
+
+    async def _query(self, preset: str) -> int | None:
+        with self.lock:
+            generation = self._generation
+        try:
+            run_id = await run_in_threadpool(latest_run_id, self.target, preset)
+        except Exception:
+            with self.lock:  # a failed background refresh: the next request tries again
+                self._latest.pop(preset, None)
+            raise
+        finally:
+            self._refreshing.pop(preset, None)
+        with self.lock:
+            if run_id is not None and generation == self._generation:
+                self._latest[preset] = (run_id, time.monotonic())
+        return run_id
+
+
+class _LatestAnswers:
+    """ASGI middleware: ``GET /v1/scans/latest`` with a query string answered before is
+    answered from memory (the bytes the endpoint produced for it) while the latest run is
+    still the one they came from, without routing or parameter parsing."""
+
+    def __init__(self, app: Any, caches: _Caches) -> None:
+        self.app = app
+        self.caches = caches
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" \
+                and scope["path"] == "/v1/scans/latest":
+            with self.caches.lock:
+                hit = self.caches.answers.get(scope["query_string"])
+            if hit is not None and self.caches.latest_now(hit[0]) == hit[1]:
+                body = hit[2]
+                await send({"type": "http.response.start", "status": 200, "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
 
 
 def create_app(target: DatabaseTarget, api_key: str | None = None,
@@ -113,7 +190,7 @@ def create_app(target: DatabaseTarget, api_key: str | None = None,
             are refused (403), the API is read-only.
         scan_workers: scans that run at once (worker threads).
     """
-    caches = _Caches()
+    caches = _Caches(target)
     runner = ScanRunner(target, scan_workers, on_finished=caches.run_finished)
 
     @asynccontextmanager
@@ -130,6 +207,7 @@ def create_app(target: DatabaseTarget, api_key: str | None = None,
         lifespan=lifespan)
     app.state.runner = runner
     app.state.caches = caches
+    app.add_middleware(_LatestAnswers, caches=caches)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, e: Exception) -> JSONResponse:
@@ -166,7 +244,8 @@ def create_app(target: DatabaseTarget, api_key: str | None = None,
 
     async def results_page(run_id: int, columns: str | None, sort: str, order: str,
                            sector: list[str], min_price: float | None, limit: int,
-                           offset: int) -> Response:
+                           offset: int) -> tuple[bytes, bool]:
+        """The page's JSON and whether it may be cached (its run is finished)."""
         cols = parse_columns(columns)
         if sort not in RESULT_FIELDS:
             raise _invalid("query", "sort", f"unknown column {sort!r}", sort)
@@ -175,7 +254,7 @@ def create_app(target: DatabaseTarget, api_key: str | None = None,
         with caches.lock:
             body = caches.pages.get(key)
         if body is not None:
-            return Response(body, media_type="application/json")
+            return body, True
         run = await run_or_404(run_id)
 
         def load() -> tuple[int, list[dict[str, Any]], list[str]]:
@@ -187,10 +266,11 @@ def create_app(target: DatabaseTarget, api_key: str | None = None,
         body = _dumps({"run": run, "total": total, "offset": offset, "limit": limit,
                        "sort": sort, "order": order, "columns": list(cols),
                        "sectors": sectors, "results": rows})
-        if run["status"] == "ok":  # a finished run's results never change
-            with caches.lock:
-                caches.pages[key] = body
-        return Response(body, media_type="application/json")
+        if run["status"] != "ok":
+            return body, False
+        with caches.lock:  # a finished run's results never change
+            caches.pages[key] = body
+        return body, True
 
     # ------------------------------------------------------------------ endpoints
     @app.get("/v1/health", tags=["service"])
@@ -211,7 +291,8 @@ def create_app(target: DatabaseTarget, api_key: str | None = None,
         return {"total": total, "offset": offset, "limit": limit, "runs": runs}
 
     @app.get("/v1/scans/latest", tags=["scans"])
-    async def latest(columns: Columns = None, sort: Sort = "rank", order: Order = "asc",
+    async def latest(request: Request, columns: Columns = None, sort: Sort = "rank",
+                     order: Order = "asc",
                      sector: Sector = [],  # noqa: B006 (FastAPI copies defaults)
                      min_price: MinPrice = None, limit: Limit = 100, offset: Offset = 0,
                      preset: Annotated[str, Query(pattern=_PRESET, description=(
@@ -219,16 +300,15 @@ def create_app(target: DatabaseTarget, api_key: str | None = None,
                      ) -> Response:
         """A page of the latest successful run of `preset` (what `latest_scan_results`
         shows for `default`); same parameters and answer as `GET /v1/scans/{run_id}`."""
-        with caches.lock:
-            run_id = caches.latest.get(preset)
+        run_id = await caches.latest_id(preset)
         if run_id is None:
-            run_id = await run_in_threadpool(latest_run_id, target, preset)
-            if run_id is None:
-                raise HTTPException(404, f"no successful scan of preset {preset!r} yet")
+            raise HTTPException(404, f"no successful scan of preset {preset!r} yet")
+        body, cacheable = await results_page(run_id, columns, sort, order, sector, min_price,
+                                             limit, offset)
+        if cacheable:
             with caches.lock:
-                caches.latest[preset] = run_id
-        return await results_page(run_id, columns, sort, order, sector, min_price, limit,
-                                  offset)
+                caches.answers[request.scope["query_string"]] = (preset, run_id, body)
+        return Response(body, media_type="application/json")
 
     @app.get("/v1/scans/{run_id}", tags=["scans"])
     async def scan_run(run_id: Annotated[int, PathParam(ge=1)], columns: Columns = None,
@@ -238,8 +318,9 @@ def create_app(target: DatabaseTarget, api_key: str | None = None,
                        ) -> Response:
         """The run (`run`: params, status, counts, timings) and a page of its ranked results
         (`results`; `total` rows pass the filters; `sectors`: the sectors in the run)."""
-        return await results_page(run_id, columns, sort, order, sector, min_price, limit,
-                                  offset)
+        body, _ = await results_page(run_id, columns, sort, order, sector, min_price, limit,
+                                     offset)
+        return Response(body, media_type="application/json")
 
     @app.post("/v1/scans", tags=["scans"], status_code=202,
               dependencies=[Depends(require_key)])

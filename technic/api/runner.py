@@ -103,24 +103,26 @@ class ScanRunner:
                 "stage": stage, "index": STAGES.index(stage) + 1 if stage in STAGES else None,
                 "of": len(STAGES), "elapsed_s": round(time.perf_counter() - state.started, 4)})
 
+        summary: dict[str, Any] = {}
+        rows: list[dict[str, Any]] = []
+        error = None
         try:
             outcome = run_scan(self.target, params, on_stage=on_stage, run_id=state.run_id)
         except Exception as e:
-            msg = describe_database_error(e) or f"{type(e).__name__}: {first_line(e)}"
-            log.warning("scan run %d failed: %s", state.run_id, msg)
-            with state._lock:
-                state.error, state.status = msg, "failed"
+            error = describe_database_error(e) or f"{type(e).__name__}: {first_line(e)}"
+            log.warning("scan run %d failed: %s", state.run_id, error)
         else:
             summary = outcome.to_json(max(1, len(outcome.results)))
             rows = summary.pop("results") if len(outcome.results) else []
-            with state._lock:
-                state.summary, state.rows, state.status = summary, rows, "ok"
-        finally:
-            if self._on_finished is not None:
-                try:
-                    self._on_finished(state.run_id)
-                except Exception:  # never let a callback hide the run's own outcome
-                    log.exception("scan run %d: on_finished failed", state.run_id)
+        # the run is stored: caches forget what it replaces before any stream says "done"
+        if self._on_finished is not None:
+            try:
+                self._on_finished(state.run_id)
+            except Exception:  # never let a callback hide the run's own outcome
+                log.exception("scan run %d: on_finished failed", state.run_id)
+        with state._lock:
+            state.summary, state.rows, state.error = summary, rows, error
+            state.status = "failed" if error else "ok"
 
     def shutdown(self) -> None:
         """Let queued and running scans finish (they are stored), then stop the threads."""

@@ -219,6 +219,9 @@ def test_post_scan_streams_progress_then_every_result_in_order(api_server, db_ur
     run_id = r.json()["run_id"]
     events = sse(f"{s.url}/v1/scans/{run_id}/events", {"chunk": 300})
     rows = _check_stream(events, run_id)
+    # a default scan finished by the server is the latest at once (its caches forgot the old)
+    latest = httpx.get(f"{s.url}/v1/scans/latest", params={"limit": 5}).json()
+    assert latest["run"]["run_id"] == run_id and latest["results"] == rows[:5]
     # the stored run holds the same rows (HTTP pages and the store)
     assert all_rows(s.url, run_id) == rows
     # a stream of a run that is over (served from the store) says the same
