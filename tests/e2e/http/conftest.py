@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import cli_env
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 API_KEY = "test-key-" + os.urandom(8).hex()
 
 
