@@ -205,7 +205,7 @@ def main() -> None:
     ap.add_argument("--client-procs", type=int, default=1)
     ap.add_argument("--client", choices=("raw", "httpx"), default="raw",
                     help="load client: a minimal asyncio HTTP/1.1 client, or httpx")
-    ap.add_argument("--scans", type=int, default=20)
+    ap.add_argument("--scans", type=int, default=20, help="0: skip the streamed scans")
     ap.add_argument("--database-url", default=os.environ.get("TECHNIC_BENCH_DATABASE_URL"))
     args = ap.parse_args()
 
@@ -248,16 +248,17 @@ def main() -> None:
             except httpx.HTTPError:
                 time.sleep(0.2)
         load = read_load(base, args.clients, args.duration, args.client_procs, args.client)
-        scans = streamed_scans(base, key, args.scans, env)
+        scans = streamed_scans(base, key, args.scans, env) if args.scans else None
     print(f"GET {PATH}: {load['clients']} clients ({load['client']}, "
           f"{load['client_procs']} client process(es) on this machine), "
           f"{load['duration_s']:.0f} s")
     print(f"  {load['requests']:,} requests, {load['errors']} errors, "
           f"{load['req_per_s']:,.1f} req/s, p50 {load['p50_ms']} ms, p99 {load['p99_ms']} ms, "
           f"max {load['max_ms']} ms, {load['mb_per_s']} MB/s")
-    print(f"{scans['scans']} concurrent SSE scans: {scans['completed']} completed, "
-          f"{scans['equal_to_cli']} equal to `technic scan --json` "
-          f"({scans['rows_per_scan']} rows each), all done in {scans['all_done_s']} s")
+    if scans:
+        print(f"{scans['scans']} concurrent SSE scans: {scans['completed']} completed, "
+              f"{scans['equal_to_cli']} equal to `technic scan --json` "
+              f"({scans['rows_per_scan']} rows each), all done in {scans['all_done_s']} s")
     print(json.dumps({"cpus": os.cpu_count(), "load": load, "sse_scans": scans}))
 
 
