@@ -40,6 +40,7 @@ from technic.store.browse import (
     run_sectors,
 )
 from technic.store.db import DatabaseTarget, describe_database_error, first_line
+from technic.store.runs import mark_orphans
 from technic.store.schema import DEFAULT_PRESET
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -50,6 +51,8 @@ LATEST_TTL_S = 2.0
 #: for runs of other processes.
 KEEPALIVE_S = 15.0
 DB_POLL_S = 0.5
+#: Polls between checks that a followed run's process is still alive (technic.store.runs).
+ORPHAN_CHECK_POLLS = 10
 
 _PRESET = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
@@ -392,13 +395,16 @@ def create_app(target: DatabaseTarget, api_key: str | None = None,
         run_id = run["run_id"]
         n = 0
         yield _sse("run", {"run_id": run_id, "status": run["status"]}, n)
-        waited = 0.0
+        waited, polls = 0.0, 0
         while run["status"] == "running":  # another process's run: follow the store
             await asyncio.sleep(DB_POLL_S)
             waited += DB_POLL_S
+            polls += 1
             if waited >= KEEPALIVE_S:
                 yield b": keep-alive\n\n"
                 waited = 0.0
+            if polls % ORPHAN_CHECK_POLLS == 0:  # its process may have died: then it ends
+                await run_in_threadpool(mark_orphans, target, "scan_runs")
             now: dict[str, Any] | None = await run_in_threadpool(get_scan_run, target, run_id)
             if now is not None:
                 run = now

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
@@ -242,6 +243,29 @@ def test_stream_of_a_run_made_elsewhere(api_server):
                          s.run_id)
     assert rows == all_rows(s.url, s.run_id)
     assert httpx.get(f"{s.url}/v1/scans/999999/events").status_code == 404
+
+
+def test_stream_follows_a_run_that_another_process_is_running(api_server):
+    """A run still ``running`` in the store (scanned here, in the test process, a moment
+    after the stream opened): the server polls the store and streams it once it is over."""
+    from technic.jobs.scan import ScanParams, run_scan, start_scan
+
+    s = api_server
+    params = ScanParams()
+    run_id = start_scan(s.target, params)
+
+    def later() -> None:
+        time.sleep(1.0)
+        run_scan(s.target, params, run_id=run_id)
+
+    worker = threading.Thread(target=later)
+    worker.start()
+    try:
+        events = sse(f"{s.url}/v1/scans/{run_id}/events", {"chunk": 300})
+    finally:
+        worker.join()
+    assert events[0] == ("run", {"run_id": run_id, "status": "running"})
+    assert _check_stream(events, run_id) == all_rows(s.url, run_id)
 
 
 def test_a_client_that_disconnects_does_not_break_the_run(api_server):
