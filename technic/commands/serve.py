@@ -28,15 +28,21 @@ def serve(
 
     from technic.api.app import create_app
     from technic.config import get_settings
-    from technic.store.db import get_engine, resolve_target
+    from technic.store.db import (
+        describe_database_error,
+        first_line,
+        get_engine,
+        resolve_target,
+    )
     from technic.store.schema import init_db
 
     try:
         target = resolve_target()
         init_db(get_engine(target), target.schema)
-    except Exception as e:
-        console.print(f"[bold red]error:[/] cannot use the database: "
-                      f"{escape(f'{type(e).__name__}: {e}'.splitlines()[0])}", highlight=False)
+    except Exception as e:  # unreachable server, bad URL, refused migration: one line
+        why = describe_database_error(e) or f"{type(e).__name__}: {first_line(e)}"
+        console.print(f"[bold red]error:[/] cannot use the database: {escape(why)}",
+                      highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     key = get_settings().api_key
     app = create_app(target, key.get_secret_value() if key else None, scan_workers)
