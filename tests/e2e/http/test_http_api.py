@@ -5,6 +5,7 @@ nothing stored, API-key writes, Server-Sent Events in order, a client that disco
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -81,6 +82,9 @@ def test_health_history_docs(api_server):
     assert run["counts"]["passed"] > 0 and "filter_score_rank" in run["timings"]
     assert httpx.get(f"{s.url}/v1/scans", params={"status": "nope"}).status_code == 422
     assert httpx.get(f"{s.url}/docs").status_code == 200
+    # bound to 127.0.0.1 only (no --host): another address of this host is refused
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.2", httpx.URL(s.url).port), timeout=3).close()
     paths = httpx.get(f"{s.url}/openapi.json").json()["paths"]
     assert {"/v1/health", "/v1/scans", "/v1/scans/latest", "/v1/scans/{run_id}",
             "/v1/scans/{run_id}/events", "/v1/symbols/{symbol}"} <= set(paths)
