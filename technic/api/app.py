@@ -44,8 +44,8 @@ from technic.store.runs import mark_orphans
 from technic.store.schema import DEFAULT_PRESET
 
 STATIC = Path(__file__).resolve().parent / "static"
-#: Seconds the latest run's id is remembered (runs this process finishes clear it at once;
-#: runs of other processes show up within this time).
+#: Age (s) after which the remembered latest run id is refreshed in the background (runs
+#: this process finishes replace it at once; runs of other processes show up about this late).
 LATEST_TTL_S = 2.0
 #: SSE: seconds between keep-alive comments while a run is quiet; between polls of the store
 #: for runs of other processes.
@@ -70,6 +70,9 @@ MinPrice = Annotated[float | None, Query(ge=0, allow_inf_nan=False,
 Limit = Annotated[int, Query(ge=1, le=1000, description="Rows per page.")]
 Offset = Annotated[int, Query(ge=0, description="Rows to skip.")]
 
+#: Bytes of JSON the result-page cache and the latest-answer cache hold at most (LRU).
+PAGE_CACHE_BYTES = 256 * 2**20
+ANSWER_CACHE_BYTES = 64 * 2**20
 
 
 def plotly_js() -> Path:
@@ -106,8 +109,9 @@ class _Caches:
     def __init__(self, target: DatabaseTarget) -> None:
         self.target = target
         self.lock = threading.Lock()
-        self.pages: LRUCache[tuple, bytes] = LRUCache(maxsize=1024)
-        self.answers: LRUCache[bytes, tuple[str, int, bytes]] = LRUCache(maxsize=256)
+        self.pages: LRUCache[tuple, bytes] = LRUCache(maxsize=PAGE_CACHE_BYTES, getsizeof=len)
+        self.answers: LRUCache[bytes, tuple[str, int, bytes]] = LRUCache(
+            maxsize=ANSWER_CACHE_BYTES, getsizeof=lambda v: len(v[2]))
         self._latest: dict[str, tuple[int, float]] = {}
         self._generation = 0
         self._refreshing: dict[str, asyncio.Task] = {}
@@ -139,6 +143,9 @@ class _Caches:
         task = self._refreshing.get(preset)
         if task is None:
             task = asyncio.get_running_loop().create_task(self._query(preset))
+            # a background refresh that fails is retried by the next request: its error is
+            # read here so that asyncio does not report it as never retrieved
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
             self._refreshing[preset] = task
         return task
 

@@ -57,3 +57,40 @@ def test_sse_frame():
 def test_plotly_js_ships_with_the_package():
     js = plotly_js()
     assert js.is_file() and js.stat().st_size > 1_000_000
+
+
+def test_latest_id_is_one_query_and_served_stale_while_it_refreshes(monkeypatch):
+    """The latest run id cache (technic.api.app._Caches) with the store's lookup replaced by
+    a counter: concurrent requests share one lookup, a stale id is answered while one
+    background lookup refreshes it, and a run finished here forces a fresh lookup."""
+    import asyncio
+    import time
+
+    from technic.api import app as api_app
+
+    calls: list[str] = []
+    answer = {"default": 7}
+
+    def lookup(target, preset):
+        calls.append(preset)
+        time.sleep(0.05)
+        return answer[preset]
+
+    monkeypatch.setattr(api_app, "latest_run_id", lookup)
+    monkeypatch.setattr(api_app, "LATEST_TTL_S", 0.2)
+    caches = api_app._Caches(target=None)  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        assert await asyncio.gather(*(caches.latest_id("default") for _ in range(50))) \
+            == [7] * 50
+        assert len(calls) == 1
+        answer["default"] = 8
+        await asyncio.sleep(0.25)  # stale now
+        assert await caches.latest_id("default") == 7  # answered at once, refresh started
+        await asyncio.sleep(0.15)
+        assert await caches.latest_id("default") == 8 and len(calls) == 2
+        answer["default"] = 9
+        caches.run_finished(9)
+        assert await caches.latest_id("default") == 9 and len(calls) == 3
+
+    asyncio.run(scenario())
