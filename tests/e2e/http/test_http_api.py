@@ -22,10 +22,10 @@ from tests.e2e.http.conftest import API_KEY, REPO
 KEY = {"X-API-Key": API_KEY}
 
 
-def sse(url: str, params: dict | None = None, stop_after: int | None = None,
+def sse(url: str, params: dict | None = None, stop_after=None,
         timeout: float = 120) -> list[tuple[str, dict]]:
-    """The events of a stream as ``(event, data)``; ``stop_after``: disconnect after that many
-    events."""
+    """The events of a stream as ``(event, data)``; ``stop_after(event, data)``: disconnect
+    after the first event it is true for."""
     out: list[tuple[str, dict]] = []
     with httpx.stream("GET", url, params=params, timeout=timeout) as r:
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
@@ -38,7 +38,7 @@ def sse(url: str, params: dict | None = None, stop_after: int | None = None,
             elif line == "" and event is not None:
                 out.append((event, json.loads("".join(data))))
                 event, data = None, []
-                if stop_after is not None and len(out) >= stop_after:
+                if stop_after is not None and stop_after(*out[-1]):
                     break  # closing the response disconnects mid-stream
     return out
 
@@ -276,8 +276,10 @@ def test_a_client_that_disconnects_does_not_break_the_run(api_server):
     s = api_server
     ids = [httpx.post(f"{s.url}/v1/scans", json={"min_price": 10}, headers=KEY).json()["run_id"]
            for _ in range(2)]
-    first = sse(f"{s.url}/v1/scans/{ids[0]}/events", stop_after=2)  # run, queued: then gone
-    assert [e for e, _ in first] == ["run", "progress"]
+    # gone once the scan is under way (a stage after "queued" has started)
+    first = sse(f"{s.url}/v1/scans/{ids[0]}/events",
+                stop_after=lambda e, d: e == "progress" and d["stage"] != "queued")
+    assert first[-1][0] == "progress" and "results" not in [e for e, _ in first]
     for run_id in ids:
         run = wait_finished(s.url, run_id)
         assert run["status"] == "ok", run
