@@ -26,6 +26,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from technic.api.models import ScanRequest
 from technic.api.runner import STAGES, ScanRunner
@@ -208,7 +209,9 @@ def create_app(target: DatabaseTarget, api_key: str | None = None,
         yield
         await run_in_threadpool(runner.shutdown)
 
-    app = FastAPI(
+    # FastAPIOffline: FastAPI whose /docs (Swagger UI) and /redoc load their JS and CSS from
+    # the fastapi-offline wheel instead of a CDN: the docs work without internet too.
+    app = FastAPIOffline(
         title="technic", version="1",
         summary="Ranked market scans: stored runs and results, symbols, scans streamed as "
                 "Server-Sent Events.",

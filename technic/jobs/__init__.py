@@ -9,7 +9,7 @@
 * :mod:`technic.jobs.browse` — one symbol's bars with chart overlays, features and ranks
   (``technic serve``).
 
-The CLI, the flows and the API only parse arguments and present results; everything they run is here.
-Layers (docs/architecture.md): jobs may import the store, providers, compute, features,
+The CLI, the flows and the API only parse arguments and present results; everything they
+run is here. Layers (docs/architecture.md): jobs may import the store, providers, compute, features,
 scoring and kernels; nothing below imports a job.
 """

@@ -135,3 +135,17 @@ def test_scan_started_from_the_page_shows_progress(api_server, page):
     assert "X-API-Key" in page.inner_text("#s-status")
     # the browser's console shows the refused request (401) and nothing else
     assert all("401" in e for e in page.errors), page.errors
+
+
+def test_openapi_docs_render_offline(api_server, page):
+    """Swagger UI at /docs draws every endpoint with assets from this server only."""
+    s = api_server
+    foreign: list[str] = []
+    page.on("request", lambda r: None if r.url.startswith(s.url) or r.url.startswith("data:")
+            else foreign.append(r.url))
+    page.goto(f"{s.url}/docs")
+    page.wait_for_selector(".opblock-summary-path")
+    paths = set(page.locator(".opblock-summary-path").all_text_contents())
+    assert {"/v1/health", "/v1/scans", "/v1/scans/latest", "/v1/scans/{run_id}",
+            "/v1/scans/{run_id}/events", "/v1/symbols/{symbol}"} <= {p.strip() for p in paths}
+    assert foreign == [] and page.errors == []
