@@ -10,6 +10,6 @@
   (``technic serve``).
 
 The CLI, the flows and the API only parse arguments and present results; everything they
-run is here. Layers (docs/architecture.md): jobs may import the store, providers, compute, features,
-scoring and kernels; nothing below imports a job.
+run is here. Layers (docs/architecture.md): jobs may import the store, providers, compute,
+features, scoring and kernels; nothing below imports a job.
 """
