@@ -668,6 +668,11 @@ def train(
     out.print(f"models, metrics and card written to {out_dir}/")
 
 
+from technic.commands.serve import serve as _serve  # noqa: E402
+
+app.command("serve")(_serve)
+
+
 # ----------------------------------------------------------------------------- demo
 @app.command()
 def demo(

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
         polygon_base_url: Polygon REST base URL (tests point it at a local server).
         polygon_requests_per_minute: client-side rate limit (5 = the free tier); unset it
             with a paid plan.
+        api_key: key that ``technic serve`` requires (header ``X-API-Key``) for writes
+            (``POST /v1/scans``); unset → the API is read-only (``SecretStr``, never logged).
     """
 
     model_config = SettingsConfigDict(env_prefix="TECHNIC_", extra="ignore")
@@ -68,13 +70,14 @@ class Settings(BaseSettings):
     polygon_api_key: SecretStr | None = None
     polygon_base_url: str = "https://api.polygon.io"
     polygon_requests_per_minute: float | None = Field(default=5, gt=0)
+    api_key: SecretStr | None = None
 
     @field_validator("database_url", "redis_url", "dask_address")
     @classmethod
     def _empty_is_unset(cls, v: str | None) -> str | None:
         return v or None
 
-    @field_validator("cache_secret")
+    @field_validator("cache_secret", "api_key")
     @classmethod
     def _empty_secret_is_unset(cls, v: SecretStr | None) -> SecretStr | None:
         return v if v is not None and v.get_secret_value() else None

@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["HEADLINE_COLUMNS", "SUMMARY_COLUMNS", "NoFeaturesError", "ScanOutcome",
            "ScanParams", "add_alpha", "add_merit", "add_options", "check_sectors", "rank_frame",
-           "run_scan"]
+           "run_scan", "start_scan"]
 
 
 #: The result columns a scan reports, in display order: the ``--json`` results and the
@@ -200,9 +200,16 @@ def check_sectors(target: DatabaseTarget, sectors: list[str] | tuple[str, ...] |
         universe_check_sectors(sectors, known_sectors(target))
 
 
+def start_scan(target: DatabaseTarget, params: ScanParams) -> int:
+    """Insert the ``scan_runs`` row of a scan (status ``running``, its run lock held by this
+    process) and return its ``run_id``; :func:`run_scan` with ``run_id`` runs it later (the
+    HTTP API answers with the id at once and scans in a worker thread)."""
+    return start_scan_run(target, params.as_json(), params.run_preset)
+
+
 def run_scan(target: DatabaseTarget, params: ScanParams,
              on_stage: Callable[[str], None] | None = None,
-             cache: FrameCache | None = None) -> ScanOutcome:
+             cache: FrameCache | None = None, run_id: int | None = None) -> ScanOutcome:
     """Run one scan and store it.
 
     Args:
@@ -211,6 +218,8 @@ def run_scan(target: DatabaseTarget, params: ScanParams,
         on_stage: called with each stage name as it starts (progress display).
         cache: where the feature frame is looked up first (L1/L2); default: the process-wide
             cache for ``TECHNIC_REDIS_URL``. Which layer served it goes to ``scan_runs.cache``.
+        run_id: a run row made by :func:`start_scan` with the same ``params`` (by this
+            process); None: a new one.
 
     Returns:
         The outcome (results hold every passing symbol, ranked).
@@ -219,7 +228,8 @@ def run_scan(target: DatabaseTarget, params: ScanParams,
         NoFeaturesError: no feature rows on or before ``params.as_of``.
     """
     timings: dict[str, float] = {}
-    run_id = start_scan_run(target, params.as_json(), params.run_preset)
+    if run_id is None:
+        run_id = start_scan(target, params)
     t_all = time.perf_counter()
     try:
         stage = "read_features"

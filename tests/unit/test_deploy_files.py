@@ -160,10 +160,13 @@ def overlay() -> dict:
     return yaml.safe_load((REPO / "infra" / "compose.host-ports.yml").read_text())
 
 
-def test_only_the_prefect_ui_is_published_and_on_loopback(compose, overlay):
+def test_only_the_prefect_ui_and_the_api_are_published_and_on_loopback(compose, overlay):
     services = compose["services"]
     published = {name: _published(svc) for name, svc in services.items() if svc.get("ports")}
-    assert set(published) == {"prefect-server"}
+    assert set(published) == {"prefect-server", "api"}
+    assert published["api"] == [("127.0.0.1", "8000")]
+    cmd = services["api"]["command"]
+    assert cmd[:2] == ["technic", "serve"]  # 0.0.0.0 inside its container, loopback outside
     for name in ("dask-scheduler", "dask-worker", "dask-worker-gpu", "redis", "timescaledb",
                  "prefect-db"):
         assert not services[name].get("ports") and not services[name].get("network_mode"), name
@@ -184,7 +187,10 @@ def test_no_default_passwords(compose, overlay):
         for m in _VAR.finditer(value.replace("$$", "")):
             name, op, arg = m.groups()
             if re.search(r"PASSWORD|SECRET|AUTH|KEY", name):
-                optional = name == "TECHNIC_POLYGON_API_KEY" and op == ":-" and arg == ""
+                # optional API keys: unset means the feature is off (no Polygon ingest; a
+                # read-only HTTP API), never a default key
+                optional = name in ("TECHNIC_POLYGON_API_KEY", "TECHNIC_API_KEY") \
+                    and op == ":-" and arg == ""
                 assert op == ":?" or optional, f"{path}: ${{{name}{op or ''}{arg or ''}}}"
     # no literal credentials either: every password/secret value comes from a variable
     for path, value in _strings(compose):
@@ -211,7 +217,7 @@ def test_secrets_reach_the_services_that_need_them(compose):
     assert "${TECHNIC_REDIS_PASSWORD:?" in env["TECHNIC_REDIS_URL"]
     assert env["TECHNIC_CACHE_SECRET"].startswith("${TECHNIC_CACHE_SECRET:?")
     assert env["PREFECT_API_AUTH_STRING"].startswith("${PREFECT_API_AUTH_STRING:?")
-    for name in ("prefect-worker", "dask-worker", "dask-worker-gpu"):
+    for name in ("prefect-worker", "dask-worker", "dask-worker-gpu", "api"):
         e = s[name]["environment"]
         assert e["TECHNIC_CACHE_SECRET"] == env["TECHNIC_CACHE_SECRET"], name
     assert "environment" not in s["dask-scheduler"]  # runs no technic code: no secrets
