@@ -19,13 +19,14 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("technic.config", "technic.panel", "technic.calendar", "technic.validation",
      "technic.universe", "technic.indicators", "technic.scoring"),
     # the store (all SQL), the providers, the cache, the feature registry
-    ("technic.store", "technic.providers", "technic.cache", "technic.features"),
+    ("technic.store", "technic.providers", "technic.cache", "technic.features",
+     "technic.screen"),
     # where and how compute runs: Dask set-up, the incremental window, the alpha models
     ("technic.compute", "technic.incremental", "technic.ml"),
     # the jobs the front ends call
     ("technic.jobs",),
     # the front ends: argument parsing and presentation only
-    ("technic.cli", "flows"),
+    ("technic.cli", "technic.commands", "technic.api", "flows"),
 )
 
 #: Imports that break the rule today, each with the change that removes it. Keep this empty.
