@@ -92,7 +92,7 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v",
 
 
 def _fail(msg: str, code: int = 1) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False)
+    console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 

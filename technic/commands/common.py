@@ -17,7 +17,7 @@ out = Console()
 
 def fail(msg: str, code: int = 1) -> typer.Exit:
     """Print ``error: msg`` (one line, stderr) and return the exit to raise."""
-    console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False)
+    console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 

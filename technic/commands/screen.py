@@ -140,7 +140,7 @@ def results_table(df: pd.DataFrame, columns: list[str], title: str, width: int,
     """A rich table of ``df`` fitted to ``width`` (lower-priority columns dropped, values
     never cut); returns it with the hidden columns."""
     vis, hidden, cells = fit_columns(df, columns, width, keep_order, pinned)
-    t = Table(title=title, title_justify="left")
+    t = Table()
     for c in vis:
         text = COLUMNS.get(c) is not None and COLUMNS[c].kind == "text"
         t.add_column(_HEADERS.get(c, c), justify="left" if text else "right", no_wrap=True,
@@ -169,13 +169,15 @@ def write_rows(df: pd.DataFrame, columns: list[str], fmt: OutputFormat, title: s
         width = 200 if output else terminal_width()
         table, hidden = results_table(df, cols, title, width, keep_order, pinned)
         con = Console(file=output.open("w"), width=width) if output else out
+        if title:
+            con.print(title, highlight=False, soft_wrap=True)
         con.print(table)
         if footer:
-            con.print(footer, highlight=False)
+            con.print(footer, highlight=False, soft_wrap=True)
         if hidden:
             con.print(f"hidden to fit {width} columns: {', '.join(hidden)} (widen the "
                       "terminal, choose --columns, or use --format csv/json)",
-                      style="dim", highlight=False)
+                      style="dim", highlight=False, soft_wrap=True)
         if output:
             assert con.file is not None
             con.file.close()
@@ -426,6 +428,8 @@ def run_and_show(t, params, fmt: OutputFormat, output: Path | None, save: bool =
         raise fail(str(e)) from None
     except ValueError as e:  # an unknown sector or industry: nothing stored
         raise fail(str(e), 2) from None
+    for w in outcome.warnings:
+        console.print(f"[bold yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
     show_outcome(outcome, params, fmt, output, database=t.describe())
     return outcome
 

@@ -473,8 +473,8 @@ def run_scan(target: DatabaseTarget, params: ScanParams,
     log.info("scan run %s for %s: %d of %d symbols ranked", run_id, day, counts["passed"],
              counts["input"])
     warnings = [w for w in (_stale_warning(params.as_of, day),) if w]
-    for w in warnings:
-        log.warning("%s", w)
+    for w in warnings:  # the CLI prints them, tc.scan() warns, flows log them
+        log.info("%s", w)
     return ScanOutcome(run_id=run_id, as_of=day, counts=counts, timings_s=timings,
                        results=sort_results(ranked, params.sort, params.descending),
                        cache=cache_info, warnings=warnings)

@@ -18,6 +18,7 @@ Pure (no database).
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from technic.features.registry import FEATURES
@@ -122,7 +123,7 @@ def check_column(name: str, allowed: frozenset[str] | set[str] | None = None,
     raise UnknownColumnError(f"unknown {what} {name!r}{scope}; {hint}")
 
 
-def parse_columns(text: str | list[str] | tuple[str, ...] | None,
+def parse_columns(text: str | Sequence[str] | None,
                   allowed: frozenset[str] | set[str] | None = None) -> tuple[str, ...]:
     """A ``--columns a,b,c`` list: names split on commas, blanks dropped, each checked.
 
