@@ -3,6 +3,8 @@ the fitted table — no database."""
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -179,7 +181,7 @@ def test_table_fits_80_columns_without_cutting_values():
     vis, hidden, _ = fit_columns(df, wanted, 80)
     assert vis[:2] == ["rank", "symbol"] and hidden and set(vis) | set(hidden) == set(wanted)
     table, hidden2 = results_table(df, wanted, "t", 80)
-    con = Console(width=80, record=True, file=open("/dev/null", "w"))
+    con = Console(width=80, record=True, file=io.StringIO())
     con.print(table)
     text = con.export_text()
     assert max(len(line) for line in text.splitlines()) <= 80
