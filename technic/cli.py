@@ -31,8 +31,13 @@ def _debug() -> bool:
 def describe_error(e: BaseException) -> str:
     """One line for an error the CLI did not handle itself: database errors name the
     driver's error and its first line (no SQL, no traceback)."""
+    from pydantic import ValidationError
+
+    from technic.config import describe_settings_error
     from technic.store.db import describe_database_error, first_line
 
+    if isinstance(e, ValidationError) and e.title == "Settings":
+        return describe_settings_error(e)
     return describe_database_error(e) or f"{type(e).__name__}: {first_line(e)}"
 
 
