@@ -497,7 +497,8 @@ def scan(
         help="Name stored with the run (scan_runs.preset; latest_scan_results_by_preset "
              "shows the latest run of each name). Default: `default` with the default "
              "filters — the runs latest_scan_results shows — else none (a custom scan that "
-             "feeds no view). To run a stored preset: `technic preset run NAME`.")] = None,
+             "feeds no view). The name of a stored preset (`technic preset list`) runs that "
+             "preset, as `technic preset run NAME` does.")] = None,
     where: Annotated[str | None, typer.Option(
         help="Filter on any feature, reference or score column, applied after scoring, e.g. "
              "\"rsi_14 < 30 and close > sma_200\"; and/or/not, ( ), < <= > >= = !=, "
@@ -534,6 +535,10 @@ def scan(
                          all_tickers, keep_leveraged, preset, where, industry, min_market_cap,
                          sort, descending, cols)
     target, _ = _target()
+    if preset is not None:  # a stored preset runs as itself (as `technic preset run`)
+        from technic.commands.screen import stored_preset_params
+
+        params = stored_preset_params(target, params) or params
     _scan(target, params, "json" if as_json else fmt, output)
 
 

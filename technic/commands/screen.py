@@ -434,6 +434,33 @@ def run_and_show(t, params, fmt: OutputFormat, output: Path | None, save: bool =
     return outcome
 
 
+def stored_preset_params(t, params):
+    """The parameters of the stored preset ``params.preset`` (keeping ``top``, ``as_of``,
+    and ``sort``/``columns`` given on the command line), or None when no preset has that name
+    (the name is then only a label for the run).
+
+    Raises:
+        typer.Exit: filter options given with a stored preset (exit 2).
+    """
+    import dataclasses
+
+    from technic.jobs.scan import ScanParams, resolve_preset
+    from technic.store.presets import PresetNotFound
+
+    try:
+        stored = resolve_preset(t, params.preset, as_of=params.as_of, top=params.top)
+    except PresetNotFound:
+        return None
+    probe = dataclasses.replace(params, preset=None, sort=None, descending=None, columns=())
+    if probe != ScanParams(top=params.top, as_of=params.as_of):
+        raise fail(f"--preset {params.preset} is a stored preset with its own filters: run it "
+                   "without filter options (or save a new one: `technic preset save`)", 2)
+    return dataclasses.replace(
+        stored, sort=params.sort or stored.sort,
+        descending=params.descending if params.sort else stored.descending,
+        columns=params.columns or stored.columns)
+
+
 def scan_params(top: int, as_of, min_price: float, min_dollar_volume: float,
                 sector: list[str] | None, all_tickers: bool, keep_leveraged: bool,
                 preset: str | None, where: str | None, industry: list[str] | None,

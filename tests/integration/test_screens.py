@@ -251,3 +251,18 @@ def test_as_of_after_the_data_warns(demo_target):
     with pytest.warns(UserWarning, match=r"scanned 2025-07-09, the data are \d+ days"):
         df = tc.scan(as_of="2026-01-01", top=3, target=demo_target)
     assert df.attrs["as_of"] == DAY and len(df) == 3
+
+
+def test_scan_preset_option_runs_a_stored_preset(demo_target):
+    import typer
+
+    from technic.commands.screen import stored_preset_params
+
+    got = stored_preset_params(demo_target, ScanParams(top=7, preset="momentum-leaders",
+                                                       sort="rsi_14"))
+    assert got.where and got.preset == "momentum-leaders" and got.top == 7
+    assert got.sort == "rsi_14" and got.columns  # the command line's sort wins
+    assert stored_preset_params(demo_target, ScanParams(preset="just-a-label")) is None
+    with pytest.raises(typer.Exit):
+        stored_preset_params(demo_target, ScanParams(preset="momentum-leaders",
+                                                     where="close > 1"))
