@@ -18,7 +18,7 @@ from typing import Annotated
 import pandas as pd
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from technic.commands.common import console, fail, out, target
 from technic.screen.columns import COLUMNS
@@ -257,7 +257,8 @@ def sectors(
     if fmt is not OutputFormat.table:
         write_rows(df, list(df.columns), fmt, "", None, keep_order=True)
         return
-    tab = Table(*(["sector", "industry"] if industries else ["sector"]), "symbols", "active",
+    tab = Table(*(["sector", "industry"] if industries else ["sector"]),
+                Column("symbols", justify="right"), Column("active", justify="right"),
                 title="sectors" + (" and industries" if industries else ""))
     for r in df.itertuples(index=False):
         keys = [str(x) if x is not None else "(none)" for x in r[:-2]]
