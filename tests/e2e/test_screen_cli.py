@@ -100,16 +100,22 @@ def test_sectors_columns_and_one_line_errors(db_url, demo_target):
     cols = {c["column"]: c for c in json.loads(r.stdout)["results"]}
     assert cols["rsi_14"]["unit"].startswith("0-100") and cols["merit"]["scope"] == "scan"
     runs = _count(demo_target, "SELECT count(*) FROM scan_runs")
-    for args, message in (
-            (["scan", "--sector", "Tech"], "unknown sector(s) 'Tech'; known sectors: "
-                                           "Basic Materials"),
-            (["scan", "--where", "rsi14 < 30"], "--where: unknown column 'rsi14'; did you "
-                                                "mean rsi_14?"),
-            (["scan", "--where", "close > 5; DROP TABLE symbols"], "unexpected character ';'"),
-            (["scan", "--industry", "Semiconductor"], "closest: "),
-            (["scan", "--sort", "tech_ratng"], "did you mean tech_rating"),
-            (["preset", "save", "x", "--where", "sector < 'A'"], "compare with = and !=")):
-        r = _cli(db_url, s, *args, columns="80")
+    cases = (
+        (["scan", "--sector", "Tech"], "unknown sector(s) 'Tech'; known sectors: "
+                                       "Basic Materials"),
+        (["scan", "--where", "rsi14 < 30"], "--where: unknown column 'rsi14'; did you "
+                                            "mean rsi_14?"),
+        (["scan", "--where", "close > 5; DROP TABLE symbols"], "unexpected character ';'"),
+        (["scan", "--industry", "Semiconductor"], "closest: "),
+        (["scan", "--sort", "tech_ratng"], "did you mean tech_rating"),
+        (["preset", "save", "x", "--where", "sector < 'A'"], "compare with = and !="))
+    # independent and quick to fail: run them side by side
+    procs = [subprocess.Popen([sys.executable, "-m", "technic.cli", *args], text=True,
+                              env=cli_env(db_url, s, COLUMNS="80"), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE) for args, _ in cases]
+    for (args, message), p in zip(cases, procs, strict=True):
+        stdout, stderr = p.communicate(timeout=180)
+        r = subprocess.CompletedProcess(args, p.returncode, stdout, stderr)
         assert r.returncode == 2, (args, r.stdout, r.stderr)
         assert r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 1, \
             r.stderr
