@@ -266,3 +266,14 @@ def test_scan_preset_option_runs_a_stored_preset(demo_target):
     with pytest.raises(typer.Exit):
         stored_preset_params(demo_target, ScanParams(preset="momentum-leaders",
                                                      where="close > 1"))
+
+
+def test_every_registry_column_is_in_the_frames(demo_target, unfiltered):
+    from technic.screen import COLUMNS, FEATURE_SCOPE
+
+    assert set(COLUMNS) <= set(unfiltered.columns), set(COLUMNS) - set(unfiltered.columns)
+    feats = read_feature_rows(demo_target, DAY, DAY, ["AAPL"])
+    assert FEATURE_SCOPE <= set(feats.columns), FEATURE_SCOPE - set(feats.columns)
+    row = unfiltered.set_index("symbol").loc["AAPL"]
+    assert row.dollar_volume == pytest.approx(row.close * row.volume)
+    assert feats.market_cap.iloc[0] == pytest.approx(row.market_cap)
