@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from technic.cache import FrameCache, get_cache
+from technic.calendar import sessions
 from technic.config import get_settings
 from technic.scoring.rank import add_merit, rank_frame
 from technic.scoring.regime import regime_of
@@ -366,14 +367,23 @@ def resolve_preset(target: DatabaseTarget, name: str, as_of: dt.date | None = No
 
 
 def _stale_warning(requested: dt.date | None, day: dt.date) -> str | None:
-    """A warning when the scan date asked for lies after the data (None otherwise)."""
+    """A warning when NYSE sessions lie between the data's last date ``day`` and the scan
+    date asked for (a weekend or holiday after it is no news); None otherwise."""
     if requested is None or requested <= day:
         return None
+    try:
+        missed = len(sessions(day + dt.timedelta(days=1), requested))
+    except ValueError:  # beyond the calendar's range: certainly stale
+        missed = -1
+    if missed == 0:
+        return None
     days = (requested - day).days
-    age = f"{days} days" if days < 60 else f"{days} days (~{days / 30.44:.0f} months)"
+    age = f"{days} day{'s' if days != 1 else ''}" if days < 60 else \
+        f"{days} days (~{days / 30.44:.0f} months)"
+    gap = f", {missed} NYSE session{'s' if missed != 1 else ''} missing" if missed > 0 else ""
     return (f"--as-of {requested} is after the last feature date: scanned {day}, "
-            f"the data are {age} old (run `technic ingest …` and `technic features refresh` "
-            "for newer data)")
+            f"the data are {age} old{gap} (run `technic ingest …` and `technic features "
+            "refresh` for newer data)")
 
 
 def run_scan(target: DatabaseTarget, params: ScanParams,

@@ -273,7 +273,7 @@ def test_every_registry_column_is_in_the_frames(demo_target, unfiltered):
 
     assert set(COLUMNS) <= set(unfiltered.columns), set(COLUMNS) - set(unfiltered.columns)
     feats = read_feature_rows(demo_target, DAY, DAY, ["AAPL"])
-    assert FEATURE_SCOPE <= set(feats.columns), FEATURE_SCOPE - set(feats.columns)
+    assert set(feats.columns) >= FEATURE_SCOPE, FEATURE_SCOPE - set(feats.columns)
     row = unfiltered.set_index("symbol").loc["AAPL"]
     assert row.dollar_volume == pytest.approx(row.close * row.volume)
     assert feats.market_cap.iloc[0] == pytest.approx(row.market_cap)

@@ -192,3 +192,17 @@ def test_table_fits_80_columns_without_cutting_values():
     vis, hidden, _ = fit_columns(df, ["symbol", "close", "sector", "dollar_volume_20"], 30,
                                  keep_order=True)
     assert vis == ["symbol", "close"] and hidden == ["sector", "dollar_volume_20"]
+
+
+def test_as_of_warning_only_when_sessions_are_missing():
+    import datetime as dt
+
+    from technic.jobs.scan import _stale_warning
+
+    last = dt.date(2025, 7, 11)  # a Friday
+    assert _stale_warning(None, last) is None and _stale_warning(last, last) is None
+    assert _stale_warning(dt.date(2025, 7, 13), last) is None  # the weekend after it
+    w = _stale_warning(dt.date(2025, 7, 14), last)
+    assert w is not None and "the data are 3 days old, 1 NYSE session missing" in w
+    w = _stale_warning(dt.date(2030, 1, 1), dt.date(2025, 7, 9))
+    assert w is not None and "scanned 2025-07-09, the data are 1637 days (~54 months) old" in w
