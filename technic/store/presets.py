@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from technic.screen.presets import Preset, check_preset_name
 from technic.store.db import DatabaseTarget, get_engine
+from technic.store.schema import DEFAULT_PRESET
 
 _COLS = "name, where_text, sort, descending, columns, params, description, builtin"
 
@@ -62,10 +63,14 @@ def save_preset(target: DatabaseTarget, p: Preset) -> bool:
         True when it was new, False when it replaced one of the same name.
 
     Raises:
-        PresetReadOnly: the name is a built-in preset (or ``p.builtin`` is set).
+        PresetReadOnly: the name is a built-in preset (or ``p.builtin`` is set), or
+            ``default`` (reserved for default-filter scans).
         ValueError: an invalid name.
     """
     check_preset_name(p.name)
+    if p.name == DEFAULT_PRESET:
+        raise PresetReadOnly(f"{DEFAULT_PRESET!r} is reserved for scans with the default "
+                             "filter (latest_scan_results); choose another name")
     if p.builtin:
         raise PresetReadOnly("built-in presets are declared in code, not saved")
     with get_engine(target).begin() as c:

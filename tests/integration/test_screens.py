@@ -223,6 +223,8 @@ def test_saved_preset_runs_under_its_name(demo_target, unfiltered):
         save_preset(demo_target, Preset("momentum-leaders", where="close > 1"))
     with pytest.raises(PresetReadOnly):
         delete_preset(demo_target, "oversold-quality")
+    with pytest.raises(PresetReadOnly, match="reserved"):
+        save_preset(demo_target, Preset("default", where="close > 1"))
     with pytest.raises(ValueError, match="default filter only"):
         ScanParams(preset="default", where="close > 1")
 
