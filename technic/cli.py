@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, overload
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
@@ -149,14 +150,22 @@ def db_info() -> None:
 
 # ----------------------------------------------------------------------------- ingest
 def _print_ingest(reports) -> None:
-    t = Table("run", "file", "read", "inserted", "updated", "unchanged", "rejected", "symbols",
-              "seconds", title="ingest")
-    for r in reports:
-        secs = sum(r.timings.get(k, 0.0) for k in ("read_s", "validate_s", "store_s"))
-        t.add_row(str(r.run_id), r.path or "", f"{r.rows_read:,}", f"{r.rows_inserted:,}",
-                  f"{r.rows_updated:,}", f"{r.rows_unchanged:,}", f"{r.rows_rejected:,}",
-                  f"{r.symbols_upserted:,}", f"{secs:.2f}")
-    out.print(t)
+    # Fitted to the terminal like the scan table: the file's name (the full path is in
+    # ingest_runs.path) and numbers never cut; columns that do not fit are named instead.
+    from technic.commands.screen import OutputFormat, write_rows
+
+    rows = pd.DataFrame([{
+        "run": str(r.run_id), "file": Path(r.path).name if r.path else "",
+        "read": f"{r.rows_read:,}", "inserted": f"{r.rows_inserted:,}",
+        "rejected": f"{r.rows_rejected:,}", "updated": f"{r.rows_updated:,}",
+        "unchanged": f"{r.rows_unchanged:,}", "symbols": f"{r.symbols_upserted:,}",
+        "seconds": f"{sum(r.timings.get(k, 0.0) for k in ('read_s', 'validate_s', 'store_s')):.2f}"}
+        for r in reports])
+    if len(rows):  # counts that are not all zero first: they are what a run did
+        counts = ["inserted", "rejected", "updated", "unchanged", "symbols"]
+        counts.sort(key=lambda c: bool((rows[c] == "0").all()))
+        write_rows(rows, ["run", "file", "read", *counts, "seconds"], OutputFormat.table,
+                   "ingest", None, keep_order=True, hint="widen the terminal")
     for r in reports:
         for reason, n in r.rejects_by_reason.items():
             out.print(f"  run {r.run_id}: [yellow]{n:,} row(s) rejected[/]: {reason} "

@@ -142,7 +142,8 @@ def results_table(df: pd.DataFrame, columns: list[str], title: str, width: int,
     vis, hidden, cells = fit_columns(df, columns, width, keep_order, pinned)
     t = Table()
     for c in vis:
-        text = COLUMNS.get(c) is not None and COLUMNS[c].kind == "text"
+        text = COLUMNS[c].kind == "text" if c in COLUMNS else any(
+            ch.isalpha() for v in cells[c] for ch in v)
         t.add_column(_HEADERS.get(c, c), justify="left" if text else "right", no_wrap=True,
                      min_width=max(len(_HEADERS.get(c, c)), *map(len, cells[c] or [""])))
     for i in range(len(df)):
@@ -161,7 +162,9 @@ def default_columns(screen_cols: set[str], sort: str | None, available: list[str
 
 def write_rows(df: pd.DataFrame, columns: list[str], fmt: OutputFormat, title: str,
                output: Path | None, keep_order: bool = False, doc: dict | None = None,
-               footer: str | None = None, pinned: tuple[str, ...] = ()) -> None:
+               footer: str | None = None, pinned: tuple[str, ...] = (),
+               hint: str = "widen the terminal, choose --columns, or use --format csv/json"
+               ) -> None:
     """Print (or write to ``output``) rows as a fitted table, CSV (raw values, full
     precision) or JSON (``doc`` when given, else a list of records)."""
     cols = [c for c in columns if c in df.columns]
@@ -175,8 +178,7 @@ def write_rows(df: pd.DataFrame, columns: list[str], fmt: OutputFormat, title: s
         if footer:
             con.print(footer, highlight=False, soft_wrap=True)
         if hidden:
-            con.print(f"hidden to fit {width} columns: {', '.join(hidden)} (widen the "
-                      "terminal, choose --columns, or use --format csv/json)",
+            con.print(f"hidden to fit {width} columns: {', '.join(hidden)} ({hint})",
                       style="dim", highlight=False, soft_wrap=True)
         if output:
             assert con.file is not None
