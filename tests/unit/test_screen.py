@@ -206,3 +206,14 @@ def test_as_of_warning_only_when_sessions_are_missing():
     assert w is not None and "the data are 3 days old, 1 NYSE session missing" in w
     w = _stale_warning(dt.date(2030, 1, 1), dt.date(2025, 7, 9))
     assert w is not None and "scanned 2025-07-09, the data are 1637 days (~54 months) old" in w
+
+
+def test_builtin_presets_render_as_plain_sql_literals():
+    """Migration 16 inserts them through sqlalchemy.text(), where ':word' would be a bind
+    parameter: the declared texts must not contain a colon."""
+    from technic.store.schema import MIGRATIONS
+
+    for p in BUILTIN_PRESETS:
+        assert ":" not in p.name + p.where + p.description + "".join(p.columns), p.name
+    stmts = next(m for m in MIGRATIONS if m.version == 16).render("technic", False)
+    assert len(stmts) == 1 + len(BUILTIN_PRESETS) and "ON CONFLICT (name) DO NOTHING" in stmts[1]
