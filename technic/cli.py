@@ -8,10 +8,11 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, cast, overload
+from typing import Annotated, overload
 
+import pandas as pd
 import typer
-from rich.console import Console, JustifyMethod
+from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -32,8 +33,13 @@ def _debug() -> bool:
 def describe_error(e: BaseException) -> str:
     """One line for an error the CLI did not handle itself: database errors name the
     driver's error and its first line (no SQL, no traceback)."""
+    from pydantic import ValidationError
+
+    from technic.config import describe_settings_error
     from technic.store.db import describe_database_error, first_line
 
+    if isinstance(e, ValidationError) and e.title == "Settings":
+        return describe_settings_error(e)
     return describe_database_error(e) or f"{type(e).__name__}: {first_line(e)}"
 
 
@@ -68,6 +74,11 @@ app.add_typer(db_app, name="db")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(features_app, name="features")
 app.add_typer(options_app, name="options")
+from technic.commands import screen as _screen  # noqa: E402 - the screens' commands
+
+app.command("sectors")(_screen.sectors)
+app.command("columns")(_screen.columns)
+app.add_typer(_screen.preset_app, name="preset")
 
 console = Console(stderr=True)
 out = Console()
@@ -89,25 +100,17 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v",
 
 
 def _fail(msg: str, code: int = 1) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False)
+    console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
-def _target():
-    """Resolve the database and make sure the schema is current."""
-    from technic.store.db import DatabaseUnavailable, get_engine, resolve_target
-    from technic.store.schema import MigrationError, init_db
+def _target(create: bool = False):
+    """Resolve the database and make sure the schema is current; a schema that does not
+    exist is created only with ``create`` (commands that load data), else a one-line error
+    saying to run `technic db init` (technic/commands/common.py)."""
+    from technic.commands.common import target
 
-    try:
-        target = resolve_target()
-        report = init_db(get_engine(target), target.schema)
-    except (DatabaseUnavailable, MigrationError) as e:  # the server answered: say why
-        raise _fail(str(e)) from None
-    except Exception as e:  # connection refused, bad URL, permissions …
-        raise _fail(f"cannot use the database: {type(e).__name__}: {e}\n"
-                    "Set TECHNIC_DATABASE_URL to a reachable PostgreSQL "
-                    "(postgresql+psycopg://user:pass@host:5432/db).") from None
-    return target, report
+    return target(create)
 
 
 @overload
@@ -129,7 +132,7 @@ def _parse_date(value: str | None, name: str = "--as-of") -> dt.date | None:
 def db_init() -> None:
     """Create or migrate the schema (idempotent). TimescaleDB hypertables when the extension is
     available, native yearly range partitions otherwise."""
-    target, report = _target()
+    target, report = _target(create=True)
     what = f"applied migration(s) {report.applied}" if report.applied else "already current"
     out.print(f"database: {target.describe()}\nschema version {report.version} "
               f"({report.variant} storage): {what}")
@@ -149,14 +152,22 @@ def db_info() -> None:
 
 # ----------------------------------------------------------------------------- ingest
 def _print_ingest(reports) -> None:
-    t = Table("run", "file", "read", "inserted", "updated", "unchanged", "rejected", "symbols",
-              "seconds", title="ingest")
-    for r in reports:
-        secs = sum(r.timings.get(k, 0.0) for k in ("read_s", "validate_s", "store_s"))
-        t.add_row(str(r.run_id), r.path or "", f"{r.rows_read:,}", f"{r.rows_inserted:,}",
-                  f"{r.rows_updated:,}", f"{r.rows_unchanged:,}", f"{r.rows_rejected:,}",
-                  f"{r.symbols_upserted:,}", f"{secs:.2f}")
-    out.print(t)
+    # Fitted to the terminal like the scan table: the file's name (the full path is in
+    # ingest_runs.path) and numbers never cut; columns that do not fit are named instead.
+    from technic.commands.screen import OutputFormat, write_rows
+
+    rows = pd.DataFrame([{
+        "run": str(r.run_id), "file": Path(r.path).name if r.path else "",
+        "read": f"{r.rows_read:,}", "inserted": f"{r.rows_inserted:,}",
+        "rejected": f"{r.rows_rejected:,}", "updated": f"{r.rows_updated:,}",
+        "unchanged": f"{r.rows_unchanged:,}", "symbols": f"{r.symbols_upserted:,}",
+        "seconds": f"{sum(r.timings.get(k, 0.0) for k in ('read_s', 'validate_s', 'store_s')):.2f}"}
+        for r in reports])
+    if len(rows):  # counts that are not all zero first: they are what a run did
+        counts = ["inserted", "rejected", "updated", "unchanged", "symbols"]
+        counts.sort(key=lambda c: bool((rows[c] == "0").all()))
+        write_rows(rows, ["run", "file", "read", *counts, "seconds"], OutputFormat.table,
+                   "ingest", None, keep_order=True, hint="widen the terminal")
     for r in reports:
         for reason, n in r.rejects_by_reason.items():
             out.print(f"  run {r.run_id}: [yellow]{n:,} row(s) rejected[/]: {reason} "
@@ -178,7 +189,7 @@ def ingest_files_cmd(
     from technic.jobs.ingest import ingest_files
     from technic.providers.files import InputFileError
 
-    target, _ = _target()
+    target, _ = _target(create=True)
     src = path or get_settings().data_dir
     with console.status(f"ingesting {src} …"):
         try:
@@ -197,7 +208,7 @@ def ingest_synthetic_cmd(
     """Generate realistic synthetic OHLCV (GBM closes, log-normal volume) for scale tests."""
     from technic.jobs.ingest import ingest_synthetic
 
-    target, _ = _target()
+    target, _ = _target(create=True)
     with console.status(f"generating and ingesting {symbols:,} × {days} bars …"):
         report = ingest_synthetic(target, symbols, days, seed)
     _print_ingest([report])
@@ -267,7 +278,7 @@ def ingest_partial_cmd(
 
     from technic.jobs.ingest import build_partial_daily
 
-    target, _ = _target()
+    target, _ = _target(create=True)
     try:
         when = pd.Timestamp(at) if at else pd.Timestamp.now(tz="UTC")
         report = build_partial_daily(target, when)
@@ -290,7 +301,7 @@ def ingest_splits_cmd(
 
     from technic.jobs.ingest import ingest_splits
 
-    target, _ = _target()
+    target, _ = _target(create=True)
     if (path is None) == (polygon_start is None):
         raise _fail("give either a splits file or --polygon-start", 2)
     if path is not None:
@@ -333,7 +344,7 @@ def ingest_polygon_cmd(
     s = get_settings()
     s_date = _parse_date(start, "--start")
     e_date = _parse_date(end, "--end") or last_complete_session()
-    target, _ = _target()
+    target, _ = _target(create=True)
     try:
         client = PolygonClient(base_url=s.polygon_base_url,
                                requests_per_minute=s.polygon_requests_per_minute)
@@ -498,48 +509,10 @@ def features_refresh(
 
 
 # ----------------------------------------------------------------------------- scan
-def _results_table(outcome, top: int) -> Table:
-    t = Table(title=f"technic scan — run {outcome.run_id}, as of {outcome.as_of} "
-                    f"({outcome.counts['passed']:,} of {outcome.counts['input']:,} symbols "
-                    "passed the filter)")
-    for col, justify in (("rank", "right"), ("symbol", "left"), ("sector", "left"),
-                         ("close", "right"), ("TechRating", "right"), ("trend", "right"),
-                         ("mom.", "right"), ("vol.", "right"), ("volume", "right"),
-                         ("α 5d", "right"), ("ret 12-1", "right"), ("RSI", "right"),
-                         ("$vol 20d", "right")):
-        t.add_column(col, justify=cast(JustifyMethod, justify))
+def _scan(target, params, fmt="table", output=None):
+    from technic.commands.screen import OutputFormat, run_and_show
 
-    def f(v, fmt):
-        return "—" if v is None or v != v else fmt.format(v)
-
-    for r in outcome.results.head(top).itertuples():
-        t.add_row(str(r.rank), r.symbol, (r.sector or "—")[:22], f(r.close, "{:,.2f}"),
-                  f(r.tech_rating, "{:.1f}"), f(r.trend_score, "{:.0f}"),
-                  f(r.momentum_score, "{:.0f}"), f(r.volatility_score, "{:.0f}"),
-                  f(r.volume_score, "{:.0f}"), f(getattr(r, "alpha_5d", None), "{:+.2%}"),
-                  f(r.ret_12_1, "{:+.1%}"), f(r.rsi_14, "{:.0f}"),
-                  f(r.dollar_volume_20 / 1e6 if r.dollar_volume_20 == r.dollar_volume_20
-                    else None, "{:,.1f}M"))
-    return t
-
-
-def _scan(target, params, as_json: bool):
-    from technic.jobs.scan import run_scan
-
-    with console.status("scanning …") as status:
-        outcome = run_scan(target, params, on_stage=lambda s: status.update(f"scan: {s} …"))
-    if as_json:
-        sys.stdout.write(json.dumps(outcome.to_json(params.top), default=str) + "\n")
-    else:
-        out.print(_results_table(outcome, params.top))
-        if params.with_options:
-            from technic.commands.options import options_table
-            out.print(options_table(outcome.results, params.top))
-        drops = ", ".join(f"{k.removeprefix('dropped_')} {v:,}" for k, v in outcome.counts.items()
-                          if k.startswith("dropped_"))
-        out.print(f"filter drops: {drops}")
-        out.print(f"timings (s): {outcome.timings_s}")
-    return outcome
+    return run_and_show(target, params, OutputFormat(fmt), output)
 
 
 @app.command()
@@ -553,7 +526,8 @@ def scan(
         min=0, help="Minimum 20-day average dollar volume, USD.")
     ] = DEFAULT_RULES.min_dollar_volume,
     sector: Annotated[list[str] | None, typer.Option(
-        help="Keep only this sector (repeatable), e.g. --sector Technology.")] = None,
+        help="Keep only this sector (repeatable), e.g. --sector Technology "
+             "(`technic sectors` lists them).")] = None,
     all_tickers: Annotated[bool, typer.Option(
         "--all-tickers", help="Keep warrants, units, rights, preferreds and notes.")] = False,
     keep_leveraged: Annotated[bool, typer.Option(
@@ -562,9 +536,32 @@ def scan(
         help="Name stored with the run (scan_runs.preset; latest_scan_results_by_preset "
              "shows the latest run of each name). Default: `default` with the default "
              "filters — the runs latest_scan_results shows — else none (a custom scan that "
-             "feeds no view).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object "
-                                                         "instead of a table.")] = False,
+             "feeds no view). The name of a stored preset (`technic preset list`) runs that "
+             "preset, as `technic preset run NAME` does.")] = None,
+    where: Annotated[str | None, typer.Option(
+        help="Filter on any feature, reference or score column, applied after scoring, e.g. "
+             "\"rsi_14 < 30 and close > sma_200\"; and/or/not, ( ), < <= > >= = !=, "
+             "`col in ('a', 'b')`, `col is null`; numbers may end in K/M/B/T. "
+             "`technic columns` lists the columns; docs/screens.md the grammar.")] = None,
+    industry: Annotated[list[str] | None, typer.Option(
+        help="Keep only this industry (repeatable; `technic sectors --industries`).")] = None,
+    min_market_cap: Annotated[float | None, typer.Option(
+        min=0, help="Minimum market cap, USD (symbols.market_cap), e.g. 2e9.")] = None,
+    sort: Annotated[str | None, typer.Option(
+        help="Order the printed rows by this column (the stored rank stays TechRating's).")
+    ] = None,
+    descending: Annotated[bool | None, typer.Option(
+        "--desc/--asc", help="Sort direction; default descending for numbers, ascending for "
+                             "rank and text.")] = None,
+    cols: Annotated[str | None, typer.Option(
+        "--columns", help="Columns to show, comma-separated (default: a table fitted to the "
+                          "terminal width).")] = None,
+    fmt: Annotated[str, typer.Option(
+        "--format", help="table (fitted to the terminal: columns that do not fit are "
+                         "hidden and named, values never cut), csv or json.")] = "table",
+    output: Annotated[Path | None, typer.Option(help="Write the rows to this file.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json: one JSON "
+                                                         "object.")] = False,
     with_options: Annotated[bool, typer.Option(
         "--with-options", help="Add the option metrics of the scan date (opt_* columns; "
                                "symbols with a chain that day, docs/options.md).")] = False,
@@ -572,25 +569,19 @@ def scan(
     """Filter the universe, compute TechRating, rank, store the run in scan_runs/scan_results
     and print the top rows. Only scans with the default filters replace what
     latest_scan_results shows."""
-    from technic.jobs.scan import NoFeaturesError, ScanParams, check_sectors
-    from technic.universe import UniverseRules
+    from technic.commands.screen import scan_params
 
-    try:
-        params = ScanParams(top=top, as_of=_parse_date(as_of), rules=UniverseRules(
-            min_price=min_price, min_dollar_volume=min_dollar_volume,
-            valid_tickers=not all_tickers, exclude_leveraged_etfs=not keep_leveraged,
-            sectors=tuple(sector or ())), preset=preset, with_options=with_options)
-    except ValueError as e:
-        raise _fail(str(e), 2) from None
+    if fmt not in ("table", "csv", "json"):
+        raise _fail(f"--format {fmt!r}: use table, csv or json", 2)
+    params = scan_params(top, _parse_date(as_of), min_price, min_dollar_volume, sector,
+                         all_tickers, keep_leveraged, preset, where, industry, min_market_cap,
+                         sort, descending, cols, with_options)
     target, _ = _target()
-    try:
-        check_sectors(target, params.rules.sectors)
-    except ValueError as e:
-        raise _fail(str(e), 2) from None
-    try:
-        _scan(target, params, as_json)
-    except NoFeaturesError as e:
-        raise _fail(str(e)) from None
+    if preset is not None:  # a stored preset runs as itself (as `technic preset run`)
+        from technic.commands.screen import stored_preset_params
+
+        params = stored_preset_params(target, params) or params
+    _scan(target, params, "json" if as_json else fmt, output)
 
 
 @app.command()
@@ -685,7 +676,7 @@ def demo(
     from technic.jobs.ingest import ingest_files
     from technic.jobs.scan import ScanParams
 
-    target, report = _target()
+    target, report = _target(create=True)
     out.print(f"[bold]database[/]: {target.describe()} — {report.variant} storage")
     src = data or get_settings().data_dir
     with console.status(f"ingesting {src} …"):
@@ -694,7 +685,7 @@ def demo(
     r = _refresh(target, None, local=False)
     out.print(f"features for {r.as_of}: {r.rows_written:,} symbols, "
               f"{r.timings['total_s']:.2f} s")
-    outcome = _scan(target, ScanParams(top=top), as_json=False)
+    outcome = _scan(target, ScanParams(top=top))
     out.print(
         f"\n[bold]All {len(outcome.results):,} ranked results of run {outcome.run_id}[/] are in "
         f"{target.describe()}:\n"

@@ -83,6 +83,21 @@ class Settings(BaseSettings):
         return v if v is not None and v.get_secret_value() else None
 
 
+def describe_settings_error(e: Exception) -> str:
+    """One line for a :class:`pydantic.ValidationError` of :class:`Settings`: which
+    ``TECHNIC_*`` variable is wrong, its value and why (never a database problem)."""
+    errors = getattr(e, "errors", None)
+    if not callable(errors):
+        return str(e).splitlines()[0] if str(e) else type(e).__name__
+    parts = []
+    for err in errors():
+        name = "TECHNIC_" + "_".join(str(x) for x in err.get("loc", ())).upper()
+        value = err.get("input")
+        shown = "(hidden)" if any(k in name for k in ("KEY", "SECRET", "URL")) else repr(value)
+        parts.append(f"{name}={shown}: {err.get('msg', 'invalid')}")
+    return "bad setting " + "; ".join(parts)
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """Return the process-wide settings (read once from the environment)."""

@@ -1,1 +1,2 @@
-"""CLI command groups kept out of :mod:`technic.cli` (each a typer app registered there)."""
+"""CLI command groups kept out of :mod:`technic.cli` (registered there in a few lines):
+argument parsing and presentation only; the work is in :mod:`technic.jobs`."""

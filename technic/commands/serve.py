@@ -1,4 +1,4 @@
-"""``technic serve``: the HTTP API and web page (technic/api; docs/api.md) under uvicorn."""
+"""``technic serve``: the HTTP API and web page (technic/service; docs/api.md) under uvicorn."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ def serve(
     TECHNIC_API_KEY is set: then POST /v1/scans needs it in the X-API-Key header."""
     import uvicorn
 
-    from technic.api.app import create_app
     from technic.config import get_settings
+    from technic.service.app import create_app
     from technic.store.db import (
         describe_database_error,
         first_line,

@@ -9,6 +9,11 @@ Presets decide which runs analysts read: a scan with the default universe filter
 ``default`` and feeds ``latest_scan_results``; a scan with other filters (``--sector``, another
 ``--min-price`` …) is a custom scan (preset NULL) that feeds no view unless it is given a name,
 which ``latest_scan_results_by_preset`` shows.
+
+Screens (docs/screens.md): a ``where`` filter (:mod:`technic.screen.filter`), ``industries`` and
+``min_market_cap`` apply after scoring — the scores stay cross-sectional over the universe
+filter — and the rows they keep are ranked 1..n again (``counts["dropped_where"]``). Stored
+presets (``scan_presets``) resolve to :class:`ScanParams` with :func:`resolve_preset`.
 """
 
 from __future__ import annotations
@@ -24,15 +29,20 @@ import numpy as np
 import pandas as pd
 
 from technic.cache import FrameCache, get_cache
+from technic.calendar import sessions
 from technic.config import get_settings
 from technic.scoring.fundamentals import pit_state
 from technic.scoring.rank import add_merit, rank_frame
 from technic.scoring.regime import regime_of
+from technic.screen.columns import COLUMNS, check_column, parse_columns
+from technic.screen.filter import Cmp, Col, In, Lit, Node, conjoin, evaluate, parse_filter
+from technic.screen.presets import Preset
 from technic.store.catalog import known_sectors
 from technic.store.db import DatabaseTarget
 from technic.store.features import features_version, latest_feature_date, read_features_arrow
 from technic.store.fundamentals import read_fundamentals
 from technic.store.market import market_caps, market_returns
+from technic.store.presets import get_preset
 from technic.store.results import fail_scan_run, finish_scan_run, start_scan_run
 from technic.store.schema import (
     DEFAULT_PRESET,
@@ -42,14 +52,16 @@ from technic.store.schema import (
     RESULT_FEATURE_COLUMNS,
     SCORE_COLUMNS,
 )
+from technic.store.screen import known_industries
 from technic.universe import UniverseRules
 from technic.universe import check_sectors as universe_check_sectors
 
 log = logging.getLogger(__name__)
 
 __all__ = ["HEADLINE_COLUMNS", "SUMMARY_COLUMNS", "NoFeaturesError", "ScanOutcome",
-           "ScanParams", "add_alpha", "add_merit", "add_options", "check_sectors", "rank_frame",
-           "run_scan", "start_scan"]
+           "ScanParams", "add_alpha", "add_merit", "add_options", "apply_screen",
+           "check_industries", "check_sectors", "params_from_preset", "rank_frame",
+           "resolve_preset", "run_scan", "sort_results", "start_scan"]
 
 
 #: The result columns a scan reports, in display order: the ``--json`` results and the
@@ -79,40 +91,89 @@ class ScanParams:
         as_of: scan date; resolved to the latest feature date on or before it. None = latest.
         rules: universe filter.
         preset: the name stored in ``scan_runs.preset``. None: ``default`` when ``rules``
-            are the defaults, else a custom scan (NULL, feeds no view). ``default`` is
-            reserved for the default rules; other names: letters, digits, ``_.-``, ≤ 64.
+            are the defaults and there is no screen, else a custom scan (NULL, feeds no
+            view). ``default`` is reserved for the default rules; other names: letters,
+            digits, ``_.-``, ≤ 64.
+        where: filter text (docs/screens.md), applied after scoring; None = no filter.
+        industries: keep only these industries (case-insensitive); empty = all.
+        min_market_cap: minimum ``market_cap`` (USD, reference data); None = no minimum.
+        sort: column the returned results are ordered by (the stored ``rank`` stays the
+            TechRating order); None = rank.
+        descending: sort direction; None = descending for numbers, ascending for ``rank``
+            and text.
+        columns: columns to show (presentation only; empty = the default table).
         with_options: add the ``opt_*`` option metrics of the scan date (``option_metrics``)
             to symbols with a chain that day (NULL for the others).
+
+    Raises:
+        ValueError: a bad value; :class:`technic.screen.filter.FilterError` (a ValueError)
+            for a bad filter or an unknown column, one line.
     """
 
     top: int = 25
     as_of: dt.date | None = None
     rules: UniverseRules = field(default_factory=UniverseRules)
     preset: str | None = None
+    where: str | None = None
+    industries: tuple[str, ...] = ()
+    min_market_cap: float | None = None
+    sort: str | None = None
+    descending: bool | None = None
+    columns: tuple[str, ...] = ()
     with_options: bool = False
 
     def __post_init__(self) -> None:
         if self.top < 1:
             raise ValueError(f"top must be >= 1, got {self.top}")
+        parse_filter(self.where)
+        if self.sort is not None:
+            check_column(self.sort, what="--sort column")
+        parse_columns(self.columns)
+        if self.min_market_cap is not None and not (np.isfinite(self.min_market_cap)
+                                                    and self.min_market_cap >= 0):
+            raise ValueError(f"min_market_cap must be a number >= 0, got {self.min_market_cap}")
         if self.preset is not None:
             if not _PRESET_NAME.match(self.preset):
                 raise ValueError(f"preset {self.preset!r}: use letters, digits, '_', '.', '-' "
                                  "(at most 64 characters)")
-            if self.preset == DEFAULT_PRESET and self.rules != UniverseRules():
+            if self.preset == DEFAULT_PRESET and not self.is_default_filter:
                 raise ValueError(f"preset {DEFAULT_PRESET!r} is the default filter only; name "
                                  "a scan with other filters differently")
+
+    @property
+    def is_default_filter(self) -> bool:
+        """True when the scan keeps the default universe: default rules, no screen."""
+        return self.rules == UniverseRules() and not self.has_screen
+
+    @property
+    def has_screen(self) -> bool:
+        """True when a ``where`` filter, industries or a minimum market cap is set."""
+        return bool((self.where or "").strip() or self.industries
+                    or self.min_market_cap is not None)
+
+    @property
+    def screen(self) -> Node | None:
+        """The whole post-scoring filter: ``where`` and the industry and market-cap options
+        as one AST (None: none)."""
+        return conjoin(
+            parse_filter(self.where),
+            In(Col("industry"), tuple(self.industries)) if self.industries else None,
+            Cmp(">=", Col("market_cap"), Lit(float(self.min_market_cap)))
+            if self.min_market_cap is not None else None)
 
     @property
     def run_preset(self) -> str | None:
         """``scan_runs.preset`` of this scan (see ``preset``)."""
         if self.preset is not None:
             return self.preset
-        return DEFAULT_PRESET if self.rules == UniverseRules() else None
+        return DEFAULT_PRESET if self.is_default_filter else None
 
     def as_json(self) -> dict:
         d = asdict(self)
         d["as_of"] = self.as_of.isoformat() if self.as_of else None
         d["rules"]["sectors"] = list(self.rules.sectors)
+        for k in ("industries", "columns"):
+            d[k] = list(d[k])
         return d
 
 
@@ -120,22 +181,29 @@ class ScanParams:
 class ScanOutcome:
     """A finished scan: its run id, resolved date, counts, timings and ranked rows."""
 
-    run_id: int
+    run_id: int | None
     as_of: dt.date
     counts: dict[str, int]
     timings_s: dict[str, float]
     results: pd.DataFrame
     cache: dict = field(default_factory=dict)
+    #: Things the user should know (e.g. the data are older than ``--as-of``), one line each.
+    warnings: list[str] = field(default_factory=list)
 
-    def to_json(self, top: int) -> dict:
-        """The ``--json`` shape: run_id, as_of, counts, timings_s, results (top rows)."""
-        cols = [c for c in SUMMARY_COLUMNS if c in self.results.columns]
+    def to_json(self, top: int, columns: tuple[str, ...] | list[str] = ()) -> dict:
+        """The ``--json`` shape: run_id (None when not saved), as_of, counts, timings_s,
+        results (top rows; ``columns`` or :data:`SUMMARY_COLUMNS`), and ``warnings`` when
+        there are any."""
+        cols = [c for c in (columns or SUMMARY_COLUMNS) if c in self.results.columns]
         head = self.results.head(top)[cols]
         rows = [{k: (None if isinstance(v, float) and not np.isfinite(v) else
                      (v.item() if isinstance(v, np.generic) else v)) for k, v in r.items()}
                 for r in head.to_dict(orient="records")]
-        return {"run_id": self.run_id, "as_of": self.as_of.isoformat(), "counts": self.counts,
-                "timings_s": self.timings_s, "results": rows}
+        doc: dict = {"run_id": self.run_id, "as_of": self.as_of.isoformat(), "counts": self.counts,
+               "timings_s": self.timings_s, "results": rows}
+        if self.warnings:
+            doc["warnings"] = list(self.warnings)
+        return doc
 
 
 _CAPS: dict[str, pd.DataFrame] = {}
@@ -207,10 +275,158 @@ def start_scan(target: DatabaseTarget, params: ScanParams) -> int:
     return start_scan_run(target, params.as_json(), params.run_preset)
 
 
+def check_industries(target: DatabaseTarget, industries: list[str] | tuple[str, ...] | None
+                     ) -> None:
+    """Reject industries that no symbol has (case-insensitive; skipped while ``symbols`` has
+    no industries).
+
+    Raises:
+        ValueError: an industry is unknown; the message lists the closest known ones
+            (there are ~150: ``technic sectors --industries`` lists them all).
+    """
+    if not industries:
+        return
+    known = known_industries(target)
+    if not known:
+        return
+    lower = {k.lower() for k in known}
+    unknown = [s for s in industries if s.lower() not in lower]
+    if unknown:
+        import difflib
+
+        close = sorted({m for u in unknown for m in difflib.get_close_matches(
+            u, known, n=4, cutoff=0.5)})
+        hint = f"closest: {', '.join(close)}; " if close else ""
+        raise ValueError(f"unknown industr{'y' if len(unknown) == 1 else 'ies'} "
+                         f"{', '.join(map(repr, unknown))}; {hint}"
+                         "`technic sectors --industries` lists them all")
+
+
+def add_reference_columns(ranked: pd.DataFrame, caps: pd.DataFrame) -> pd.DataFrame:
+    """Add ``market_cap`` (USD, ``symbols.market_cap``; NaN without one) and
+    ``dollar_volume`` (USD, close × volume of the last bar) for screens."""
+    cap = caps.set_index("symbol")["market_cap"] if len(caps) else pd.Series(dtype=float)
+    return ranked.assign(
+        market_cap=cap.reindex(ranked["symbol"].to_numpy()).to_numpy(np.float64),
+        dollar_volume=ranked["close"].to_numpy(np.float64, na_value=np.nan)
+        * ranked["volume"].to_numpy(np.float64, na_value=np.nan))
+
+
+def apply_screen(ranked: pd.DataFrame, screen: Node | None,
+                 counts: dict[str, int]) -> pd.DataFrame:
+    """Keep the ranked rows a screen keeps and number them 1..n again (TechRating order).
+
+    Args:
+        ranked: rows with ``rank`` (ascending) and every column the screen reads.
+        screen: :attr:`ScanParams.screen` (None: nothing dropped).
+        counts: updated in place: ``dropped_where`` and ``passed``.
+
+    Returns:
+        The kept rows, ``rank`` renumbered.
+    """
+    if screen is None:
+        return ranked
+    keep = evaluate(screen, ranked)
+    counts["dropped_where"] = int((~keep).sum())
+    counts["passed"] = int(keep.sum())
+    out = ranked[keep].reset_index(drop=True)
+    out["rank"] = np.arange(1, len(out) + 1, dtype=np.int64)
+    return out
+
+
+def default_descending(column: str) -> bool:
+    """The default sort direction of a column: ascending for ``rank`` and text, descending
+    for numbers (best scores first)."""
+    return column != "rank" and COLUMNS[column].kind == "num"
+
+
+def sort_results(results: pd.DataFrame, sort: str | None,
+                 descending: bool | None = None) -> pd.DataFrame:
+    """Results ordered by ``sort`` (NULLs last, ties by rank; stable), or unchanged.
+
+    Raises:
+        technic.screen.columns.UnknownColumnError: an unknown column.
+    """
+    if not sort or sort == "rank" and descending is not True:
+        return results
+    check_column(sort, what="--sort column")
+    if sort not in results.columns:
+        raise ValueError(f"--sort {sort}: the results have no such column")
+    desc = default_descending(sort) if descending is None else descending
+    key = results[sort]
+    if COLUMNS[sort].kind == "text":
+        key = key.astype(object).map(lambda v: v.lower() if isinstance(v, str) else None)
+    order = results.assign(_k=key).sort_values(
+        ["_k", "rank"] if "rank" in results.columns else ["_k"],
+        ascending=[not desc, True] if "rank" in results.columns else [not desc],
+        na_position="last", kind="mergesort")
+    return order.drop(columns="_k").reset_index(drop=True)
+
+
+def params_from_preset(p: Preset, as_of: dt.date | None = None,
+                       top: int | None = None) -> ScanParams:
+    """The scan parameters of a preset (run under its name: ``scan_runs.preset``).
+
+    Args:
+        p: the preset; its ``params`` fill :class:`UniverseRules` (missing = defaults).
+        as_of: scan date (None = latest). top: overrides the preset's ``top``.
+
+    Raises:
+        ValueError: the stored preset is invalid (e.g. a column that no longer exists).
+    """
+    q = dict(p.params)
+    d = UniverseRules()
+    rules = UniverseRules(
+        min_price=float(q.get("min_price", d.min_price)),
+        min_dollar_volume=float(q.get("min_dollar_volume", d.min_dollar_volume)),
+        valid_tickers=bool(q.get("valid_tickers", d.valid_tickers)),
+        exclude_leveraged_etfs=bool(q.get("exclude_leveraged_etfs", d.exclude_leveraged_etfs)),
+        sectors=tuple(q.get("sectors") or ()))
+    mcap = q.get("min_market_cap")
+    return ScanParams(top=top or int(q.get("top", 25)), as_of=as_of, rules=rules,
+                      preset=p.name, where=p.where or None,
+                      industries=tuple(q.get("industries") or ()),
+                      min_market_cap=None if mcap is None else float(mcap), sort=p.sort,
+                      descending=p.descending, columns=tuple(p.columns))
+
+
+def resolve_preset(target: DatabaseTarget, name: str, as_of: dt.date | None = None,
+                   top: int | None = None) -> ScanParams:
+    """The :class:`ScanParams` of the stored preset ``name`` (built in or saved): what
+    ``technic preset run NAME`` and a flow's ``preset`` parameter run.
+
+    Raises:
+        technic.store.presets.PresetNotFound: no such preset (the message lists them).
+        ValueError: the stored preset is invalid.
+    """
+    return params_from_preset(get_preset(target, name), as_of, top)
+
+
+def _stale_warning(requested: dt.date | None, day: dt.date) -> str | None:
+    """A warning when NYSE sessions lie between the data's last date ``day`` and the scan
+    date asked for (a weekend or holiday after it is no news); None otherwise."""
+    if requested is None or requested <= day:
+        return None
+    try:
+        missed = len(sessions(day + dt.timedelta(days=1), requested))
+    except ValueError:  # beyond the calendar's range: certainly stale
+        missed = -1
+    if missed == 0:
+        return None
+    days = (requested - day).days
+    age = f"{days} day{'s' if days != 1 else ''}" if days < 60 else \
+        f"{days} days (~{days / 30.44:.0f} months)"
+    gap = f", {missed} NYSE session{'s' if missed != 1 else ''} missing" if missed > 0 else ""
+    return (f"--as-of {requested} is after the last feature date: scanned {day}, "
+            f"the data are {age} old{gap} (run `technic ingest …` and `technic features "
+            "refresh` for newer data)")
+
+
 def run_scan(target: DatabaseTarget, params: ScanParams,
              on_stage: Callable[[str], None] | None = None,
-             cache: FrameCache | None = None, run_id: int | None = None) -> ScanOutcome:
-    """Run one scan and store it.
+             cache: FrameCache | None = None, run_id: int | None = None,
+             save: bool = True) -> ScanOutcome:
+    """Run one scan and (by default) store it.
 
     Args:
         target: the store.
@@ -220,15 +436,26 @@ def run_scan(target: DatabaseTarget, params: ScanParams,
             cache for ``TECHNIC_REDIS_URL``. Which layer served it goes to ``scan_runs.cache``.
         run_id: a run row made by :func:`start_scan` with the same ``params`` (by this
             process); None: a new one.
+        save: store the run (``scan_runs``/``scan_results``) and extend ``market_daily``.
+            False: read only — nothing is written, ``run_id`` is None (the regime reads the
+            stored ``market_daily`` rows; dates missing there are computed from the bars in
+            memory).
 
     Returns:
-        The outcome (results hold every passing symbol, ranked).
+        The outcome: results hold every symbol that passed the filters, ranked (``rank``
+        1..n by TechRating), ordered by ``params.sort`` when given.
 
     Raises:
         NoFeaturesError: no feature rows on or before ``params.as_of``.
+        ValueError: an unknown sector or industry (nothing stored).
     """
+    check_sectors(target, params.rules.sectors)
+    check_industries(target, params.industries)
+    screen = params.screen
     timings: dict[str, float] = {}
-    if run_id is None:
+    if not save:
+        run_id = None
+    elif run_id is None:
         run_id = start_scan(target, params)
     t_all = time.perf_counter()
     try:
@@ -255,14 +482,16 @@ def run_scan(target: DatabaseTarget, params: ScanParams,
         if on_stage:
             on_stage(stage)
         t = time.perf_counter()
-        ranked, counts = rank_frame(features, params.rules, _caps(target, key),
+        caps = _caps(target, key)
+        ranked, counts = rank_frame(features, params.rules, caps,
                                     fundamentals_as_of(target, day))
+        ranked = add_reference_columns(ranked, caps)
         timings[stage] = round(time.perf_counter() - t, 4)
         stage = "regime"
         if on_stage:
             on_stage(stage)
         t = time.perf_counter()
-        regime = regime_of(market_returns(target, day), ranked)
+        regime = regime_of(market_returns(target, day, update=save), ranked)
         timings[stage] = round(time.perf_counter() - t, 4)
         stage = "alpha"
         if on_stage:
@@ -276,20 +505,35 @@ def run_scan(target: DatabaseTarget, params: ScanParams,
             ranked = add_options(target, ranked, day)
             counts["with_options"] = int(ranked["opt_atm_iv_30d"].notna().sum())
             timings[stage] = round(time.perf_counter() - t, 4)
-        stage = "write_results"
-        if on_stage:
-            on_stage(stage)
-        finish_scan_run(target, run_id, day, ranked, counts, timings, started=t_all,
-                        cache=cache_info, regime=regime.label, regime_facts=regime.facts())
+        if screen is not None:
+            stage = "screen"
+            t = time.perf_counter()
+            ranked = apply_screen(ranked, screen, counts)
+            timings[stage] = round(time.perf_counter() - t, 4)
+        if run_id is not None:
+            stage = "write_results"
+            if on_stage:
+                on_stage(stage)
+            finish_scan_run(target, run_id, day, ranked, counts, timings, started=t_all,
+                            cache=cache_info, regime=regime.label,
+                            regime_facts=regime.facts())
+        else:
+            timings["total"] = round(time.perf_counter() - t_all, 4)
     except Exception as e:
         timings["total"] = round(time.perf_counter() - t_all, 4)
+        if run_id is None:
+            raise
         try:
             fail_scan_run(target, run_id, f"{type(e).__name__}: {e}", timings)
         except Exception as e2:  # e.g. the database is gone: the next run marks it orphaned
             log.warning("scan run %d: could not be marked failed (%s)", run_id,
                         str(e2).splitlines()[0] if str(e2) else type(e2).__name__)
         raise
-    log.info("scan run %d for %s: %d of %d symbols ranked", run_id, day, counts["passed"],
+    log.info("scan run %s for %s: %d of %d symbols ranked", run_id, day, counts["passed"],
              counts["input"])
+    warnings = [w for w in (_stale_warning(params.as_of, day),) if w]
+    for w in warnings:  # the CLI prints them, tc.scan() warns, flows log them
+        log.info("%s", w)
     return ScanOutcome(run_id=run_id, as_of=day, counts=counts, timings_s=timings,
-                       results=ranked, cache=cache_info)
+                       results=sort_results(ranked, params.sort, params.descending),
+                       cache=cache_info, warnings=warnings)

@@ -13,7 +13,8 @@ from technic.store.db import DatabaseTarget, get_engine
 
 #: The tables ``technic db info`` counts, in display order.
 INFO_TABLES: tuple[str, ...] = ("symbols", "bars_daily", "features_daily", "ingest_runs",
-                                "ingest_rejects", "scan_runs", "scan_results", "fundamentals")
+                                "ingest_rejects", "scan_runs", "scan_results", "fundamentals",
+                                "scan_presets")
 
 
 def table_counts(target: DatabaseTarget,

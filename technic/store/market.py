@@ -82,16 +82,52 @@ def market_returns(target: DatabaseTarget, until: dt.date, last_n: int | None = 
 
     Args:
         until: last date (inclusive). last_n: at most this many most recent dates (None =
-            all). update: first bring ``market_daily`` up to date (:func:`update_market_daily`).
+            all). update: first bring ``market_daily`` up to date (:func:`update_market_daily`);
+            False (read-only scans): the stored rows when they reach ``until``'s trading
+            date, else the same returns computed from the bars without writing them.
     """
     if update:
         update_market_daily(target, until)
+    elif not _stored_through(target, until):
+        return _computed_returns(target, until, last_n)
     lim = "" if last_n is None else f" LIMIT {int(last_n)}"
     # a pooled connection: a few hundred rows, where opening an ADBC connection costs ~50 ms
     with get_engine(target).connect() as c:
         rows = c.execute(sa.text("SELECT date, ew_return FROM market_daily WHERE date <= :u "
                                  f"ORDER BY date DESC{lim}"), {"u": until}).all()
     rows = list(reversed(rows))
+    return pd.Series(np.array([r[1] for r in rows], dtype=np.float64),
+                     index=pd.to_datetime([r[0] for r in rows]), name="ew_return")
+
+
+def _stored_through(target: DatabaseTarget, until: dt.date) -> bool:
+    """True when ``market_daily`` holds the last trading date on or before ``until``."""
+    with get_engine(target).connect() as c:
+        return bool(c.execute(sa.text(
+            "SELECT EXISTS (SELECT 1 FROM market_daily WHERE date = (SELECT max(date) FROM "
+            "trading_dates WHERE date <= :u))"), {"u": until}).scalar())
+
+
+def _computed_returns(target: DatabaseTarget, until: dt.date, last_n: int | None) -> pd.Series:
+    """The index returns of :func:`market_returns` computed from the bars without writing
+    (read-only scans when ``market_daily`` is behind): same formula as ``_COMPUTE``."""
+    n = 400 if last_n is None else int(last_n) + 10
+    with get_engine(target).connect() as c:
+        lo = c.execute(sa.text("SELECT min(date) FROM (SELECT date FROM trading_dates WHERE "
+                               "date <= :u ORDER BY date DESC LIMIT :n) t"),
+                       {"u": until, "n": n}).scalar()
+        rows = [] if lo is None else c.execute(sa.text(f"""
+            WITH b AS (
+              SELECT d.symbol, d.date, d.close,
+                     lag(d.close) OVER (PARTITION BY d.symbol ORDER BY d.date) AS prev
+              FROM bars_daily d LEFT JOIN symbols s USING (symbol)
+              WHERE d.date >= :lo AND d.date <= :u AND s.is_etf IS NOT TRUE)
+            SELECT date, avg(LEAST(GREATEST(close / prev - 1, {RETURN_CLIP[0]}),
+                                   {RETURN_CLIP[1]}))
+            FROM b WHERE date > :lo AND prev >= {MIN_PREV_CLOSE} GROUP BY date
+            ORDER BY date"""), {"lo": lo, "u": until}).all()
+    if last_n is not None:
+        rows = rows[-int(last_n):]
     return pd.Series(np.array([r[1] for r in rows], dtype=np.float64),
                      index=pd.to_datetime([r[0] for r in rows]), name="ew_return")
 

@@ -454,6 +454,42 @@ def _v13(schema: str, timescale: bool) -> list[str]:
     ]
 
 
+def _sql_text(v: str | None) -> str:
+    """A SQL string literal of a constant declared in code (never user input)."""
+    return "NULL" if v is None else "'" + v.replace("'", "''") + "'"
+
+
+def _v16(schema: str, timescale: bool) -> list[str]:
+    # Named screens (technic preset save/list/run, the flow's preset parameter). A small
+    # reference table: no hypertable with TimescaleDB either. The built-in presets of
+    # technic.screen.presets are inserted here (builtin = true: read-only for the CLI).
+    from technic.screen.presets import BUILTIN_PRESETS
+
+    q = quote_ident(schema)
+    stmts = [f"""CREATE TABLE IF NOT EXISTS {q}.scan_presets (
+    name text PRIMARY KEY CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{{0,63}}$'),
+    where_text text NOT NULL DEFAULT '',
+    sort text,
+    descending boolean,
+    columns text[] NOT NULL DEFAULT '{{}}',
+    params jsonb NOT NULL DEFAULT '{{}}',
+    description text NOT NULL DEFAULT '',
+    builtin boolean NOT NULL DEFAULT false,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+)"""]
+    for p in BUILTIN_PRESETS:
+        cols = "ARRAY[" + ", ".join(_sql_text(c) for c in p.columns) + "]::text[]"
+        desc = "NULL" if p.descending is None else ("true" if p.descending else "false")
+        stmts.append(
+            f"INSERT INTO {q}.scan_presets (name, where_text, sort, descending, columns, "
+            f"params, description, builtin) VALUES ({_sql_text(p.name)}, "
+            f"{_sql_text(p.where)}, {_sql_text(p.sort)}, {desc}, {cols}, "
+            f"{_sql_text(json.dumps(p.params))}::jsonb, {_sql_text(p.description)}, true) "
+            f"ON CONFLICT (name) DO NOTHING")
+    return stmts
+
+
 #: Line items of ``fundamentals`` (migration 17), all USD except ``shares_diluted`` (shares):
 #: flows (``revenue``, ``net_income``, ``free_cash_flow``) are single-quarter values,
 #: ``total_assets`` and ``equity`` are at the quarter's end (docs/tables.md).
@@ -710,6 +746,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(13, "scan_runs.preset; latest_scan_results shows the 'default' preset only, "
                   "latest_scan_results_by_preset", _v13),
     Migration(15, "features_daily.mfi_14: 14-bar Money Flow Index", _v15),
+    Migration(16, "scan_presets: named screens, with the built-in ones", _v16),
     Migration(17, "fundamentals: quarterly line items with their public (filing) date", _v17),
     Migration(18, "scan_results: point-in-time fundamental factors (value, quality, growth) "
                   "and the source of market_cap_pit; latest_* views recreated", _v18),
@@ -928,6 +965,14 @@ def init_db(engine: Engine, schema: str, timescale: bool | None = None) -> InitR
     if variant == "timescaledb" and 3 in applied:
         refresh_rollups(engine, schema)  # continuous aggregates are created empty
     return InitReport(variant=variant, applied=applied, version=MIGRATIONS[-1].version)
+
+
+def schema_initialised(engine: Engine, schema: str) -> bool:
+    """True when ``schema`` exists and holds technic's ``schema_migrations`` table (created by
+    :func:`init_db`); read-only."""
+    with engine.connect() as conn:
+        return bool(conn.execute(sa.text("SELECT to_regclass(:t) IS NOT NULL"),
+                                 {"t": f"{quote_ident(schema)}.schema_migrations"}).scalar())
 
 
 def is_native_partitioned(conn: Connection, schema: str, table: str) -> bool:

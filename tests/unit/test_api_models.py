@@ -8,8 +8,8 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from technic.api.app import _sse, plotly_js
-from technic.api.models import ScanRequest
+from technic.service.app import _sse, plotly_js
+from technic.service.models import ScanRequest
 from technic.universe import DEFAULT_RULES
 
 
@@ -60,13 +60,13 @@ def test_plotly_js_ships_with_the_package():
 
 
 def test_latest_id_is_one_query_and_served_stale_while_it_refreshes(monkeypatch):
-    """The latest run id cache (technic.api.app._Caches) with the store's lookup replaced by
+    """The latest run id cache (technic.service.app._Caches) with the store's lookup replaced by
     a counter: concurrent requests share one lookup, a stale id is answered while one
     background lookup refreshes it, and a run finished here forces a fresh lookup."""
     import asyncio
     import time
 
-    from technic.api import app as api_app
+    from technic.service import app as api_app
 
     calls: list[str] = []
     answer = {"default": 7}

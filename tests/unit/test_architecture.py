@@ -20,7 +20,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
      "technic.universe", "technic.indicators", "technic.scoring", "technic.options",
      "technic.portfolio"),
     # the store (all SQL), the providers, the cache, the feature registry
-    ("technic.store", "technic.providers", "technic.cache", "technic.features"),
+    ("technic.store", "technic.providers", "technic.cache", "technic.features",
+     "technic.screen"),
     # where and how compute runs: Dask set-up, the incremental window, the alpha models
     ("technic.compute", "technic.incremental", "technic.ml"),
     # the jobs the front ends call

@@ -183,7 +183,7 @@ def test_no_configured_key_means_read_only(demo_target):
     app called in-process through httpx's ASGI transport)."""
     import asyncio
 
-    from technic.api.app import create_app
+    from technic.service.app import create_app
 
     async def calls() -> None:
         transport = httpx.ASGITransport(app=create_app(demo_target, api_key=None))

@@ -1,7 +1,7 @@
 """The FastAPI application of ``technic serve`` (endpoints and formats: docs/api.md).
 
 Reads go through :mod:`technic.store.browse` and :mod:`technic.jobs.browse`; scans through
-:class:`technic.api.runner.ScanRunner`. A successful run's results never change, so pages of
+:class:`technic.service.runner.ScanRunner`. A successful run's results never change, so pages of
 them are cached by run id (``cachetools``), and the id of the latest run for a few seconds:
 ``GET /v1/scans/latest?limit=100`` is served from memory.
 """
@@ -28,10 +28,10 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
-from technic.api.models import ScanRequest
-from technic.api.runner import STAGES, ScanRunner
 from technic.jobs.browse import SYMBOL_PATTERN, UnknownSymbolError, symbol_report
 from technic.jobs.scan import SUMMARY_COLUMNS, check_sectors
+from technic.service.models import ScanRequest
+from technic.service.runner import STAGES, ScanRunner
 from technic.store.browse import (
     RESULT_FIELDS,
     get_scan_run,

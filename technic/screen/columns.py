@@ -1,0 +1,143 @@
+"""The columns a screen can filter, sort and show: every stored feature, the reference data of
+``symbols``, and the scan's scores.
+
+Generated from the feature registry (:mod:`technic.features.registry`) plus the reference and
+score columns declared here, each with its kind (``num``, ``text``, ``bool``), unit and
+meaning. ``technic columns`` prints this registry; the filter parser
+(:mod:`technic.screen.filter`) accepts only these names.
+
+Scopes:
+
+* ``features`` — in ``features_daily`` joined with ``symbols`` (any date: ``tc.features``, a
+  scan, SQL over the feature store);
+* ``scan`` — computed by a scan (scores, factors, rank): a scan's rows and ``scan_results``.
+
+Pure (no database).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from technic.features.registry import FEATURES
+
+KINDS = ("num", "text", "bool")
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column a screen can use.
+
+    Attributes:
+        name: column name (as in the scan's frame, ``features_daily`` or ``symbols``).
+        kind: ``num`` (float), ``text`` or ``bool``.
+        unit: unit and meaning (one line).
+        scope: ``features`` (feature store and reference data) or ``scan`` (scan output only).
+        source: ``feature``, ``reference``, ``derived`` or ``score`` (what ``technic columns``
+            groups by).
+    """
+
+    name: str
+    kind: str
+    unit: str
+    scope: str = "features"
+    source: str = "feature"
+
+
+_REFERENCE: tuple[Column, ...] = (
+    Column("symbol", "text", "ticker (CQS style: BRK.B)", source="reference"),
+    Column("name", "text", "company or fund name (symbols.name)", source="reference"),
+    Column("exchange", "text", "listing exchange (symbols.exchange)", source="reference"),
+    Column("sector", "text", "NASDAQ-screener sector, not GICS (`technic sectors`)",
+           source="reference"),
+    Column("industry", "text", "NASDAQ-screener industry (`technic sectors --industries`)",
+           source="reference"),
+    Column("security_type", "text", "common, etf, warrant, unit, right, preferred, note …",
+           source="reference"),
+    Column("is_etf", "bool", "true for ETFs/ETNs", source="reference"),
+    Column("market_cap", "num", "USD, market capitalisation from the reference data "
+           "(symbols.market_cap, as of the universe file; not point-in-time)",
+           source="reference"),
+    Column("n_bars", "num", "bars of history the features of the row saw", source="feature"),
+    Column("dollar_volume", "num", "USD, close * volume of the last bar", source="derived"),
+)
+
+_SCORES: tuple[Column, ...] = tuple(Column(n, "num", u, scope="scan", source="score") for n, u in (
+    ("rank", "1 = best TechRating in the scan (1..n, no gaps)"),
+    ("tech_rating", "0-100 points, TechRating (docs/scoring.md)"),
+    ("trend_score", "0-100 points, TechRating component (weight 0.30)"),
+    ("momentum_score", "0-100 points, TechRating component (weight 0.35)"),
+    ("volatility_score", "0-100 points, TechRating component (weight 0.15)"),
+    ("volume_score", "0-100 points, TechRating component (weight 0.20)"),
+    ("ics", "0-100 points, institutional core score"),
+    ("ics_liquidity", "0-100 points, ICS component: dollar volume"),
+    ("ics_size", "0-100 points, ICS component: market cap"),
+    ("ics_trend_stability", "0-100 points, ICS component: MA alignment and ADX"),
+    ("ics_drawdown", "0-100 points, ICS component: distance from the 52-week high"),
+    ("ics_volatility", "0-100 points, ICS component: calmer = higher"),
+    ("alpha_5d", "fraction, XGBoost predicted 5-bar excess return (NULL without models)"),
+    ("alpha_10d", "fraction, XGBoost predicted 10-bar excess return (NULL without models)"),
+    ("alpha_score", "0-100 points, percentile rank of the alphas"),
+    ("merit", "0-100 points, regime-weighted blend of tech_rating, ics and alpha_score"),
+    ("mom_6_1", "fraction, return from 126 to 21 bars ago"),
+    ("mom_3_1", "fraction, return from 63 to 21 bars ago"),
+    ("rs_market_63d", "fraction, 63-bar return relative to the scanned universe's mean"),
+    ("rs_sector_63d", "fraction, 63-bar return relative to the sector's mean"),
+    ("ma_alignment", "-1..1, mean sign of close > sma_20 > sma_50 > sma_200"),
+    ("market_cap_pit", "USD, point-in-time market cap: market_cap * close / ref_close"),
+)) + (Column("regime", "text", "risk_on, neutral or risk_off: the run's regime", scope="scan",
+             source="score"),)
+
+#: Every column a screen can use, by name, in display order: features, reference, scores.
+COLUMNS: dict[str, Column] = {c.name: c for c in (
+    *(Column(f.name, "num", f.unit) for f in FEATURES), *_REFERENCE, *_SCORES)}
+
+#: Columns available outside a scan (the feature store joined with ``symbols``).
+FEATURE_SCOPE: frozenset[str] = frozenset(n for n, c in COLUMNS.items() if c.scope == "features")
+
+
+class UnknownColumnError(ValueError):
+    """A name that is not in :data:`COLUMNS` (or not in the allowed scope)."""
+
+
+def check_column(name: str, allowed: frozenset[str] | set[str] | None = None,
+                 what: str = "column") -> Column:
+    """The :class:`Column` called ``name``.
+
+    Args:
+        allowed: names allowed here (default: every column).
+        what: how the error names it (``--sort``, ``--columns`` …).
+
+    Raises:
+        UnknownColumnError: one line naming the closest known names (difflib) or pointing to
+            ``technic columns``.
+    """
+    names = set(COLUMNS) if allowed is None else set(allowed)
+    if name in names:
+        return COLUMNS[name]
+    close = difflib.get_close_matches(name.lower(), sorted(names), n=5, cutoff=0.6)
+    hint = f"did you mean {', '.join(close)}?" if close else "`technic columns` lists them"
+    scope = " outside a scan" if name in COLUMNS else ""
+    raise UnknownColumnError(f"unknown {what} {name!r}{scope}; {hint}")
+
+
+def parse_columns(text: str | Sequence[str] | None,
+                  allowed: frozenset[str] | set[str] | None = None) -> tuple[str, ...]:
+    """A ``--columns a,b,c`` list: names split on commas, blanks dropped, each checked.
+
+    Raises:
+        UnknownColumnError: a name is unknown.
+    """
+    if text is None:
+        return ()
+    items = text.split(",") if isinstance(text, str) else [
+        p for t in text for p in str(t).split(",")]
+    out: list[str] = []
+    for raw in items:
+        name = raw.strip()
+        if name and name not in out:
+            check_column(name, allowed, "--columns entry")
+            out.append(name)
+    return tuple(out)
