@@ -195,9 +195,11 @@ def refresh_task(as_of: str | None, changed_only: bool, use_dask: bool = True,
     from technic.jobs.refresh import refresh_mode, run_refresh
 
     mode = refresh_mode(incremental, changed_only, use_gpu)
+    logger = get_run_logger()
     rep, where = run_refresh(_target(), dt.date.fromisoformat(as_of) if as_of else None,
                              mode=mode, local=not use_dask, changed_only=changed_only,
-                             gpu=use_gpu)
+                             gpu=use_gpu,
+                             on_dashboard=lambda url: logger.info("Dask dashboard: %s", url))
     if mode == "incremental":
         return {"as_of": rep.as_of.isoformat(), "symbols": rep.symbols, "mode": rep.mode,
                 "window_layer": rep.window_layer, "ran_on": where, "timings_s": rep.timings}

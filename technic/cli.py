@@ -93,13 +93,14 @@ def _fail(msg: str, code: int = 1) -> typer.Exit:
 
 def _target():
     """Resolve the database and make sure the schema is current."""
+    from technic.config import ConfigError
     from technic.store.db import DatabaseUnavailable, get_engine, resolve_target
     from technic.store.schema import MigrationError, init_db
 
     try:
         target = resolve_target()
         report = init_db(get_engine(target), target.schema)
-    except (DatabaseUnavailable, MigrationError) as e:  # the server answered: say why
+    except (DatabaseUnavailable, MigrationError, ConfigError) as e:  # say why, in one line
         raise _fail(str(e)) from None
     except Exception as e:  # connection refused, bad URL, permissions …
         raise _fail(f"cannot use the database: {type(e).__name__}: {e}\n"
@@ -362,6 +363,10 @@ def ingest_polygon_cmd(
 
 
 # ----------------------------------------------------------------------------- features
+def _print_dashboard(url: str) -> None:
+    console.print(f"Dask dashboard: {url}", highlight=False, soft_wrap=True)
+
+
 def _refresh(target, as_of: dt.date | None, local: bool, only_changed: bool = False,
              use_gpu: bool = False):
     from technic.jobs.refresh import run_refresh
@@ -375,7 +380,8 @@ def _refresh(target, as_of: dt.date | None, local: bool, only_changed: bool = Fa
             progress.update(task, completed=done, total=total)
 
         report, _ = run_refresh(target, as_of, mode="full", local=local,
-                                changed_only=only_changed, gpu=use_gpu, on_chunk_done=tick)
+                                changed_only=only_changed, gpu=use_gpu, on_chunk_done=tick,
+                                on_dashboard=_print_dashboard)
     return report
 
 
@@ -397,7 +403,7 @@ def features_backfill(
 ) -> None:
     """Compute and store feature history: every trading date from --start to --end, for every
     symbol with bars (training data for models, point-in-time evaluation). Each date uses only
-    bars on or before it."""
+    bars on or before it. On Dask (without --local) the dashboard's link is printed."""
     from technic.jobs.refresh import run_backfill
     from technic.store.bars import NoDataError
 
@@ -411,7 +417,8 @@ def features_backfill(
             def tick(done: int, total: int) -> None:
                 progress.update(task, completed=done, total=total)
 
-            r = run_backfill(target, s_date, e_date, local=local, on_chunk_done=tick)
+            r = run_backfill(target, s_date, e_date, local=local, on_chunk_done=tick,
+                             on_dashboard=_print_dashboard)
     except (NoDataError, ValueError) as e:
         raise _fail(str(e)) from None
     out.print(f"features {r.start} … {r.as_of}: {r.rows_written:,} rows for {r.symbols:,} "
@@ -444,7 +451,8 @@ def features_refresh(
     features_daily.
 
     The default is incremental (see --incremental); --full fans out over Dask
-    (TECHNIC_DASK_ADDRESS or a LocalCluster), or runs here with --local."""
+    (TECHNIC_DASK_ADDRESS or a LocalCluster; the Dask dashboard's link is printed), or runs
+    here with --local."""
     from technic.jobs.refresh import refresh_mode
     from technic.store.bars import NoDataError
 
