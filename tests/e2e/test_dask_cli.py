@@ -7,6 +7,7 @@ import sys
 
 import pyarrow.parquet as pq
 
+from technic.jobs.ingest import ingest_files
 from tests.conftest import BUNDLED, cli_env
 
 SYMBOLS = ["AAPL", "JPM", "KO", "MSFT", "XOM"]
@@ -21,14 +22,13 @@ def test_a_full_refresh_on_dask_prints_the_dashboard_link(db_url, fresh_target, 
     for name in ("bars_daily.parquet", "universe.parquet"):  # five symbols of the bundled data
         table = pq.read_table(BUNDLED / name, filters=[("symbol", "in", SYMBOLS)])
         pq.write_table(table, tmp_path / name)
+    ingest_files(fresh_target, tmp_path)
     env = cli_env(db_url, fresh_target.schema, TECHNIC_DASK_WORKERS="1")
-    assert _cli(env, "ingest", "files", str(tmp_path)).returncode == 0
     r = _cli(env, "features", "refresh", "--full")
     assert r.returncode == 0, r.stderr[-2000:]
     assert "Dask dashboard: http://127.0.0.1:" in r.stderr and "/status" in r.stderr
     assert "features for 2025-07-09: 5 symbols" in r.stdout
-    local = _cli(env, "features", "refresh", "--full", "--local")  # no cluster, no link
-    assert local.returncode == 0 and "Dask dashboard" not in local.stderr
+    # (that the link answers 200: tests/e2e/test_pipeline.py::test_dask_path_equals_single_process)
 
 
 def test_a_bad_dask_workers_setting_is_a_config_error_not_a_database_one(db_url):

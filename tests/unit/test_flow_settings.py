@@ -1,5 +1,5 @@
 """The flows' run forms, skip reasons, artifacts' cache summary, the project's Prefect
-defaults, the settings' error message and the Dask dashboard (no database)."""
+defaults and the settings' error message (no database)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import copy
 
 import pandas as pd
 import pytest
-import requests
 
 from flows.choices import form_schema
 from flows.prefect_defaults import PREFECT_DEFAULTS, apply_prefect_defaults
@@ -133,15 +132,3 @@ def test_a_bad_dask_workers_setting_is_a_config_error(monkeypatch):
             get_settings()
     finally:
         get_settings.cache_clear()
-
-
-def test_the_local_cluster_serves_its_dashboard():
-    from technic.compute import dashboard_link, dask_client
-    from technic.config import Settings
-
-    with dask_client(Settings(dask_workers=1)) as client:
-        link = dashboard_link(client)
-        assert link is not None and link.startswith("http://127.0.0.1:")
-        assert link.endswith("/status")
-        page = requests.get(link, timeout=60)
-    assert page.status_code == 200 and "Dask" in page.text  # bokeh is installed
