@@ -21,7 +21,7 @@ from prefect.states import Completed, State
 from technic.calendar import skip_reason
 from technic.config import get_settings
 from technic.jobs.ingest import check_partial_time, latest_intraday_time
-from technic.jobs.scan import check_sectors
+from technic.jobs.scan import HEADLINE_COLUMNS, check_sectors
 from technic.store.db import DatabaseTarget
 from technic.universe import DEFAULT_RULES
 
@@ -206,13 +206,6 @@ def refresh_task(as_of: str | None, changed_only: bool, use_dask: bool = True,
     return {"as_of": rep.as_of.isoformat(), "symbols": rep.symbols, "timings_s": rep.timings}
 
 
-#: Columns of the ``scan-top`` table artifact: identity, every score of the run (TechRating
-#: and its components, ICS, the alphas, MERIT, the regime) and the headline features.
-ARTIFACT_COLUMNS: tuple[str, ...] = (
-    "rank", "symbol", "sector", "close", "tech_rating", "merit", "ics", "alpha_5d",
-    "alpha_10d", "alpha_score", "regime", "trend_score", "momentum_score", "volatility_score",
-    "volume_score", "rsi_14", "adx_14", "ret_12_1", "dist_52w_high", "rel_volume_20",
-    "dollar_volume_20")
 #: Decimals shown per column in the table artifact (fractions need more than points).
 _DIGITS = {"alpha_5d": 4, "alpha_10d": 4, "ret_12_1": 4, "dist_52w_high": 4,
            "dollar_volume_20": 0}
@@ -259,7 +252,7 @@ def cache_markdown(cache: dict) -> str:
 
 def _report_scan(out, top: int, schema: str) -> None:
     rows = out.results.head(top)
-    cols = [c for c in ARTIFACT_COLUMNS if c in rows.columns]
+    cols = [c for c in HEADLINE_COLUMNS if c in rows.columns]
     create_table_artifact(
         key="scan-top",
         description=f"Top {top} of scan run {out.run_id} ({out.as_of}): every score",

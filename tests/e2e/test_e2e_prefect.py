@@ -446,6 +446,18 @@ def test_ui_screenshot_shows_the_results_artifact(prefect_server, api_scan, tmp_
     if os.environ.get("TECHNIC_UPDATE_DOCS_IMG"):  # refresh the picture in the docs
         (REPO / "docs" / "img").mkdir(exist_ok=True)
         shutil.copy(png, REPO / "docs" / "img" / png.name)
+    # The Markdown summary: counts, timings, the cache table (rendered, not a raw dict).
+    page = f"{prefect_server.url}/artifacts/artifact/{api_scan['artifacts']['scan-summary'].id}"
+    dom = subprocess.run([*base, "--dump-dom", page], capture_output=True, text=True,
+                         timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert "Feature frame served from" in dom.stdout and "<table" in dom.stdout
+    assert "filter rule" in dom.stdout and "{&#39;" not in dom.stdout and "{'" not in dom.stdout
+    png = tmp_path / "prefect-scan-summary.png"
+    shot = subprocess.run([*base, f"--screenshot={png}", page], capture_output=True, text=True,
+                          timeout=120)
+    assert shot.returncode == 0 and png.exists(), shot.stderr[-2000:]
+    _png_ok(png, 1400)
 
 
 #: Finds the ``FlowRunGraph`` component from the app's root vnode (production Vue keeps no
