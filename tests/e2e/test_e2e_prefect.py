@@ -319,12 +319,10 @@ def test_invalid_parameters_fail_readably_and_write_nothing(prefect_server, serv
     from prefect.exceptions import PrefectHTTPStatusError
 
     before = _n_scan_runs(demo_target)
-    for params, message in (({"top": -1}, "ValueError: top must be >= 1, got -1"),
-                            ({"as_of": "2025-13-01"}, "as_of: Input should be a valid date")):
-        fr = _run(prefect_server.api_url, served_scan, params)
-        assert fr.state.is_failed(), fr.state
-        assert message in fr.state.message
-        assert not {"scan-top", "scan-summary"} & set(_artifacts(prefect_server.api_url, fr.id))
+    fr = _run(prefect_server.api_url, served_scan, {"top": -1})
+    assert fr.state.is_failed(), fr.state
+    assert "ValueError: top must be >= 1, got -1" in fr.state.message
+    assert not {"scan-top", "scan-summary"} & set(_artifacts(prefect_server.api_url, fr.id))
     # a sector outside the form's choices is refused by the server: no run at all
     with SyncPrefectClient(prefect_server.api_url) as c, \
             pytest.raises(PrefectHTTPStatusError, match=r"'Astrology' is not one of \["
@@ -366,9 +364,13 @@ def skipped_run(prefect_server, served, demo_target) -> Any:
     )
 
     dep = served["daily-pipeline"]
-    r = requests.post(f"{prefect_server.api_url}/deployments/{dep}/schedule", timeout=30,
-                      json={"start_time": HOLIDAY_FIRING, "end_time": "2025-07-04T20:31:00Z",
-                            "max_runs": 1})
+    for _ in range(10):  # 503: the server's SQLite was busy (its scheduler service writes too)
+        r = requests.post(f"{prefect_server.api_url}/deployments/{dep}/schedule", timeout=30,
+                          json={"start_time": HOLIDAY_FIRING,
+                                "end_time": "2025-07-04T20:31:00Z", "max_runs": 1})
+        if r.status_code != 503:
+            break
+        time.sleep(2)
     assert r.ok, r.text
     when = pd.Timestamp(HOLIDAY_FIRING).to_pydatetime()
     with SyncPrefectClient(prefect_server.api_url) as c:
