@@ -13,7 +13,15 @@ import datetime as dt
 from prefect import flow
 from prefect.states import State
 
-from flows.jobs import _target, check_sectors, ingest_task, refresh_task, scan, skip_scheduled
+from flows.jobs import (
+    _target,
+    check_sectors,
+    ingest_task,
+    refresh_task,
+    scan,
+    skip_scheduled,
+    skip_unchanged,
+)
 from technic.universe import DEFAULT_RULES
 
 
@@ -34,13 +42,15 @@ def daily_pipeline(data_path: str | None = None, top: int = 25, as_of: dt.date |
         min_dollar_volume: universe filter, 20-day average dollar volume in USD (≥ 0).
         sectors: keep only these sectors (the form offers those stored at deploy time).
         use_dask: fan the refresh out over Dask (False: in-process).
-        force: do the work even in a run created by the schedule on a holiday or before the
-            close (a run started by hand always works).
+        force: do the work even in a run created by the schedule on a holiday, before the
+            close, or with no new bars (a run started by hand always works).
 
     Returns:
         The scan summary ``{"run_id", "as_of", "counts", "timings_s", "results"}``; a
-        scheduled run with no market work (holiday, before the close) ends in the state
-        ``Skipped`` (type Completed) whose message says why (:func:`flows.jobs.skip_scheduled`).
+        scheduled run with nothing to do ends in the state ``Skipped`` (type Completed) whose
+        message says why: no market work (holiday, before the close:
+        :func:`flows.jobs.skip_scheduled`), or an ingest that brought no new bar while the
+        latest date's features and scan are stored (:func:`flows.jobs.skip_unchanged`).
 
     Raises:
         ValueError: a parameter is invalid (nothing is written).
@@ -53,7 +63,9 @@ def daily_pipeline(data_path: str | None = None, top: int = 25, as_of: dt.date |
     if skipped := skip_scheduled("eod", force):  # scheduled on a holiday: nothing to do
         return skipped
     check_sectors(_target(), sectors)  # a typo fails now, not after the ingest and refresh
-    ingest_task(data_path)
+    ingested = ingest_task(data_path)
+    if as_of is None and (unchanged := skip_unchanged(ingested, force)):
+        return unchanged  # scheduled, and no new bars since the last good scan
     refreshed = refresh_task(as_of.isoformat() if as_of else None, False, use_dask)
     return scan(top=top, as_of=refreshed["as_of"], min_price=min_price,
                 min_dollar_volume=min_dollar_volume, sectors=list(sectors or []))

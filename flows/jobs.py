@@ -44,6 +44,15 @@ def _target() -> DatabaseTarget:
 SKIPPED = "Skipped"
 
 
+def _scheduled_run() -> Any:
+    """The current flow run when a deployment's schedule created it, else None."""
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    fr = ctx.flow_run if ctx else None
+    return fr if fr is not None and fr.auto_scheduled else None
+
+
 def skip_scheduled(job: str, force: bool = False) -> State | None:
     """The final state of a flow run that a deployment's *schedule* created when the NYSE
     calendar leaves it no market work (holiday, before a half day's close, outside the
@@ -59,11 +68,8 @@ def skip_scheduled(job: str, force: bool = False) -> State | None:
         job: ``"eod"`` or ``"intraday"`` (:func:`technic.calendar.skip_reason`).
         force: never skip.
     """
-    from prefect.context import FlowRunContext
-
-    ctx = FlowRunContext.get()
-    fr = ctx.flow_run if ctx else None
-    if force or fr is None or not fr.auto_scheduled:
+    fr = _scheduled_run()
+    if force or fr is None:
         return None
     when = pd.Timestamp(fr.expected_start_time or pd.Timestamp.now(tz="UTC"))
     if when.tzinfo is None:
@@ -74,6 +80,36 @@ def skip_scheduled(job: str, force: bool = False) -> State | None:
     work = {"eod": "end-of-day", "intraday": "intraday"}.get(job, job)
     msg = (f"Skipped (NYSE calendar): scheduled for {why}; no {work} work. Run it by hand, "
            "or with force=true, to do it anyway.")
+    get_run_logger().info(msg)
+    return Completed(name=SKIPPED, message=msg)
+
+
+def skip_unchanged(ingested: list[dict], force: bool = False) -> State | None:
+    """The final state of a scheduled end-of-day run whose ingest brought no new data:
+    ``Completed(name="Skipped")`` when this run was created by a schedule, ``force`` is
+    off, no file of ``ingested`` (the ingest task's reports) inserted or updated a bar, the
+    features of the latest bar date are stored and a scan of that date finished ``ok`` —
+    a refresh and a scan would only repeat that run. None (go on) otherwise.
+    """
+    if force or _scheduled_run() is None:
+        return None
+    if any(r.get("changed_to") for r in ingested):  # the dates of inserted/updated bars
+        return None
+    from technic.store.bars import NoDataError, last_bar_date
+    from technic.store.catalog import ok_scan_run_on
+    from technic.store.features import latest_feature_date
+
+    target = _target()
+    try:
+        day = last_bar_date(target)
+    except NoDataError:
+        return None
+    run = ok_scan_run_on(target, day) if latest_feature_date(target) == day else None
+    if run is None:
+        return None
+    msg = (f"Skipped (no new data): the ingest inserted or updated no bar; the features of "
+           f"{day} and scan run {run} of that date are current. Run it by hand, or with "
+           "force=true, to refresh and scan anyway.")
     get_run_logger().info(msg)
     return Completed(name=SKIPPED, message=msg)
 

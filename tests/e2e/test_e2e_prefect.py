@@ -10,9 +10,10 @@ writing, that ``python -m flows.bootstrap`` creates the ``database`` concurrency
 the artifact page, and the flow-run page (Playwright driving the system Chromium).
 
 The ``daily-pipeline`` deployment is served too, with its schedule: a run that its schedule
-creates for a holiday ends ``Skipped`` with the reason, a run started by hand with
-``force=True`` does its work, and both deployments' run forms offer the database's sectors
-and a date picker (screenshot of the form and of the skipped run).
+creates for a holiday, or for a session when the ingest brings no new bar, ends ``Skipped``
+with the reason, a run started by hand with ``force=True`` does its work, and both
+deployments' run forms offer the database's sectors and a date picker (screenshot of the form
+and of the skipped run).
 With ``TECHNIC_UPDATE_DOCS_IMG=1`` the screenshot tests refresh the pictures in docs/img.
 """
 
@@ -352,10 +353,9 @@ def test_run_forms_offer_sectors_and_date_pickers(prefect_server, served, demo_t
 HOLIDAY_FIRING = "2025-07-04T20:30:00Z"
 
 
-@pytest.fixture(scope="module")
-def skipped_run(prefect_server, served, demo_target) -> Any:
-    """A daily-pipeline run created by its schedule for 2025-07-04 16:30 New York (the
-    server's ``/deployments/{id}/schedule``, as the scheduler service does it), finished."""
+def _scheduled_daily_run(server: PrefectServer, deployment_id: str, when: str) -> Any:
+    """A daily-pipeline run created by its schedule for ``when`` (the server's
+    ``/deployments/{id}/schedule``, as the scheduler service does it), finished."""
     from prefect.client.schemas.filters import (
         DeploymentFilter,
         DeploymentFilterId,
@@ -363,22 +363,29 @@ def skipped_run(prefect_server, served, demo_target) -> Any:
         FlowRunFilterExpectedStartTime,
     )
 
-    dep = served["daily-pipeline"]
+    due = pd.Timestamp(when)
     for _ in range(10):  # 503: the server's SQLite was busy (its scheduler service writes too)
-        r = requests.post(f"{prefect_server.api_url}/deployments/{dep}/schedule", timeout=30,
-                          json={"start_time": HOLIDAY_FIRING,
-                                "end_time": "2025-07-04T20:31:00Z", "max_runs": 1})
+        r = requests.post(f"{server.api_url}/deployments/{deployment_id}/schedule", timeout=30,
+                          json={"start_time": due.isoformat(),
+                                "end_time": (due + pd.Timedelta(minutes=1)).isoformat(),
+                                "max_runs": 1})
         if r.status_code != 503:
             break
         time.sleep(2)
     assert r.ok, r.text
-    when = pd.Timestamp(HOLIDAY_FIRING).to_pydatetime()
-    with SyncPrefectClient(prefect_server.api_url) as c:
+    at = due.to_pydatetime()
+    with SyncPrefectClient(server.api_url) as c:
         (fr,) = c.read_flow_runs(
-            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[dep])),
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
             flow_run_filter=FlowRunFilter(expected_start_time=FlowRunFilterExpectedStartTime(
-                after_=when, before_=when)))
-    return _wait(prefect_server.api_url, fr.id)
+                after_=at, before_=at)))
+    return _wait(server.api_url, fr.id)
+
+
+@pytest.fixture(scope="module")
+def skipped_run(prefect_server, served) -> Any:
+    """The daily-pipeline run its schedule created for 2025-07-04 16:30 New York."""
+    return _scheduled_daily_run(prefect_server, served["daily-pipeline"], HOLIDAY_FIRING)
 
 
 def test_a_scheduled_run_on_a_holiday_is_skipped_with_its_reason(prefect_server, skipped_run,
@@ -390,6 +397,20 @@ def test_a_scheduled_run_on_a_holiday_is_skipped_with_its_reason(prefect_server,
         in fr.state.message
     assert "force=true" in fr.state.message
     assert _task_runs(prefect_server.api_url, fr.id) == {}  # no work at all
+
+
+def test_a_scheduled_run_with_no_new_bars_is_skipped_after_its_ingest(prefect_server, served,
+                                                                     api_scan, demo_target):
+    """2025-07-09 16:30 New York, a session: the run ingests (the bundled files, already
+    stored), finds no new bar while the features and a scan of 2025-07-09 are stored, and
+    ends Skipped without refreshing or scanning."""
+    before = _n_scan_runs(demo_target)
+    fr = _scheduled_daily_run(prefect_server, served["daily-pipeline"], "2025-07-09T20:30:00Z")
+    assert fr.state.name == "Skipped", fr.state
+    assert fr.state.message.startswith("Skipped (no new data): the ingest inserted or updated "
+                                       "no bar; the features of 2025-07-09 and scan run ")
+    assert set(_task_runs(prefect_server.api_url, fr.id)) == {"ingest"}
+    assert _n_scan_runs(demo_target) == before
 
 
 def test_a_manual_daily_run_with_force_does_its_work(prefect_server, served, demo_target):
