@@ -39,7 +39,8 @@ bench: $(STAMP)
 
 ## The deployment stack of docker-compose.yml (docs/operations.md): build, start and wait for
 ## every health check, create the work pool and the "database" concurrency limit, register the
-## deployments of prefect.yaml. `make up GPU=1` adds the GPU Dask worker (profile gpu).
+## deployments of prefect.yaml and their run forms' sector choices. `make up GPU=1` adds the
+## GPU Dask worker (profile gpu).
 COMPOSE ?= docker compose
 GPU     ?=
 up:
@@ -47,6 +48,7 @@ up:
 	$(COMPOSE) $(if $(filter 1 yes true,$(GPU)),--profile gpu )up -d --build --wait
 	$(COMPOSE) exec -T prefect-worker python -m flows.bootstrap
 	$(COMPOSE) exec -T prefect-worker prefect --no-prompt deploy --all
+	$(COMPOSE) exec -T prefect-worker python -m flows.bootstrap --choices
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -5,6 +5,13 @@ Run once against the Prefect server ``PREFECT_API_URL`` points at, before ``pref
 
     python -m flows.bootstrap            # technic-pool + "database" limit of 2
     python -m flows.bootstrap --database-limit 4
+    python -m flows.bootstrap --choices  # after `prefect deploy --all`: the run forms'
+                                         # sector choices, from the database
+
+``--choices`` writes the run-form schema into every registered deployment
+(:mod:`flows.choices`): optional parameters as plain inputs (a date picker for dates) and the
+sectors stored in the database as the choices of a ``sectors`` parameter (a multi-select);
+run it again after new sectors are ingested.
 
 Idempotent: an existing pool is kept, an existing limit is set to the new value. The limit is a
 tag concurrency limit (Prefect stores it as the global limit ``tag:database``): at most that
@@ -88,7 +95,16 @@ def main(argv: list[str] | None = None) -> None:
                     help="concurrent 'database' task runs (default TECHNIC_DB_TASK_CONCURRENCY "
                          f"or {DEFAULT_DATABASE_LIMIT})")
     ap.add_argument("--pool", default=WORK_POOL, help="process work pool to create if missing")
+    ap.add_argument("--choices", action="store_true",
+                    help="instead: write the run forms (date pickers, the database's sectors "
+                         "as choices) into the registered deployments (after `prefect deploy "
+                         "--all`)")
     args = ap.parse_args(argv)
+    if args.choices:
+        from flows.choices import aapply_form_schemas
+
+        print(json.dumps({"sector_choices": asyncio.run(aapply_form_schemas())}))
+        return
     print(json.dumps(bootstrap(args.database_limit, args.pool)))
 
 

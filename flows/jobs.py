@@ -16,8 +16,9 @@ from typing import Any
 import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.states import Completed, State
 
-from technic.calendar import should_run
+from technic.calendar import skip_reason
 from technic.config import get_settings
 from technic.jobs.ingest import check_partial_time, latest_intraday_time
 from technic.jobs.scan import HEADLINE_COLUMNS, check_sectors
@@ -39,20 +40,78 @@ def _target() -> DatabaseTarget:
     return target
 
 
-def skip_scheduled(job: str) -> bool:
-    """True when this is a scheduled deployment run with no market work to do (holiday,
-    before a half day's close, outside the session); ad-hoc runs are never skipped."""
-    from prefect.runtime import deployment, flow_run
+#: Name of the final state of a scheduled run with nothing to do (its type is COMPLETED).
+SKIPPED = "Skipped"
 
-    if deployment.id is None:
-        return False
-    when = pd.Timestamp(flow_run.scheduled_start_time or pd.Timestamp.now(tz="UTC"))
+
+def _scheduled_run() -> Any:
+    """The current flow run when a deployment's schedule created it, else None."""
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    fr = ctx.flow_run if ctx else None
+    return fr if fr is not None and fr.auto_scheduled else None
+
+
+def skip_scheduled(job: str, force: bool = False) -> State | None:
+    """The final state of a flow run that a deployment's *schedule* created when the NYSE
+    calendar leaves it no market work (holiday, before a half day's close, outside the
+    session): ``Completed(name="Skipped")`` with the reason as its message; None (do the
+    work) otherwise.
+
+    Only runs created by a schedule (``auto_scheduled``) are ever skipped: a run started by
+    hand (UI "Run", ``prefect deployment run``, the API, an automation) or called in Python
+    always works, and ``force`` makes a scheduled run work too. The time judged is the run's
+    scheduled time, so a late run is judged by when it was due.
+
+    Args:
+        job: ``"eod"`` or ``"intraday"`` (:func:`technic.calendar.skip_reason`).
+        force: never skip.
+    """
+    fr = _scheduled_run()
+    if force or fr is None:
+        return None
+    when = pd.Timestamp(fr.expected_start_time or pd.Timestamp.now(tz="UTC"))
     if when.tzinfo is None:
         when = when.tz_localize("UTC")
-    if should_run(job, when):
-        return False
-    get_run_logger().info("no %s work at %s (NYSE calendar): skipped", job, when)
-    return True
+    why = skip_reason(job, when)
+    if why is None:
+        return None
+    work = {"eod": "end-of-day", "intraday": "intraday"}.get(job, job)
+    msg = (f"Skipped (NYSE calendar): scheduled for {why}; no {work} work. Run it by hand, "
+           "or with force=true, to do it anyway.")
+    get_run_logger().info(msg)
+    return Completed(name=SKIPPED, message=msg)
+
+
+def skip_unchanged(ingested: list[dict], force: bool = False) -> State | None:
+    """The final state of a scheduled end-of-day run whose ingest brought no new data:
+    ``Completed(name="Skipped")`` when this run was created by a schedule, ``force`` is
+    off, no file of ``ingested`` (the ingest task's reports) inserted or updated a bar, the
+    features of the latest bar date are stored and a scan of that date finished ``ok`` —
+    a refresh and a scan would only repeat that run. None (go on) otherwise.
+    """
+    if force or _scheduled_run() is None:
+        return None
+    if any(r.get("changed_to") for r in ingested):  # the dates of inserted/updated bars
+        return None
+    from technic.store.bars import NoDataError, last_bar_date
+    from technic.store.catalog import ok_scan_run_on
+    from technic.store.features import latest_feature_date
+
+    target = _target()
+    try:
+        day = last_bar_date(target)
+    except NoDataError:
+        return None
+    run = ok_scan_run_on(target, day) if latest_feature_date(target) == day else None
+    if run is None:
+        return None
+    msg = (f"Skipped (no new data): the ingest inserted or updated no bar; the features of "
+           f"{day} and scan run {run} of that date are current. Run it by hand, or with "
+           "force=true, to refresh and scan anyway.")
+    get_run_logger().info(msg)
+    return Completed(name=SKIPPED, message=msg)
 
 
 def transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -172,45 +231,90 @@ def refresh_task(as_of: str | None, changed_only: bool, use_dask: bool = True,
     from technic.jobs.refresh import refresh_mode, run_refresh
 
     mode = refresh_mode(incremental, changed_only, use_gpu)
+    logger = get_run_logger()
     rep, where = run_refresh(_target(), dt.date.fromisoformat(as_of) if as_of else None,
                              mode=mode, local=not use_dask, changed_only=changed_only,
-                             gpu=use_gpu)
+                             gpu=use_gpu,
+                             on_dashboard=lambda url: logger.info("Dask dashboard: %s", url))
     if mode == "incremental":
         return {"as_of": rep.as_of.isoformat(), "symbols": rep.symbols, "mode": rep.mode,
                 "window_layer": rep.window_layer, "ran_on": where, "timings_s": rep.timings}
     return {"as_of": rep.as_of.isoformat(), "symbols": rep.symbols, "timings_s": rep.timings}
 
 
-def _cell(value: object) -> object:
-    """A table-artifact cell: floats to 2 decimals (readable in the UI), NaN as None."""
+#: Decimals shown per column in the table artifact (fractions need more than points).
+_DIGITS = {"alpha_5d": 4, "alpha_10d": 4, "ret_12_1": 4, "dist_52w_high": 4,
+           "dollar_volume_20": 0}
+
+
+def _cell(value: object, digits: int = 2) -> object:
+    """A table-artifact cell: floats rounded to ``digits`` (readable in the UI), NaN as None,
+    numpy scalars as Python values."""
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        value = value.item()
     if isinstance(value, float):
-        return None if value != value else round(value, 2)
+        return None if value != value else round(value, digits)
     return value
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.1f} MiB"
+
+
+def cache_markdown(cache: dict) -> str:
+    """The cache facts of a scan (``ScanOutcome.cache``, stored in ``scan_runs.cache``) as
+    Markdown: which layer served the feature frame, its size, the shared cache's state, and
+    each layer's counters for this scan."""
+    if not cache:
+        return "Cache: no cache information."
+    served = {"l1": "L1 (this process's memory)", "l2": "L2 (Redis, shared)",
+              "l3": "L3 (the database)"}.get(str(cache.get("features")),
+                                            str(cache.get("features")))
+    state = {"up": "up", "down": "down (skipped until it answers)",
+             "disabled": "disabled (no TECHNIC_REDIS_URL or no TECHNIC_CACHE_SECRET)"}.get(
+        str(cache.get("l2_state")), str(cache.get("l2_state")))
+    lines = [f"Feature frame served from **{served}**, {_mib(int(cache.get('bytes') or 0))}; "
+             f"shared cache (Redis): {state}.", "",
+             "| layer | hits | misses | read | written | errors | rejected |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for layer in ("l1", "l2", "l3"):
+        st = cache.get(layer) or {}
+        lines.append(f"| {layer.upper()} | {st.get('hits', 0)} | {st.get('misses', 0)} | "
+                     f"{_mib(int(st.get('bytes_read', 0)))} | "
+                     f"{_mib(int(st.get('bytes_written', 0)))} | {st.get('errors', 0)} | "
+                     f"{st.get('rejected', 0)} |")
+    return "\n".join(lines)
 
 
 def _report_scan(out, top: int, schema: str) -> None:
     rows = out.results.head(top)
-    cols = list(HEADLINE_COLUMNS)
+    cols = [c for c in HEADLINE_COLUMNS if c in rows.columns]
     create_table_artifact(
-        key="scan-top", description=f"Top {top} of scan run {out.run_id} ({out.as_of})",
-        table=[{k: _cell(v) for k, v in r.items()} for r in rows[cols].to_dict(orient="records")])
+        key="scan-top",
+        description=f"Top {top} of scan run {out.run_id} ({out.as_of}): every score",
+        table=[{k: _cell(v, _DIGITS.get(k, 2)) for k, v in r.items()}
+               for r in rows[cols].to_dict(orient="records")])
     drops = "\n".join(f"| {k.removeprefix('dropped_')} | {v:,} |"
                       for k, v in out.counts.items() if k.startswith("dropped_"))
     timings = "\n".join(f"| {k} | {v:.3f} |" for k, v in out.timings_s.items())
-    create_markdown_artifact(key="scan-summary", description="scan counts and timings",
+    regime = rows["regime"].iloc[0] if "regime" in rows.columns and len(rows) else None
+    create_markdown_artifact(key="scan-summary", description="scan counts, timings and cache",
                              markdown=f"""# Scan run {out.run_id} — as of {out.as_of}
 
 {out.counts['passed']:,} of {out.counts['input']:,} symbols passed the universe filter.
+Market regime: **{regime or 'n/a'}**.
 
 | filter rule | dropped |
-| --- | --- |
+| --- | ---: |
 {drops}
 
 | stage | seconds |
-| --- | --- |
+| --- | ---: |
 {timings}
 
-Cache: `{out.cache}`
+## Cache
+
+{cache_markdown(out.cache)}
 
 All results:
 
@@ -220,8 +324,77 @@ SELECT * FROM {schema}.scan_results WHERE run_id = {out.run_id} ORDER BY rank;
 """)
 
 
+#: Task-run names of the stages of :func:`technic.jobs.scan.run_scan` (its ``on_stage``
+#: names), as the flow-run page of a scan shows them.
+SCAN_STAGES = {"read_features": "load-features", "filter_score_rank": "filter-score-rank",
+               "regime": "regime", "alpha": "alpha-merit", "write_results": "write-results"}
+
+
+def _stage_fn() -> None:
+    """Stands for a stage of ``run_scan`` in the task runs of :class:`ScanStages`."""
+
+
+class ScanStages:
+    """``run_scan``'s ``on_stage`` callback that shows each stage of the scan as a task run
+    of the current flow run (Running when the stage starts, Completed when the next starts,
+    Failed with the error when the scan raises), so the flow-run page lists the stages with
+    their durations. The stages run inside ``run_scan`` as before (one function, the same as
+    the CLI); only their states are reported, through the Prefect API. A reporting error is
+    logged and never fails the scan.
+
+    Use as a context manager around ``run_scan``.
+    """
+
+    def __init__(self) -> None:
+        from prefect.context import FlowRunContext
+
+        ctx = FlowRunContext.get()
+        self.flow_run_id = ctx.flow_run.id if ctx and ctx.flow_run else None
+        self.current: Any = None
+        self.client: Any = None
+
+    def __enter__(self) -> ScanStages:
+        if self.flow_run_id is not None:
+            from prefect.client.orchestration import get_client
+
+            self.client = get_client(sync_client=True)
+            self.client.__enter__()
+        return self
+
+    def __call__(self, stage: str) -> None:
+        from prefect.states import Running
+
+        self._finish(Completed())
+        if self.client is None:
+            return
+        name = SCAN_STAGES.get(stage, stage)
+        try:
+            self.current = self.client.create_task_run(
+                task=task(_stage_fn, name=name), flow_run_id=self.flow_run_id,
+                dynamic_key=name, name=name, state=Running())
+        except Exception as e:  # noqa: BLE001 - display only
+            get_run_logger().warning("could not report scan stage %s: %s", name, e)
+
+    def _finish(self, state: State) -> None:
+        if self.client is None or self.current is None:
+            return
+        run, self.current = self.current, None
+        try:
+            self.client.set_task_run_state(run.id, state, force=True)
+        except Exception as e:  # noqa: BLE001 - display only
+            get_run_logger().warning("could not report scan stage %s: %s", run.name, e)
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        from prefect.states import Failed
+
+        self._finish(Completed() if exc is None else
+                     Failed(message=f"{type(exc).__name__}: {exc}"))
+        if self.client is not None:
+            self.client.__exit__(None, None, None)
+
+
 @flow(name="scan", log_prints=True)
-def scan(top: int = 25, as_of: str | None = None,
+def scan(top: int = 25, as_of: dt.date | None = None,
          min_price: float = DEFAULT_RULES.min_price,
          min_dollar_volume: float = DEFAULT_RULES.min_dollar_volume,
          sectors: list[str] | None = None,
@@ -230,10 +403,12 @@ def scan(top: int = 25, as_of: str | None = None,
 
     Args:
         top: rows in the result artifacts (every passing symbol is stored), >= 1.
-        as_of: ISO date; default the latest date with features.
+        as_of: date to scan (a date picker in the UI; ISO ``YYYY-MM-DD`` from Python or the
+            API); default the latest date with features.
         min_price: universe filter, USD (>= 0).
         min_dollar_volume: universe filter, 20-day average dollar volume in USD (>= 0).
-        sectors: keep only these sectors (case-insensitive; each must exist in ``symbols``).
+        sectors: keep only these sectors (case-insensitive; each must exist in ``symbols``;
+            the deployment's form offers the sectors stored when it was deployed).
         all_tickers: keep tickers that are not plain common-stock symbols.
         keep_leveraged: keep leveraged and inverse ETFs.
 
@@ -244,28 +419,31 @@ def scan(top: int = 25, as_of: str | None = None,
     from technic.universe import UniverseRules
 
     params = ScanParams(
-        top=top, as_of=dt.date.fromisoformat(as_of) if as_of else None,
+        top=top, as_of=as_of,
         rules=UniverseRules(min_price=min_price, min_dollar_volume=min_dollar_volume,
                             valid_tickers=not all_tickers,
                             exclude_leveraged_etfs=not keep_leveraged,
                             sectors=tuple(sectors or ())))
     target = _target()
     check_sectors(target, sectors)
-    out = run_scan(target, params)
+    with ScanStages() as on_stage:
+        out = run_scan(target, params, on_stage=on_stage)
     _report_scan(out, top, target.schema)
     return out.to_json(top)
 
 
 @flow(name="ingest-daily")
-def ingest_daily(path: str | None = None, force: bool = False) -> list[dict]:
-    """End-of-day ingest after the close; skipped on holidays unless ``force``."""
-    if not force and skip_scheduled("eod"):
-        return []
+def ingest_daily(path: str | None = None, force: bool = False) -> list[dict] | State:
+    """End-of-day ingest after the close. A scheduled run on a holiday (or before the close)
+    ends ``Skipped`` with the reason (:func:`skip_scheduled`) unless ``force``."""
+    if skipped := skip_scheduled("eod", force):
+        return skipped
     return ingest_task(path)
 
 
 @flow(name="ingest-intraday")
-def ingest_intraday(path: str, at: str | None = None, force: bool = False) -> dict | None:
+def ingest_intraday(path: str, at: str | None = None,
+                    force: bool = False) -> dict | State:
     """Ingest an intraday bars file (e.g. ``bars_5min.parquet``) into ``bars_intraday``, which
     refreshes the 15-minute, hourly and daily roll-ups when bars changed, then build the
     partial daily bar of the session so far (source ``intraday-partial``, replaced by the
@@ -275,10 +453,11 @@ def ingest_intraday(path: str, at: str | None = None, force: bool = False) -> di
         path: the intraday file (or a directory holding one).
         at: ISO time the partial bar is built as of (no zone = UTC): bars starting before it.
             Default: every stored bar of the latest session with intraday bars.
-        force: run even when a scheduled run falls outside the regular session.
+        force: work even when a scheduled run falls outside the regular session.
 
     Returns:
-        ``{"ingest": [counts per file], "partial": counts or None}``; None when skipped.
+        ``{"ingest": [counts per file], "partial": counts or None}``; a scheduled run
+        outside the session ends ``Skipped`` with the reason (:func:`skip_scheduled`).
 
     Raises:
         ValueError: ``at`` is malformed, not in a session or not after its open (checked
@@ -288,35 +467,35 @@ def ingest_intraday(path: str, at: str | None = None, force: bool = False) -> di
         why = check_partial_time(_utc(at))
         if why is not None:
             raise ValueError(f"at: {why}")
-    if not force and skip_scheduled("intraday"):
-        return None
+    if skipped := skip_scheduled("intraday", force):
+        return skipped
     ingested = ingest_task(path)
     return {"ingest": ingested, "partial": partial_bar_task(at)}
 
 
 @flow(name="refresh-features")
-def refresh_features_flow(as_of: str | None = None, changed_only: bool = False,
+def refresh_features_flow(as_of: dt.date | None = None, changed_only: bool = False,
                           use_gpu: bool = False, use_dask: bool = True,
                           recompute: bool = False) -> dict:
     """Refresh the feature store for a date (default: the latest with bars); ``use_gpu``: on
     the Dask workers that declare the ``GPU`` resource (CPU with a warning when none does);
     ``use_dask`` False: in this process. A re-run over unchanged bars reuses the cached
-    result unless ``recompute``."""
-    if as_of:
-        dt.date.fromisoformat(as_of)  # validate before work
+    result unless ``recompute``. ``as_of`` is validated as a date before any work."""
     run = refresh_task.with_options(refresh_cache=True) if recompute else refresh_task
-    return run(as_of, changed_only, use_dask=use_dask, use_gpu=use_gpu)
+    return run(as_of.isoformat() if as_of else None, changed_only, use_dask=use_dask,
+               use_gpu=use_gpu)
 
 
 @flow(name="intraday-refresh")
 def intraday_refresh(path: str, top: int = 25, force: bool = False,
-                     at: str | None = None) -> dict | None:
+                     at: str | None = None) -> dict | State:
     """Every 5 minutes in the session: :func:`ingest_intraday` (the latest intraday file, the
     roll-ups, the partial daily bar of the session so far), recompute only the symbols whose
-    bars changed (incremental refresh from the cached window), scan that session. Skipped
-    outside the regular session unless ``force``."""
-    if not force and skip_scheduled("intraday"):
-        return None
+    bars changed (incremental refresh from the cached window), scan that session. A
+    scheduled run outside the regular session ends ``Skipped`` with the reason unless
+    ``force`` (:func:`skip_scheduled`); a run started by hand always works."""
+    if skipped := skip_scheduled("intraday", force):
+        return skipped
     ingest_intraday(path, at=at, force=True)
     refreshed = refresh_task(None, False, incremental=True)
     return scan(top=top, as_of=refreshed["as_of"])
@@ -335,12 +514,10 @@ def backfill_task(start: str, end: str | None) -> dict:
 
 
 @flow(name="backfill")
-def backfill(start: str, end: str | None = None) -> dict:
-    """Feature history for ``[start, end]`` (training data, evaluation)."""
-    dt.date.fromisoformat(start)  # validate before work
-    if end:
-        dt.date.fromisoformat(end)
-    return backfill_task(start, end)
+def backfill(start: dt.date, end: dt.date | None = None) -> dict:
+    """Feature history for ``[start, end]`` (training data, evaluation); dates validated
+    before any work."""
+    return backfill_task(start.isoformat(), end.isoformat() if end else None)
 
 
 @flow(name="gap-check")
@@ -360,11 +537,11 @@ def gap_check(top: int = 20) -> dict:
 
 
 @flow(name="train-models")
-def train_models_flow(start: str, end: str, out_dir: str = "models", seed: int = 0) -> dict:
+def train_models_flow(start: dt.date, end: dt.date, out_dir: str = "models",
+                      seed: int = 0) -> dict:
     """Retrain the XGBoost alpha models on stored feature history (walk-forward metrics in
     ``<out_dir>/metrics.json``); returns the summary metrics per horizon."""
     from technic.ml.train import train_models
 
-    metrics = train_models(_target(), dt.date.fromisoformat(start), dt.date.fromisoformat(end),
-                           out_dir, seed)
+    metrics = train_models(_target(), start, end, out_dir, seed)
     return {h: m["summary"] for h, m in metrics["horizons"].items()}

@@ -167,12 +167,47 @@ def is_open(when: pd.Timestamp) -> bool:
     return cal.session_open(pd.Timestamp(day)) <= ts <= cal.session_close(pd.Timestamp(day))
 
 
-def should_run(job: str, when: pd.Timestamp) -> bool:
-    """Whether a scheduled job fired at ``when`` (tz-aware) has work to do.
+def skip_reason(job: str, when: pd.Timestamp) -> str | None:
+    """Why a scheduled job fired at ``when`` (tz-aware) has no market work to do, or None
+    when it has.
 
-    ``"eod"``: ``when`` falls on a session day at or after its close (13:00 ET on half
-    days); ``"intraday"``: the session is open; anything else (nightly training, weekly
-    checks): always. Schedules are plain crons; the flows call this first and skip holidays.
+    ``"eod"``: work when ``when`` falls on a session day at or after its close (13:00 ET on
+    half days); ``"intraday"``: while the regular session is open; anything else (nightly
+    training, weekly checks): always. Schedules are plain crons; the flows ask this first.
+
+    Returns:
+        None, or one line naming the New York time and the rule, e.g.
+        ``"2025-07-04 16:30 America/New_York: 2025-07-04 is not an NYSE session (weekend or
+        holiday)"``.
+
+    Raises:
+        ValueError: ``when`` has no time zone.
+    """
+    ts = pd.Timestamp(when)
+    if ts.tzinfo is None:
+        raise ValueError("skip_reason needs a tz-aware time")
+    if job not in ("eod", "intraday"):
+        return None
+    ny = ts.tz_convert("America/New_York")
+    day = ny.date()
+    at = f"{ny:%Y-%m-%d %H:%M} America/New_York"
+    if not is_session(day):
+        return f"{at}: {day} is not an NYSE session (weekend or holiday)"
+    close = session_close(day)
+    close_ny = f"{close.tz_convert('America/New_York'):%H:%M}"
+    if job == "eod":
+        if ts.tz_convert("UTC") < close:
+            return f"{at}: before the {close_ny} close of the {day} session"
+        return None
+    if not is_open(ts):
+        open_ny = f"{_xnys().session_open(pd.Timestamp(day)).tz_convert('America/New_York'):%H:%M}"
+        return f"{at}: outside the {day} regular session ({open_ny}-{close_ny})"
+    return None
+
+
+def should_run(job: str, when: pd.Timestamp) -> bool:
+    """Whether a scheduled job fired at ``when`` (tz-aware) has work to do: no
+    :func:`skip_reason`.
 
     Raises:
         ValueError: ``when`` has no time zone.
@@ -180,9 +215,4 @@ def should_run(job: str, when: pd.Timestamp) -> bool:
     ts = pd.Timestamp(when)
     if ts.tzinfo is None:
         raise ValueError("should_run needs a tz-aware time")
-    if job == "eod":
-        day = ts.tz_convert("America/New_York").date()
-        return is_session(day) and ts.tz_convert("UTC") >= session_close(day)
-    if job == "intraday":
-        return is_open(ts)
-    return True
+    return skip_reason(job, ts) is None

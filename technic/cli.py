@@ -33,13 +33,11 @@ def _debug() -> bool:
 def describe_error(e: BaseException) -> str:
     """One line for an error the CLI did not handle itself: database errors name the
     driver's error and its first line (no SQL, no traceback)."""
-    from pydantic import ValidationError
-
-    from technic.config import describe_settings_error
+    from technic.config import ConfigError
     from technic.store.db import describe_database_error, first_line
 
-    if isinstance(e, ValidationError) and e.title == "Settings":
-        return describe_settings_error(e)
+    if isinstance(e, ConfigError):  # names the TECHNIC_* variable: not a database problem
+        return str(e)
     return describe_database_error(e) or f"{type(e).__name__}: {first_line(e)}"
 
 
@@ -403,6 +401,10 @@ def ingest_polygon_financials_cmd(
 
 
 # ----------------------------------------------------------------------------- features
+def _print_dashboard(url: str) -> None:
+    console.print(f"Dask dashboard: {url}", highlight=False, soft_wrap=True)
+
+
 def _refresh(target, as_of: dt.date | None, local: bool, only_changed: bool = False,
              use_gpu: bool = False):
     from technic.jobs.refresh import run_refresh
@@ -416,7 +418,8 @@ def _refresh(target, as_of: dt.date | None, local: bool, only_changed: bool = Fa
             progress.update(task, completed=done, total=total)
 
         report, _ = run_refresh(target, as_of, mode="full", local=local,
-                                changed_only=only_changed, gpu=use_gpu, on_chunk_done=tick)
+                                changed_only=only_changed, gpu=use_gpu, on_chunk_done=tick,
+                                on_dashboard=_print_dashboard)
     return report
 
 
@@ -438,7 +441,7 @@ def features_backfill(
 ) -> None:
     """Compute and store feature history: every trading date from --start to --end, for every
     symbol with bars (training data for models, point-in-time evaluation). Each date uses only
-    bars on or before it."""
+    bars on or before it. On Dask (without --local) the dashboard's link is printed."""
     from technic.jobs.refresh import run_backfill
     from technic.store.bars import NoDataError
 
@@ -452,7 +455,8 @@ def features_backfill(
             def tick(done: int, total: int) -> None:
                 progress.update(task, completed=done, total=total)
 
-            r = run_backfill(target, s_date, e_date, local=local, on_chunk_done=tick)
+            r = run_backfill(target, s_date, e_date, local=local, on_chunk_done=tick,
+                             on_dashboard=_print_dashboard)
     except (NoDataError, ValueError) as e:
         raise _fail(str(e)) from None
     out.print(f"features {r.start} … {r.as_of}: {r.rows_written:,} rows for {r.symbols:,} "
@@ -485,7 +489,8 @@ def features_refresh(
     features_daily.
 
     The default is incremental (see --incremental); --full fans out over Dask
-    (TECHNIC_DASK_ADDRESS or a LocalCluster), or runs here with --local."""
+    (TECHNIC_DASK_ADDRESS or a LocalCluster; the Dask dashboard's link is printed), or runs
+    here with --local."""
     from technic.jobs.refresh import refresh_mode
     from technic.store.bars import NoDataError
 

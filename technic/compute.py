@@ -64,7 +64,8 @@ def dask_client(settings: Settings | None = None) -> Iterator:
     """A ``distributed.Client``: to ``TECHNIC_DASK_ADDRESS`` or to a new ``LocalCluster``.
 
     The local cluster (and the client) are closed on exit; an external cluster is left
-    running.
+    running. The local cluster serves its dashboard at ``TECHNIC_DASK_DASHBOARD`` (default
+    loopback, a free port; :func:`dashboard_link`).
 
     Raises:
         OSError: the scheduler at ``TECHNIC_DASK_ADDRESS`` cannot be reached (timeout 10 s).
@@ -81,13 +82,28 @@ def dask_client(settings: Settings | None = None) -> Iterator:
         return
     n = s.dask_workers or max(1, os.cpu_count() or 1)
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.WARNING)
+                           dashboard_address=s.dask_dashboard, silence_logs=logging.WARNING)
     client = Client(cluster)
     try:
         yield client
     finally:
         client.close()
         cluster.close()
+
+
+def dashboard_link(client: Any) -> str | None:
+    """The URL of the Dask dashboard of ``client``'s scheduler (its status page, e.g.
+    ``http://127.0.0.1:8787/status``), or None when the scheduler has no HTTP server.
+
+    A scheduler without bokeh (a dependency of technic, ``dask[diagnostics]``) or started
+    with the dashboard off still has an HTTP server; its link then answers 404."""
+    try:
+        services = client.scheduler_info().get("services", {})
+    except Exception:  # noqa: BLE001 - no link is not an error
+        return None
+    if "dashboard" not in services:
+        return None
+    return client.dashboard_link
 
 
 def gpu_workers(client: Any) -> list[str]:

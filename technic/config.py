@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Real data bundled with the package (a subset of ../shared/data, see technic/data/README.md).
@@ -38,6 +38,9 @@ class Settings(BaseSettings):
             the incremental refresh's bar window (~80 MB for 8,000 symbols × 300 days).
         dask_address: address of an existing Dask scheduler; unset → a ``LocalCluster``.
         dask_workers: worker processes of the ``LocalCluster`` (default: one per core).
+        dask_dashboard: address of the ``LocalCluster``'s dashboard (needs bokeh, a
+            dependency): ``127.0.0.1:0`` (default) = loopback, a free port; empty = none.
+            The CLI prints its link during a full refresh or a backfill.
         chunk_size: symbols per feature-refresh task.
         lookback_bars: trading days of history loaded to compute features (≥ 252 for the
             52-week and 12-month features).
@@ -62,6 +65,7 @@ class Settings(BaseSettings):
     cache_l1_mb: int = Field(default=1024, ge=1)
     dask_address: str | None = None
     dask_workers: int | None = Field(default=None, ge=1)
+    dask_dashboard: str | None = "127.0.0.1:0"
     chunk_size: int = Field(default=500, ge=1)
     lookback_bars: int = Field(default=300, ge=30)
     data_dir: Path = BUNDLED_DATA_DIR
@@ -72,7 +76,7 @@ class Settings(BaseSettings):
     polygon_requests_per_minute: float | None = Field(default=5, gt=0)
     api_key: SecretStr | None = None
 
-    @field_validator("database_url", "redis_url", "dask_address")
+    @field_validator("database_url", "redis_url", "dask_address", "dask_dashboard")
     @classmethod
     def _empty_is_unset(cls, v: str | None) -> str | None:
         return v or None
@@ -83,22 +87,31 @@ class Settings(BaseSettings):
         return v if v is not None and v.get_secret_value() else None
 
 
-def describe_settings_error(e: Exception) -> str:
-    """One line for a :class:`pydantic.ValidationError` of :class:`Settings`: which
-    ``TECHNIC_*`` variable is wrong, its value and why (never a database problem)."""
-    errors = getattr(e, "errors", None)
-    if not callable(errors):
-        return str(e).splitlines()[0] if str(e) else type(e).__name__
+class ConfigError(ValueError):
+    """A ``TECHNIC_*`` environment variable has an unusable value (the message names it)."""
+
+
+def describe_settings_error(e: ValidationError) -> str:
+    """One line naming each bad ``TECHNIC_*`` variable, its value and what is wrong, e.g.
+    ``invalid setting TECHNIC_DASK_WORKERS='abc': Input should be a valid integer, unable to
+    parse string as an integer``. Secret values are not shown."""
     parts = []
-    for err in errors():
-        name = "TECHNIC_" + "_".join(str(x) for x in err.get("loc", ())).upper()
-        value = err.get("input")
-        shown = "(hidden)" if any(k in name for k in ("KEY", "SECRET", "URL")) else repr(value)
-        parts.append(f"{name}={shown}: {err.get('msg', 'invalid')}")
-    return "bad setting " + "; ".join(parts)
+    for err in e.errors():
+        name = "TECHNIC_" + "_".join(str(p) for p in err.get("loc", ())).upper()
+        secret = any(w in name for w in ("SECRET", "KEY", "PASSWORD", "URL"))
+        value = "" if secret else f"={err.get('input')!r}"
+        parts.append(f"{name}{value}: {err.get('msg', 'invalid')}")
+    return "invalid setting " + "; ".join(parts) + " (fix or unset it)"
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """Return the process-wide settings (read once from the environment)."""
-    return Settings()
+    """Return the process-wide settings (read once from the environment).
+
+    Raises:
+        ConfigError: a ``TECHNIC_*`` variable is invalid (:func:`describe_settings_error`).
+    """
+    try:
+        return Settings()
+    except ValidationError as e:
+        raise ConfigError(describe_settings_error(e)) from None

@@ -21,9 +21,14 @@ import pytest
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
+from flows.prefect_defaults import apply_prefect_defaults
 from technic.config import Settings
 from technic.store.db import DatabaseTarget, _answers, get_engine, libpq_uri
 from technic.store.schema import init_db
+
+# The project's Prefect settings (no analytics, a start-up timeout for busy machines), set
+# before any test imports Prefect, as the flows package does for every other entry point.
+apply_prefect_defaults()
 
 # The shared Redis cache (L2) runs only with an HMAC secret (technic/cache.py). One secret for
 # the whole run, inherited by CLI subprocesses and Dask workers, so the Redis tests exercise L2.

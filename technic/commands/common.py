@@ -32,17 +32,15 @@ def target(create: bool = False):
     Returns:
         ``(target, InitReport)``.
     """
-    from pydantic import ValidationError
-
-    from technic.config import describe_settings_error, get_settings
+    from technic.config import ConfigError, get_settings
     from technic.jobs.target import SchemaMissing, open_target
     from technic.store.db import DatabaseUnavailable
     from technic.store.schema import MigrationError
 
     try:
         get_settings()
-    except ValidationError as e:  # e.g. TECHNIC_DASK_WORKERS=abc: not a database problem
-        raise fail(describe_settings_error(e), 2) from None
+    except ConfigError as e:  # e.g. TECHNIC_DASK_WORKERS=abc: not a database problem
+        raise fail(str(e), 2) from None
     try:
         t, report = open_target(create=create)
     except SchemaMissing as e:

@@ -41,6 +41,7 @@ from technic.cache import get_cache
 from technic.compute import (
     chunk_size_for,
     chunked,
+    dashboard_link,
     dask_client,
     resolve_device,
     run_chunks,
@@ -302,6 +303,18 @@ def refresh_incremental_here_or_on_cluster(target: Any, as_of: Any = None, *,
     return report, "this process"
 
 
+def _tell_dashboard(client: Any, s: Settings,
+                    on_dashboard: Callable[[str], None] | None) -> None:
+    """Call ``on_dashboard`` with the dashboard URL of ``client``'s cluster, when there is a
+    client, a callback and a dashboard (an external scheduler's, or the local cluster's
+    unless ``TECHNIC_DASK_DASHBOARD`` is empty)."""
+    if client is None or on_dashboard is None or not (s.dask_address or s.dask_dashboard):
+        return
+    link = dashboard_link(client)
+    if link:
+        on_dashboard(link)
+
+
 #: The refresh modes of :func:`run_refresh`.
 MODES = ("incremental", "full")
 
@@ -317,6 +330,7 @@ def run_refresh(target: DatabaseTarget, as_of: dt.date | None = None, *,
                 mode: str = "incremental", local: bool = False, changed_only: bool = False,
                 gpu: bool = False, settings: Settings | None = None,
                 on_chunk_done: Callable[[int, int], None] | None = None,
+                on_dashboard: Callable[[str], None] | None = None,
                 ) -> tuple[RefreshReport, str]:
     """Refresh ``features_daily`` for ``as_of`` the way the CLI and the flows ask for it.
 
@@ -332,6 +346,8 @@ def run_refresh(target: DatabaseTarget, as_of: dt.date | None = None, *,
             (full mode only).
         settings: lookback, chunk size, Redis and Dask addresses (default: the environment).
         on_chunk_done: progress of a full refresh, ``(done, total)`` chunks.
+        on_dashboard: called with the Dask dashboard's URL when a full refresh runs on a
+            cluster with a dashboard (:func:`_tell_dashboard`).
 
     Returns:
         ``(report, where)``: ``where`` is ``"this process"``, a worker address, or
@@ -347,6 +363,7 @@ def run_refresh(target: DatabaseTarget, as_of: dt.date | None = None, *,
     if mode == "incremental":
         return refresh_incremental_here_or_on_cluster(target, as_of, settings=s, local=local)
     with nullcontext() if local else dask_client(s) as client:
+        _tell_dashboard(client, s, on_dashboard)
         report, _ = refresh_features(target, as_of, lookback_bars=s.lookback_bars,
                                      chunk_size=s.chunk_size, client=client,
                                      on_chunk_done=on_chunk_done, only_changed=changed_only,
@@ -357,15 +374,18 @@ def run_refresh(target: DatabaseTarget, as_of: dt.date | None = None, *,
 
 def run_backfill(target: DatabaseTarget, start: dt.date, end: dt.date | None = None, *,
                  local: bool = False, settings: Settings | None = None,
-                 on_chunk_done: Callable[[int, int], None] | None = None) -> RefreshReport:
+                 on_chunk_done: Callable[[int, int], None] | None = None,
+                 on_dashboard: Callable[[str], None] | None = None) -> RefreshReport:
     """:func:`backfill_features` with the settings' lookback and chunk size, on Dask
     (``TECHNIC_DASK_ADDRESS`` or a local cluster) or, with ``local``, in this process.
+    ``on_dashboard`` is called with the Dask dashboard's URL (as :func:`run_refresh`).
 
     Raises:
         As :func:`backfill_features`; OSError: ``TECHNIC_DASK_ADDRESS`` does not answer.
     """
     s = settings or get_settings()
     with nullcontext() if local else dask_client(s) as client:
+        _tell_dashboard(client, s, on_dashboard)
         return backfill_features(target, start, end, lookback_bars=s.lookback_bars,
                                  chunk_size=s.chunk_size, client=client,
                                  on_chunk_done=on_chunk_done)

@@ -71,8 +71,12 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "rank", "symbol", "sector", "close", "tech_rating", *SCORE_COLUMNS, "ics", "merit",
     "regime", "alpha_5d", "alpha_10d", *RESULT_FEATURE_COLUMNS, *FACTOR_RESULT_COLUMNS,
     "market_cap_source", *FUNDAMENTAL_RESULT_COLUMNS, *OPTION_RESULT_COLUMNS)
-#: The headline columns (the flows' top-N table): rank, identity, TechRating and its components.
-HEADLINE_COLUMNS: tuple[str, ...] = SUMMARY_COLUMNS[:5 + len(SCORE_COLUMNS)]
+#: The headline columns (the flows' ``scan-top`` table): rank, identity, every score
+#: (TechRating and its components, ICS, MERIT, the regime, the alphas and the alpha score)
+#: and the key features.
+HEADLINE_COLUMNS: tuple[str, ...] = (
+    *SUMMARY_COLUMNS[:SUMMARY_COLUMNS.index("alpha_10d") + 1], "alpha_score", "rsi_14",
+    "adx_14", "ret_12_1", "dist_52w_high", "rel_volume_20", "dollar_volume_20")
 
 
 _PRESET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

@@ -1,5 +1,6 @@
 """Small lookups about what the store holds: row counts per table, known sectors, the latest
-intraday bar, finished ingest runs. SQL only; callers are the jobs, the CLI and the flows."""
+intraday bar, finished ingest runs, the latest good scan of a date. SQL only; callers are the
+jobs, the CLI and the flows."""
 
 from __future__ import annotations
 
@@ -61,3 +62,10 @@ def finished_ingest_paths(target: DatabaseTarget, source: str, prefix: str) -> l
         return list(c.execute(sa.text(
             "SELECT path FROM ingest_runs WHERE source = :s AND status = 'ok' "
             "AND starts_with(path, :p)"), {"s": source, "p": prefix}).scalars())
+
+
+def ok_scan_run_on(target: DatabaseTarget, day: dt.date) -> int | None:
+    """The latest scan run of ``day`` (``scan_runs.as_of``) that finished ``ok``, or None."""
+    with get_engine(target).connect() as c:
+        return c.execute(sa.text("SELECT max(run_id) FROM scan_runs WHERE as_of = :d "
+                                 "AND status = 'ok'"), {"d": day}).scalar()

@@ -65,6 +65,10 @@ def test_scan_flow_writes_artifacts_and_rejects_bad_parameters(prefect_on_demo):
     assert len(out["results"]) == 5 and out["counts"]["dropped_sector"] > 0
     with pytest.raises(ValueError, match="min_price"):
         scan(min_price=-1)
+    from prefect.exceptions import ParameterTypeError
+
+    with pytest.raises(ParameterTypeError, match="as_of: Input should be a valid date"):
+        scan(as_of="2025-13-01")  # dates are typed: validated before the flow starts
     with pytest.raises(ValueError, match=r"unknown sector\(s\) 'Tech'; known sectors: .*Tech"):
         scan(sectors=["Tech"])
     assert scan(top=1, sectors=["technology"])["results"][0]["sector"] == "Technology"

@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+import requests
 import sqlalchemy as sa
 
 from technic.config import Settings
@@ -51,13 +52,16 @@ def test_feature_values_match_a_direct_computation(demo_target):
 
 
 def test_dask_path_equals_single_process(demo_target):
-    from technic.compute import dask_client
+    """Same features on Dask as in one process; the cluster's dashboard link answers 200."""
+    from technic.compute import dashboard_link, dask_client
     from technic.jobs.refresh import refresh_features
 
     _, local = refresh_features(demo_target, chunk_size=300, write=False)
     with dask_client(Settings(dask_workers=2)) as client:
         _, dist = refresh_features(demo_target, chunk_size=300, client=client, write=False)
+        dashboard = requests.get(dashboard_link(client) or "http://127.0.0.1:9", timeout=60)
     pd.testing.assert_frame_equal(local, dist, check_exact=True)  # chunking-independent
+    assert dashboard.status_code == 200 and "Dask" in dashboard.text  # bokeh is installed
 
 
 def test_scan_results_are_complete_and_ranked(demo_target):

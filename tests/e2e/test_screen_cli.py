@@ -124,7 +124,7 @@ def test_sectors_columns_and_one_line_errors(db_url, demo_target):
 
     r = _cli(db_url, s, "scan", TECHNIC_DASK_WORKERS="abc")
     assert r.returncode == 2 and r.stderr.startswith(
-        "error: bad setting TECHNIC_DASK_WORKERS='abc': Input should be a valid integer"), \
+        "error: invalid setting TECHNIC_DASK_WORKERS='abc': Input should be a valid integer"), \
         r.stderr
     assert "database" not in r.stderr
     r = _cli(db_url, "no_such_schema", "scan")

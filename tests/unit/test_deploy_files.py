@@ -77,7 +77,8 @@ def test_make_up_starts_the_stack_then_creates_the_limit_and_the_deployments(com
     assert any("--profile gpu up -d --build --wait" in line for line in _make_n("GPU=1"))
     execs = [line for line in cpu if " exec " in line]
     assert execs == ["docker compose exec -T prefect-worker python -m flows.bootstrap",
-                     "docker compose exec -T prefect-worker prefect --no-prompt deploy --all"]
+                     "docker compose exec -T prefect-worker prefect --no-prompt deploy --all",
+                     "docker compose exec -T prefect-worker python -m flows.bootstrap --choices"]
     assert "prefect-worker" in compose["services"]
     env = compose["services"]["prefect-worker"]["environment"]
     assert env["TECHNIC_DB_TASK_CONCURRENCY"] == "${TECHNIC_DB_TASK_CONCURRENCY:-2}"
