@@ -398,7 +398,10 @@ def scan(top: int = 25, as_of: dt.date | None = None,
          min_price: float = DEFAULT_RULES.min_price,
          min_dollar_volume: float = DEFAULT_RULES.min_dollar_volume,
          sectors: list[str] | None = None,
-         all_tickers: bool = False, keep_leveraged: bool = False) -> dict:
+         all_tickers: bool = False, keep_leveraged: bool = False,
+         where: str | None = None, industries: list[str] | None = None,
+         min_market_cap: float | None = None, preset: str | None = None,
+         with_options: bool = False) -> dict:
     """Scan the feature store with these parameters and store the ranked run (UI-triggered).
 
     Args:
@@ -411,23 +414,46 @@ def scan(top: int = 25, as_of: dt.date | None = None,
             the deployment's form offers the sectors stored when it was deployed).
         all_tickers: keep tickers that are not plain common-stock symbols.
         keep_leveraged: keep leveraged and inverse ETFs.
+        where: a screen over any feature, reference or score column, applied after scoring
+            (the language of ``technic scan --where``, docs/screens.md), e.g.
+            ``rsi_14 < 30 and close > sma_200``.
+        industries: keep only these industries (case-insensitive).
+        min_market_cap: minimum market cap, USD.
+        preset: a stored preset (``technic preset list``): its filters replace the ones
+            above (``top`` and ``as_of`` still apply); the run is stored under its name.
+        with_options: add the option metrics of the scan date (``opt_*`` columns).
 
     Raises:
-        ValueError: a parameter is invalid (nothing is written).
+        ValueError: a parameter is invalid, an unknown column in ``where``, or an unknown
+            preset (nothing is written).
     """
-    from technic.jobs.scan import ScanParams, run_scan
+    import dataclasses
+
+    from technic.jobs.scan import ScanParams, resolve_preset, run_scan
+    from technic.store.presets import PresetNotFound
     from technic.universe import UniverseRules
 
-    params = ScanParams(
-        top=top, as_of=as_of,
-        rules=UniverseRules(min_price=min_price, min_dollar_volume=min_dollar_volume,
-                            valid_tickers=not all_tickers,
-                            exclude_leveraged_etfs=not keep_leveraged,
-                            sectors=tuple(sectors or ())))
     target = _target()
-    check_sectors(target, sectors)
+    if preset is not None and preset.strip():
+        try:
+            params = resolve_preset(target, preset.strip(), as_of=as_of, top=top)
+        except PresetNotFound as e:
+            raise ValueError(str(e)) from None
+        params = dataclasses.replace(params, with_options=with_options)
+    else:
+        params = ScanParams(
+            top=top, as_of=as_of,
+            rules=UniverseRules(min_price=min_price, min_dollar_volume=min_dollar_volume,
+                                valid_tickers=not all_tickers,
+                                exclude_leveraged_etfs=not keep_leveraged,
+                                sectors=tuple(sectors or ())),
+            where=where or None, industries=tuple(industries or ()),
+            min_market_cap=min_market_cap, with_options=with_options)
+    check_sectors(target, params.rules.sectors)
     with ScanStages() as on_stage:
         out = run_scan(target, params, on_stage=on_stage)
+    for w in out.warnings:  # e.g. as_of after the last bar: the data are old
+        get_run_logger().warning(w)
     _report_scan(out, top, target.schema)
     return out.to_json(top)
 

@@ -80,6 +80,34 @@ def test_scan_flow_writes_artifacts_and_rejects_bad_parameters(prefect_on_demo):
     assert {"scan-top", "scan-summary"} <= asyncio.run(keys())
 
 
+def test_scan_flow_takes_a_screen_and_a_preset(prefect_on_demo, demo_target):
+    """The flow's ``where``/``preset`` parameters run the same screens as the CLI: the rows
+    kept are those the filter keeps, a preset's run is stored under its name, and a bad
+    column or an unknown preset is a ValueError with nothing written."""
+    from sqlalchemy import text
+
+    from flows.jobs import scan
+    from technic.store.db import get_engine
+
+    out = scan(top=500, where="rsi_14 < 45 and ret_12_1 > 0")
+    rows = out["results"]
+    assert rows and all(r["rsi_14"] < 45 and r["ret_12_1"] > 0 for r in rows)
+    assert out["counts"]["dropped_where"] > 0
+    out = scan(top=5, preset="momentum-leaders")
+    with get_engine(demo_target).connect() as c:
+        stored = c.execute(text(f"SELECT preset FROM {demo_target.schema}.scan_runs "
+                                "WHERE run_id = :r"), {"r": out["run_id"]}).scalar_one()
+        n = c.execute(text(f"SELECT count(*) FROM {demo_target.schema}.scan_runs")).scalar_one()
+    assert stored == "momentum-leaders"
+    with pytest.raises(ValueError, match="rsi_41"):
+        scan(where="rsi_41 < 30")
+    with pytest.raises(ValueError, match="no-such-preset"):
+        scan(preset="no-such-preset")
+    with get_engine(demo_target).connect() as c:
+        assert c.execute(text(f"SELECT count(*) FROM {demo_target.schema}.scan_runs")
+                         ).scalar_one() == n
+
+
 def test_served_deployments_match_prefect_yaml():
     from flows.serve import deployment_specs, runner_deployments
 
