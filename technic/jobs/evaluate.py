@@ -454,3 +454,66 @@ def ic_table(reports: list[HorizonReport] | Evaluation) -> pa.Table:
     df = pd.concat(cols, axis=1)
     df.index.name = "date"
     return pa.Table.from_pandas(df.reset_index(), preserve_index=False)
+
+
+# ----------------------------------------------------------------------------- protocol
+#: Cost per side in basis points of the spreads reported after costs.
+DEFAULT_COST_BPS = 10.0
+
+
+def period_stats(rows: pd.DataFrame, score: str, h: int, cost_bps: float = DEFAULT_COST_BPS,
+                 n_boot: int = 1000) -> dict:
+    """One score over one period and horizon, by the protocol of docs/evaluation.
+
+    Args:
+        rows: scored rows of ONE period of ONE data set: ``date, symbol, <score>,
+            fwd_<h>`` and optionally ``size_tercile`` (1 = smallest).
+        score: the score column (higher = better). h: horizon in bars.
+        cost_bps: cost per side, basis points (:func:`technic.scoring.stats.decile_spreads`).
+        n_boot: bootstrap resamples of the CI.
+
+    Returns:
+        ``dates, mean_rank_ic, nw_t`` (Newey-West, Bartlett kernel, lag h), ``ci_lo, ci_hi``
+        (95 % circular block bootstrap over dates, blocks of max(h, 5) dates), ``t_phase_mean``
+        (the mean over the h phases of the every-h-th-date t), ``top_bottom``,
+        ``top_bottom_net``, ``top_median``, ``top_median_net`` (mean per h-bar holding,
+        fractions), ``top_median_net_t`` (NW t of the net spread), ``turnover_top`` (one-way
+        per rebalance), ``ic_by_year`` and ``ic_by_size`` (mean RankIC per calendar year /
+        size tercile). NaN-filled when the score is missing on every row.
+    """
+    from technic.scoring.stats import block_bootstrap_ci, decile_spreads, newey_west_t, rank_ic
+
+    col = f"fwd_{h}"
+    d = rows.dropna(subset=[score, col])
+    nan = float("nan")
+    if d.empty or d["date"].nunique() < 3:
+        return {"dates": 0, "mean_rank_ic": nan, "nw_t": nan, "ci_lo": nan, "ci_hi": nan,
+                "t_phase_mean": nan, "top_bottom": nan, "top_bottom_net": nan,
+                "top_median": nan, "top_median_net": nan, "top_median_net_t": nan,
+                "turnover_top": nan, "ic_by_year": {}, "ic_by_size": {}}
+    ic = rank_ic(d["date"].to_numpy(), d[score].to_numpy(), d[col].to_numpy())
+    m, _, t = newey_west_t(ic.to_numpy(), h)
+    lo, hi = block_bootstrap_ci(ic.to_numpy(), max(h, 5), n_boot=n_boot)
+    phases = []
+    for k in range(h):
+        e = ic.iloc[k::h]
+        if len(e) > 2 and e.std(ddof=1) > 0:
+            phases.append(float(e.mean() / e.std(ddof=1) * np.sqrt(len(e))))
+    sp = decile_spreads(d["date"].to_numpy(), d["symbol"].to_numpy(), d[score].to_numpy(),
+                        d[col].to_numpy(), h, cost_bps)
+    by_size = {}
+    if "size_tercile" in d.columns:
+        for k, g in d.groupby("size_tercile"):
+            by_size[int(k)] = float(rank_ic(g["date"].to_numpy(), g[score].to_numpy(),
+                                            g[col].to_numpy()).mean())
+    years = pd.to_datetime(ic.index).year
+    return {"dates": int(len(ic)), "mean_rank_ic": m, "nw_t": t, "ci_lo": lo, "ci_hi": hi,
+            "t_phase_mean": float(np.mean(phases)) if phases else nan,
+            "top_bottom": float(sp["top_bottom"].mean()),
+            "top_bottom_net": float(sp["top_bottom_net"].mean()),
+            "top_median": float(sp["top_median"].mean()),
+            "top_median_net": float(sp["top_median_net"].mean()),
+            "top_median_net_t": newey_west_t(sp["top_median_net"].to_numpy(), h)[2],
+            "turnover_top": float(sp["turnover_top"].iloc[h:].mean()),
+            "ic_by_year": {int(y): float(v) for y, v in ic.groupby(years).mean().items()},
+            "ic_by_size": by_size}

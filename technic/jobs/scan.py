@@ -52,7 +52,8 @@ __all__ = ["HEADLINE_COLUMNS", "SUMMARY_COLUMNS", "NoFeaturesError", "ScanOutcom
 #: :data:`technic.store.results.RESULT_COLUMNS`).
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "rank", "symbol", "sector", "close", "tech_rating", *SCORE_COLUMNS, "ics", "merit",
-    "regime", "alpha_5d", "alpha_10d", *RESULT_FEATURE_COLUMNS, *FACTOR_RESULT_COLUMNS)
+    "regime", "alpha_5d", "alpha_10d", "alpha_model", *RESULT_FEATURE_COLUMNS,
+    *FACTOR_RESULT_COLUMNS)
 #: The headline columns (the flows' top-N table): rank, identity, TechRating and its components.
 HEADLINE_COLUMNS: tuple[str, ...] = SUMMARY_COLUMNS[:5 + len(SCORE_COLUMNS)]
 
@@ -143,17 +144,37 @@ def _caps(target: DatabaseTarget, features_key: str) -> pd.DataFrame:
     return _CAPS[k]
 
 
-def add_alpha(ranked: pd.DataFrame, model_dir=None) -> pd.DataFrame:
+def add_alpha(ranked: pd.DataFrame, model_dir=None, as_of: dt.date | None = None
+              ) -> pd.DataFrame:
     """Add ``alpha_5d``/``alpha_10d`` (XGBoost predicted excess forward return over the next 5
-    and 10 bars, fraction; models/MODEL_CARD.md) to the ranked, universe-passing rows.
+    and 10 bars, fraction; models/MODEL_CARD.md) and ``alpha_model`` (which model set) to the
+    ranked, universe-passing rows.
 
-    The ranking itself is unchanged (TechRating): the alphas are reported next to it until a
-    documented blend (MERIT) uses them. Missing models give NaN columns and a warning.
+    With ``as_of``, the model is the one a scan of that date may use
+    (:func:`technic.ml.walkforward.choose_model`: the latest whose training labels ended on or
+    before ``as_of``, so a past date never sees a model fit on its own future); none →
+    NaN alphas and NULL ``alpha_model``. Without ``as_of``, the final models. The ranking itself
+    is unchanged. Missing models give NaN columns and a warning.
     """
     from technic.ml.inference import predict_alpha
+    from technic.ml.walkforward import choose_model
 
-    alphas = predict_alpha(ranked, model_dir or get_settings().model_dir)
-    return ranked.assign(**{c: alphas[c].to_numpy() for c in alphas.columns})
+    folder = model_dir or get_settings().model_dir
+    if as_of is None:
+        alphas = predict_alpha(ranked, folder)
+        name = "final"
+    else:
+        choice = choose_model(as_of, folder)
+        if choice is None:
+            log.warning("no alpha model in %s was trained on or before %s; alphas are NaN",
+                        folder, as_of)
+            return ranked.assign(alpha_5d=np.nan, alpha_10d=np.nan, alpha_model=None)
+        alphas = predict_alpha(ranked, folder, files=choice.files)
+        name = choice.name
+    has = alphas.notna().any(axis=1).to_numpy() if len(alphas.columns) else \
+        np.zeros(len(ranked), bool)
+    return ranked.assign(**{c: alphas[c].to_numpy() for c in alphas.columns},
+                         alpha_model=np.where(has, name, None))
 
 
 def check_sectors(target: DatabaseTarget, sectors: list[str] | tuple[str, ...] | None) -> None:
@@ -215,7 +236,9 @@ def run_scan(target: DatabaseTarget, params: ScanParams,
         if on_stage:
             on_stage(stage)
         t = time.perf_counter()
-        ranked, counts = rank_frame(features, params.rules, _caps(target, key))
+        # a past date: membership from the bars that existed then, not today's status
+        point_in_time = day < (latest_feature_date(target, None) or day)
+        ranked, counts = rank_frame(features, params.rules, _caps(target, key), point_in_time)
         timings[stage] = round(time.perf_counter() - t, 4)
         stage = "regime"
         if on_stage:
@@ -227,7 +250,7 @@ def run_scan(target: DatabaseTarget, params: ScanParams,
         if on_stage:
             on_stage(stage)
         t = time.perf_counter()
-        ranked = add_merit(add_alpha(ranked), regime)
+        ranked = add_merit(add_alpha(ranked, as_of=day), regime)
         timings[stage] = round(time.perf_counter() - t, 4)
         stage = "write_results"
         if on_stage:

@@ -40,7 +40,8 @@ def market_cap_for(features: pd.DataFrame, caps: pd.DataFrame | None) -> np.ndar
 
 
 def score_frame(features: pd.DataFrame, rules: UniverseRules,
-                caps: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict[str, int]]:
+                caps: pd.DataFrame | None = None, point_in_time: bool = False
+                ) -> tuple[pd.DataFrame, dict[str, int]]:
     """Filter and score one date's feature rows.
 
     Args:
@@ -48,6 +49,8 @@ def score_frame(features: pd.DataFrame, rules: UniverseRules,
             :func:`technic.universe.apply_rules` and the scores read).
         rules: the universe filter.
         caps: for the ICS size component (:func:`market_cap_for`); None = size skipped.
+        point_in_time: a past date: universe membership from the bars that existed, not
+            today's ``active`` flag (:func:`technic.universe.apply_rules`).
 
     Returns:
         ``(scored, counts)``: the rows that pass the filter, in input order, with the
@@ -55,7 +58,7 @@ def score_frame(features: pd.DataFrame, rules: UniverseRules,
         components appended to the features; ``counts`` per filter rule
         (:func:`technic.universe.apply_rules`).
     """
-    keep, counts = apply_rules(features, rules)
+    keep, counts = apply_rules(features, rules, point_in_time)
     scores = tech_rating(features, keep)
     factors = compute_factors(features, keep, market_cap_for(features, caps))
     core = ics(features, factors, keep)
@@ -65,10 +68,11 @@ def score_frame(features: pd.DataFrame, rules: UniverseRules,
 
 
 def rank_frame(features: pd.DataFrame, rules: UniverseRules,
-               caps: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict[str, int]]:
+               caps: pd.DataFrame | None = None, point_in_time: bool = False
+               ) -> tuple[pd.DataFrame, dict[str, int]]:
     """:func:`score_frame`, sorted by ``tech_rating`` descending (ties by symbol) with
     ``rank`` 1..n. MERIT needs the alphas and the regime: :func:`add_merit`."""
-    scored, counts = score_frame(features, rules, caps)
+    scored, counts = score_frame(features, rules, caps, point_in_time)
     ranked = scored.sort_values(["tech_rating", "symbol"], ascending=[False, True],
                                 kind="mergesort").reset_index(drop=True)
     ranked.insert(0, "rank", np.arange(1, len(ranked) + 1, dtype=np.int64))

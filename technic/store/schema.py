@@ -453,6 +453,17 @@ def _v13(schema: str, timescale: bool) -> list[str]:
     ]
 
 
+def _v19(schema: str, timescale: bool) -> list[str]:
+    # Which model produced each row's alphas: a scan of a past date uses the walk-forward
+    # model trained before it (technic.ml.walkforward), the latest date the final models.
+    # The views select r.*, which PostgreSQL expands when a view is created: recreate them
+    # (same definition as migration 13) so they show the new column. Same SQL for both
+    # storage variants (scan_results is a plain table in both).
+    q = quote_ident(schema)
+    return [f"ALTER TABLE {q}.scan_results ADD COLUMN IF NOT EXISTS alpha_model text",
+            *_latest_views(q)]
+
+
 @dataclass(frozen=True)
 class Migration:
     """One schema version. ``render(schema, timescale)`` returns its SQL statements."""
@@ -477,6 +488,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(13, "scan_runs.preset; latest_scan_results shows the 'default' preset only, "
                   "latest_scan_results_by_preset", _v13),
     Migration(15, "features_daily.mfi_14: 14-bar Money Flow Index", _v15),
+    Migration(19, "scan_results.alpha_model: the model that produced the row's alphas", _v19),
 )
 
 
