@@ -40,10 +40,11 @@ import pandas as pd
 import pyarrow as pa
 
 from technic.ml.dataset import forward_labels
+from technic.scoring.protocol import Split, locked_split
 from technic.scoring.rank import add_merit, score_frame
 from technic.scoring.regime import breadth, classify, index_series
 from technic.store.db import DatabaseTarget
-from technic.store.history import read_closes, read_feature_history
+from technic.store.history import read_closes, read_feature_history, read_trading_dates
 from technic.universe import UniverseRules
 
 SCORE_INPUTS = ("close", "sma_20", "sma_50", "sma_200", "adx_14", "dist_52w_high", "ret_12_1",
@@ -76,11 +77,16 @@ class HorizonReport:
 
 
 def load_history(target: DatabaseTarget, start: dt.date, end: dt.date,
-                 horizons: tuple[int, ...]) -> pd.DataFrame:
+                 horizons: tuple[int, ...], model_inputs: bool = False) -> pd.DataFrame:
     """Stored features of ``[start, end]`` joined with reference data and forward returns
-    ``fwd_<h>`` (fractions; NaN where the window runs past the stored bars)."""
+    ``fwd_<h>`` (fractions; NaN where the window runs past the stored bars); with
+    ``model_inputs`` also the alpha models' raw inputs."""
+    from technic.ml.dataset import RAW_INPUTS
+
+    cols = SCORE_INPUTS + tuple(c for c in RAW_INPUTS if c not in SCORE_INPUTS) \
+        if model_inputs else SCORE_INPUTS
     # ordered by date, symbol: seeded shuffles are reproducible
-    feats = read_feature_history(target, start, end, SCORE_INPUTS)
+    feats = read_feature_history(target, start, end, cols)
     bars = read_closes(target, start)
     labels = forward_labels(bars, horizons)[["symbol", "date", *(f"fwd_{h}" for h in horizons)]]
     return feats.merge(labels, on=["symbol", "date"], how="left")
@@ -94,7 +100,8 @@ def _score_dates(hist: pd.DataFrame, rules: UniverseRules, caps: pd.DataFrame | 
     columns present in ``hist``. Dates with fewer than 20 passing symbols are skipped."""
     out = []
     for date, day in hist.groupby("date", sort=True):
-        scored, counts = score_frame(day.reset_index(drop=True), rules, caps)
+        scored, counts = score_frame(day.reset_index(drop=True), rules, caps,
+                                     point_in_time=True)
         if counts["passed"] < 20:
             continue
         if regimes is not None and pd.Timestamp(date) in regimes.index:
@@ -134,6 +141,11 @@ class Evaluation:
         oos_span: first and last out-of-sample date (None without).
         regimes: dates per regime label over the evaluated dates.
         regime_ic: mean RankIC per regime label, score and horizon (full period).
+        split: the store's design / locked-test split (:mod:`technic.scoring.protocol`).
+        protocol: per period (``design``, ``test``), score and horizon the
+            :func:`period_stats` figures, with ``designed_on`` (:data:`DESIGNED_ON`) and the
+            period's evaluated ``dates_span``.
+        alpha_source: where the alphas came from (walk-forward models or a file).
     """
 
     start: dt.date
@@ -144,6 +156,9 @@ class Evaluation:
     oos_span: tuple[dt.date, dt.date] | None
     regimes: dict[str, int]
     regime_ic: pd.DataFrame
+    split: Split | None = None
+    protocol: pd.DataFrame = field(default_factory=pd.DataFrame)
+    alpha_source: str = ""
 
 
 def load_oos(path: str | Path | None) -> pd.DataFrame | None:
@@ -158,8 +173,8 @@ def load_oos(path: str | Path | None) -> pd.DataFrame | None:
 
 def evaluate(target: DatabaseTarget, start: dt.date, end: dt.date,
              horizons: tuple[int, ...] = (5, 10), rules: UniverseRules | None = None,
-             oos_path: str | Path | None = None, shuffle_seed: int | None = None
-             ) -> Evaluation:
+             oos_path: str | Path | None = None, shuffle_seed: int | None = None,
+             model_dir: str | Path | None = None, cost_bps: float = 10.0) -> Evaluation:
     """Evaluate TechRating, ICS, MERIT and the out-of-sample alphas over ``[start, end]``.
 
     Args:
@@ -167,7 +182,11 @@ def evaluate(target: DatabaseTarget, start: dt.date, end: dt.date,
         start, end: scan dates, inclusive.
         horizons: forward horizons in own bars.
         rules: universe filter (default rules when None).
-        oos_path: ``oos_alpha.parquet`` of ``technic train`` (missing → no alpha rows).
+        oos_path: ``oos_alpha.parquet`` of ``technic train``; None (or missing) → the
+            alphas of the walk-forward models of ``model_dir``, each date scored by the
+            latest model trained on or before it (:func:`walkforward_alphas`).
+        model_dir: the model folder (default: the settings' ``model_dir``).
+        cost_bps: cost per side of the spreads after costs.
         shuffle_seed: when given, every date's forward returns are permuted across its
             symbols before scoring (a leakage check: every IC must then vanish).
 
@@ -179,15 +198,19 @@ def evaluate(target: DatabaseTarget, start: dt.date, end: dt.date,
     """
     from technic.store.market import market_caps, market_returns
 
-    hist = load_history(target, start, end, horizons)
+    oos = load_oos(oos_path)
+    hist = load_history(target, start, end, horizons, model_inputs=oos is None)
     if hist.empty:
         raise LookupError(f"no stored features between {start} and {end}; run "
                           "`technic features backfill` first")
     hist["date"] = pd.to_datetime(hist["date"])
-    oos = load_oos(oos_path)
     if oos is not None:
         cols = [c for c in oos.columns if c.startswith("alpha_")]
         hist = hist.merge(oos[["date", "symbol", *cols]], on=["date", "symbol"], how="left")
+        source = f"out-of-sample fold predictions {oos_path}"
+    else:
+        hist = walkforward_alphas(hist, model_dir)
+        source = "walk-forward models (technic.ml.walkforward.choose_model per date)"
     if shuffle_seed is not None:
         rng = np.random.default_rng(shuffle_seed)
         for h in horizons:
@@ -218,9 +241,70 @@ def evaluate(target: DatabaseTarget, start: dt.date, end: dt.date,
             for label, v in j.groupby("regime")["ic"]:
                 rows.append({"score": s, "horizon": r.horizon, "regime": label,
                              "dates": len(v), "mean_rank_ic": float(v.mean())})
+    split = locked_split(read_trading_dates(target), max(horizons))
     return Evaluation(start, end, tuple(horizons), full, oos_rep, span,
                       {k: int(v) for k, v in per_date.value_counts().items()},
-                      pd.DataFrame(rows))
+                      pd.DataFrame(rows), split,
+                      protocol_table(scored, split, horizons, cost_bps), source)
+
+
+#: When each score's design (weights, hyper-parameters) was fixed: every score is labelled
+#: with it. Scores designed on dates inside a locked test period are not clean there.
+DESIGNED_ON: dict[str, str] = {
+    "tech_rating": "2023-10 … 2025-07 (real 2022–25 data; docs/scoring.md)",
+    "ics": "2023-10 … 2025-07 (real 2022–25 data)",
+    "merit": "2023-10 … 2025-07 (real 2022–25 data)",
+    "alpha_5d": "hyper-parameters on 2023-10 … 2025-07 folds; fit walk-forward",
+    "alpha_10d": "hyper-parameters on 2023-10 … 2025-07 folds; fit walk-forward",
+}
+
+
+def walkforward_alphas(hist: pd.DataFrame, model_dir: str | Path | None = None
+                       ) -> pd.DataFrame:
+    """``alpha_5d``, ``alpha_10d``, ``alpha_model`` for stored feature rows: each date's rows
+    scored by the latest model trained on or before it (never a later one; none → NaN)."""
+    from technic.config import get_settings
+    from technic.ml.inference import predict_alpha
+    from technic.ml.walkforward import choose_model
+
+    folder = Path(model_dir) if model_dir is not None else get_settings().model_dir
+    hist = hist.copy()
+    hist["alpha_5d"], hist["alpha_10d"], hist["alpha_model"] = np.nan, np.nan, None
+    for day, idx in hist.groupby("date").indices.items():
+        choice = choose_model(pd.Timestamp(day).date(), folder)
+        if choice is None:
+            continue
+        a = predict_alpha(hist.iloc[idx], folder, files=choice.files)
+        for c in a.columns:
+            hist.iloc[idx, hist.columns.get_loc(c)] = a[c].to_numpy()
+        hist.iloc[idx, hist.columns.get_loc("alpha_model")] = choice.name
+    return hist
+
+
+def protocol_table(scored: pd.DataFrame, split: Split, horizons: tuple[int, ...],
+                   cost_bps: float = 10.0) -> pd.DataFrame:
+    """:func:`period_stats` of every score present, per period of ``split`` and horizon."""
+    from technic.scoring.cross_section import percentile_rank
+
+    d = scored.copy()
+    d["period"] = split.period(d["date"].to_numpy())
+    pr = d.groupby("date")["dollar_volume_20"].transform(
+        lambda x: pd.Series(percentile_rank(x.to_numpy(np.float64), None), index=x.index))
+    d["size_tercile"] = np.ceil(pr * 3).clip(1, 3)
+    rows = []
+    for period in ("design", "test"):
+        p = d[d["period"] == period]
+        if p.empty:
+            continue
+        span = f"{p['date'].min().date()} … {p['date'].max().date()}"
+        for s in SCORES:
+            if s not in p.columns or p[s].notna().sum() == 0:
+                continue
+            for h in horizons:
+                rows.append({"period": period, "dates_span": span, "score": s, "horizon": h,
+                             **period_stats(p, s, h, cost_bps, n_boot=500),
+                             "designed_on": DESIGNED_ON.get(s, "")})
+    return pd.DataFrame(rows)
 
 
 def _rank_ic(d: pd.DataFrame, score: str, col: str) -> pd.Series:
@@ -277,6 +361,29 @@ def _summary_rows(reports: dict[str, list[HorizonReport]]) -> list[str]:
     return lines
 
 
+def protocol_rows(ev: Evaluation) -> list[str]:
+    """The design vs locked-test tables of an :class:`Evaluation` (Markdown lines)."""
+    if ev.split is None or ev.protocol.empty:
+        return []
+    sp = ev.split
+    lines = ["## Design period vs locked test period", "",
+             f"Locked test period of this store: **{sp.test_start} … {sp.test_end}** (its "
+             f"last 12 months, technic/scoring/protocol.py); design period {sp.design_start} "
+             f"… {sp.design_end} (purged {sp.max_horizon} bars). Alphas: {ev.alpha_source}. "
+             "NW t: Newey-West, Bartlett kernel, lag h; CI: 95 % block bootstrap over dates; "
+             "spreads per h-bar holding after 10 bps per side × turnover.", "",
+             "| period | dates | score (designed on) | horizon | mean RankIC | NW t | 95 % CI | "
+             "top − bottom net | top − median net | top-decile turnover |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in ev.protocol.itertuples():
+        lines.append(f"| {r.period} | {r.dates_span} ({r.dates}) | "
+                     f"{SCORE_NAMES.get(r.score, r.score)} ({r.designed_on}) | {r.horizon} bars"
+                     f" | {r.mean_rank_ic:+.4f} | {r.nw_t:+.2f} | [{r.ci_lo:+.3f}, "
+                     f"{r.ci_hi:+.3f}] | {r.top_bottom_net:+.3%} | {r.top_median_net:+.3%} | "
+                     f"{r.turnover_top:.0%} |")
+    return [*lines, ""]
+
+
 def _decile_rows(reports: dict[str, list[HorizonReport]], h_index: int) -> list[str]:
     names = [s for s in reports if len(reports[s]) > h_index]
     lines = ["| decile | " + " | ".join(SCORE_NAMES.get(s, s) for s in names) + " |",
@@ -297,6 +404,7 @@ def evaluation_report(ev: Evaluation, universe: str, plots: list[str] | None = N
              "date uses only features stored for that date; forward returns over the symbol's "
              "next h bars. No costs; survivorship-biased data; the ICS size input re-prices "
              "today's market-cap snapshot to each date.", ""]
+    lines += protocol_rows(ev)
     if ev.oos and ev.oos_span is not None:
         a, b = ev.oos_span
         lines += [f"## Out of sample: every score on the same dates, {a} … {b}", "",

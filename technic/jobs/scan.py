@@ -173,8 +173,10 @@ def add_alpha(ranked: pd.DataFrame, model_dir=None, as_of: dt.date | None = None
         name = choice.name
     has = alphas.notna().any(axis=1).to_numpy() if len(alphas.columns) else \
         np.zeros(len(ranked), bool)
+    model = np.full(len(ranked), None, dtype=object)
+    model[has] = name
     return ranked.assign(**{c: alphas[c].to_numpy() for c in alphas.columns},
-                         alpha_model=np.where(has, name, None))
+                         alpha_model=model)
 
 
 def check_sectors(target: DatabaseTarget, sectors: list[str] | tuple[str, ...] | None) -> None:

@@ -24,7 +24,6 @@ Runs from the Parquet files (no database), one data set at a time — the 2022�
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
 from dataclasses import dataclass, field
@@ -260,8 +259,8 @@ def add_alphas(rows: pd.DataFrame, model_dir: str | Path, ds_dates: np.ndarray) 
     """``alpha_5d``, ``alpha_10d`` and ``alpha_model`` per row from the walk-forward models
     whose ``trained_through`` lies inside this data set and on or before the row's date (the
     final models and another data set's models never score these dates)."""
-    from technic.ml.train import predict
     from technic.ml.inference import load_booster
+    from technic.ml.train import predict
 
     lo, hi = pd.Timestamp(ds_dates[0]).date(), pd.Timestamp(ds_dates[-1]).date()
     models = [m for m in available_models(model_dir) if m.name != "final"
@@ -345,3 +344,214 @@ def choose_default(table: pd.DataFrame) -> tuple[str, bool, str]:
     return s, False, ("nothing clears the bar in every design period; least harm: the "
                       f"highest worst-design-period top-decile-minus-median net spread "
                       f"({worst.max():+.3%} per holding period)")
+
+
+# ----------------------------------------------------------------------------- report
+def common_dates(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the dates on which every candidate is defined (the alphas need a
+    walk-forward model trained before the date), so candidates are compared on the same
+    dates."""
+    have = rows.groupby("date")["alpha_model"].transform(lambda s: s.notna().any())
+    return rows[have.to_numpy(bool)]
+
+
+def study_table(data: list[StudyData], cost_bps: float = COST_BPS, n_boot: int = 1000
+                ) -> pd.DataFrame:
+    """Per data set, period (design, test), candidate and horizon: the
+    :func:`technic.jobs.evaluate.period_stats` figures on the common dates, with the period's
+    dates and each candidate's "designed on" label."""
+    from technic.jobs.evaluate import period_stats
+
+    out = []
+    for sd in data:
+        rows = common_dates(sd.rows)
+        for period in ("design", "test"):
+            r = rows[rows["period"] == period]
+            if r.empty:
+                continue
+            span = f"{r['date'].min().date()} … {r['date'].max().date()}"
+            for s in CANDIDATES:
+                for h in HORIZONS:
+                    st = period_stats(r, s, h, cost_bps, n_boot)
+                    out.append({"data_set": sd.name, "period": period, "dates_span": span,
+                                "score": s, "horizon": h, **st,
+                                "designed_on": DESIGNED_ON[s]})
+    return pd.DataFrame(out)
+
+
+def _f(x: float, fmt: str) -> str:
+    return "—" if x is None or not np.isfinite(x) else format(x, fmt)
+
+
+def _table_rows(t: pd.DataFrame) -> list[str]:
+    lines = ["| score | RankIC 5 bars (NW t) [95 % CI] | RankIC 10 bars (NW t) [95 % CI] | "
+             "top − bottom, net 10 bps (5 / 10 bars) | top − median, net 10 bps (5 / 10 "
+             "bars) | top-decile turnover (5 / 10) |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for s in CANDIDATES:
+        g = t[t["score"] == s].set_index("horizon")
+        if g.empty:
+            continue
+        cells = []
+        for h in HORIZONS:
+            r = g.loc[h]
+            cells.append(f"{_f(r.mean_rank_ic, '+.4f')} ({_f(r.nw_t, '+.2f')}) "
+                         f"[{_f(r.ci_lo, '+.3f')}, {_f(r.ci_hi, '+.3f')}]")
+        cells.append(" / ".join(_f(g.loc[h].top_bottom_net, "+.3%") for h in HORIZONS))
+        cells.append(" / ".join(_f(g.loc[h].top_median_net, "+.3%") for h in HORIZONS))
+        cells.append(" / ".join(_f(g.loc[h].turnover_top, ".0%") for h in HORIZONS))
+        lines.append(f"| {CANDIDATES[s]} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def write_plots(data: list[StudyData], table: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """PNGs: per data set the cumulative 10-bar RankIC of every candidate over design and
+    test (a line marks the locked test start), and the design-vs-test RankIC bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from technic.scoring.stats import rank_ic
+
+    files = []
+    for sd in data:
+        rows = common_dates(sd.rows)
+        rows = rows[rows["period"] != ""]
+        fig, ax = plt.subplots(figsize=(11, 4.8))
+        for s in CANDIDATES:
+            d = rows.dropna(subset=[s, "fwd_10"])
+            if d.empty:
+                continue
+            ic = rank_ic(d["date"].to_numpy(), d[s].to_numpy(), d["fwd_10"].to_numpy())
+            ax.plot(ic.index, ic.cumsum(), label=CANDIDATES[s].split(":")[0], lw=1.1)
+        ax.axvline(pd.Timestamp(sd.split.test_start), color="black", ls="--", lw=0.8)
+        ax.text(pd.Timestamp(sd.split.test_start), ax.get_ylim()[1], " locked test →",
+                va="top", fontsize=8)
+        ax.axhline(0, color="black", lw=0.5)
+        ax.set_title(f"{sd.name}: cumulative daily 10-bar RankIC (design | locked test)")
+        ax.set_ylabel("sum of daily RankIC")
+        ax.legend(fontsize=7, ncol=3)
+        fig.tight_layout()
+        f = out_dir / f"default_rank.{sd.name}.cum_ic.png"
+        fig.savefig(f, dpi=100)
+        plt.close(fig)
+        files.append(f)
+    fig, axes = plt.subplots(1, len(data), figsize=(6 * len(data), 4.8), squeeze=False)
+    for ax, sd in zip(axes[0], data, strict=True):
+        t = table[(table["data_set"] == sd.name) & (table["horizon"] == 10)]
+        names = [s for s in CANDIDATES if s in set(t["score"])]
+        x = np.arange(len(names))
+        for k, period in enumerate(("design", "test")):
+            v = t[t["period"] == period].set_index("score").reindex(names)
+            ax.bar(x + (k - 0.5) * 0.4, v["mean_rank_ic"], 0.4, label=period,
+                   yerr=[v["mean_rank_ic"] - v["ci_lo"], v["ci_hi"] - v["mean_rank_ic"]],
+                   capsize=2)
+        ax.set_xticks(x)
+        ax.set_xticklabels(names, rotation=60, ha="right", fontsize=7)
+        ax.axhline(0, color="black", lw=0.5)
+        ax.set_title(f"{sd.name}: mean 10-bar RankIC, 95 % block-bootstrap CI")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    f = out_dir / "default_rank.design_vs_test.png"
+    fig.savefig(f, dpi=100)
+    plt.close(fig)
+    files.append(f)
+    return files
+
+
+def study_report(data: list[StudyData], table: pd.DataFrame, choice: tuple[str, bool, str],
+                 plots: list[Path]) -> str:
+    """The study as Markdown (numbers as measured)."""
+    score, cleared, reason = choice
+    lines = ["# Default rank: design period vs locked test period", "",
+             "Generated by `technic evaluate --write-docs` (technic/jobs/study.py); do not edit "
+             "by hand. Protocol: docs/evaluation/README.md.", "",
+             "## Data sets (never joined)", ""]
+    for sd in data:
+        sp = sd.split
+        n = sd.rows.groupby("period")["date"].nunique()
+        lines.append(f"* **{sd.name}**: bars {sp.data_start} … {sp.data_end}; scored dates "
+                     f"(252 bars of history) from {sd.rows['date'].min().date()}; design "
+                     f"{sp.design_start} … {sp.design_end} ({n.get('design', 0)} scored "
+                     f"dates), purge {sp.max_horizon} bars, **locked test {sp.test_start} … "
+                     f"{sp.test_end}** ({n.get('test', 0)} dates). Alpha models: " +
+                     ", ".join(sorted(sd.rows["alpha_model"].dropna().unique())) +
+                     " (walk-forward, `models/walkforward/`).")
+    lines += ["", "Candidates are compared on the same dates: those with a walk-forward alpha "
+              "model trained before them (the first half of each design period has none). "
+              "Forward returns over each symbol's own next h bars; spreads per h-bar holding "
+              "after 10 bps per side × turnover; NW t = Newey-West, Bartlett kernel, lag h; "
+              "CI = 95 % circular block bootstrap over dates.", "",
+              "## The choice (design periods only)", "",
+              f"**Default rank: {CANDIDATES[score]}** (`{score}`) — {reason}.", ""]
+    if not cleared:
+        lines += ["No candidate clears the bar (RankIC > 0.02 with NW t ≥ 2 and a positive "
+                  "top-decile-minus-median spread after costs, in every design period).", ""]
+    for period, title in (("design", "Design period"), ("test", "Locked test period "
+                                                                 "(reported once)")):
+        for sd in data:
+            t = table[(table["data_set"] == sd.name) & (table["period"] == period)]
+            if t.empty:
+                continue
+            lines += [f"## {title}: {sd.name}, {t['dates_span'].iloc[0]} "
+                      f"({int(t['dates'].max())} dates)", "", *_table_rows(t), ""]
+    lines += ["## Locked-test RankIC (10 bars) by year and by size tercile", "",
+              "Size tercile by 20-bar dollar volume on each date (1 = smallest): a point-in-"
+              "time size proxy (2025 share counts would look ahead).", "",
+              "| data set | score | by year | tercile 1 | tercile 2 | tercile 3 |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for r in table[(table["period"] == "test") & (table["horizon"] == 10)].itertuples():
+        yrs = ", ".join(f"{y}: {v:+.4f}" for y, v in r.ic_by_year.items())
+        sz = [r.ic_by_size.get(k, float("nan")) for k in (1, 2, 3)]
+        lines.append(f"| {r.data_set} | {r.score} | {yrs} | " +
+                     " | ".join(_f(v, "+.4f") for v in sz) + " |")
+    lines += ["", "## Designed on", "", "| score | design fixed on |", "| --- | --- |",
+              *[f"| {CANDIDATES[s]} | {DESIGNED_ON[s]} |" for s in CANDIDATES], "",
+              "TechRating, ICS and MERIT were designed and revised on 2023–25 data, which "
+              "includes the 2022–25 locked test: their 2022–25 test rows are not clean; the "
+              "2014–16 locked test (2016) is clean for every candidate.", "",
+              "## Limits", "",
+              "* Survivorship: both bar files hold mostly tickers that still existed at the "
+              "vendor's snapshot (2025-07 and 2020-01); names that died in between are missing, "
+              "which flatters every long-only figure.",
+              "* Point in time: membership = a bar on the date (today's `active` flag unused); "
+              "the ICS size input re-prices the 2025 market-cap snapshot (2022–25 only; none "
+              "for 2014–16); sectors are today's. Point-in-time shares from fundamentals are "
+              "not used here.",
+              "* The 2014–16 file has no reference data: no sectors, ETF flags or security "
+              "types (the ticker-shape rule still applies).", ""]
+    lines += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]
+    return "\n".join(lines) + "\n"
+
+
+def run_study(data_dir: str | Path, model_dir: str | Path, out_dir: str | Path,
+              train: bool = True, cost_bps: float = COST_BPS) -> tuple[pd.DataFrame, tuple]:
+    """Score every real data set, choose the default on the design periods, write
+    ``default_rank.md``, its PNGs and ``default_rank.csv`` to ``out_dir``.
+
+    Returns:
+        ``(table, (score, cleared, reason))``.
+
+    Raises:
+        FileNotFoundError: no bar file in ``data_dir``.
+    """
+    sets = real_data_sets(data_dir)
+    if not sets:
+        raise FileNotFoundError(f"no bars_daily*.parquet in {data_dir}")
+    data = [score_history(ds, model_dir, train) for ds in sets]
+    return write_study(data, out_dir, cost_bps)
+
+
+def write_study(data: list[StudyData], out_dir: str | Path, cost_bps: float = COST_BPS
+                ) -> tuple[pd.DataFrame, tuple]:
+    """The report files of :func:`run_study` from scored data sets."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    table = study_table(data, cost_bps)
+    choice = choose_default(table[table["period"] == "design"])
+    plots = write_plots(data, table, out)
+    (out / "default_rank.md").write_text(study_report(data, table, choice, plots))
+    table.drop(columns=["ic_by_year", "ic_by_size"]).to_csv(out / "default_rank.csv",
+                                                            index=False)
+    return table, choice

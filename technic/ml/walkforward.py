@@ -3,9 +3,10 @@
 A scan of a past date must not use a model that saw that date: the shipped final models
 (``models/alpha_<h>d.json``) were fit on every label up to their ``trained_through`` date, so
 every earlier date is in-sample for them. :func:`train_yearly` fits one model per horizon at
-each cut-off of a data set (:func:`half_year_cutoffs`: the end of every June and December) (the existing trainer, :func:`technic.ml.train.fit`, same fixed
-hyper-parameters), using only rows whose label window ended on or before that date; the files
-go to ``models/walkforward/`` with an ``index.json`` of their facts and metrics.
+each cut-off of a data set (:func:`half_year_cutoffs`: the end of every June and December;
+the existing trainer, :func:`technic.ml.train.fit`, same fixed hyper-parameters), using
+only rows whose label window ended on or before that date; the files go to
+``models/walkforward/`` with an ``index.json`` of their facts and metrics.
 
 :func:`choose_model` picks, for a scan date ``d``, the model with the latest ``trained_through
 ≤ d`` among the walk-forward models and the final ones: every label it was fit on ended on or

@@ -84,6 +84,11 @@ def test_every_score_on_the_same_out_of_sample_dates(history_target, tmp_path):
     ev = evaluate(history_target, dt.date(2025, 4, 1), dt.date(2025, 6, 30),
                   oos_path=_oos_file(history_target, tmp_path / "oos.parquet"))
     assert set(ev.full) == {"tech_rating", "ics", "merit"}
+    # the protocol: the store's locked test is its last 12 months; these dates all lie in it
+    assert ev.split.test_end == dt.date(2025, 7, 9) and ev.split.test_start.year == 2024
+    assert set(ev.protocol["period"]) == {"test"}
+    assert {"nw_t", "ci_lo", "top_median_net", "designed_on"} <= set(ev.protocol.columns)
+    assert "Design period vs locked test period" in evaluation_report(ev, "bundled")
     assert set(ev.oos) == {"tech_rating", "ics", "merit", "alpha_5d", "alpha_10d"}
     assert ev.oos_span[0] == OOS_START
     for reps in ev.oos.values():  # the same dates for every score
