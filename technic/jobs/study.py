@@ -426,8 +426,8 @@ def write_plots(data: list[StudyData], table: pd.DataFrame, out_dir: Path) -> li
             ic = rank_ic(d["date"].to_numpy(), d[s].to_numpy(), d["fwd_10"].to_numpy())
             ax.plot(ic.index, ic.cumsum(), label=CANDIDATES[s].split(":")[0], lw=1.1)
         ax.axvline(pd.Timestamp(sd.split.test_start), color="black", ls="--", lw=0.8)
-        ax.text(pd.Timestamp(sd.split.test_start), ax.get_ylim()[1], " locked test →",
-                va="top", fontsize=8)
+        ax.annotate(" locked test →", (pd.Timestamp(sd.split.test_start), ax.get_ylim()[1]),
+                    va="top", fontsize=8)
         ax.axhline(0, color="black", lw=0.5)
         ax.set_title(f"{sd.name}: cumulative daily 10-bar RankIC (design | locked test)")
         ax.set_ylabel("sum of daily RankIC")
@@ -543,12 +543,14 @@ def run_study(data_dir: str | Path, model_dir: str | Path, out_dir: str | Path,
     return write_study(data, out_dir, cost_bps)
 
 
-def write_study(data: list[StudyData], out_dir: str | Path, cost_bps: float = COST_BPS
-                ) -> tuple[pd.DataFrame, tuple]:
-    """The report files of :func:`run_study` from scored data sets."""
+def write_study(data: list[StudyData], out_dir: str | Path, cost_bps: float = COST_BPS,
+                table: pd.DataFrame | None = None) -> tuple[pd.DataFrame, tuple]:
+    """The report files of :func:`run_study` from scored data sets (``table``: their
+    :func:`study_table`, computed here when None)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    table = study_table(data, cost_bps)
+    if table is None:
+        table = study_table(data, cost_bps)
     choice = choose_default(table[table["period"] == "design"])
     plots = write_plots(data, table, out)
     (out / "default_rank.md").write_text(study_report(data, table, choice, plots))
