@@ -25,7 +25,7 @@ import pandas as pd
 
 from technic.cache import FrameCache, get_cache
 from technic.config import get_settings
-from technic.scoring.rank import add_merit, rank_frame
+from technic.scoring.rank import DEFAULT_RANK, add_merit, order_by, rank_frame
 from technic.scoring.regime import regime_of
 from technic.store.catalog import known_sectors
 from technic.store.db import DatabaseTarget
@@ -252,7 +252,7 @@ def run_scan(target: DatabaseTarget, params: ScanParams,
         if on_stage:
             on_stage(stage)
         t = time.perf_counter()
-        ranked = add_merit(add_alpha(ranked, as_of=day), regime)
+        ranked = order_by(add_merit(add_alpha(ranked, as_of=day), regime), DEFAULT_RANK)
         timings[stage] = round(time.perf_counter() - t, 4)
         stage = "write_results"
         if on_stage:

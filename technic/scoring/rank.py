@@ -19,6 +19,27 @@ from technic.scoring.regime import Regime
 from technic.scoring.techrating import tech_rating
 from technic.universe import UniverseRules, apply_rules
 
+#: The scan's default rank: the score ``rank`` orders by (descending; ties by symbol). Chosen
+#: from the design periods only by :func:`technic.jobs.study.choose_default`; its locked-test
+#: figures are in docs/evaluation/default_rank.md and the README.
+DEFAULT_RANK = "tech_rating"
+
+
+def order_by(scored: pd.DataFrame, column: str = DEFAULT_RANK) -> pd.DataFrame:
+    """Rows sorted by ``column`` descending (NaN last, ties by symbol) with ``rank`` 1..n
+    (replacing any earlier ``rank``).
+
+    Raises:
+        KeyError: ``column`` is not a column of ``scored``.
+    """
+    if column not in scored.columns:
+        raise KeyError(f"cannot rank by {column!r}: no such column")
+    out = scored.drop(columns=["rank"], errors="ignore").sort_values(
+        [column, "symbol"], ascending=[False, True], kind="mergesort",
+        na_position="last").reset_index(drop=True)
+    out.insert(0, "rank", np.arange(1, len(out) + 1, dtype=np.int64))
+    return out
+
 
 def market_cap_for(features: pd.DataFrame, caps: pd.DataFrame | None) -> np.ndarray | None:
     """Point-in-time market caps (USD) of ``features``' rows, or None without caps.
@@ -70,13 +91,12 @@ def score_frame(features: pd.DataFrame, rules: UniverseRules,
 def rank_frame(features: pd.DataFrame, rules: UniverseRules,
                caps: pd.DataFrame | None = None, point_in_time: bool = False
                ) -> tuple[pd.DataFrame, dict[str, int]]:
-    """:func:`score_frame`, sorted by ``tech_rating`` descending (ties by symbol) with
-    ``rank`` 1..n. MERIT needs the alphas and the regime: :func:`add_merit`."""
+    """:func:`score_frame`, sorted by :data:`DEFAULT_RANK` descending (ties by symbol) with
+    ``rank`` 1..n when that score is computed here (TechRating, ICS), else by TechRating; a
+    rank by MERIT or the alphas needs them first (:func:`add_merit`, then :func:`order_by`)."""
     scored, counts = score_frame(features, rules, caps, point_in_time)
-    ranked = scored.sort_values(["tech_rating", "symbol"], ascending=[False, True],
-                                kind="mergesort").reset_index(drop=True)
-    ranked.insert(0, "rank", np.arange(1, len(ranked) + 1, dtype=np.int64))
-    return ranked, counts
+    col = DEFAULT_RANK if DEFAULT_RANK in scored.columns else "tech_rating"
+    return order_by(scored, col), counts
 
 
 def add_merit(scored: pd.DataFrame, regime: Regime | str) -> pd.DataFrame:

@@ -127,3 +127,16 @@ def test_per_unit_risk_prefers_the_calmer_of_equal_scores() -> None:
     assert out[0] > out[1] > 0 and np.isnan(out[4])
     assert alpha_per_risk(np.array([0.01]), np.array([0.0]), 5)[0] != 0.0  # NaN, not inf
     assert alpha_per_risk(np.array([0.01]), np.array([0.2]), 63)[0] == pytest.approx(0.1)
+
+
+def test_order_by_ranks_descending_with_nan_last_and_ties_by_symbol() -> None:
+    from technic.scoring.rank import DEFAULT_RANK, order_by
+
+    df = pd.DataFrame({"symbol": ["B", "A", "C", "D"], "ics": [50.0, 50.0, np.nan, 70.0],
+                       "rank": [1, 2, 3, 4]})
+    out = order_by(df, "ics")
+    assert out["symbol"].tolist() == ["D", "A", "B", "C"]
+    assert out["rank"].tolist() == [1, 2, 3, 4]
+    with pytest.raises(KeyError, match="no such column"):
+        order_by(df, "nope")
+    assert isinstance(DEFAULT_RANK, str)
