@@ -22,7 +22,7 @@ from technic.universe import UniverseRules, apply_rules
 #: The scan's default rank: the score ``rank`` orders by (descending; ties by symbol). Chosen
 #: from the design periods only by :func:`technic.jobs.study.choose_default`; its locked-test
 #: figures are in docs/evaluation/default_rank.md and the README.
-DEFAULT_RANK = "tech_rating"
+DEFAULT_RANK = "ics"
 
 
 def order_by(scored: pd.DataFrame, column: str = DEFAULT_RANK) -> pd.DataFrame:
