@@ -473,7 +473,8 @@ def _results_table(outcome, top: int) -> Table:
                     f"({outcome.counts['passed']:,} of {outcome.counts['input']:,} symbols "
                     "passed the filter)")
     for col, justify in (("rank", "right"), ("symbol", "left"), ("sector", "left"),
-                         ("close", "right"), ("TechRating", "right"), ("trend", "right"),
+                         ("close", "right"), ("ICS (rank)", "right"), ("TechRating", "right"),
+                         ("trend", "right"),
                          ("mom.", "right"), ("vol.", "right"), ("volume", "right"),
                          ("α 5d", "right"), ("ret 12-1", "right"), ("RSI", "right"),
                          ("$vol 20d", "right")):
@@ -484,7 +485,8 @@ def _results_table(outcome, top: int) -> Table:
 
     for r in outcome.results.head(top).itertuples():
         t.add_row(str(r.rank), r.symbol, (r.sector or "—")[:22], f(r.close, "{:,.2f}"),
-                  f(r.tech_rating, "{:.1f}"), f(r.trend_score, "{:.0f}"),
+                  f(getattr(r, "ics", None), "{:.1f}"), f(r.tech_rating, "{:.1f}"),
+                  f(r.trend_score, "{:.0f}"),
                   f(r.momentum_score, "{:.0f}"), f(r.volatility_score, "{:.0f}"),
                   f(r.volume_score, "{:.0f}"), f(getattr(r, "alpha_5d", None), "{:+.2%}"),
                   f(r.ret_12_1, "{:+.1%}"), f(r.rsi_14, "{:.0f}"),
