@@ -128,3 +128,19 @@ def test_shuffled_forward_returns_destroy_the_ic(history_target, tmp_path):
             for r in reps:
                 assert abs(r.mean_rank_ic) < 0.02, (r.score, r.horizon, r.mean_rank_ic)
                 assert abs(r.t_stat_nonoverlap) < 3, (r.score, r.horizon)
+
+
+def test_walkforward_alphas_come_from_models_trained_before_each_date(history_target):
+    """Without an oos file, every date is scored by the latest repository model trained on or
+    before it (models/walkforward), never by the final models (trained through 2025-07-09)."""
+    from technic.jobs.evaluate import walkforward_alphas
+
+    hist = load_history(history_target, dt.date(2025, 6, 20), dt.date(2025, 6, 30), (5,),
+                        model_inputs=True)
+    out = walkforward_alphas(hist)
+    per_date = out.groupby("date")["alpha_model"].unique()
+    for day, names in per_date.items():
+        assert len(names) == 1 and names[0].startswith("walkforward/")
+        assert dt.date.fromisoformat(names[0].split("/")[1]) <= day.date()
+    assert per_date.iloc[-1][0] == "walkforward/2025-06-30"  # on its own cut-off date
+    assert out["alpha_5d"].notna().mean() > 0.9
