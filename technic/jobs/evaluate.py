@@ -381,6 +381,14 @@ def protocol_rows(ev: Evaluation) -> list[str]:
                      f" | {r.mean_rank_ic:+.4f} | {r.nw_t:+.2f} | [{r.ci_lo:+.3f}, "
                      f"{r.ci_hi:+.3f}] | {r.top_bottom_net:+.3%} | {r.top_median_net:+.3%} | "
                      f"{r.turnover_top:.0%} |")
+    lines += ["", "Mean RankIC by calendar year and by size tercile (20-bar dollar volume, "
+              "1 = smallest):", "", "| period | score | horizon | by year | tercile 1 | "
+              "tercile 2 | tercile 3 |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in ev.protocol.itertuples():
+        yrs = ", ".join(f"{y}: {v:+.4f}" for y, v in r.ic_by_year.items())
+        sz = " | ".join(f"{r.ic_by_size.get(k, float('nan')):+.4f}" for k in (1, 2, 3))
+        lines.append(f"| {r.period} | {SCORE_NAMES.get(r.score, r.score)} | {r.horizon} bars | "
+                     f"{yrs} | {sz} |")
     return [*lines, ""]
 
 
