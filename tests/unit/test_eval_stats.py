@@ -140,3 +140,26 @@ def test_order_by_ranks_descending_with_nan_last_and_ties_by_symbol() -> None:
     with pytest.raises(KeyError, match="no such column"):
         order_by(df, "nope")
     assert isinstance(DEFAULT_RANK, str)
+
+
+def test_choose_default_reads_design_rows_only() -> None:
+    from technic.jobs.study import choose_default
+
+    rows = []
+    for ds in ("a", "b"):
+        for s, ic, t, net in (("ics", 0.05, 2.5, 0.001), ("tech_rating", 0.03, 1.0, 0.002),
+                              ("alpha_score", 0.06, 3.0, -0.001)):
+            for h in (5, 10):
+                rows.append({"data_set": ds, "period": "design", "score": s, "horizon": h,
+                             "mean_rank_ic": ic, "nw_t": t, "top_median_net": net})
+    design = pd.DataFrame(rows)
+    assert choose_default(design)[:2] == ("ics", True)
+    # locked-test rows, however good for another score, change nothing
+    test = design.assign(period="test")
+    test.loc[test["score"] == "tech_rating", ["mean_rank_ic", "nw_t", "top_median_net"]] = \
+        (0.5, 50.0, 0.1)
+    assert choose_default(pd.concat([design, test])) == choose_default(design)
+    # nothing clears: the least harm (best worst-design-period long-only net spread)
+    weak = design.assign(nw_t=1.0)
+    s, cleared, reason = choose_default(weak)
+    assert (s, cleared) == ("tech_rating", False) and "least harm" in reason
