@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test lint bench install clean up
+.PHONY: demo test lint bench install clean up evaluation-docs
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ test: $(STAMP) lint
 lint: $(STAMP)
 	$(BIN)/ruff check technic flows tests benchmarks
 	$(BIN)/mypy
+
+## docs/evaluation from the real bar files in ../shared/data (the default-rank study; minutes).
+evaluation-docs: $(STAMP)
+	nice -n 10 $(BIN)/technic evaluate --write-docs
 
 ## Benchmarks (full real universe from ../shared/data and synthetic 6,000 x 504).
 bench: $(STAMP)

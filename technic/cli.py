@@ -553,7 +553,8 @@ def scan(
     min_market_cap: Annotated[float | None, typer.Option(
         min=0, help="Minimum market cap, USD (symbols.market_cap), e.g. 2e9.")] = None,
     sort: Annotated[str | None, typer.Option(
-        help="Order the printed rows by this column (the stored rank stays TechRating's).")
+        help="Order the printed rows by this column (the stored rank stays the default "
+             "rank's, ICS).")
     ] = None,
     descending: Annotated[bool | None, typer.Option(
         "--desc/--asc", help="Sort direction; default descending for numbers, ascending for "
@@ -591,47 +592,74 @@ def scan(
 
 @app.command()
 def evaluate(
-    start: Annotated[str, typer.Option(help="First scan date (YYYY-MM-DD).")],
-    end: Annotated[str, typer.Option(help="Last scan date (YYYY-MM-DD).")],
+    start: Annotated[str | None, typer.Option(help="First scan date (YYYY-MM-DD); needed "
+                                                   "unless --write-docs.")] = None,
+    end: Annotated[str | None, typer.Option(help="Last scan date (YYYY-MM-DD); needed "
+                                                 "unless --write-docs.")] = None,
     report: Annotated[Path, typer.Option(help="Markdown report to write (PNG plots and the "
                                               "per-date IC go next to it).")] = Path(
         "technic-evaluation.md"),
-    oos: Annotated[Path | None, typer.Option(help="Out-of-sample alpha predictions of "
-                                                  "`technic train` (default: "
-                                                  "<model dir>/oos_alpha.parquet).")] = None,
+    oos: Annotated[Path | None, typer.Option(help="Out-of-sample alpha predictions "
+                                                  "(oos_alpha.parquet of `technic train`) "
+                                                  "to use instead of the walk-forward "
+                                                  "models of the model folder "
+                                                  "(TECHNIC_MODEL_DIR, default models/).")
+                   ] = None,
+    write_docs: Annotated[bool, typer.Option(
+        "--write-docs", help="Regenerate docs/evaluation: the default-rank study on the real "
+                             "bar files of --data (no database), design vs locked test.")
+    ] = False,
+    data: Annotated[Path, typer.Option(help="Folder with bars_daily.parquet, universe.parquet"
+                                            " and bars_daily_2014_2016.parquet "
+                                            "(--write-docs).")] = Path("../shared/data"),
+    docs: Annotated[Path, typer.Option(help="Output folder of --write-docs.")] = Path(
+        "docs/evaluation"),
+    retrain: Annotated[bool, typer.Option(help="With --write-docs: refit the walk-forward "
+                                               "models first (minutes) instead of using the "
+                                               "stored ones.")] = False,
 ) -> None:
-    """Replay point-in-time scans over stored feature history (run `technic features backfill`
-    first) and report how TechRating, ICS, MERIT and — on the out-of-sample dates of their
-    walk-forward folds only — the XGBoost alphas relate to 5- and 10-bar forward returns: mean
-    RankIC, t-statistic, decile returns, top-decile hit rate, top-50 turnover; Markdown report,
-    PNG plots (decile bars, cumulative IC) and per-date IC (Parquet)."""
+    """Score evaluation by the protocol of docs/evaluation/README.md: every score is reported
+    on the store's design period and, separately, on its locked test period (the last 12
+    months), labelled with the dates it was designed on: mean RankIC with Newey-West t and a
+    block-bootstrap CI, spreads after 10 bps per side, RankIC by year and size tercile, decile
+    returns, PNG plots. Alphas come from the walk-forward models trained before each date.
+    Needs stored feature history (`technic features backfill`). With --write-docs: the
+    default-rank study on the real bar files instead (one command for docs/evaluation)."""
     from technic.jobs.evaluate import SCORE_NAMES, write_evaluation
     from technic.jobs.evaluate import evaluate as run_evaluation
 
+    if write_docs:
+        from technic.jobs.study import CANDIDATES, run_study
+
+        with console.status("default-rank study (minutes) …"):
+            try:
+                table, (score, cleared, reason) = run_study(
+                    data, get_settings().model_dir, docs, train=retrain)
+            except (FileNotFoundError, ValueError) as e:
+                raise _fail(str(e)) from None
+        out.print(f"default rank: {CANDIDATES[score]} — {reason}")
+        out.print(f"written: {docs}/default_rank.md (+ PNG, CSV)")
+        return
+    if start is None or end is None:
+        raise _fail("--start and --end are required (or use --write-docs)", 2)
     s_date, e_date = _parse_date(start, "--start"), _parse_date(end, "--end")
     target, _ = _target()
-    oos_path = oos or Path(get_settings().model_dir) / "oos_alpha.parquet"
     with console.status("evaluating …"):
         try:
-            ev = run_evaluation(target, s_date, e_date, oos_path=oos_path)
+            ev = run_evaluation(target, s_date, e_date, oos_path=oos)
         except LookupError as e:
             raise _fail(str(e)) from None
-    for title, reps in (("full period", ev.full), (
-            f"out of sample {ev.oos_span[0]} … {ev.oos_span[1]}" if ev.oos_span else "", ev.oos)):
-        if not reps:
-            continue
-        t = Table("score", "horizon", "dates", "mean RankIC", "ICIR", "t (non-overlap)",
-                  "top−bottom", "top-decile hit", "top-50 turnover",
-                  title=f"Scores vs forward returns, {title}")
-        for name, rs in reps.items():
-            for r in rs:
-                t.add_row(SCORE_NAMES.get(name, name), f"{r.horizon} bars", str(r.dates),
-                          f"{r.mean_rank_ic:+.4f}", f"{r.icir:+.3f}",
-                          f"{r.t_stat_nonoverlap:+.2f}", f"{r.top_minus_bottom:+.3%}",
-                          f"{r.top_decile_hit_rate:.1%}", f"{r.top50_turnover:.1%}")
+    if ev.split is not None and not ev.protocol.empty:
+        t = Table("period", "score (designed on)", "horizon", "dates", "mean RankIC", "NW t",
+                  "95% CI", "top−bottom net", "top−median net",
+                  title=f"Design {ev.split.design_start} … {ev.split.design_end} vs locked "
+                        f"test {ev.split.test_start} … {ev.split.test_end} (10 bps per side)")
+        for r in ev.protocol.itertuples():
+            t.add_row(r.period, f"{SCORE_NAMES.get(r.score, r.score)} ({r.designed_on})",
+                      f"{r.horizon} bars", str(r.dates), f"{r.mean_rank_ic:+.4f}",
+                      f"{r.nw_t:+.2f}", f"[{r.ci_lo:+.3f}, {r.ci_hi:+.3f}]",
+                      f"{r.top_bottom_net:+.3%}", f"{r.top_median_net:+.3%}")
         out.print(t)
-    if not ev.oos:
-        out.print(f"no out-of-sample alpha predictions at {oos_path}: alphas not evaluated")
     plots, ic_path = write_evaluation(ev, report, target.describe())
     out.print(f"report: {report}  plots: {', '.join(str(p) for p in plots)}  per-date IC: "
               f"{ic_path}")

@@ -8,6 +8,10 @@ switched off or re-parameterised (``UniverseRules``), and the per-rule counts ar
 2. ``valid_ticker`` — ordinary listed shares: drops warrants, units, rights, preferreds and
    exchange-listed notes (by ``security_type``, else by ticker shape: ``.WS``/``.U``/``p``
    suffixes), symbols marked inactive, and tickers that do not look like a CQS symbol.
+   The ``active`` flag is today's status: it is used only for a scan of the latest date.
+   On a past date (``point_in_time=True``) membership comes from the bars that existed: a
+   symbol is in the universe on date *d* when it has a bar (a feature row) on *d*, whatever
+   its status today — a name delisted since is kept on the dates it traded.
 3. ``leveraged_etf`` — ETFs/ETNs whose name says leveraged or inverse (2x, 3x, Ultra, Bear,
    Short, Inverse, …).
 4. ``min_price`` — last close ≥ ``min_price`` (USD, default 5).
@@ -60,11 +64,13 @@ class UniverseRules:
 DEFAULT_RULES = UniverseRules()
 
 
-def _valid_ticker(df: pd.DataFrame) -> np.ndarray:
+def _valid_ticker(df: pd.DataFrame, point_in_time: bool = False) -> np.ndarray:
     sym = df["symbol"].astype(str)
     stype = df["security_type"].astype(object)
     bad_type = stype.isin(EXCLUDED_SECURITY_TYPES).to_numpy()
     shape_ok = np.fromiter((_TICKER.match(s) is not None for s in sym), bool, len(sym))
+    if point_in_time:  # today's status says nothing about a past date
+        return ~bad_type & shape_ok
     inactive = (df["active"].astype(object) == False).to_numpy()  # noqa: E712 - None stays
     return ~bad_type & shape_ok & ~inactive
 
@@ -78,13 +84,17 @@ def _leveraged(df: pd.DataFrame) -> np.ndarray:
     return out
 
 
-def apply_rules(df: pd.DataFrame, rules: UniverseRules) -> tuple[np.ndarray, dict[str, int]]:
+def apply_rules(df: pd.DataFrame, rules: UniverseRules, point_in_time: bool = False
+                ) -> tuple[np.ndarray, dict[str, int]]:
     """Evaluate the filter on a feature frame (one row per symbol).
 
     Args:
         df: needs ``symbol, close, dollar_volume_20, sector, security_type, is_etf, active,
-            name``.
+            name`` (``active`` only when ``point_in_time`` is False). The rows are the
+            symbols with a bar on the date (feature rows exist only there).
         rules: the parameters.
+        point_in_time: the date is in the past: ignore today's ``active`` flag, so
+            membership is the bars that existed on the date (module docstring).
 
     Returns:
         ``(keep, counts)``: boolean mask ``(len(df),)`` and
@@ -104,7 +114,7 @@ def apply_rules(df: pd.DataFrame, rules: UniverseRules) -> tuple[np.ndarray, dic
         sec = df["sector"].fillna("").astype(str).str.lower()
         drop("sector", ~sec.isin(wanted).to_numpy())
     if rules.valid_tickers:
-        drop("valid_ticker", ~_valid_ticker(df))
+        drop("valid_ticker", ~_valid_ticker(df, point_in_time))
     if rules.exclude_leveraged_etfs:
         drop("leveraged_etf", _leveraged(df))
     close = df["close"].to_numpy(dtype=float)

@@ -37,17 +37,17 @@ class OutputFormat(StrEnum):
 #: is too narrow for all (lower = kept longer). Columns a filter or ``--sort`` reads are
 #: added right after ``symbol``.
 DEFAULT_TABLE: tuple[str, ...] = (
-    "rank", "symbol", "sector", "close", "tech_rating", "merit", "ics", "trend_score",
+    "rank", "symbol", "sector", "close", "ics", "tech_rating", "merit", "trend_score",
     "momentum_score", "volatility_score", "volume_score", "alpha_5d", "ret_12_1", "rsi_14",
     "dollar_volume_20")
 _PRIORITY: tuple[str, ...] = (
-    "rank", "symbol", "close", "tech_rating", "sector", "merit", "ret_12_1", "rsi_14", "ics",
+    "rank", "symbol", "close", "ics", "tech_rating", "sector", "merit", "ret_12_1", "rsi_14",
     "alpha_5d", "dollar_volume_20", "momentum_score", "trend_score", "volume_score",
     "volatility_score")
 _HEADERS = {"tech_rating": "TechRating", "trend_score": "trend", "momentum_score": "mom.",
             "volatility_score": "vol.", "volume_score": "volume", "alpha_5d": "α 5d",
             "ret_12_1": "ret 12-1", "rsi_14": "RSI", "dollar_volume_20": "$vol 20d",
-            "merit": "MERIT", "ics": "ICS"}
+            "merit": "MERIT", "ics": "ICS (rank)"}
 
 
 def _human(v: float, money: bool) -> str:

@@ -40,10 +40,11 @@ import pandas as pd
 import pyarrow as pa
 
 from technic.ml.dataset import forward_labels
+from technic.scoring.protocol import Split, locked_split
 from technic.scoring.rank import add_merit, score_frame
 from technic.scoring.regime import breadth, classify, index_series
 from technic.store.db import DatabaseTarget
-from technic.store.history import read_closes, read_feature_history
+from technic.store.history import read_closes, read_feature_history, read_trading_dates
 from technic.universe import UniverseRules
 
 SCORE_INPUTS = ("close", "sma_20", "sma_50", "sma_200", "adx_14", "dist_52w_high", "ret_12_1",
@@ -76,11 +77,16 @@ class HorizonReport:
 
 
 def load_history(target: DatabaseTarget, start: dt.date, end: dt.date,
-                 horizons: tuple[int, ...]) -> pd.DataFrame:
+                 horizons: tuple[int, ...], model_inputs: bool = False) -> pd.DataFrame:
     """Stored features of ``[start, end]`` joined with reference data and forward returns
-    ``fwd_<h>`` (fractions; NaN where the window runs past the stored bars)."""
+    ``fwd_<h>`` (fractions; NaN where the window runs past the stored bars); with
+    ``model_inputs`` also the alpha models' raw inputs."""
+    from technic.ml.dataset import RAW_INPUTS
+
+    cols = SCORE_INPUTS + tuple(c for c in RAW_INPUTS if c not in SCORE_INPUTS) \
+        if model_inputs else SCORE_INPUTS
     # ordered by date, symbol: seeded shuffles are reproducible
-    feats = read_feature_history(target, start, end, SCORE_INPUTS)
+    feats = read_feature_history(target, start, end, cols)
     bars = read_closes(target, start)
     labels = forward_labels(bars, horizons)[["symbol", "date", *(f"fwd_{h}" for h in horizons)]]
     return feats.merge(labels, on=["symbol", "date"], how="left")
@@ -94,7 +100,8 @@ def _score_dates(hist: pd.DataFrame, rules: UniverseRules, caps: pd.DataFrame | 
     columns present in ``hist``. Dates with fewer than 20 passing symbols are skipped."""
     out = []
     for date, day in hist.groupby("date", sort=True):
-        scored, counts = score_frame(day.reset_index(drop=True), rules, caps)
+        scored, counts = score_frame(day.reset_index(drop=True), rules, caps,
+                                     point_in_time=True)
         if counts["passed"] < 20:
             continue
         if regimes is not None and pd.Timestamp(date) in regimes.index:
@@ -134,6 +141,11 @@ class Evaluation:
         oos_span: first and last out-of-sample date (None without).
         regimes: dates per regime label over the evaluated dates.
         regime_ic: mean RankIC per regime label, score and horizon (full period).
+        split: the store's design / locked-test split (:mod:`technic.scoring.protocol`).
+        protocol: per period (``design``, ``test``), score and horizon the
+            :func:`period_stats` figures, with ``designed_on`` (:data:`DESIGNED_ON`) and the
+            period's evaluated ``dates_span``.
+        alpha_source: where the alphas came from (walk-forward models or a file).
     """
 
     start: dt.date
@@ -144,6 +156,9 @@ class Evaluation:
     oos_span: tuple[dt.date, dt.date] | None
     regimes: dict[str, int]
     regime_ic: pd.DataFrame
+    split: Split | None = None
+    protocol: pd.DataFrame = field(default_factory=pd.DataFrame)
+    alpha_source: str = ""
 
 
 def load_oos(path: str | Path | None) -> pd.DataFrame | None:
@@ -158,8 +173,8 @@ def load_oos(path: str | Path | None) -> pd.DataFrame | None:
 
 def evaluate(target: DatabaseTarget, start: dt.date, end: dt.date,
              horizons: tuple[int, ...] = (5, 10), rules: UniverseRules | None = None,
-             oos_path: str | Path | None = None, shuffle_seed: int | None = None
-             ) -> Evaluation:
+             oos_path: str | Path | None = None, shuffle_seed: int | None = None,
+             model_dir: str | Path | None = None, cost_bps: float = 10.0) -> Evaluation:
     """Evaluate TechRating, ICS, MERIT and the out-of-sample alphas over ``[start, end]``.
 
     Args:
@@ -167,7 +182,11 @@ def evaluate(target: DatabaseTarget, start: dt.date, end: dt.date,
         start, end: scan dates, inclusive.
         horizons: forward horizons in own bars.
         rules: universe filter (default rules when None).
-        oos_path: ``oos_alpha.parquet`` of ``technic train`` (missing → no alpha rows).
+        oos_path: ``oos_alpha.parquet`` of ``technic train``; None (or missing) → the
+            alphas of the walk-forward models of ``model_dir``, each date scored by the
+            latest model trained on or before it (:func:`walkforward_alphas`).
+        model_dir: the model folder (default: the settings' ``model_dir``).
+        cost_bps: cost per side of the spreads after costs.
         shuffle_seed: when given, every date's forward returns are permuted across its
             symbols before scoring (a leakage check: every IC must then vanish).
 
@@ -179,15 +198,19 @@ def evaluate(target: DatabaseTarget, start: dt.date, end: dt.date,
     """
     from technic.store.market import market_caps, market_returns
 
-    hist = load_history(target, start, end, horizons)
+    oos = load_oos(oos_path)
+    hist = load_history(target, start, end, horizons, model_inputs=oos is None)
     if hist.empty:
         raise LookupError(f"no stored features between {start} and {end}; run "
                           "`technic features backfill` first")
     hist["date"] = pd.to_datetime(hist["date"])
-    oos = load_oos(oos_path)
     if oos is not None:
         cols = [c for c in oos.columns if c.startswith("alpha_")]
         hist = hist.merge(oos[["date", "symbol", *cols]], on=["date", "symbol"], how="left")
+        source = f"out-of-sample fold predictions {oos_path}"
+    else:
+        hist = walkforward_alphas(hist, model_dir)
+        source = "walk-forward models (technic.ml.walkforward.choose_model per date)"
     if shuffle_seed is not None:
         rng = np.random.default_rng(shuffle_seed)
         for h in horizons:
@@ -218,9 +241,70 @@ def evaluate(target: DatabaseTarget, start: dt.date, end: dt.date,
             for label, v in j.groupby("regime")["ic"]:
                 rows.append({"score": s, "horizon": r.horizon, "regime": label,
                              "dates": len(v), "mean_rank_ic": float(v.mean())})
+    split = locked_split(read_trading_dates(target), max(horizons))
     return Evaluation(start, end, tuple(horizons), full, oos_rep, span,
                       {k: int(v) for k, v in per_date.value_counts().items()},
-                      pd.DataFrame(rows))
+                      pd.DataFrame(rows), split,
+                      protocol_table(scored, split, horizons, cost_bps), source)
+
+
+#: When each score's design (weights, hyper-parameters) was fixed: every score is labelled
+#: with it. Scores designed on dates inside a locked test period are not clean there.
+DESIGNED_ON: dict[str, str] = {
+    "tech_rating": "2023-10 … 2025-07 (real 2022–25 data; docs/scoring.md)",
+    "ics": "2023-10 … 2025-07 (real 2022–25 data)",
+    "merit": "2023-10 … 2025-07 (real 2022–25 data)",
+    "alpha_5d": "hyper-parameters on 2023-10 … 2025-07 folds; fit walk-forward",
+    "alpha_10d": "hyper-parameters on 2023-10 … 2025-07 folds; fit walk-forward",
+}
+
+
+def walkforward_alphas(hist: pd.DataFrame, model_dir: str | Path | None = None
+                       ) -> pd.DataFrame:
+    """``alpha_5d``, ``alpha_10d``, ``alpha_model`` for stored feature rows: each date's rows
+    scored by the latest model trained on or before it (never a later one; none → NaN)."""
+    from technic.config import get_settings
+    from technic.ml.inference import predict_alpha
+    from technic.ml.walkforward import choose_model
+
+    folder = Path(model_dir) if model_dir is not None else get_settings().model_dir
+    hist = hist.copy()
+    hist["alpha_5d"], hist["alpha_10d"], hist["alpha_model"] = np.nan, np.nan, None
+    for day, idx in hist.groupby("date").indices.items():
+        choice = choose_model(pd.Timestamp(day).date(), folder)
+        if choice is None:
+            continue
+        a = predict_alpha(hist.iloc[idx], folder, files=choice.files)
+        for c in a.columns:
+            hist.iloc[idx, hist.columns.get_loc(c)] = a[c].to_numpy()
+        hist.iloc[idx, hist.columns.get_loc("alpha_model")] = choice.name
+    return hist
+
+
+def protocol_table(scored: pd.DataFrame, split: Split, horizons: tuple[int, ...],
+                   cost_bps: float = 10.0) -> pd.DataFrame:
+    """:func:`period_stats` of every score present, per period of ``split`` and horizon."""
+    from technic.scoring.cross_section import percentile_rank
+
+    d = scored.copy()
+    d["period"] = split.period(d["date"].to_numpy())
+    pr = d.groupby("date")["dollar_volume_20"].transform(
+        lambda x: pd.Series(percentile_rank(x.to_numpy(np.float64), None), index=x.index))
+    d["size_tercile"] = np.ceil(pr * 3).clip(1, 3)
+    rows = []
+    for period in ("design", "test"):
+        p = d[d["period"] == period]
+        if p.empty:
+            continue
+        span = f"{p['date'].min().date()} … {p['date'].max().date()}"
+        for s in SCORES:
+            if s not in p.columns or p[s].notna().sum() == 0:
+                continue
+            for h in horizons:
+                rows.append({"period": period, "dates_span": span, "score": s, "horizon": h,
+                             **period_stats(p, s, h, cost_bps, n_boot=500),
+                             "designed_on": DESIGNED_ON.get(s, "")})
+    return pd.DataFrame(rows)
 
 
 def _rank_ic(d: pd.DataFrame, score: str, col: str) -> pd.Series:
@@ -277,6 +361,37 @@ def _summary_rows(reports: dict[str, list[HorizonReport]]) -> list[str]:
     return lines
 
 
+def protocol_rows(ev: Evaluation) -> list[str]:
+    """The design vs locked-test tables of an :class:`Evaluation` (Markdown lines)."""
+    if ev.split is None or ev.protocol.empty:
+        return []
+    sp = ev.split
+    lines = ["## Design period vs locked test period", "",
+             f"Locked test period of this store: **{sp.test_start} … {sp.test_end}** (its "
+             f"last 12 months, technic/scoring/protocol.py); design period {sp.design_start} "
+             f"… {sp.design_end} (purged {sp.max_horizon} bars). Alphas: {ev.alpha_source}. "
+             "NW t: Newey-West, Bartlett kernel, lag h; CI: 95 % block bootstrap over dates; "
+             "spreads per h-bar holding after 10 bps per side × turnover.", "",
+             "| period | dates | score (designed on) | horizon | mean RankIC | NW t | 95 % CI | "
+             "top − bottom net | top − median net | top-decile turnover |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in ev.protocol.itertuples():
+        lines.append(f"| {r.period} | {r.dates_span} ({r.dates}) | "
+                     f"{SCORE_NAMES.get(r.score, r.score)} ({r.designed_on}) | {r.horizon} bars"
+                     f" | {r.mean_rank_ic:+.4f} | {r.nw_t:+.2f} | [{r.ci_lo:+.3f}, "
+                     f"{r.ci_hi:+.3f}] | {r.top_bottom_net:+.3%} | {r.top_median_net:+.3%} | "
+                     f"{r.turnover_top:.0%} |")
+    lines += ["", "Mean RankIC by calendar year and by size tercile (20-bar dollar volume, "
+              "1 = smallest):", "", "| period | score | horizon | by year | tercile 1 | "
+              "tercile 2 | tercile 3 |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in ev.protocol.itertuples():
+        yrs = ", ".join(f"{y}: {v:+.4f}" for y, v in r.ic_by_year.items())
+        sz = " | ".join(f"{r.ic_by_size.get(k, float('nan')):+.4f}" for k in (1, 2, 3))
+        lines.append(f"| {r.period} | {SCORE_NAMES.get(r.score, r.score)} | {r.horizon} bars | "
+                     f"{yrs} | {sz} |")
+    return [*lines, ""]
+
+
 def _decile_rows(reports: dict[str, list[HorizonReport]], h_index: int) -> list[str]:
     names = [s for s in reports if len(reports[s]) > h_index]
     lines = ["| decile | " + " | ".join(SCORE_NAMES.get(s, s) for s in names) + " |",
@@ -297,6 +412,7 @@ def evaluation_report(ev: Evaluation, universe: str, plots: list[str] | None = N
              "date uses only features stored for that date; forward returns over the symbol's "
              "next h bars. No costs; survivorship-biased data; the ICS size input re-prices "
              "today's market-cap snapshot to each date.", ""]
+    lines += protocol_rows(ev)
     if ev.oos and ev.oos_span is not None:
         a, b = ev.oos_span
         lines += [f"## Out of sample: every score on the same dates, {a} … {b}", "",
@@ -454,3 +570,66 @@ def ic_table(reports: list[HorizonReport] | Evaluation) -> pa.Table:
     df = pd.concat(cols, axis=1)
     df.index.name = "date"
     return pa.Table.from_pandas(df.reset_index(), preserve_index=False)
+
+
+# ----------------------------------------------------------------------------- protocol
+#: Cost per side in basis points of the spreads reported after costs.
+DEFAULT_COST_BPS = 10.0
+
+
+def period_stats(rows: pd.DataFrame, score: str, h: int, cost_bps: float = DEFAULT_COST_BPS,
+                 n_boot: int = 1000) -> dict:
+    """One score over one period and horizon, by the protocol of docs/evaluation.
+
+    Args:
+        rows: scored rows of ONE period of ONE data set: ``date, symbol, <score>,
+            fwd_<h>`` and optionally ``size_tercile`` (1 = smallest).
+        score: the score column (higher = better). h: horizon in bars.
+        cost_bps: cost per side, basis points (:func:`technic.scoring.stats.decile_spreads`).
+        n_boot: bootstrap resamples of the CI.
+
+    Returns:
+        ``dates, mean_rank_ic, nw_t`` (Newey-West, Bartlett kernel, lag h), ``ci_lo, ci_hi``
+        (95 % circular block bootstrap over dates, blocks of max(h, 5) dates), ``t_phase_mean``
+        (the mean over the h phases of the every-h-th-date t), ``top_bottom``,
+        ``top_bottom_net``, ``top_median``, ``top_median_net`` (mean per h-bar holding,
+        fractions), ``top_median_net_t`` (NW t of the net spread), ``turnover_top`` (one-way
+        per rebalance), ``ic_by_year`` and ``ic_by_size`` (mean RankIC per calendar year /
+        size tercile). NaN-filled when the score is missing on every row.
+    """
+    from technic.scoring.stats import block_bootstrap_ci, decile_spreads, newey_west_t, rank_ic
+
+    col = f"fwd_{h}"
+    d = rows.dropna(subset=[score, col])
+    nan = float("nan")
+    if d.empty or d["date"].nunique() < 3:
+        return {"dates": 0, "mean_rank_ic": nan, "nw_t": nan, "ci_lo": nan, "ci_hi": nan,
+                "t_phase_mean": nan, "top_bottom": nan, "top_bottom_net": nan,
+                "top_median": nan, "top_median_net": nan, "top_median_net_t": nan,
+                "turnover_top": nan, "ic_by_year": {}, "ic_by_size": {}}
+    ic = rank_ic(d["date"].to_numpy(), d[score].to_numpy(), d[col].to_numpy())
+    m, _, t = newey_west_t(ic.to_numpy(), h)
+    lo, hi = block_bootstrap_ci(ic.to_numpy(), max(h, 5), n_boot=n_boot)
+    phases = []
+    for k in range(h):
+        e = ic.iloc[k::h]
+        if len(e) > 2 and e.std(ddof=1) > 0:
+            phases.append(float(e.mean() / e.std(ddof=1) * np.sqrt(len(e))))
+    sp = decile_spreads(d["date"].to_numpy(), d["symbol"].to_numpy(), d[score].to_numpy(),
+                        d[col].to_numpy(), h, cost_bps)
+    by_size = {}
+    if "size_tercile" in d.columns:
+        for k, g in d.groupby("size_tercile"):
+            by_size[int(k)] = float(rank_ic(g["date"].to_numpy(), g[score].to_numpy(),
+                                            g[col].to_numpy()).mean())
+    years = pd.to_datetime(ic.index).year
+    return {"dates": int(len(ic)), "mean_rank_ic": m, "nw_t": t, "ci_lo": lo, "ci_hi": hi,
+            "t_phase_mean": float(np.mean(phases)) if phases else nan,
+            "top_bottom": float(sp["top_bottom"].mean()),
+            "top_bottom_net": float(sp["top_bottom_net"].mean()),
+            "top_median": float(sp["top_median"].mean()),
+            "top_median_net": float(sp["top_median_net"].mean()),
+            "top_median_net_t": newey_west_t(sp["top_median_net"].to_numpy(), h)[2],
+            "turnover_top": float(sp["turnover_top"].iloc[h:].mean()),
+            "ic_by_year": {int(y): float(v) for y, v in ic.groupby(years).mean().items()},
+            "ic_by_size": by_size}

@@ -288,10 +288,10 @@ def run_backtest(target: DatabaseTarget, p: BacktestParams,
     for k, (sig, ex) in enumerate(pairs):
         t = time.perf_counter()
         feats = read_features_arrow(target, sig).to_pandas(date_as_object=True)
-        ranked, _ = rank_frame(feats, UniverseRules(), caps)
+        ranked, _ = rank_frame(feats, UniverseRules(), caps, point_in_time=True)
         cand = ranked.head(_candidates(spec.top))
         if spec.method in NEEDS_EXPECTED:
-            cand = add_alpha(cand)
+            cand = add_alpha(cand, as_of=sig)  # the walk-forward model of that date
         t_scan += time.perf_counter() - t
         t = time.perf_counter()
         window = closes.loc[:pd.Timestamp(sig)].iloc[-(spec.lookback + 1):]

@@ -32,7 +32,7 @@ from technic.cache import FrameCache, get_cache
 from technic.calendar import sessions
 from technic.config import get_settings
 from technic.scoring.fundamentals import pit_state
-from technic.scoring.rank import add_merit, rank_frame
+from technic.scoring.rank import DEFAULT_RANK, add_merit, order_by, rank_frame
 from technic.scoring.regime import regime_of
 from technic.screen.columns import COLUMNS, check_column, parse_columns
 from technic.screen.filter import Cmp, Col, In, Lit, Node, conjoin, evaluate, parse_filter
@@ -69,8 +69,9 @@ __all__ = ["HEADLINE_COLUMNS", "SUMMARY_COLUMNS", "NoFeaturesError", "ScanOutcom
 #: :data:`technic.store.results.RESULT_COLUMNS`).
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "rank", "symbol", "sector", "close", "tech_rating", *SCORE_COLUMNS, "ics", "merit",
-    "regime", "alpha_5d", "alpha_10d", *RESULT_FEATURE_COLUMNS, *FACTOR_RESULT_COLUMNS,
-    "market_cap_source", *FUNDAMENTAL_RESULT_COLUMNS, *OPTION_RESULT_COLUMNS)
+    "regime", "alpha_5d", "alpha_10d", "alpha_model", *RESULT_FEATURE_COLUMNS,
+    *FACTOR_RESULT_COLUMNS, "market_cap_source", *FUNDAMENTAL_RESULT_COLUMNS,
+    *OPTION_RESULT_COLUMNS)
 #: The headline columns (the flows' ``scan-top`` table): rank, identity, every score
 #: (TechRating and its components, ICS, MERIT, the regime, the alphas and the alpha score)
 #: and the key features.
@@ -102,7 +103,7 @@ class ScanParams:
         industries: keep only these industries (case-insensitive); empty = all.
         min_market_cap: minimum ``market_cap`` (USD, reference data); None = no minimum.
         sort: column the returned results are ordered by (the stored ``rank`` stays the
-            TechRating order); None = rank.
+            default-rank order, ICS); None = rank.
         descending: sort direction; None = descending for numbers, ascending for ``rank``
             and text.
         columns: columns to show (presentation only; empty = the default table).
@@ -233,17 +234,39 @@ def fundamentals_as_of(target: DatabaseTarget, day: dt.date) -> pd.DataFrame | N
     return None if quarters.empty else pit_state(quarters, day)
 
 
-def add_alpha(ranked: pd.DataFrame, model_dir=None) -> pd.DataFrame:
+def add_alpha(ranked: pd.DataFrame, model_dir=None, as_of: dt.date | None = None
+              ) -> pd.DataFrame:
     """Add ``alpha_5d``/``alpha_10d`` (XGBoost predicted excess forward return over the next 5
-    and 10 bars, fraction; models/MODEL_CARD.md) to the ranked, universe-passing rows.
+    and 10 bars, fraction; models/MODEL_CARD.md) and ``alpha_model`` (which model set) to the
+    ranked, universe-passing rows.
 
-    The ranking itself is unchanged (TechRating): the alphas are reported next to it until a
-    documented blend (MERIT) uses them. Missing models give NaN columns and a warning.
+    With ``as_of``, the model is the one a scan of that date may use
+    (:func:`technic.ml.walkforward.choose_model`: the latest whose training labels ended on or
+    before ``as_of``, so a past date never sees a model fit on its own future); none →
+    NaN alphas and NULL ``alpha_model``. Without ``as_of``, the final models. The ranking itself
+    is unchanged. Missing models give NaN columns and a warning.
     """
     from technic.ml.inference import predict_alpha
+    from technic.ml.walkforward import choose_model
 
-    alphas = predict_alpha(ranked, model_dir or get_settings().model_dir)
-    return ranked.assign(**{c: alphas[c].to_numpy() for c in alphas.columns})
+    folder = model_dir or get_settings().model_dir
+    if as_of is None:
+        alphas = predict_alpha(ranked, folder)
+        name = "final"
+    else:
+        choice = choose_model(as_of, folder)
+        if choice is None:
+            log.warning("no alpha model in %s was trained on or before %s; alphas are NaN",
+                        folder, as_of)
+            return ranked.assign(alpha_5d=np.nan, alpha_10d=np.nan, alpha_model=None)
+        alphas = predict_alpha(ranked, folder, files=choice.files)
+        name = choice.name
+    has = alphas.notna().any(axis=1).to_numpy() if len(alphas.columns) else \
+        np.zeros(len(ranked), bool)
+    model = np.full(len(ranked), None, dtype=object)
+    model[has] = name
+    return ranked.assign(**{c: alphas[c].to_numpy() for c in alphas.columns},
+                         alpha_model=model)
 
 
 def add_options(target: DatabaseTarget, ranked: pd.DataFrame, day: dt.date) -> pd.DataFrame:
@@ -318,7 +341,7 @@ def add_reference_columns(ranked: pd.DataFrame, caps: pd.DataFrame) -> pd.DataFr
 
 def apply_screen(ranked: pd.DataFrame, screen: Node | None,
                  counts: dict[str, int]) -> pd.DataFrame:
-    """Keep the ranked rows a screen keeps and number them 1..n again (TechRating order).
+    """Keep the ranked rows a screen keeps and number them 1..n again (the default-rank order).
 
     Args:
         ranked: rows with ``rank`` (ascending) and every column the screen reads.
@@ -487,8 +510,10 @@ def run_scan(target: DatabaseTarget, params: ScanParams,
             on_stage(stage)
         t = time.perf_counter()
         caps = _caps(target, key)
+        # a past date: membership from the bars that existed then, not today's status
+        point_in_time = day < (latest_feature_date(target, None) or day)
         ranked, counts = rank_frame(features, params.rules, caps,
-                                    fundamentals_as_of(target, day))
+                                    fundamentals_as_of(target, day), point_in_time)
         ranked = add_reference_columns(ranked, caps)
         timings[stage] = round(time.perf_counter() - t, 4)
         stage = "regime"
@@ -501,7 +526,7 @@ def run_scan(target: DatabaseTarget, params: ScanParams,
         if on_stage:
             on_stage(stage)
         t = time.perf_counter()
-        ranked = add_merit(add_alpha(ranked), regime)
+        ranked = order_by(add_merit(add_alpha(ranked, as_of=day), regime), DEFAULT_RANK)
         timings[stage] = round(time.perf_counter() - t, 4)
         if params.with_options:
             stage = "options"

@@ -21,9 +21,9 @@ Point-in-time guarantees:
 * labels use closes after *d* and are targets only; with ``end`` given, no bar after ``end`` is
   read, so a label whose window runs past ``end`` is NaN (nothing after ``end`` is used at all).
 
-Known biases: ``symbols`` holds today's reference data (``active``, names, security types), so
-the universe filter is not fully point-in-time, and the bars have survivorship bias (see
-technic/data/README.md).
+Known biases: ``symbols`` holds today's reference data (names, security types, sectors); the
+``active`` flag is not used (membership on a date = a feature row, i.e. a bar, on that date),
+and the bars have survivorship bias (see technic/data/README.md).
 
 No cross-sectional ranks are used as inputs, on purpose: a symbol's prediction then does not
 depend on which other rows are in the batch, so the scan can score any subset of a date.
@@ -195,7 +195,9 @@ def build_dataset(target: DatabaseTarget, start: dt.date, end: dt.date,
     if raw.empty:
         raise LookupError(f"no stored features between {start} and {end}; run "
                           "`technic features backfill` first")
-    keep, counts = apply_rules(raw, rules)  # every rule is row-wise: same as per date
+    # every rule is row-wise: same as per date; point in time: membership from the rows
+    # (bars) that existed on each date, not today's ``active`` flag
+    keep, counts = apply_rules(raw, rules, point_in_time=True)
     raw = raw[keep].reset_index(drop=True)
     log.info("dataset %s … %s: %d of %d feature rows pass the universe filter", start, end,
              counts["passed"], counts["input"])

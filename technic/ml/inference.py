@@ -61,7 +61,8 @@ def clear_cache() -> None:
 
 def predict_alpha(features: pd.DataFrame, model_dir: str | Path | None = None,
                   device: str = "cpu",
-                  horizons: tuple[int, ...] = DEFAULT_HORIZONS) -> pd.DataFrame:
+                  horizons: tuple[int, ...] = DEFAULT_HORIZONS,
+                  files: dict[int, Path] | None = None) -> pd.DataFrame:
     """Predicted excess forward returns for a batch of stored feature rows.
 
     Args:
@@ -72,6 +73,8 @@ def predict_alpha(features: pd.DataFrame, model_dir: str | Path | None = None,
         device: ``"cpu"`` or ``"cuda"`` (``"cuda:<n>"``); the GPU needs an xgboost build with
             CUDA (the ``xgboost`` wheel, not ``xgboost-cpu``).
         horizons: which models to apply.
+        files: ``{horizon: booster file}`` to use instead of ``<model_dir>/alpha_<h>d.json``
+            (a walk-forward model of :func:`technic.ml.walkforward.choose_model`).
 
     Returns:
         Frame with the index of ``features`` and float64 columns ``alpha_<h>d`` (fraction;
@@ -88,7 +91,7 @@ def predict_alpha(features: pd.DataFrame, model_dir: str | Path | None = None,
     x = model_features(features).to_numpy(np.float32) if len(features) else None
     for h in horizons:
         col = f"alpha_{h}d"
-        path = folder / f"{col}.json"
+        path = files[h] if files and h in files else folder / f"{col}.json"
         try:
             booster = load_booster(path, device)
         except Exception as e:  # noqa: BLE001 - a scan must survive a missing/broken model

@@ -449,7 +449,9 @@ def model_card(metrics: dict) -> str:
         "`fwd_h` of the top prediction decile − bottom decile. IR = mean / std over the test "
         "dates; t uses every h-th date only (non-overlapping windows).",
         f"* Every out-of-sample prediction is kept in `{OOS_FILE}` (date, symbol, fold and "
-        "prediction per horizon): `technic evaluate` scores the alphas on those dates only, "
+        "prediction per horizon): `technic evaluate --oos` scores the alphas on those dates only "
+        "(by default it uses the walk-forward models of `models/walkforward/`, "
+        "docs/evaluation/README.md), "
         "never with the final models (in-sample on every past date).",
     ]
     for h, hm in metrics["horizons"].items():

@@ -20,6 +20,27 @@ from technic.scoring.regime import Regime
 from technic.scoring.techrating import tech_rating
 from technic.universe import UniverseRules, apply_rules
 
+#: The scan's default rank: the score ``rank`` orders by (descending; ties by symbol). Chosen
+#: from the design periods only by :func:`technic.jobs.study.choose_default`; its locked-test
+#: figures are in docs/evaluation/default_rank.md and the README.
+DEFAULT_RANK = "ics"
+
+
+def order_by(scored: pd.DataFrame, column: str = DEFAULT_RANK) -> pd.DataFrame:
+    """Rows sorted by ``column`` descending (NaN last, ties by symbol) with ``rank`` 1..n
+    (replacing any earlier ``rank``).
+
+    Raises:
+        KeyError: ``column`` is not a column of ``scored``.
+    """
+    if column not in scored.columns:
+        raise KeyError(f"cannot rank by {column!r}: no such column")
+    out = scored.drop(columns=["rank"], errors="ignore").sort_values(
+        [column, "symbol"], ascending=[False, True], kind="mergesort",
+        na_position="last").reset_index(drop=True)
+    out.insert(0, "rank", np.arange(1, len(out) + 1, dtype=np.int64))
+    return out
+
 
 def market_cap_for(features: pd.DataFrame, caps: pd.DataFrame | None) -> np.ndarray | None:
     """Point-in-time market caps (USD) of ``features``' rows, or None without caps.
@@ -58,7 +79,8 @@ def reference_shares_for(features: pd.DataFrame, caps: pd.DataFrame | None
 
 
 def score_frame(features: pd.DataFrame, rules: UniverseRules,
-                caps: pd.DataFrame | None = None, fundamentals: pd.DataFrame | None = None
+                caps: pd.DataFrame | None = None, fundamentals: pd.DataFrame | None = None,
+                point_in_time: bool = False
                 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """Filter and score one date's feature rows.
 
@@ -75,6 +97,8 @@ def score_frame(features: pd.DataFrame, rules: UniverseRules,
             the filtered universe) and ``market_cap_pit`` (hence ICS size) becomes
             ``close × diluted shares of the latest quarter public on the date``, falling back
             to the reference shares of ``caps`` (``market_cap_source`` says which).
+        point_in_time: a past date: universe membership from the bars that existed, not
+            today's ``active`` flag (:func:`technic.universe.apply_rules`).
 
     Returns:
         ``(scored, counts)``: the rows that pass the filter, in input order, with the
@@ -82,7 +106,7 @@ def score_frame(features: pd.DataFrame, rules: UniverseRules,
         components appended to the features; ``counts`` per filter rule
         (:func:`technic.universe.apply_rules`).
     """
-    keep, counts = apply_rules(features, rules)
+    keep, counts = apply_rules(features, rules, point_in_time)
     scores = tech_rating(features, keep)
     parts = [features.reset_index(drop=True), scores.reset_index(drop=True)]
     if fundamentals is not None:
@@ -106,15 +130,15 @@ def score_frame(features: pd.DataFrame, rules: UniverseRules,
 
 
 def rank_frame(features: pd.DataFrame, rules: UniverseRules,
-               caps: pd.DataFrame | None = None, fundamentals: pd.DataFrame | None = None
+               caps: pd.DataFrame | None = None, fundamentals: pd.DataFrame | None = None,
+               point_in_time: bool = False
                ) -> tuple[pd.DataFrame, dict[str, int]]:
-    """:func:`score_frame`, sorted by ``tech_rating`` descending (ties by symbol) with
-    ``rank`` 1..n. MERIT needs the alphas and the regime: :func:`add_merit`."""
-    scored, counts = score_frame(features, rules, caps, fundamentals)
-    ranked = scored.sort_values(["tech_rating", "symbol"], ascending=[False, True],
-                                kind="mergesort").reset_index(drop=True)
-    ranked.insert(0, "rank", np.arange(1, len(ranked) + 1, dtype=np.int64))
-    return ranked, counts
+    """:func:`score_frame`, sorted by :data:`DEFAULT_RANK` descending (ties by symbol) with
+    ``rank`` 1..n when that score is computed here (TechRating, ICS), else by TechRating; a
+    rank by MERIT or the alphas needs them first (:func:`add_merit`, then :func:`order_by`)."""
+    scored, counts = score_frame(features, rules, caps, fundamentals, point_in_time)
+    col = DEFAULT_RANK if DEFAULT_RANK in scored.columns else "tech_rating"
+    return order_by(scored, col), counts
 
 
 def add_merit(scored: pd.DataFrame, regime: Regime | str) -> pd.DataFrame:

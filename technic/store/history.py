@@ -46,3 +46,10 @@ def read_closes(target: DatabaseTarget, start: dt.date,
                                    "WHERE date >= $1", (start,))
     return fetch_frame(target, "SELECT symbol, date, close FROM bars_daily "
                                "WHERE date >= $1 AND date <= $2", (start, end))
+
+
+def read_trading_dates(target: DatabaseTarget) -> pd.Series:
+    """Every trading date of the store (``trading_dates``: the dates of ``bars_daily``),
+    ascending, as ``datetime64`` — the data set's calendar, from which the locked test period
+    is declared (:func:`technic.scoring.protocol.locked_split`)."""
+    return fetch_frame(target, "SELECT date FROM trading_dates ORDER BY date", ())["date"]

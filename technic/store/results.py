@@ -25,7 +25,8 @@ from technic.store.schema import (
 RESULT_COLUMNS = ("run_id", "rank", "symbol", "sector", "close", "tech_rating", "ics", "merit",
                   "alpha_5d", "alpha_10d", "regime", *SCORE_COLUMNS, *RESULT_FEATURE_COLUMNS,
                   *FACTOR_RESULT_COLUMNS, *FUNDAMENTAL_RESULT_COLUMNS,
-                  *(c for c, _ in FUNDAMENTAL_RESULT_META), *OPTION_RESULT_COLUMNS)
+                  *(c for c, _ in FUNDAMENTAL_RESULT_META), "alpha_model",
+                  *OPTION_RESULT_COLUMNS)
 
 
 def start_scan_run(target: DatabaseTarget, params: dict, preset: str | None = None) -> int:
@@ -88,12 +89,14 @@ def finish_scan_run(target: DatabaseTarget, run_id: int, as_of: dt.date, results
         results: one row per ranked symbol with ``rank, symbol, sector, close, tech_rating``,
             the score columns and the result feature columns (missing optional columns are
             stored as NULL): ``ics``, ``merit``, ``regime``, the alphas, the factor columns
-            of migration 7 and the fundamental columns of migration 18.
+            of migration 7, the fundamental columns of migration 18, ``alpha_model``
+            (migration 19) and the option columns of migration 22.
         regime: the run's regime label (``scan_runs.regime``); regime_facts: the numbers it
             came from (``scan_runs.regime_facts``, JSON; see technic/scoring/regime.py).
     """
     kinds = {"run_id": "i", "rank": "i4", "symbol": "s", "sector": "s", "regime": "s",
-             **{c: "s" if t == "text" else "d" for c, t in FUNDAMENTAL_RESULT_META}}
+             **{c: "s" if t == "text" else "d" for c, t in FUNDAMENTAL_RESULT_META},
+             "alpha_model": "s"}
     df = results.assign(run_id=run_id)
     table = pa.table({c: _col(df, c, kinds.get(c, "f")) for c in RESULT_COLUMNS})
     t0 = time.perf_counter()

@@ -722,6 +722,17 @@ def _v24(schema: str, timescale: bool) -> list[str]:
     ]
 
 
+def _v19(schema: str, timescale: bool) -> list[str]:
+    # Which model produced each row's alphas: a scan of a past date uses the walk-forward
+    # model trained before it (technic.ml.walkforward), the latest date the final models.
+    # The views select r.*, which PostgreSQL expands when a view is created: recreate them
+    # (same definition as migration 13) so they show the new column. Same SQL for both
+    # storage variants (scan_results is a plain table in both).
+    q = quote_ident(schema)
+    return [f"ALTER TABLE {q}.scan_results ADD COLUMN IF NOT EXISTS alpha_model text",
+            *_latest_views(q)]
+
+
 @dataclass(frozen=True)
 class Migration:
     """One schema version. ``render(schema, timescale)`` returns its SQL statements."""
@@ -750,6 +761,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(17, "fundamentals: quarterly line items with their public (filing) date", _v17),
     Migration(18, "scan_results: point-in-time fundamental factors (value, quality, growth) "
                   "and the source of market_cap_pit; latest_* views recreated", _v18),
+    Migration(19, "scan_results.alpha_model: the model that produced the row's alphas", _v19),
     Migration(21, "option_chains: end-of-day option chains (hypertable-ready)", _v21),
     Migration(22, "option_metrics per (date, underlying); scan_results option columns",
               _v22),

@@ -66,12 +66,12 @@ def test_dask_path_equals_single_process(demo_target):
 
 def test_scan_results_are_complete_and_ranked(demo_target):
     out = run_scan(demo_target, ScanParams(top=10))
-    rows = _q(demo_target, "SELECT rank, symbol, tech_rating FROM scan_results "
+    rows = _q(demo_target, "SELECT rank, symbol, ics FROM scan_results "
                            "WHERE run_id = :r ORDER BY rank", r=out.run_id)
     assert len(rows) == out.counts["passed"] > 100
     assert [r[0] for r in rows] == list(range(1, len(rows) + 1))
     ratings = [r[2] for r in rows]
-    assert ratings == sorted(ratings, reverse=True)
+    assert ratings == sorted(ratings, reverse=True)  # the default rank: ICS
     assert all(0 <= x <= 100 for x in ratings)
     (orphans,) = _q(demo_target, "SELECT count(*) FROM scan_results r LEFT JOIN symbols s "
                                  "USING (symbol) WHERE r.run_id = :r AND s.symbol IS NULL",

@@ -84,6 +84,11 @@ def test_every_score_on_the_same_out_of_sample_dates(history_target, tmp_path):
     ev = evaluate(history_target, dt.date(2025, 4, 1), dt.date(2025, 6, 30),
                   oos_path=_oos_file(history_target, tmp_path / "oos.parquet"))
     assert set(ev.full) == {"tech_rating", "ics", "merit"}
+    # the protocol: the store's locked test is its last 12 months; these dates all lie in it
+    assert ev.split.test_end == dt.date(2025, 7, 9) and ev.split.test_start.year == 2024
+    assert set(ev.protocol["period"]) == {"test"}
+    assert {"nw_t", "ci_lo", "top_median_net", "designed_on"} <= set(ev.protocol.columns)
+    assert "Design period vs locked test period" in evaluation_report(ev, "bundled")
     assert set(ev.oos) == {"tech_rating", "ics", "merit", "alpha_5d", "alpha_10d"}
     assert ev.oos_span[0] == OOS_START
     for reps in ev.oos.values():  # the same dates for every score
@@ -123,3 +128,19 @@ def test_shuffled_forward_returns_destroy_the_ic(history_target, tmp_path):
             for r in reps:
                 assert abs(r.mean_rank_ic) < 0.02, (r.score, r.horizon, r.mean_rank_ic)
                 assert abs(r.t_stat_nonoverlap) < 3, (r.score, r.horizon)
+
+
+def test_walkforward_alphas_come_from_models_trained_before_each_date(history_target):
+    """Without an oos file, every date is scored by the latest repository model trained on or
+    before it (models/walkforward), never by the final models (trained through 2025-07-09)."""
+    from technic.jobs.evaluate import walkforward_alphas
+
+    hist = load_history(history_target, dt.date(2025, 6, 20), dt.date(2025, 6, 30), (5,),
+                        model_inputs=True)
+    out = walkforward_alphas(hist)
+    per_date = out.groupby("date")["alpha_model"].unique()
+    for day, names in per_date.items():
+        assert len(names) == 1 and names[0].startswith("walkforward/")
+        assert dt.date.fromisoformat(names[0].split("/")[1]) <= day.date()
+    assert per_date.iloc[-1][0] == "walkforward/2025-06-30"  # on its own cut-off date
+    assert out["alpha_5d"].notna().mean() > 0.9
