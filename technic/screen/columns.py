@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from technic.features.registry import FEATURES
-from technic.store.schema import FUNDAMENTAL_RESULT_COLUMNS, OPTION_RESULT_COLUMNS
+from technic.scoring.fundamentals import FACTOR_COLUMNS
 
 KINDS = ("num", "text", "bool")
 
@@ -126,10 +126,17 @@ def _factor_unit(name: str) -> str:
             "(100 = best in its sector)")
 
 
+#: The numeric point-in-time fundamental factors a scan adds (=
+#: :data:`technic.store.schema.FUNDAMENTAL_RESULT_COLUMNS`; named here from the scoring
+#: module: technic.store.schema imports this package for the built-in presets).
+FUNDAMENTAL_COLUMNS: tuple[str, ...] = tuple(
+    c for c in FACTOR_COLUMNS if c not in ("market_cap_pit", "market_cap_source",
+                                           "fund_period_end", "fund_available_date"))
+
 #: The point-in-time fundamental factors of a scan (docs/scoring.md, docs/tables.md).
 _FUNDAMENTALS: tuple[Column, ...] = (
     *(Column(n, "num", _factor_unit(n), scope="scan", source="fundamental")
-      for n in FUNDAMENTAL_RESULT_COLUMNS),
+      for n in FUNDAMENTAL_COLUMNS),
     Column("market_cap_source", "text", "where market_cap_pit came from: fundamentals, "
            "reference or NULL", scope="scan", source="fundamental"),
 )
@@ -148,10 +155,12 @@ _OPTION_UNITS: dict[str, str] = {
                              "expiration (ATM straddle or IV)",
 }
 
-#: The ``opt_*`` option metrics (docs/options.md); in a scan's rows with options only.
+#: The ``opt_*`` option metrics (docs/options.md; =
+#: :data:`technic.store.schema.OPTION_RESULT_COLUMNS`, checked by tests/unit/test_screen.py);
+#: in a scan's rows with options only.
 _OPTIONS: tuple[Column, ...] = tuple(
-    Column(n, "num", _OPTION_UNITS[n] + " (option_metrics; scan --with-options)",
-           scope="options", source="option") for n in OPTION_RESULT_COLUMNS)
+    Column(n, "num", u + " (option_metrics; scan --with-options)", scope="options",
+           source="option") for n, u in _OPTION_UNITS.items())
 
 #: Every column a screen can use, by name, in display order: features, reference, scores,
 #: fundamental factors, option metrics.
