@@ -217,9 +217,14 @@ class ScanOutcome:
     def to_json(self, top: int, columns: tuple[str, ...] | list[str] = ()) -> dict:
         """The ``--json`` shape: run_id (None when not saved), as_of, counts, timings_s,
         results (top rows; ``columns`` or :data:`SUMMARY_COLUMNS`), and ``warnings`` when
-        there are any."""
-        cols = [c for c in (columns or SUMMARY_COLUMNS) if c in self.results.columns]
-        head = self.results.head(top)[cols]
+        there are any.
+
+        A summary column the scan did not compute (the ``opt_*`` columns without options) is
+        null, as ``scan_results`` stores it: every answer of the CLI, the flows and the HTTP
+        API (streamed or read back) has the same keys."""
+        have = set(self.results.columns)
+        cols = [c for c in (columns or SUMMARY_COLUMNS) if c in have or c in SUMMARY_COLUMNS]
+        head = self.results.head(top).reindex(columns=cols)
         rows = [{k: (None if isinstance(v, float) and not np.isfinite(v) else
                      (v.item() if isinstance(v, np.generic) else v)) for k, v in r.items()}
                 for r in head.to_dict(orient="records")]
