@@ -16,6 +16,7 @@ Walk-through: docs/python-api.md (run by the tests on the bundled data).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import warnings
 from collections.abc import Sequence
@@ -69,7 +70,8 @@ def scan(where: str | None = None, *, as_of: DateLike = None, sort: str | None =
          min_price: float = DEFAULT_RULES.min_price,
          min_dollar_volume: float = DEFAULT_RULES.min_dollar_volume,
          all_tickers: bool = False, keep_leveraged: bool = False, preset: str | None = None,
-         save: bool = False, target: DatabaseTarget | None = None) -> pd.DataFrame:
+         with_options: bool = False, save: bool = False,
+         target: DatabaseTarget | None = None) -> pd.DataFrame:
     """Scan one date: universe filter → scores → ``where`` → ranked rows.
 
     Args:
@@ -86,6 +88,9 @@ def scan(where: str | None = None, *, as_of: DateLike = None, sort: str | None =
         preset: run a stored preset (its filter, sort and universe parameters; the other
             arguments except ``as_of``, ``top``, ``columns`` and ``save`` are then
             ignored; its display columns are not applied: every column is returned).
+        with_options: add the ``opt_*`` option metrics of the scan date (as ``technic scan
+            --with-options``); on by itself when ``where``, ``sort`` or ``columns`` names
+            an ``opt_*`` column.
         save: store the run in ``scan_runs``/``scan_results`` (as ``technic scan`` does);
             False (default): nothing is written.
         target: another database target.
@@ -106,6 +111,8 @@ def scan(where: str | None = None, *, as_of: DateLike = None, sort: str | None =
     day = _date(as_of, "as_of")
     if preset is not None:
         params = params_from_preset(get_preset(t, preset), as_of=day, top=top)
+        if with_options:
+            params = dataclasses.replace(params, with_options=True)
     else:
         params = ScanParams(
             top=top or 25, as_of=day, rules=UniverseRules(
@@ -113,7 +120,7 @@ def scan(where: str | None = None, *, as_of: DateLike = None, sort: str | None =
                 valid_tickers=not all_tickers, exclude_leveraged_etfs=not keep_leveraged,
                 sectors=tuple(sectors or ())), where=where,
             industries=tuple(industries or ()), min_market_cap=min_market_cap, sort=sort,
-            descending=descending, columns=parse_columns(columns))
+            descending=descending, columns=parse_columns(columns), with_options=with_options)
     outcome = run_scan(t, params, save=save)
     for w in outcome.warnings:
         warnings.warn(w, UserWarning, stacklevel=2)
@@ -197,7 +204,8 @@ def bars(symbols: str | Sequence[str] | None = None, *, start: DateLike = None,
 
 def columns(scope: str | None = None) -> pd.DataFrame:
     """Every column ``where``, ``sort`` and ``columns`` accept: ``column, kind, scope,
-    source, unit`` (scope ``features``: the feature store; ``scan``: scan output only)."""
+    source, unit`` (scope ``features``: the feature store; ``scan``: scan output only;
+    ``options``: the ``opt_*`` columns of a scan with options)."""
     return pd.DataFrame([{"column": c.name, "kind": c.kind, "scope": c.scope,
                           "source": c.source, "unit": c.unit} for c in COLUMNS.values()
                          if scope in (None, c.scope)])

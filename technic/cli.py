@@ -570,7 +570,8 @@ def scan(
                                                          "object.")] = False,
     with_options: Annotated[bool, typer.Option(
         "--with-options", help="Add the option metrics of the scan date (opt_* columns; "
-                               "symbols with a chain that day, docs/options.md).")] = False,
+                               "symbols with a chain that day, docs/options.md); on by itself when "
+                               "--where, --sort or --columns names an opt_* column.")] = False,
 ) -> None:
     """Filter the universe, compute TechRating, rank, store the run in scan_runs/scan_results
     and print the top rows. Only scans with the default filters replace what

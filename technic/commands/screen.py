@@ -271,15 +271,17 @@ def sectors(
 # ----------------------------------------------------------------------------- columns
 def columns(
     scope: Annotated[str | None, typer.Option(
-        help="Only `features` (the feature store and reference data, any date) or `scan` "
-             "(computed by a scan).")] = None,
+        help="Only `features` (the feature store and reference data, any date), `scan` "
+             "(computed by a scan: scores, fundamental factors) or `options` (the opt_* "
+             "option metrics: a scan with --with-options).")] = None,
     fmt: Annotated[OutputFormat, typer.Option("--format", help="table, csv or json.")
                    ] = OutputFormat.table,
 ) -> None:
     """List every column `--where`, `--sort` and `--columns` accept, with its kind, unit
-    and meaning (the feature registry, reference data and the scan's scores)."""
-    if scope not in (None, "features", "scan"):
-        raise fail("--scope must be features or scan", 2)
+    and meaning (the feature registry, reference data, the scan's scores and fundamental
+    factors, the opt_* option metrics: naming one turns --with-options on)."""
+    if scope not in (None, "features", "scan", "options"):
+        raise fail("--scope must be features, scan or options", 2)
     rows = [{"column": c.name, "kind": c.kind, "scope": c.scope, "source": c.source,
              "unit": c.unit} for c in COLUMNS.values() if scope in (None, c.scope)]
     df = pd.DataFrame(rows)

@@ -34,8 +34,18 @@ from technic.config import get_settings
 from technic.scoring.fundamentals import pit_state
 from technic.scoring.rank import DEFAULT_RANK, add_merit, order_by, rank_frame
 from technic.scoring.regime import regime_of
-from technic.screen.columns import COLUMNS, check_column, parse_columns
-from technic.screen.filter import Cmp, Col, In, Lit, Node, conjoin, evaluate, parse_filter
+from technic.screen.columns import COLUMNS, OPTION_SCOPE, check_column, parse_columns
+from technic.screen.filter import (
+    Cmp,
+    Col,
+    In,
+    Lit,
+    Node,
+    columns_of,
+    conjoin,
+    evaluate,
+    parse_filter,
+)
 from technic.screen.presets import Preset
 from technic.store.catalog import known_sectors
 from technic.store.db import DatabaseTarget
@@ -108,7 +118,10 @@ class ScanParams:
             and text.
         columns: columns to show (presentation only; empty = the default table).
         with_options: add the ``opt_*`` option metrics of the scan date (``option_metrics``)
-            to symbols with a chain that day (NULL for the others).
+            to symbols with a chain that day (NULL for the others). Set by itself when
+            ``where``, ``sort`` or ``columns`` names an ``opt_*`` column
+            (:data:`technic.screen.columns.OPTION_SCOPE`): asking for an option column
+            asks for the options.
 
     Raises:
         ValueError: a bad value; :class:`technic.screen.filter.FilterError` (a ValueError)
@@ -144,6 +157,17 @@ class ScanParams:
             if self.preset == DEFAULT_PRESET and not self.is_default_filter:
                 raise ValueError(f"preset {DEFAULT_PRESET!r} is the default filter only; name "
                                  "a scan with other filters differently")
+        if not self.with_options and self.option_columns:
+            object.__setattr__(self, "with_options", True)  # frozen: set once, while built
+
+    @property
+    def option_columns(self) -> set[str]:
+        """The ``opt_*`` columns the filter, ``sort`` and ``columns`` name (they need
+        ``with_options``)."""
+        node = parse_filter(self.where)
+        named = (columns_of(node) if node is not None else set()) | set(self.columns) | (
+            {self.sort} if self.sort else set())
+        return named & OPTION_SCOPE
 
     @property
     def is_default_filter(self) -> bool:
@@ -198,9 +222,14 @@ class ScanOutcome:
     def to_json(self, top: int, columns: tuple[str, ...] | list[str] = ()) -> dict:
         """The ``--json`` shape: run_id (None when not saved), as_of, counts, timings_s,
         results (top rows; ``columns`` or :data:`SUMMARY_COLUMNS`), and ``warnings`` when
-        there are any."""
-        cols = [c for c in (columns or SUMMARY_COLUMNS) if c in self.results.columns]
-        head = self.results.head(top)[cols]
+        there are any.
+
+        A summary column the scan did not compute (the ``opt_*`` columns without options) is
+        null, as ``scan_results`` stores it: every answer of the CLI, the flows and the HTTP
+        API (streamed or read back) has the same keys."""
+        have = set(self.results.columns)
+        cols = [c for c in (columns or SUMMARY_COLUMNS) if c in have or c in SUMMARY_COLUMNS]
+        head = self.results.head(top).reindex(columns=cols)
         rows = [{k: (None if isinstance(v, float) and not np.isfinite(v) else
                      (v.item() if isinstance(v, np.generic) else v)) for k, v in r.items()}
                 for r in head.to_dict(orient="records")]
@@ -480,6 +509,7 @@ def run_scan(target: DatabaseTarget, params: ScanParams,
     check_industries(target, params.industries)
     screen = params.screen
     timings: dict[str, float] = {}
+    warnings: list[str] = []
     if not save:
         run_id = None
     elif run_id is None:
@@ -534,6 +564,10 @@ def run_scan(target: DatabaseTarget, params: ScanParams,
             ranked = add_options(target, ranked, day)
             counts["with_options"] = int(ranked["opt_atm_iv_30d"].notna().sum())
             timings[stage] = round(time.perf_counter() - t, 4)
+            if counts["with_options"] == 0:
+                warnings.append(f"no option metrics for {day}: the opt_* columns are NULL "
+                                "(load option chains with `technic ingest files` or "
+                                "`technic options snapshot`)")
         if screen is not None:
             stage = "screen"
             t = time.perf_counter()
@@ -560,7 +594,7 @@ def run_scan(target: DatabaseTarget, params: ScanParams,
         raise
     log.info("scan run %s for %s: %d of %d symbols ranked", run_id, day, counts["passed"],
              counts["input"])
-    warnings = [w for w in (_stale_warning(params.as_of, day),) if w]
+    warnings[:0] = [w for w in (_stale_warning(params.as_of, day),) if w]
     for w in warnings:  # the CLI prints them, tc.scan() warns, flows log them
         log.info("%s", w)
     return ScanOutcome(run_id=run_id, as_of=day, counts=counts, timings_s=timings,

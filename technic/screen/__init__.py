@@ -12,6 +12,7 @@ Grammar and examples: docs/screens.md.
 from technic.screen.columns import (
     COLUMNS,
     FEATURE_SCOPE,
+    OPTION_SCOPE,
     Column,
     UnknownColumnError,
     check_column,
@@ -20,6 +21,7 @@ from technic.screen.columns import (
 from technic.screen.filter import FilterError, Node, conjoin, evaluate, parse_filter, to_text
 from technic.screen.presets import BUILTIN_PRESETS, Preset, check_preset_name
 
-__all__ = ["BUILTIN_PRESETS", "COLUMNS", "FEATURE_SCOPE", "Column", "FilterError", "Node",
-           "Preset", "UnknownColumnError", "check_column", "check_preset_name", "conjoin",
-           "evaluate", "parse_columns", "parse_filter", "to_text"]
+__all__ = ["BUILTIN_PRESETS", "COLUMNS", "FEATURE_SCOPE", "OPTION_SCOPE", "Column",
+           "FilterError", "Node", "Preset", "UnknownColumnError", "check_column",
+           "check_preset_name", "conjoin", "evaluate", "parse_columns", "parse_filter",
+           "to_text"]

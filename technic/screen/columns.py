@@ -10,7 +10,12 @@ Scopes:
 
 * ``features`` — in ``features_daily`` joined with ``symbols`` (any date: ``tc.features``, a
   scan, SQL over the feature store);
-* ``scan`` — computed by a scan (scores, factors, rank): a scan's rows and ``scan_results``.
+* ``scan`` — computed by a scan (scores, factors, point-in-time fundamental factors, rank): a
+  scan's rows and ``scan_results``;
+* ``options`` — the ``opt_*`` option metrics (``option_metrics`` of the scan date), in a scan's
+  rows only with ``--with-options``; a scan whose filter, ``--sort`` or ``--columns`` names
+  one turns the options on by itself (:class:`technic.jobs.scan.ScanParams`). In
+  ``scan_results`` they are NULL for runs made without options.
 
 Pure (no database).
 """
@@ -22,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from technic.features.registry import FEATURES
+from technic.scoring.fundamentals import FACTOR_COLUMNS
 
 KINDS = ("num", "text", "bool")
 
@@ -34,9 +40,10 @@ class Column:
         name: column name (as in the scan's frame, ``features_daily`` or ``symbols``).
         kind: ``num`` (float), ``text`` or ``bool``.
         unit: unit and meaning (one line).
-        scope: ``features`` (feature store and reference data) or ``scan`` (scan output only).
-        source: ``feature``, ``reference``, ``derived`` or ``score`` (what ``technic columns``
-            groups by).
+        scope: ``features`` (feature store and reference data), ``scan`` (scan output only)
+            or ``options`` (scan output with options only).
+        source: ``feature``, ``reference``, ``derived``, ``score``, ``fundamental`` or
+            ``option`` (what ``technic columns`` groups by).
     """
 
     name: str
@@ -90,12 +97,82 @@ _SCORES: tuple[Column, ...] = tuple(Column(n, "num", u, scope="scan", source="sc
 )) + (Column("regime", "text", "risk_on, neutral or risk_off: the run's regime", scope="scan",
              source="score"),)
 
-#: Every column a screen can use, by name, in display order: features, reference, scores.
+_FACTOR_UNITS: dict[str, str] = {
+    "earnings_yield": "fraction per year, TTM net income / market cap (close x diluted shares)",
+    "sales_yield": "fraction per year, TTM revenue / market cap (close x diluted shares)",
+    "fcf_yield": "fraction per year, TTM free cash flow / market cap (close x diluted shares)",
+    "book_to_price": "ratio, total equity of the latest quarter / market cap (NULL where "
+                     "equity <= 0)",
+    "roe": "fraction per year, TTM net income / total equity (NULL where equity <= 0)",
+    "roa": "fraction per year, TTM net income / total assets",
+    "accruals": "fraction per year, (TTM net income - TTM free cash flow) / total assets "
+                "(lower is better)",
+    "fcf_margin": "fraction, TTM free cash flow / TTM revenue (NULL where revenue <= 0)",
+    "revenue_growth_yoy": "fraction, latest quarter's revenue vs 12 months earlier - 1",
+    "earnings_growth_yoy": "fraction, (net income - net income 1y ago) / |net income 1y ago|",
+    "value_score": "0-100 points, mean sector-neutral rank of E/P, S/P, FCF/P, B/P",
+    "quality_score": "0-100 points, mean sector-neutral rank of ROE, ROA, accruals, FCF margin",
+    "growth_score": "0-100 points, mean sector-neutral rank of revenue and earnings growth",
+    "shares_diluted_pit": "shares, weighted-average diluted shares of the latest quarter "
+                          "public on the scan date",
+}
+
+
+def _factor_unit(name: str) -> str:
+    if name in _FACTOR_UNITS:
+        return _FACTOR_UNITS[name] + " (point-in-time fundamentals; NULL without them)"
+    base = name.removesuffix("_sn")
+    return (f"0-100 points, sector-neutral percentile of {base} in the run's universe "
+            "(100 = best in its sector)")
+
+
+#: The numeric point-in-time fundamental factors a scan adds (=
+#: :data:`technic.store.schema.FUNDAMENTAL_RESULT_COLUMNS`; named here from the scoring
+#: module: technic.store.schema imports this package for the built-in presets).
+FUNDAMENTAL_COLUMNS: tuple[str, ...] = tuple(
+    c for c in FACTOR_COLUMNS if c not in ("market_cap_pit", "market_cap_source",
+                                           "fund_period_end", "fund_available_date"))
+
+#: The point-in-time fundamental factors of a scan (docs/scoring.md, docs/tables.md).
+_FUNDAMENTALS: tuple[Column, ...] = (
+    *(Column(n, "num", _factor_unit(n), scope="scan", source="fundamental")
+      for n in FUNDAMENTAL_COLUMNS),
+    Column("market_cap_source", "text", "where market_cap_pit came from: fundamentals, "
+           "reference or NULL", scope="scan", source="fundamental"),
+)
+
+_OPTION_UNITS: dict[str, str] = {
+    "opt_atm_iv_30d": "annualized fraction, ATM implied volatility at 30 days",
+    "opt_iv_rv_20": "ratio, opt_atm_iv_30d / 20-day realized volatility",
+    "opt_iv_rank_252": "0-1, (IV - min) / (max - min) of ATM IV 30d over 252 sessions "
+                       "(NULL until 252 sessions exist)",
+    "opt_skew_25d": "vol points (decimal IV), IV(25-delta put) - IV(25-delta call), "
+                    "expiration nearest 30 days",
+    "opt_term_slope": "vol points (decimal IV), ATM IV 90d - ATM IV 30d (> 0 = contango)",
+    "opt_put_call_volume": "ratio, put volume / call volume of the session",
+    "opt_volume_oi": "ratio, option volume / open interest of the session",
+    "opt_expected_move_pct": "fraction of the underlying price, expected move to the next "
+                             "expiration (ATM straddle or IV)",
+}
+
+#: The ``opt_*`` option metrics (docs/options.md; =
+#: :data:`technic.store.schema.OPTION_RESULT_COLUMNS`, checked by tests/unit/test_screen.py);
+#: in a scan's rows with options only.
+_OPTIONS: tuple[Column, ...] = tuple(
+    Column(n, "num", u + " (option_metrics; scan --with-options)", scope="options",
+           source="option") for n, u in _OPTION_UNITS.items())
+
+#: Every column a screen can use, by name, in display order: features, reference, scores,
+#: fundamental factors, option metrics.
 COLUMNS: dict[str, Column] = {c.name: c for c in (
-    *(Column(f.name, "num", f.unit) for f in FEATURES), *_REFERENCE, *_SCORES)}
+    *(Column(f.name, "num", f.unit) for f in FEATURES), *_REFERENCE, *_SCORES,
+    *_FUNDAMENTALS, *_OPTIONS)}
 
 #: Columns available outside a scan (the feature store joined with ``symbols``).
 FEATURE_SCOPE: frozenset[str] = frozenset(n for n, c in COLUMNS.items() if c.scope == "features")
+
+#: The ``opt_*`` columns: a scan has them only with options (``with_options``).
+OPTION_SCOPE: frozenset[str] = frozenset(n for n, c in COLUMNS.items() if c.scope == "options")
 
 
 class UnknownColumnError(ValueError):

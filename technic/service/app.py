@@ -9,6 +9,7 @@ them are cached by run id (``cachetools``), and the id of the latest run for a f
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import secrets
 import threading
@@ -29,7 +30,8 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from technic.jobs.browse import SYMBOL_PATTERN, UnknownSymbolError, symbol_report
-from technic.jobs.scan import SUMMARY_COLUMNS, check_sectors
+from technic.jobs.scan import SUMMARY_COLUMNS, check_industries, check_sectors, resolve_preset
+from technic.screen import FilterError, Node, parse_filter, to_text
 from technic.service.models import ScanRequest
 from technic.service.runner import STAGES, ScanRunner
 from technic.store.browse import (
@@ -41,8 +43,10 @@ from technic.store.browse import (
     run_sectors,
 )
 from technic.store.db import DatabaseTarget, describe_database_error, first_line
+from technic.store.presets import PresetNotFound
 from technic.store.runs import mark_orphans
 from technic.store.schema import DEFAULT_PRESET
+from technic.store.screen import check_result_filter
 
 STATIC = Path(__file__).resolve().parent / "static"
 #: Age (s) after which the remembered latest run id is refreshed in the background (runs
@@ -68,6 +72,11 @@ Sector = Annotated[list[str], Query(description="Keep only this sector (repeatab
                                                 "case-insensitive).")]
 MinPrice = Annotated[float | None, Query(ge=0, allow_inf_nan=False,
                                          description="Keep only close >= this, USD.")]
+Where = Annotated[str | None, Query(
+    max_length=2000, description="Screen filter over the stored result columns "
+                                 "(docs/screens.md), e.g. `value_score > 70 and rsi_14 < 40`; "
+                                 "evaluated by PostgreSQL with bound parameters. A bad filter "
+                                 "or a column scan_results does not store: 422 naming `where`.")]
 Limit = Annotated[int, Query(ge=1, le=1000, description="Rows per page.")]
 Offset = Annotated[int, Query(ge=0, description="Rows to skip.")]
 
@@ -255,15 +264,24 @@ def create_app(target: DatabaseTarget, api_key: str | None = None,
                            f"{', '.join(RESULT_FIELDS)}", columns)
         return cols
 
+    def parse_where(where: str | None) -> Node | None:
+        try:
+            node = parse_filter(where)
+            check_result_filter(node)
+        except FilterError as e:
+            raise _invalid("query", "where", str(e), where) from None
+        return node
+
     async def results_page(run_id: int, columns: str | None, sort: str, order: str,
                            sector: list[str], min_price: float | None, limit: int,
-                           offset: int) -> tuple[bytes, bool]:
+                           offset: int, where: str | None = None) -> tuple[bytes, bool]:
         """The page's JSON and whether it may be cached (its run is finished)."""
         cols = parse_columns(columns)
         if sort not in RESULT_FIELDS:
             raise _invalid("query", "sort", f"unknown column {sort!r}", sort)
+        node = parse_where(where)
         key = (run_id, cols, sort, order, tuple(s.lower() for s in sector), min_price, limit,
-               offset)
+               offset, to_text(node) if node is not None else None)
         with caches.lock:
             body = caches.pages.get(key)
         if body is not None:
@@ -272,12 +290,13 @@ def create_app(target: DatabaseTarget, api_key: str | None = None,
 
         def load() -> tuple[int, list[dict[str, Any]], list[str]]:
             total, rows = read_scan_results(target, run_id, cols, sort, order == "desc",
-                                            sector, min_price, limit, offset)
+                                            sector, min_price, limit, offset, where=node)
             return total, rows, run_sectors(target, run_id)
 
         total, rows, sectors = await run_in_threadpool(load)
         body = _dumps({"run": run, "total": total, "offset": offset, "limit": limit,
-                       "sort": sort, "order": order, "columns": list(cols),
+                       "sort": sort, "order": order, "where": to_text(node) if node else None,
+                       "columns": list(cols),
                        "sectors": sectors, "results": rows})
         if run["status"] != "ok":
             return body, False
@@ -309,15 +328,15 @@ def create_app(target: DatabaseTarget, api_key: str | None = None,
                      sector: Sector = [],  # noqa: B006 (FastAPI copies defaults)
                      min_price: MinPrice = None, limit: Limit = 100, offset: Offset = 0,
                      preset: Annotated[str, Query(pattern=_PRESET, description=(
-                         "Whose latest run: `default` = latest_scan_results."))] = DEFAULT_PRESET
-                     ) -> Response:
+                         "Whose latest run: `default` = latest_scan_results."))] = DEFAULT_PRESET,
+                     where: Where = None) -> Response:
         """A page of the latest successful run of `preset` (what `latest_scan_results`
         shows for `default`); same parameters and answer as `GET /v1/scans/{run_id}`."""
         run_id = await caches.latest_id(preset)
         if run_id is None:
             raise HTTPException(404, f"no successful scan of preset {preset!r} yet")
         body, cacheable = await results_page(run_id, columns, sort, order, sector, min_price,
-                                             limit, offset)
+                                             limit, offset, where)
         if cacheable:
             with caches.lock:
                 caches.answers[request.scope["query_string"]] = (preset, run_id, body)
@@ -327,29 +346,48 @@ def create_app(target: DatabaseTarget, api_key: str | None = None,
     async def scan_run(run_id: Annotated[int, PathParam(ge=1)], columns: Columns = None,
                        sort: Sort = "rank", order: Order = "asc",
                        sector: Sector = [],  # noqa: B006
-                       min_price: MinPrice = None, limit: Limit = 100, offset: Offset = 0
-                       ) -> Response:
+                       min_price: MinPrice = None, limit: Limit = 100, offset: Offset = 0,
+                       where: Where = None) -> Response:
         """The run (`run`: params, status, counts, timings) and a page of its ranked results
         (`results`; `total` rows pass the filters; `sectors`: the sectors in the run)."""
         body, _ = await results_page(run_id, columns, sort, order, sector, min_price, limit,
-                                     offset)
+                                     offset, where)
         return Response(body, media_type="application/json")
 
     @app.post("/v1/scans", tags=["scans"], status_code=202,
               dependencies=[Depends(require_key)])
     async def start(body: ScanRequest) -> dict[str, Any]:
         """Start a scan (needs `X-API-Key`). Answers at once with its run id; follow it at
-        `events` (Server-Sent Events) or poll `run`. Bad parameters: 422 naming the field,
-        nothing stored."""
+        `events` (Server-Sent Events) or poll `run`. A stored preset runs as itself. Bad
+        parameters: 422 naming the field, nothing stored."""
         try:
             params = body.scan_params()
+        except FilterError as e:
+            raise _invalid("body", "where", str(e), body.where) from None
         except ValueError as e:
             field = "preset" if "preset" in str(e) else "body"
             raise _invalid("body", field, str(e), body.preset) from None
-        try:
-            await run_in_threadpool(check_sectors, target, params.rules.sectors)
-        except ValueError as e:
-            raise _invalid("body", "sectors", str(e), body.sectors) from None
+        if body.preset is not None:
+            try:
+                stored = await run_in_threadpool(resolve_preset, target, body.preset,
+                                                 body.as_of)
+            except PresetNotFound:  # not a stored preset: only the run's name
+                stored = None
+            except ValueError as e:
+                raise _invalid("body", "preset", str(e), body.preset) from None
+            if stored is not None:
+                if body.has_filters:
+                    raise _invalid("body", "preset", f"preset {body.preset!r} is a stored "
+                                   "preset with its own filters: send it without filter "
+                                   "fields", body.preset)
+                params = dataclasses.replace(stored, with_options=params.with_options
+                                             or stored.with_options)
+        for field, check, value in (("sectors", check_sectors, params.rules.sectors),
+                                    ("industries", check_industries, params.industries)):
+            try:
+                await run_in_threadpool(check, target, value)
+            except ValueError as e:
+                raise _invalid("body", field, str(e), list(value)) from None
         run_id = await run_in_threadpool(runner.submit, params)
         return {"run_id": run_id, "status": "running",
                 "events": f"/v1/scans/{run_id}/events", "run": f"/v1/scans/{run_id}"}

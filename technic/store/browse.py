@@ -15,9 +15,16 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from technic.screen.filter import Node
 from technic.store.db import DatabaseTarget, get_engine
 from technic.store.results import RESULT_COLUMNS
 from technic.store.schema import DEFAULT_PRESET, FEATURE_COLUMNS
+from technic.store.screen import (
+    RESULT_SQL_COLUMNS,
+    SCAN_RESULTS,
+    check_result_filter,
+    filter_clause,
+)
 
 #: ``scan_runs`` columns a run's description holds.
 RUN_COLUMNS: tuple[str, ...] = ("run_id", "started_at", "finished_at", "as_of", "status",
@@ -101,8 +108,8 @@ def run_sectors(target: DatabaseTarget, run_id: int) -> list[str]:
 def read_scan_results(target: DatabaseTarget, run_id: int,
                       columns: Sequence[str] = RESULT_FIELDS, sort: str = "rank",
                       descending: bool = False, sectors: Sequence[str] = (),
-                      min_price: float | None = None, limit: int = 100, offset: int = 0
-                      ) -> tuple[int, list[dict[str, Any]]]:
+                      min_price: float | None = None, limit: int = 100, offset: int = 0,
+                      where: Node | None = None) -> tuple[int, list[dict[str, Any]]]:
     """One page of a run's ranked results.
 
     Args:
@@ -113,36 +120,43 @@ def read_scan_results(target: DatabaseTarget, run_id: int,
         sectors: keep only these sectors (case-insensitive); empty = all.
         min_price: keep only rows with ``close`` ≥ this (USD); None = all.
         limit, offset: the page (``limit`` ≥ 1, ``offset`` ≥ 0).
+        where: a parsed screen filter (:func:`technic.screen.parse_filter`) over the stored
+            columns, compiled by :func:`technic.store.screen.filter_clause` (bound
+            parameters only); None = none.
 
     Returns:
         ``(total, rows)``: the number of rows that pass the filters and the page, each row a
         dict ``column → value`` (NULL → None).
 
     Raises:
-        ValueError: a column or the sort column is not in :data:`RESULT_FIELDS`.
+        ValueError: a column or the sort column is not in :data:`RESULT_FIELDS`;
+            :class:`technic.screen.FilterError` (a ValueError): ``where`` reads a column
+            ``scan_results`` does not store.
     """
     bad = [c for c in (*columns, sort) if c not in RESULT_FIELDS]
     if bad:
         raise ValueError(f"unknown result column(s): {', '.join(bad)}")
-    where: list[str] = ["run_id = :run"]
-    params: dict[str, Any] = {"run": run_id, "limit": limit, "offset": offset}
+    check_result_filter(where)
+    r = SCAN_RESULTS.c
+    conds: list[Any] = [r.run_id == sa.bindparam("run", int(run_id), type_=sa.BigInteger)]
     if sectors:
-        where.append("lower(sector) = ANY(:sectors)")
-        params["sectors"] = [s.lower() for s in sectors]
+        conds.append(sa.func.lower(r.sector).in_(sa.bindparam(
+            "sectors", [s.lower() for s in sectors], expanding=True, type_=sa.Text)))
     if min_price is not None:
-        where.append("close >= :min_price")
-        params["min_price"] = min_price
-    cond = " AND ".join(where)
-    order = f"{sort} {'DESC' if descending else 'ASC'} NULLS LAST" + \
-        ("" if sort == "rank" else ", rank")
-    cols = ", ".join(columns) if columns else "rank"
+        conds.append(r.close >= sa.bindparam("min_price", float(min_price), type_=sa.Float))
+    if where is not None:
+        conds.append(filter_clause(where, RESULT_SQL_COLUMNS))
+    key = r[sort].desc() if descending else r[sort].asc()
+    order = [key.nulls_last(), *([] if sort == "rank" else [r.rank.asc()])]
+    cols = list(columns) or ["rank"]
+    page = sa.select(*(r[c] for c in cols)).where(*conds).order_by(*order).limit(
+        sa.bindparam("limit", int(limit), type_=sa.Integer)).offset(
+        sa.bindparam("offset", int(offset), type_=sa.Integer))
     with get_engine(target).connect() as c:
-        total = int(c.execute(sa.text(f"SELECT count(*) FROM scan_results WHERE {cond}"),
-                              params).scalar_one())
-        rows = c.execute(sa.text(f"SELECT {cols} FROM scan_results WHERE {cond} "
-                                 f"ORDER BY {order} LIMIT :limit OFFSET :offset"),
-                         params).mappings().all()
-    return total, [{k: r[k] for k in columns} for r in rows]
+        total = int(c.execute(sa.select(sa.func.count()).select_from(SCAN_RESULTS)
+                              .where(*conds)).scalar_one())
+        rows = c.execute(page).mappings().all()
+    return total, [{k: row[k] for k in columns} for row in rows]
 
 
 def symbol_reference(target: DatabaseTarget, symbol: str) -> dict[str, Any] | None:

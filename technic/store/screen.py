@@ -41,6 +41,8 @@ _S = sa.table("symbols", *(sa.column(c) for c in ("symbol", "name", "exchange", 
                                                   "industry", "security_type", "is_etf",
                                                   "active", "market_cap")))
 _R = sa.table("scan_results", *(sa.column(c) for c in RESULT_COLUMNS))
+#: ``scan_results`` as a SQLAlchemy Core table (the reads that combine a filter with others).
+SCAN_RESULTS = _R
 
 #: Filter name → SQL expression over ``features_daily f JOIN symbols s``.
 FEATURE_SQL_COLUMNS: dict[str, ColumnElement] = {
@@ -149,6 +151,20 @@ def read_feature_rows(target: DatabaseTarget, start: dt.date, end: dt.date,
     return df
 
 
+def check_result_filter(where: Node | None) -> None:
+    """Check that a parsed filter reads only columns ``scan_results`` stores.
+
+    Raises:
+        FilterError: one line naming the columns that are not stored (features a scan reads
+            but does not store, e.g. ``sma_200``, and the reference columns).
+    """
+    if where is not None:
+        outside = sorted(columns_of(where) - set(RESULT_SQL_COLUMNS))
+        if outside:
+            raise FilterError(f"column(s) {', '.join(outside)} are not stored in scan_results "
+                              f"(it has: {', '.join(RESULT_SQL_COLUMNS)})")
+
+
 def results_select(run_id: int, where: Node | None = None, sort: str | None = None,
                    descending: bool = False, limit: int | None = None,
                    offset: int = 0) -> sa.Select:
@@ -158,11 +174,7 @@ def results_select(run_id: int, where: Node | None = None, sort: str | None = No
     Raises:
         FilterError: the filter or ``sort`` reads a column ``scan_results`` does not store.
     """
-    if where is not None:
-        outside = sorted(columns_of(where) - set(RESULT_SQL_COLUMNS))
-        if outside:
-            raise FilterError(f"column(s) {', '.join(outside)} are not stored in scan_results "
-                              f"(it has: {', '.join(RESULT_SQL_COLUMNS)})")
+    check_result_filter(where)
     q = sa.select(*(_R.c[c] for c in RESULT_COLUMNS)).where(
         _R.c.run_id == sa.bindparam("run_id", int(run_id), type_=sa.BigInteger))
     if where is not None:

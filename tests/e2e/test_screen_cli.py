@@ -134,3 +134,30 @@ def test_sectors_columns_and_one_line_errors(db_url, demo_target):
     with get_engine(demo_target).connect() as c:
         assert c.execute(sa.text("SELECT count(*) FROM pg_namespace WHERE nspname = "
                                  "'no_such_schema'")).scalar_one() == 0
+
+
+def test_fundamental_and_option_columns_from_the_cli(db_url, demo_target):
+    """`technic scan --where` on a fundamental factor and a score; `technic columns` lists
+    the fundamental and option columns with units; an opt_* filter turns options on."""
+    s = demo_target.schema
+    where = "value_score > 70 and rsi_14 < 40"
+    u = tc.scan(target=demo_target)
+    exp = u[(u.value_score > 70) & (u.rsi_14 < 40)]
+    r = _cli(db_url, s, "scan", "--where", where, "--format", "csv", "--top", "1000")
+    assert r.returncode == 0, r.stderr
+    got = pd.read_csv(io.StringIO(r.stdout))
+    assert got.symbol.tolist() == exp.symbol.tolist() and len(got) >= 3
+    assert {"value_score", "rsi_14"} <= set(got.columns)
+    r = _cli(db_url, s, "columns", "--format", "json")
+    cols = {c["column"]: c for c in json.loads(r.stdout)["results"]}
+    assert cols["value_score"]["source"] == "fundamental"
+    assert cols["value_score"]["unit"].startswith("0-100 points")
+    assert cols["opt_iv_rv_20"]["scope"] == "options" and "ratio" in cols["opt_iv_rv_20"]["unit"]
+    r = _cli(db_url, s, "columns", "--scope", "options", "--format", "csv")
+    assert r.returncode == 0 and len(pd.read_csv(io.StringIO(r.stdout))) == 8
+    r = _cli(db_url, s, "scan", "--where", "opt_iv_rv_20 > 1", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)  # other tests may have stored metrics for a symbol or two
+    assert "with_options" in doc["counts"] and len(doc["results"]) <= 5
+    assert _count(demo_target, f"SELECT count(*) FROM scan_runs WHERE run_id = {doc['run_id']} "
+                               "AND (params->>'with_options')::boolean") == 1

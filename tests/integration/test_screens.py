@@ -270,12 +270,82 @@ def test_scan_preset_option_runs_a_stored_preset(demo_target):
                                                      where="close > 1"))
 
 
+@pytest.mark.filterwarnings("ignore:no option metrics")
 def test_every_registry_column_is_in_the_frames(demo_target, unfiltered):
     from technic.screen import COLUMNS, FEATURE_SCOPE
+    from technic.screen.columns import OPTION_SCOPE
 
-    assert set(COLUMNS) <= set(unfiltered.columns), set(COLUMNS) - set(unfiltered.columns)
+    plain = set(COLUMNS) - OPTION_SCOPE  # the opt_* columns come with options only
+    assert plain <= set(unfiltered.columns), plain - set(unfiltered.columns)
+    assert not OPTION_SCOPE & set(unfiltered.columns)
+    with_opts = tc.scan(with_options=True, target=demo_target)
+    assert set(COLUMNS) <= set(with_opts.columns), set(COLUMNS) - set(with_opts.columns)
     feats = read_feature_rows(demo_target, DAY, DAY, ["AAPL"])
     assert set(feats.columns) >= FEATURE_SCOPE, FEATURE_SCOPE - set(feats.columns)
     row = unfiltered.set_index("symbol").loc["AAPL"]
     assert row.dollar_volume == pytest.approx(row.close * row.volume)
     assert feats.market_cap.iloc[0] == pytest.approx(row.market_cap)
+
+
+def test_fundamental_factor_filters_match_pandas(demo_target, unfiltered):
+    """Fundamental factors and market-cap columns filter like any score: in the scan (pandas)
+    and in SQL over a stored run, rows hand-checked against the unfiltered scan."""
+    u = unfiltered
+    assert u.value_score.notna().sum() > 100  # the demo has fundamentals
+    cases = [
+        ("value_score > 70 and rsi_14 < 40", (u.value_score > 70) & (u.rsi_14 < 40)),
+        ("market_cap_source = 'FUNDAMENTALS' and quality_score >= 80 and roe > 0.2",
+         (u.market_cap_source == "fundamentals") & (u.quality_score >= 80) & (u.roe > 0.2)),
+        ("market_cap_pit > 200B and growth_score is not null",
+         (u.market_cap_pit > 200e9) & u.growth_score.notna()),
+        ("earnings_yield_sn >= 90 or book_to_price > 1", (u.earnings_yield_sn >= 90)
+         | (u.book_to_price > 1)),
+    ]
+    saved = tc.scan(save=True, target=demo_target)
+    for text, mask in cases:
+        exp = u[mask.fillna(False).astype(bool)]
+        assert len(exp) >= 3, text
+        got = tc.scan(text, target=demo_target)
+        assert got.symbol.tolist() == exp.symbol.tolist(), text  # TechRating order kept
+        assert got["rank"].tolist() == list(range(1, len(exp) + 1)), text
+        rows = read_scan_results(demo_target, saved.attrs["run_id"], where=parse_filter(text))
+        assert rows.symbol.tolist() == exp.symbol.tolist(), text
+    top = read_scan_results(demo_target, saved.attrs["run_id"], where=parse_filter(
+        "value_score is not null"), sort="value_score", descending=True, limit=5, offset=2)
+    exp = u[u.value_score.notna()].sort_values(["value_score", "rank"],
+                                               ascending=[False, True])
+    assert top.symbol.tolist() == exp.symbol.iloc[2:7].tolist()
+
+
+def test_option_column_in_the_filter_turns_options_on(demo_target, unfiltered):
+    """A filter naming an opt_* column scans with the option metrics (no --with-options
+    needed); without metrics that day the columns are NULL and a warning says why."""
+    from technic.store.options import write_option_metrics
+
+    p = ScanParams(where="opt_iv_rv_20 >= 1.2 and tech_rating > 0")
+    assert p.with_options and p.option_columns == {"opt_iv_rv_20"}
+    assert ScanParams(sort="opt_skew_25d").with_options
+    assert ScanParams(columns=("symbol", "opt_atm_iv_30d")).with_options
+    assert not ScanParams(where="value_score > 70").with_options
+    # other tests may have stored metrics for the day: use symbols without any
+    taken = {r[0] for r in _q(demo_target, "SELECT underlying FROM option_metrics "
+                                           "WHERE date = :d", d=DAY)}
+    syms = [s for s in unfiltered.symbol if s not in taken][2:5]
+    if not taken:
+        out = run_scan(demo_target, p, save=False)
+        assert out.results.empty and out.counts["with_options"] == 0
+        assert any("no option metrics for 2025-07-09" in w for w in out.warnings)
+    write_option_metrics(demo_target, pd.DataFrame([
+        {"date": DAY, "underlying": s, "n_contracts": 10, "atm_iv_30d": iv,
+         "realized_vol_20": 0.25, "iv_rv_20": iv / 0.25, "reasons": {}}
+        for s, iv in zip(syms, (0.40, 0.20, 0.30), strict=True)]))
+    try:
+        where = f"opt_iv_rv_20 >= 1.2 and symbol in ({', '.join(map(repr, syms))})"
+        got = tc.scan(where, target=demo_target)
+        assert got.symbol.tolist() == [syms[0], syms[2]]  # iv/rv 1.6 and 1.2; 0.8 dropped
+        assert got.opt_atm_iv_30d.tolist() == [0.40, 0.30]
+        assert got["rank"].tolist() == [1, 2]
+    finally:
+        with get_engine(demo_target).begin() as c:
+            c.execute(sa.text("DELETE FROM option_metrics WHERE date = :d AND underlying = "
+                              "ANY(:s)"), {"d": DAY, "s": syms})

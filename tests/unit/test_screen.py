@@ -49,6 +49,34 @@ def test_registry_has_every_feature_reference_and_score_column():
     assert all(c.unit for c in COLUMNS.values())
 
 
+def test_registry_has_the_fundamental_and_option_columns():
+    from technic.jobs.scan import ScanParams
+    from technic.screen.columns import OPTION_SCOPE
+    from technic.store.results import RESULT_COLUMNS
+    from technic.store.schema import FUNDAMENTAL_RESULT_COLUMNS, OPTION_RESULT_COLUMNS
+
+    assert set(FUNDAMENTAL_RESULT_COLUMNS) | {"market_cap_source", "market_cap_pit"} <= {
+        n for n, c in COLUMNS.items() if c.scope == "scan"}
+    assert {COLUMNS[c].source for c in FUNDAMENTAL_RESULT_COLUMNS} == {"fundamental"}
+    assert COLUMNS["market_cap_source"].kind == "text"
+    assert set(OPTION_RESULT_COLUMNS) == OPTION_SCOPE  # the same names as scan_results
+    # every stored result column a screen can use is in the registry (dates and the id aside)
+    assert set(RESULT_COLUMNS) - set(COLUMNS) == {"run_id", "fund_period_end",
+                                                  "fund_available_date"}
+    assert parse_filter("value_score > 70 and rsi_14 < 40") is not None
+    with pytest.raises(FilterError, match="did you mean value_score"):
+        parse_filter("valu_score > 70")
+    # an opt_* column in the filter, sort or columns turns the options on
+    assert ScanParams(where="opt_iv_rv_20 > 1.2").with_options
+    assert ScanParams(sort="opt_skew_25d").with_options
+    assert ScanParams(columns=("symbol", "opt_volume_oi")).with_options
+    assert not ScanParams(where="value_score > 70").with_options
+    assert format_value("value_score", 71.26) == "71.3"
+    assert format_value("earnings_yield", 0.052) == "+5.2%"
+    assert format_value("opt_atm_iv_30d", 0.31) == "31.0%"
+    assert format_value("shares_diluted_pit", 1.5e10) == "15.0B"
+
+
 @pytest.mark.parametrize("text, expected", [
     ("rsi_14 < 30", ["A", "E"]),
     ("rsi_14 <= 35", ["A", "B", "E"]),

@@ -10,7 +10,7 @@ const COLUMNS = [
   ["dollar_volume_20", "$Vol 20d", "musd"],
 ];
 const state = Object.assign({run: null, sort: "rank", order: "asc", sector: "", min_price: "",
-                             limit: "100", offset: 0},
+                             where: "", limit: "100", offset: 0},
                             Object.fromEntries(new URLSearchParams(location.search)));
 state.offset = Number(state.offset) || 0;
 const $ = id => document.getElementById(id);
@@ -20,12 +20,13 @@ function query() {
                                  order: state.order, limit: state.limit, offset: state.offset});
   if (state.sector) q.append("sector", state.sector);
   if (state.min_price !== "") q.append("min_price", state.min_price);
+  if (state.where) q.append("where", state.where);
   return q;
 }
 
 function syncUrl() {
   const q = new URLSearchParams();
-  for (const k of ["run", "sort", "order", "sector", "min_price", "limit", "offset"]) {
+  for (const k of ["run", "sort", "order", "sector", "min_price", "where", "limit", "offset"]) {
     if (state[k] !== null && state[k] !== "" && state[k] !== undefined) q.set(k, state[k]);
   }
   history.replaceState(null, "", "?" + q.toString());
@@ -86,10 +87,16 @@ async function load() {
     fillSectors($("f-sector"), page.sectors, state.sector);
     if ($("s-sector").options.length <= 1) fillSectors($("s-sector"), page.sectors, "");
     $("f-min-price").value = state.min_price;
+    $("f-where").value = state.where;
+    $("f-error").textContent = "";
     $("f-limit").value = state.limit;
     renderTable(page);
   } catch (e) {
-    $("title").textContent = `no scan to show: ${e.message}`;
+    if (state.where && e.message.startsWith("where:")) {  // a bad filter: say so by the box
+      $("f-error").textContent = e.message;
+    } else {
+      $("title").textContent = `no scan to show: ${e.message}`;
+    }
     $("results").tBodies[0].replaceChildren();
   }
   document.body.dataset.loads = String(Number(document.body.dataset.loads || 0) + 1);
@@ -98,10 +105,12 @@ async function load() {
 $("filters").addEventListener("submit", ev => {
   ev.preventDefault();
   state.sector = $("f-sector").value; state.min_price = $("f-min-price").value;
+  state.where = $("f-where").value.trim();
   state.limit = $("f-limit").value; state.offset = 0; load();
 });
 $("f-reset").addEventListener("click", () => {
-  Object.assign(state, {sort: "rank", order: "asc", sector: "", min_price: "", offset: 0}); load();
+  Object.assign(state, {sort: "rank", order: "asc", sector: "", min_price: "", where: "",
+                        offset: 0}); load();
 });
 $("prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - Number(state.limit)); load(); });
 $("next").addEventListener("click", () => { state.offset += Number(state.limit); load(); });

@@ -290,3 +290,99 @@ def test_a_client_that_disconnects_does_not_break_the_run(api_server):
     # a custom scan does not become "latest"
     assert httpx.get(f"{s.url}/v1/scans/latest", params={"limit": 1}
                      ).json()["run"]["preset"] == "default"
+
+
+def test_result_pages_take_a_where_filter(api_server):
+    """``where=`` filters a stored run in SQL (bound parameters): the rows equal the run's
+    rows filtered by hand; fundamental factors and scores are filterable."""
+    s = api_server
+    everything = all_rows(s.url, s.run_id)
+    text = "value_score > 70 and rsi_14 < 40"
+    exp = [r for r in everything if r["value_score"] is not None and r["value_score"] > 70
+           and r["rsi_14"] is not None and r["rsi_14"] < 40]
+    assert len(exp) >= 3
+    got = httpx.get(f"{s.url}/v1/scans/{s.run_id}", params={"where": text, "limit": 1000})
+    assert got.status_code == 200, got.text
+    doc = got.json()
+    assert doc["total"] == len(exp) and doc["results"] == exp
+    assert doc["where"] == "value_score > 70 and rsi_14 < 40"
+    # with sort, columns, sector and paging; /latest takes it too
+    sec = exp[0]["sector"]
+    page = httpx.get(f"{s.url}/v1/scans/latest", params={
+        "where": "market_cap_source = 'fundamentals' and quality_score >= 60",
+        "sort": "quality_score", "order": "desc", "columns": "rank,symbol,quality_score",
+        "sector": sec, "limit": 3, "offset": 1}).json()
+    latest_rows = all_rows(s.url, page["run"]["run_id"])
+    want = sorted((r for r in latest_rows if r["market_cap_source"] == "fundamentals"
+                   and r["quality_score"] is not None and r["quality_score"] >= 60
+                   and r["sector"] == sec), key=lambda r: (-r["quality_score"], r["rank"]))
+    assert page["total"] == len(want) and [r["symbol"] for r in page["results"]] == [
+        r["symbol"] for r in want[1:4]]
+    # a quote inside a string is part of the value (bound), never SQL
+    r = httpx.get(f"{s.url}/v1/scans/{s.run_id}", params={
+        "where": "symbol = 'X'' OR ''1''=''1' or sector = 'a'';drop table scan_results;--'"})
+    assert r.status_code == 200 and r.json()["total"] == 0
+
+
+@pytest.mark.parametrize("where", [
+    "close > 5; DROP TABLE scan_results",
+    "rank > 0) UNION SELECT * FROM symbols --",
+    "1 = 1",
+    "rsi14 < 30",
+    "sma_200 > 10",  # a feature the scan reads but scan_results does not store
+    "sector < 'A'",
+    "close > ",
+])
+def test_bad_or_hostile_where_is_422_naming_where(api_server, where):
+    s = api_server
+    before = counts(s.target)
+    for url in (f"{s.url}/v1/scans/{s.run_id}", f"{s.url}/v1/scans/latest"):
+        r = httpx.get(url, params={"where": where})
+        assert r.status_code == 422, (where, r.text)
+        detail = r.json()["detail"]
+        assert detail[0]["loc"] == ["query", "where"] and "\n" not in detail[0]["msg"], detail
+    r = httpx.post(f"{s.url}/v1/scans", json={"where": where}, headers=KEY)
+    if where == "sma_200 > 10":  # a scan reads every feature: a valid scan filter
+        assert r.status_code == 202, r.text
+        wait_finished(s.url, r.json()["run_id"])
+        return
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "where"], r.text
+    assert counts(s.target) == before
+    assert httpx.get(f"{s.url}/v1/health").status_code == 200
+
+
+def test_post_scan_with_screen_fields_and_a_stored_preset(api_server):
+    import technic as tc
+
+    s = api_server
+    body = {"where": "rsi_14 < 60 and value_score >= 40", "industries": [],
+            "min_market_cap": 5e9, "sectors": ["Technology"]}
+    r = httpx.post(f"{s.url}/v1/scans", json=body, headers=KEY)
+    assert r.status_code == 202, r.text
+    run = wait_finished(s.url, r.json()["run_id"])
+    assert run["status"] == "ok" and run["preset"] is None  # a custom scan
+    assert run["params"]["where"] == body["where"] and run["counts"]["dropped_where"] > 0
+    exp = tc.scan(body["where"], sectors=["Technology"], min_market_cap=5e9,
+                  target=s.target)
+    rows = all_rows(s.url, run["run_id"])
+    assert [x["symbol"] for x in rows] == exp.symbol.tolist() and len(rows) >= 3
+    assert [x["rank"] for x in rows] == list(range(1, len(rows) + 1))
+
+    r = httpx.post(f"{s.url}/v1/scans", json={"preset": "momentum-leaders"}, headers=KEY)
+    assert r.status_code == 202, r.text
+    run = wait_finished(s.url, r.json()["run_id"])
+    assert run["status"] == "ok" and run["preset"] == "momentum-leaders"
+    assert run["params"]["where"].startswith("ret_12_1 > 0.2")
+    exp = tc.scan(preset="momentum-leaders", target=s.target).sort_values("rank")
+    assert [x["symbol"] for x in all_rows(s.url, run["run_id"])] == exp.symbol.tolist()
+
+    before = counts(s.target)
+    for bad, field in (({"preset": "momentum-leaders", "min_price": 50}, "preset"),
+                       ({"preset": "momentum-leaders", "where": "close > 1"}, "preset"),
+                       ({"industries": ["Semiconductor"]}, "industries"),
+                       ({"min_market_cap": -1}, "min_market_cap"),
+                       ({"where": "x" * 2001}, "where")):
+        r = httpx.post(f"{s.url}/v1/scans", json=bad, headers=KEY)
+        assert r.status_code == 422, (bad, r.text)
+        assert r.json()["detail"][0]["loc"][-1] == field, r.text
+    assert counts(s.target) == before

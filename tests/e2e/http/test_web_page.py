@@ -88,6 +88,17 @@ def test_table_page(api_server, page, tmp_path):
               page.locator("#results tbody tr td:nth-child(4)").all_inner_texts()]
     assert sectors == {sector} and min(prices) >= 20
     assert page.errors == []
+    # a where filter (the screen language), on top of sector and price
+    page.fill("#f-where", "rsi_14 < 50")
+    reloaded(page, lambda: page.click("#filters button[type=submit]"))
+    rsi = [float(t) for t in page.locator("#results tbody tr td:nth-child(14)").all_inner_texts()]
+    exp = httpx.get(f"{s.url}/v1/scans/latest", params={
+        "where": "rsi_14 < 50", "sector": sector, "min_price": 20, "limit": 1000}).json()
+    assert len(rsi) == min(100, exp["total"]) and max(rsi, default=0) <= 50  # shown rounded
+    assert "where=rsi_14" in page.url and page.errors == []
+    page.fill("#f-where", "rsi_14 < 50; drop table symbols")
+    reloaded(page, lambda: page.click("#filters button[type=submit]"))
+    assert page.inner_text("#f-error").startswith("where: unexpected character ';'")
 
 
 def test_symbol_page(api_server, page, tmp_path):
