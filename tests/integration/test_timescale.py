@@ -136,12 +136,13 @@ def test_db_init_twice_and_what_it_creates(ts_url, tmp_path):
         daily_view = c.execute(sa.text(
             "SELECT relkind FROM pg_class WHERE oid = 'technic.bars_intraday_daily'::regclass"
         )).scalar()
-    assert hyper == {"bars_daily": True, "features_daily": True, "bars_intraday": True}
+    assert hyper == {"bars_daily": True, "features_daily": True, "bars_intraday": True,
+                     "option_chains": True}
     assert caggs == {"bars_15min": False, "bars_1h": False}  # real-time aggregation on
     assert daily_view == "m"
     assert jobs == sorted(
         [("policy_compression", t) for t in ("bars_daily", "features_daily", "bars_intraday",
-                                             "bars_15min", "bars_1h")]
+                                             "bars_15min", "bars_1h", "option_chains")]
         + [("policy_retention", t) for t in ("bars_intraday", "bars_15min", "bars_1h")]
         + [("policy_refresh_continuous_aggregate", t) for t in ("bars_15min", "bars_1h")])
     assert intraday_idx == ["bars_intraday_pkey"]  # no default ts index (COPY cost)
