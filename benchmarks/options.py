@@ -12,9 +12,15 @@ validated once, untimed.
   underlying)`` sum of volume over the same rows (one plain pass per chain);
   ``metrics_over_groupby`` is their ratio (steadier than the absolute figure on a shared
   machine);
+* ``greeks_s`` / ``greeks_cpu_s`` — :func:`technic.options.greeks.fill_greeks` over the
+  whole file (gamma/theta/vega for every contract with a usable IV; what greeks add to an
+  ingest before the larger COPY), median of ``--repeat``;
 * with ``--ingest``: the whole file through ``ingest_files`` into a throwaway database
-  (``ingest_first_s``: validate, COPY, metrics job; ``ingest_rerun_s``: the idempotent
-  re-run, every row staged and compared) — once each.
+  (``ingest_first_s``: validate, greeks, COPY, metrics job; ``ingest_rerun_s``: the
+  idempotent re-run, every row staged and compared) — once each; the same first load with
+  the greeks step switched off (``ingest_first_nogreeks_s``, in its own throwaway
+  database, run first) gives what greeks add end to end (compute + the three extra columns
+  written).
 
 Prints a table and, last, one JSON line.
 
@@ -37,6 +43,7 @@ sys.path.insert(0, str(REPO))
 import pyarrow.parquet as pq  # noqa: E402
 
 from technic.options.chains import validate_chains  # noqa: E402
+from technic.options.greeks import GreeksFill, fill_greeks  # noqa: E402
 from technic.options.metrics import option_metrics  # noqa: E402
 
 SHARED = Path(os.environ.get("TECHNIC_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -73,22 +80,37 @@ def main() -> None:
         "groupby_sum_s": round(ref_wall, 3), "groupby_sum_cpu_s": round(ref_cpu, 3),
     }
     res["metrics_over_groupby"] = round(res["metrics_s"] / res["groupby_sum_s"], 1)
+    _, fill = fill_greeks(chains)
+    g_wall, g_cpu = _median(lambda: fill_greeks(chains), args.repeat)
+    res.update({"greeks_rows": fill.rows_filled, "greeks_iv_recomputed": fill.iv_recomputed,
+                "greeks_s": round(g_wall, 3), "greeks_cpu_s": round(g_cpu, 3)})
     if args.ingest:
+        import technic.jobs.options as option_jobs
         from benchmarks._db import throwaway_database
         from technic.jobs.ingest import ingest_files
         from technic.store.db import DatabaseTarget, get_engine
         from technic.store.schema import init_db
 
-        with throwaway_database() as url:
-            target = DatabaseTarget(url=url, schema="technic", origin="benchmark")
-            init_db(get_engine(target), target.schema)
-            ingest_files(target, SHARED / "bars_daily_2026.parquet")
-            t = time.perf_counter()
-            ingest_files(target, SHARED / "options.parquet")
-            res["ingest_first_s"] = round(time.perf_counter() - t, 1)
-            t = time.perf_counter()
-            ingest_files(target, SHARED / "options.parquet")
-            res["ingest_rerun_s"] = round(time.perf_counter() - t, 1)
+        for greeks in (False, True):
+            option_jobs.fill_greeks = fill_greeks if greeks else (  # type: ignore[assignment]
+                lambda t, *a, **k: (t, GreeksFill()))
+            with throwaway_database() as url:
+                target = DatabaseTarget(url=url, schema="technic", origin="benchmark")
+                init_db(get_engine(target), target.schema)
+                ingest_files(target, SHARED / "bars_daily_2026.parquet")
+                t = time.perf_counter()
+                rep = ingest_files(target, SHARED / "options.parquet")[-1]
+                if not greeks:
+                    res["ingest_first_nogreeks_s"] = round(time.perf_counter() - t, 1)
+                    res["copy_nogreeks_s"] = rep.timings.get("copy_s", 0.0)
+                    continue
+                res["ingest_first_s"] = round(time.perf_counter() - t, 1)
+                res["copy_s"] = rep.timings.get("copy_s", 0.0)
+                res["ingest_greeks_s"] = rep.timings.get("greeks_s", 0.0)
+                t = time.perf_counter()
+                ingest_files(target, SHARED / "options.parquet")
+                res["ingest_rerun_s"] = round(time.perf_counter() - t, 1)
+        option_jobs.fill_greeks = fill_greeks  # type: ignore[assignment]
     width = max(len(k) for k in res)
     for k, v in res.items():
         print(f"{k:<{width}}  {v}")

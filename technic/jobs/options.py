@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from technic.options.chains import validate_chains
+from technic.options.greeks import fill_greeks
 from technic.options.metrics import IV_RANK_LOOKBACK, RV_WINDOW, option_metrics
 from technic.providers import files as files_provider
 from technic.store import ingest as store_ingest
@@ -37,7 +38,8 @@ log = logging.getLogger(__name__)
 
 def _ingest_chains(target: DatabaseTarget, source: str, path: str, read,
                    chain_source: str) -> tuple[IngestReport, list[dt.date]]:
-    """One option-chain ingest run: ``read()`` → ``(table, pre_rejects)``; validate; store;
+    """One option-chain ingest run: ``read()`` → ``(table, pre_rejects)``; validate; fill
+    the greeks the source lacks (:func:`technic.options.greeks.fill_greeks`); store;
     log the run (failed with the error on any exception, which is re-raised). Returns the
     report and the first and last session of the valid rows (empty: none)."""
     run_id = store_ingest.start_run(target, source, path)
@@ -55,6 +57,12 @@ def _ingest_chains(target: DatabaseTarget, source: str, path: str, read,
         report.rejects_by_reason = {str(k): int(n) for k, n in
                                     rejects["reason"].value_counts().items()}
         report.timings["validate_s"] = round(time.perf_counter() - t, 4)
+        t = time.perf_counter()
+        good, fill = fill_greeks(good)
+        report.timings["greeks_s"] = round(time.perf_counter() - t, 4)
+        log.info("ingest run %d: greeks computed for %d contract(s) (%d from an IV of the "
+                 "session's price), %d without usable inputs", run_id, fill.rows_filled,
+                 fill.iv_recomputed, fill.rows_unusable)
         write_option_chains(target, report, good, rejects, chain_source)
         days = [] if good.num_rows == 0 else [v.as_py() for v in pc.min_max(
             good["date"]).values()]

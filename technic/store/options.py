@@ -57,13 +57,29 @@ def _upsert(cur, report: IngestReport, rows: pa.Table, source: str) -> None:
         WHERE o.date IS NULL
            OR ({', '.join('o.' + c for c in OPTION_VALUE_COLUMNS)})
               IS DISTINCT FROM ({', '.join('s.' + c for c in OPTION_VALUE_COLUMNS)})""")
-    sets = ", ".join(f"{c} = d.{c}" for c in OPTION_VALUE_COLUMNS)
-    don = " AND ".join(f"o.{k} = d.{k}" for k in _KEY)
-    cur.execute(f"""WITH up AS (
-        UPDATE option_chains o SET {sets}, source = $1, ingested_at = now()
-        FROM _diff_options d WHERE NOT d.is_new AND {don} AND {rng} RETURNING 1)
-        SELECT count(*) FROM up""", parameters=(source,))
-    report.rows_updated += int(cur.fetchone()[0])
+    cur.execute("SELECT count(*) FILTER (WHERE NOT is_new), min(date) FILTER (WHERE NOT "
+                "is_new), max(date) FILTER (WHERE NOT is_new), count(*) FILTER (WHERE is_new) "
+                "FROM _diff_options")
+    n_changed, c_lo, c_hi, n_new = cur.fetchone()
+    if n_changed or n_new:
+        # TimescaleDB: stored contracts of these sessions may sit in compressed chunks. The
+        # constant date bounds keep the decompression to those sessions' batches, so let it
+        # run whatever timescaledb's per-transaction row limit (as for bars_daily).
+        cur.execute("SELECT current_setting('timescaledb.max_tuples_decompressed_per_dml_"
+                    "transaction', true) IS NOT NULL")
+        if cur.fetchone()[0]:
+            cur.execute("SET LOCAL timescaledb.max_tuples_decompressed_per_dml_transaction = 0")
+    if n_changed:
+        sets = ", ".join(f"{c} = d.{c}" for c in OPTION_VALUE_COLUMNS)
+        don = " AND ".join(f"o.{k} = d.{k}" for k in _KEY)
+        crng = f"o.date >= {_literal(c_lo)} AND o.date <= {_literal(c_hi)}"
+        cur.execute(f"""WITH up AS (
+            UPDATE option_chains o SET {sets}, source = $1, ingested_at = now()
+            FROM _diff_options d WHERE NOT d.is_new AND {don} AND {crng} RETURNING 1)
+            SELECT count(*) FROM up""", parameters=(source,))
+        report.rows_updated += int(cur.fetchone()[0])
+    if not n_new:
+        return
     cur.execute(f"""WITH ins AS (
         INSERT INTO option_chains ({', '.join(_KEY)}, {vals}, source)
         SELECT {', '.join(_KEY)}, {vals}, $1 FROM _diff_options WHERE is_new RETURNING 1)

@@ -1,13 +1,17 @@
 """``technic options snapshot`` and ``technic options metrics`` end to end: a Polygon chain
-from a local replay server into ``option_chains`` and ``option_metrics`` (real PostgreSQL)."""
+from a local replay server into ``option_chains`` (Polygon's greeks kept, missing ones
+computed) and ``option_metrics`` (real PostgreSQL)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
+import numpy as np
+import pytest
 import sqlalchemy as sa
 
+from technic.options.bs import bsm_greeks
 from technic.store.db import get_engine
 from tests.conftest import cli_env
 from tests.unit.test_polygon_options import KEY, PATH, _contract
@@ -20,6 +24,9 @@ def _cli(args: list[str], env: dict) -> subprocess.CompletedProcess:
 
 def test_snapshot_then_metrics(httpserver, db_url, fresh_target):
     chain = [_contract(kind, k) for k in (285.0, 290.0, 295.0) for kind in ("call", "put")]
+    bare = _contract("call", 300.0)
+    del bare["greeks"]  # Polygon leaves greeks out for some contracts: computed at ingest
+    chain.append(bare)
     httpserver.expect_request(PATH).respond_with_json(
         {"status": "OK", "request_id": "e2e", "results": chain})
     env = cli_env(db_url, fresh_target.schema, TECHNIC_POLYGON_API_KEY=KEY,
@@ -29,10 +36,17 @@ def test_snapshot_then_metrics(httpserver, db_url, fresh_target):
     assert "option chain snapshots" in r.stdout
     with get_engine(fresh_target).connect() as c:
         assert c.execute(sa.text("SELECT count(*), min(source) FROM option_chains")).one() \
-            == (6, "polygon")
+            == (7, "polygon")
+        greeks = c.execute(sa.text("SELECT strike, delta, gamma, theta, vega FROM "
+                                   "option_chains ORDER BY strike, option_type")).all()
         m = c.execute(sa.text("SELECT date::text, underlying, n_contracts, atm_iv_30d "
                               "FROM option_metrics")).one()
-    assert m[:3] == ("2026-06-12", "AAPL", 6)
+    assert m[:3] == ("2026-06-12", "AAPL", 7)
+    assert {g[2:] for g in greeks[:6]} == {(0.02, -0.11, 0.35)}  # Polygon's, kept
+    want = bsm_greeks(*(np.array([v]) for v in (291.13, 300.0, 35 / 365, 0.2335)),
+                      np.array([False]))
+    assert greeks[6] == (300.0, *(pytest.approx(want[g][0], abs=1e-12) for g in
+                                  ("delta", "gamma", "theta", "vega")))
     assert abs(m[3] - 0.2335) < 1e-9  # every contract quotes IV 0.2335 (flat extrapolation)
     r = _cli(["options", "metrics"], env)
     assert r.returncode == 0 and "1 (session, underlying) row(s) written" in r.stdout, r.stderr

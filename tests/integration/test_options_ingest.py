@@ -1,5 +1,6 @@
 """Option chains through ``ingest files`` into PostgreSQL: counts, rejects with reasons,
-idempotent re-run, an update, the metrics job after the ingest, and ``scan --with-options``.
+idempotent re-run, an update, greeks filled at ingest, the metrics job after the ingest, and
+``scan --with-options``.
 
 Real data: AAPL, KLAC (its 10:1 split on 2026-06-12) and SLF (chains without an underlying
 price on some sessions) for the sessions 2026-06-09 → 06-12 of
@@ -13,12 +14,14 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
 from technic.jobs.ingest import ingest_files
+from technic.options.bs import bsm_greeks
 from technic.store.db import get_engine
 from technic.store.schema import OPTION_RESULT_COLUMNS
 
@@ -88,6 +91,17 @@ def test_ingest_counts_rejects_rerun_update_and_metrics(fresh_target, files):
                 "AND underlying = 'AAPL' AND expiration = '2026-07-17' AND option_type = 'C' "
                 "AND strike = 290")[0]
     assert row == (9.3, 2317, row[2], pytest.approx(0.2335), 0.55, 291.13, "files")
+    # its greeks, filled at ingest (the file has none): Black-Scholes, r 4 %, q 0
+    got = _q(t, "SELECT gamma, theta, vega FROM {s}.option_chains WHERE date = '2026-06-12' "
+                "AND underlying = 'AAPL' AND expiration = '2026-07-17' AND option_type = 'C' "
+                "AND strike = 290")[0]
+    want = bsm_greeks(*(np.array([v]) for v in (291.13, 290.0, 35 / 365, 0.2335)),
+                      np.array([False]))
+    assert got == tuple(pytest.approx(want[g][0], abs=1e-12) for g in ("gamma", "theta", "vega"))
+    # every contract with a source IV, an underlying price and a day to run has all four
+    assert _q(t, "SELECT count(*) FILTER (WHERE gamma IS NULL OR theta IS NULL OR vega IS NULL "
+                 "OR delta IS NULL), count(*) FROM {s}.option_chains WHERE implied_vol IS NOT "
+                 "NULL AND underlying_price IS NOT NULL AND expiration > date")[0][0] == 0
 
     # the metrics job ran after the ingest: one row per (session, underlying)
     m = pd.DataFrame(_q(t, "SELECT underlying, date, atm_iv_30d, realized_vol_20, iv_rv_20, "

@@ -136,12 +136,13 @@ def test_db_init_twice_and_what_it_creates(ts_url, tmp_path):
         daily_view = c.execute(sa.text(
             "SELECT relkind FROM pg_class WHERE oid = 'technic.bars_intraday_daily'::regclass"
         )).scalar()
-    assert hyper == {"bars_daily": True, "features_daily": True, "bars_intraday": True}
+    assert hyper == {"bars_daily": True, "features_daily": True, "bars_intraday": True,
+                     "option_chains": True}
     assert caggs == {"bars_15min": False, "bars_1h": False}  # real-time aggregation on
     assert daily_view == "m"
     assert jobs == sorted(
         [("policy_compression", t) for t in ("bars_daily", "features_daily", "bars_intraday",
-                                             "bars_15min", "bars_1h")]
+                                             "bars_15min", "bars_1h", "option_chains")]
         + [("policy_retention", t) for t in ("bars_intraday", "bars_15min", "bars_1h")]
         + [("policy_refresh_continuous_aggregate", t) for t in ("bars_15min", "bars_1h")])
     assert intraday_idx == ["bars_intraday_pkey"]  # no default ts index (COPY cost)
@@ -326,6 +327,161 @@ def test_intraday_rollups_equal_plain_after_each_ingest(ts_url, tmp_path_factory
     n = _assert_same(ts, pg, "SELECT symbol, ts, open, high, low, close, volume, source "
                              "FROM bars_intraday ORDER BY symbol, ts")
     assert n == five.num_rows
+
+
+OPTIONS = SHARED / "options.parquet"
+DAILY_2026 = SHARED / "bars_daily_2026.parquet"
+FUNDAMENTALS = SHARED / "fundamentals.parquet"
+#: A real cut of the option file: KLAC (its 10:1 split on 2026-06-12), SLF (chains without an
+#: underlying price, no bars) and six small chains; all 19 sessions (~5 weekly chunks).
+OPTION_UNDERLYINGS = ["GME", "KLAC", "MNST", "ORLY", "PFE", "SLF", "TRV", "ZTS"]
+CHAINS_Q = ("SELECT date, underlying, expiration, option_type, strike, last_price, bid, ask, "
+            "volume, open_interest, implied_vol, delta, gamma, theta, vega, underlying_price, "
+            "source FROM option_chains ORDER BY date, underlying, expiration, option_type, "
+            "strike")
+METRICS_Q = "SELECT * FROM option_metrics ORDER BY date, underlying"
+
+
+def _set_decompression_limit(t: DatabaseTarget, n: int | None) -> None:
+    """``timescaledb.max_tuples_decompressed_per_dml_transaction`` of ``t``'s database for
+    new sessions (None: the server default); pooled connections are closed."""
+    with get_engine(t).connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+        db = c.execute(sa.text("SELECT current_database()")).scalar()
+        c.execute(sa.text(f'ALTER DATABASE "{db}" ' + (
+            "RESET timescaledb.max_tuples_decompressed_per_dml_transaction" if n is None else
+            f"SET timescaledb.max_tuples_decompressed_per_dml_transaction = {int(n)}")))
+    dispose_connections()
+
+
+@pytest.fixture(scope="module")
+def options(ts_url, tmp_path_factory):
+    """The option cut and its underlyings' 2026 daily bars (plus every 40th symbol, for a
+    scan with more than the optioned names) and the real universe, ingested into both
+    variants (chains, then the metrics job)."""
+    if not all(p.exists() for p in (OPTIONS, DAILY_2026, UNIVERSE)):
+        pytest.skip(f"real data not found in {SHARED} (set TECHNIC_SHARED_DATA)")
+    chains = pq.read_table(OPTIONS, filters=[("underlying", "in", OPTION_UNDERLYINGS)])
+    names = sorted(set(pq.read_table(DAILY_2026, columns=["symbol"])["symbol"].to_pylist()))
+    bars = pq.read_table(DAILY_2026, filters=[("symbol", "in", sorted(
+        set(names[::40]) | set(OPTION_UNDERLYINGS)))])
+    root = tmp_path_factory.mktemp("ts_options")
+    (root / "bars").mkdir()
+    pq.write_table(bars, root / "bars" / "bars_daily_2026.parquet")
+    pq.write_table(pq.read_table(UNIVERSE), root / "bars" / "universe.parquet")
+    pq.write_table(chains, root / "chains.parquet")
+    ts, pg = _pair(ts_url, "opt")
+    reports = []
+    for t in (ts, pg):
+        ingest_files(t, root / "bars" / "universe.parquet")
+        r = ingest_files(t, root / "bars" / "bars_daily_2026.parquet")[-1]
+        assert r.rows_inserted == bars.num_rows
+        reports.append(ingest_files(t, root / "chains.parquet")[-1])
+    return ts, pg, chains, root, reports
+
+
+def test_option_chains_hypertable_compressed_reingest_equals_plain(options):
+    """option_chains is a compressed hypertable (7-day chunks, segments by underlying); after
+    the older chunks are compressed, re-ingests of unchanged rows, changed rows and a new
+    contract on those chunks succeed with the native variant's counts, and both variants
+    store the same contracts and metrics."""
+    ts, pg, chains, root, reports = options
+    assert [(r.rows_inserted, r.rows_updated) for r in reports] == \
+        [(reports[1].rows_inserted, 0)] * 2
+    n = reports[0].rows_inserted
+    assert n == chains.num_rows - reports[0].rows_rejected and n > 20_000
+    with get_engine(ts).connect() as c:
+        dims = c.execute(sa.text(
+            "SELECT column_name, time_interval FROM timescaledb_information.dimensions "
+            "WHERE hypertable_schema = :s AND hypertable_name = 'option_chains'"),
+            {"s": ts.schema}).all()
+        settings = dict(c.execute(sa.text(
+            "SELECT segmentby, orderby FROM timescaledb_information.hypertable_compression_"
+            "settings WHERE hypertable = CAST(:h AS regclass)"),
+            {"h": f"{ts.schema}.option_chains"}).one()._mapping)
+    assert dims == [("date", pd.Timedelta(days=7).to_pytimedelta())]
+    assert settings["segmentby"] == "underlying"
+    assert settings["orderby"].replace(" ", "").startswith("dateDESC,expiration")
+    assert _compress_before(ts, "option_chains", "DATE '2026-06-15'") >= 3
+    with get_engine(ts).connect() as c:
+        compressed = c.execute(sa.text(
+            "SELECT count(*) FILTER (WHERE is_compressed), count(*) FROM "
+            "timescaledb_information.chunks WHERE hypertable_schema = :s AND "
+            "hypertable_name = 'option_chains'"), {"s": ts.schema}).one()
+    assert 3 <= compressed[0] < compressed[1]
+
+    # A decompression limit far below the compressed sessions' batches (a real week is
+    # ~1.5 M contracts, past the default 100k): an unchanged re-ingest decompresses nothing,
+    # a correction lifts the limit for its own transaction.
+    _set_decompression_limit(ts, 100)
+    try:
+        _reingest_unchanged_and_changed(ts, pg, chains, root, n)
+    finally:
+        _set_decompression_limit(ts, None)
+    assert _assert_same(ts, pg, CHAINS_Q) == n + 1
+    with get_engine(ts).connect() as c:
+        assert c.execute(sa.text("SELECT count(*) FROM option_chains WHERE gamma IS NOT NULL")
+                         ).scalar() > n // 2
+    q = METRICS_Q
+    a, b = _frame(ts, q).drop(columns="computed_at"), _frame(pg, q).drop(columns="computed_at")
+    assert len(a) == len(b) > 100
+    pd.testing.assert_frame_equal(a, b, check_dtype=False)
+
+
+def _reingest_unchanged_and_changed(ts: DatabaseTarget, pg: DatabaseTarget, chains: pa.Table,
+                                    root, n: int) -> None:
+    """The whole cut again (nothing changes), then one compressed session with 3 changed
+    contracts and a new one; the same counts in both variants."""
+    for t in (ts, pg):
+        r = ingest_files(t, root / "chains.parquet")[-1]
+        assert (r.rows_inserted, r.rows_updated, r.rows_unchanged) == (0, 0, n)
+    day = chains.filter(pc.equal(chains["date"], pa.scalar(pd.Timestamp("2026-05-27").date())))
+    d = day.to_pandas()
+    d = d[d["implied_vol"].isna() | (d["implied_vol"] <= 5)].reset_index(drop=True)
+    d.loc[d.index[d["underlying"] == "KLAC"][:3], "volume"] += 1000
+    new = d.iloc[[3]].copy()
+    new["strike"] += 0.01
+    d = pd.concat([d, new], ignore_index=True)
+    (root / "changed").mkdir()
+    d.to_parquet(root / "changed" / "chains.parquet", index=False)
+    for t in (ts, pg):
+        r = ingest_files(t, root / "changed" / "chains.parquet")[-1]
+        assert (r.rows_inserted, r.rows_updated, r.rows_unchanged) == (1, 3, len(d) - 4)
+
+
+def test_scan_with_options_and_fundamentals_equal_plain(options, tmp_path):
+    """Fundamentals ingest, features and ``scan --with-options`` on the options cut: the same
+    fundamentals, option columns and fundamental factors in both variants."""
+    from technic.jobs.refresh import refresh_features
+    from technic.jobs.scan import ScanParams, run_scan
+    from technic.store.schema import FUNDAMENTAL_RESULT_COLUMNS, OPTION_RESULT_COLUMNS
+
+    if not FUNDAMENTALS.exists():
+        pytest.skip(f"real data not found: {FUNDAMENTALS}")
+    ts, pg, _, root, _ = options
+    with get_engine(pg).connect() as c:
+        symbols = c.execute(sa.text("SELECT DISTINCT symbol FROM bars_daily")).scalars().all()
+    pq.write_table(pq.read_table(FUNDAMENTALS, filters=[("symbol", "in", symbols)]),
+                   tmp_path / "fundamentals.parquet")
+    outs = []
+    for t in (ts, pg):
+        r = ingest_files(t, tmp_path / "fundamentals.parquet")[0]
+        assert r.rows_inserted > 100 and r.rows_updated == 0
+        refresh_features(t, lookback_bars=300, chunk_size=400)
+        outs.append(run_scan(t, ScanParams(top=10, with_options=True)))
+    f = _frame(pg, "SELECT * FROM fundamentals LIMIT 0").columns.drop("ingested_at")
+    assert _assert_same(ts, pg, f"SELECT {', '.join(f)} FROM fundamentals "
+                                "ORDER BY symbol, period_end") > 100
+    assert outs[0].as_of == outs[1].as_of == pd.Timestamp("2026-06-22").date()
+    assert outs[0].counts["with_options"] == outs[1].counts["with_options"] >= 5
+    cols = ["rank", "symbol", "tech_rating", *OPTION_RESULT_COLUMNS,
+            *FUNDAMENTAL_RESULT_COLUMNS]
+    a, b = (o.results.reindex(columns=cols) for o in outs)
+    assert a["opt_atm_iv_30d"].notna().sum() >= 5 and a["value_score"].notna().sum() > 0
+    pd.testing.assert_frame_equal(a, b, check_dtype=False)
+    q = ("SELECT symbol, rank, tech_rating, {} FROM scan_results WHERE run_id = (SELECT "
+         "max(run_id) FROM scan_runs) ORDER BY rank").format(
+        ", ".join([*OPTION_RESULT_COLUMNS, *FUNDAMENTAL_RESULT_COLUMNS]))
+    assert _assert_same(ts, pg, q) == len(a)
 
 
 def test_not_preloaded_falls_back_to_native(db_url, caplog):
