@@ -35,3 +35,18 @@ def test_latest_beta_and_residual_vol_by_hand_and_short_history() -> None:
     # fewer dates than the window: every estimate NaN, no error
     b2, r2 = latest_beta_residual_vol(close[-20:], m[-20:], 60, 40)
     assert np.isnan(b2).all() and np.isnan(r2).all()
+
+
+def test_migration_27_adds_the_risk_columns_at_the_end_and_recreates_the_views() -> None:
+    from technic.store.results import RESULT_COLUMNS
+    from technic.store.schema import MIGRATIONS, RISK_RESULT_COLUMNS
+
+    # the ADBC append maps columns by position: the new ones come last, in ALTER order
+    assert RESULT_COLUMNS[-len(RISK_RESULT_COLUMNS):] == RISK_RESULT_COLUMNS
+    m27 = next(m for m in MIGRATIONS if m.version == 27)
+    for timescale in (False, True):
+        sql = m27.render("technic", timescale)  # type: ignore[operator]
+        adds = [s for s in sql if "ADD COLUMN" in s]
+        assert adds == [f'ALTER TABLE "technic".scan_results ADD COLUMN IF NOT EXISTS {c} '
+                        "double precision" for c in RISK_RESULT_COLUMNS]
+        assert sql[-1].startswith('CREATE VIEW "technic".latest_scan_results_by_preset')
