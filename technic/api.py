@@ -96,9 +96,9 @@ def scan(where: str | None = None, *, as_of: DateLike = None, sort: str | None =
         target: another database target.
 
     Returns:
-        One row per symbol that passed: ``rank`` (1 = best TechRating among them), the
-        features, reference columns and scores (``tc.columns()`` for units). ``df.attrs``
-        holds ``run_id`` (None unless saved), ``as_of``, ``counts`` and ``warnings`` (also
+        One row per symbol that passed: ``rank`` (1 = best by the default rank, ICS, among
+        them), the features, reference columns and scores (``tc.columns()`` for units).
+        ``df.attrs`` holds ``run_id`` (None unless saved), ``as_of``, ``counts`` and ``warnings`` (also
         issued as :class:`UserWarning`, e.g. for a date after the data).
 
     Raises:

@@ -24,9 +24,10 @@ Reported per score and horizon:
 * turnover of the top 50: share of names replaced from one date to the next.
 
 Only dates whose forward window is complete are evaluated. No transaction costs, no
-survivorship correction (the data have survivorship bias: see technic/data/README.md); the
-ICS size component uses today's market-cap snapshot re-priced to each date
-(:func:`technic.scoring.factors.point_in_time_market_cap`).
+survivorship correction (the data have survivorship bias: see technic/data/README.md). Each
+date is scored as a scan of it is: membership from the bars that existed, the fundamentals
+public on it (ICS size from the diluted shares of the latest public quarter, else today's
+market-cap snapshot re-priced to the date).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import pandas as pd
 import pyarrow as pa
 
 from technic.ml.dataset import forward_labels
+from technic.scoring.fundamentals import pit_state_asof, pit_state_events
 from technic.scoring.protocol import Split, locked_split
 from technic.scoring.rank import add_merit, score_frame
 from technic.scoring.regime import breadth, classify, index_series
@@ -92,16 +94,32 @@ def load_history(target: DatabaseTarget, start: dt.date, end: dt.date,
     return feats.merge(labels, on=["symbol", "date"], how="left")
 
 
+def fundamental_events(target: DatabaseTarget) -> pd.DataFrame | None:
+    """:func:`technic.scoring.fundamentals.pit_state_events` of every stored quarter (computed
+    once per evaluation; :func:`_score_dates` takes each date's state from it), or None while
+    ``fundamentals`` is empty (dates are then sized by the reference shares, as a scan is)."""
+    from technic.store.fundamentals import read_fundamentals
+
+    quarters = read_fundamentals(target, window_days=None)
+    return None if quarters.empty else pit_state_events(quarters)
+
+
 def _score_dates(hist: pd.DataFrame, rules: UniverseRules, caps: pd.DataFrame | None = None,
-                 regimes: pd.Series | None = None) -> pd.DataFrame:
+                 regimes: pd.Series | None = None, events: pd.DataFrame | None = None
+                 ) -> pd.DataFrame:
     """Replay the scan's scores on every date (:mod:`technic.scoring.rank`, the scan's own
     path): the passing rows, in stored order, with ``score`` (= TechRating), the TechRating
     components, the factors, ``ics``, ``alpha_score``, ``merit``, ``regime`` and the alpha
-    columns present in ``hist``. Dates with fewer than 20 passing symbols are skipped."""
+    columns present in ``hist``. Dates with fewer than 20 passing symbols are skipped.
+
+    ``events``: :func:`technic.scoring.fundamentals.pit_state_events` of the stored quarters
+    (None: none stored). Given, each date is scored with the fundamentals public on it, as a
+    scan of that date is (ICS size from the point-in-time diluted shares)."""
     out = []
     for date, day in hist.groupby("date", sort=True):
-        scored, counts = score_frame(day.reset_index(drop=True), rules, caps,
-                                     point_in_time=True)
+        day = day.reset_index(drop=True)
+        fund = None if events is None else pit_state_asof(day[["symbol", "date"]], events)
+        scored, counts = score_frame(day, rules, caps, fund, point_in_time=True)
         if counts["passed"] < 20:
             continue
         if regimes is not None and pd.Timestamp(date) in regimes.index:
@@ -220,7 +238,8 @@ def evaluate(target: DatabaseTarget, start: dt.date, end: dt.date,
             hist[f"fwd_{h}"] = v
     idx = index_series(market_returns(target, end, last_n=None))
     regimes = idx[["trend_ratio", "vol_percentile"]]
-    scored = _score_dates(hist, rules or UniverseRules(), market_caps(target), regimes)
+    scored = _score_dates(hist, rules or UniverseRules(), market_caps(target), regimes,
+                          fundamental_events(target))
     full = {s: [_horizon(scored, h, s) for h in horizons]
             for s in ("tech_rating", "ics", "merit")}
     oos_rep: dict[str, list[HorizonReport]] = {}

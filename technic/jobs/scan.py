@@ -31,9 +31,11 @@ import pandas as pd
 from technic.cache import FrameCache, get_cache
 from technic.calendar import sessions
 from technic.config import get_settings
+from technic.panel import Panel
 from technic.scoring.fundamentals import pit_state
 from technic.scoring.rank import DEFAULT_RANK, add_merit, order_by, rank_frame
 from technic.scoring.regime import regime_of
+from technic.scoring.risk import alpha_per_risk, latest_beta_residual_vol, per_unit_risk
 from technic.screen.columns import COLUMNS, OPTION_SCOPE, check_column, parse_columns
 from technic.screen.filter import (
     Cmp,
@@ -47,8 +49,9 @@ from technic.screen.filter import (
     parse_filter,
 )
 from technic.screen.presets import Preset
+from technic.store.bars import read_bars_arrow, window_start
 from technic.store.catalog import known_sectors
-from technic.store.db import DatabaseTarget
+from technic.store.db import DatabaseTarget, pooled_adbc
 from technic.store.features import features_version, latest_feature_date, read_features_arrow
 from technic.store.fundamentals import read_fundamentals
 from technic.store.market import market_caps, market_returns
@@ -60,6 +63,7 @@ from technic.store.schema import (
     FUNDAMENTAL_RESULT_COLUMNS,
     OPTION_RESULT_COLUMNS,
     RESULT_FEATURE_COLUMNS,
+    RISK_RESULT_COLUMNS,
     SCORE_COLUMNS,
 )
 from technic.store.screen import known_industries
@@ -69,7 +73,7 @@ from technic.universe import check_sectors as universe_check_sectors
 log = logging.getLogger(__name__)
 
 __all__ = ["HEADLINE_COLUMNS", "SUMMARY_COLUMNS", "NoFeaturesError", "ScanOutcome",
-           "ScanParams", "add_alpha", "add_merit", "add_options", "apply_screen",
+           "ScanParams", "add_alpha", "add_merit", "add_options", "add_risk", "apply_screen",
            "check_industries", "check_sectors", "params_from_preset", "rank_frame",
            "resolve_preset", "run_scan", "sort_results", "start_scan"]
 
@@ -81,7 +85,7 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "rank", "symbol", "sector", "close", "tech_rating", *SCORE_COLUMNS, "ics", "merit",
     "regime", "alpha_5d", "alpha_10d", "alpha_model", *RESULT_FEATURE_COLUMNS,
     *FACTOR_RESULT_COLUMNS, "market_cap_source", *FUNDAMENTAL_RESULT_COLUMNS,
-    *OPTION_RESULT_COLUMNS)
+    *OPTION_RESULT_COLUMNS, *RISK_RESULT_COLUMNS)
 #: The headline columns (the flows' ``scan-top`` table): rank, identity, every score
 #: (TechRating and its components, ICS, MERIT, the regime, the alphas and the alpha score)
 #: and the key features.
@@ -296,6 +300,51 @@ def add_alpha(ranked: pd.DataFrame, model_dir=None, as_of: dt.date | None = None
     model[has] = name
     return ranked.assign(**{c: alphas[c].to_numpy() for c in alphas.columns},
                          alpha_model=model)
+
+
+#: Trailing dates of the risk estimates (:func:`technic.scoring.risk.market_beta_residual_vol`)
+#: and the fewest returns an estimate needs (fewer: NULL).
+RISK_WINDOW, RISK_MIN_OBS = 60, 40
+
+
+def add_risk(target: DatabaseTarget, ranked: pd.DataFrame, day: dt.date,
+             market: pd.Series) -> pd.DataFrame:
+    """``ranked`` (the filtered universe of ``day``, with ``ics``, ``tech_rating`` and
+    ``alpha_10d``) with the risk columns of :data:`RISK_RESULT_COLUMNS` (docs/scoring.md
+    "Risk-adjusted ranking"):
+
+    * ``beta_60`` (unitless) and ``resid_vol_60`` (annualised fraction): OLS of the symbol's
+      own daily returns on the equal-weighted market's (``market_daily``) over the last
+      ``RISK_WINDOW`` trading dates up to ``day`` (bars of the last ``RISK_WINDOW + 1`` dates,
+      one read); NaN with fewer than ``RISK_MIN_OBS`` returns;
+    * ``ics_per_risk``, ``tech_per_risk``: :func:`technic.scoring.risk.per_unit_risk` of ICS
+      and TechRating by ``resid_vol_60`` within ``ranked`` (z-score units);
+    * ``alpha_ir``: :func:`technic.scoring.risk.alpha_per_risk` of ``alpha_10d``, h = 10.
+
+    Args:
+        market: the equal-weighted market's daily returns indexed by date
+            (:func:`technic.store.market.market_returns`, covering the window).
+    """
+    syms = ranked["symbol"].to_numpy(dtype=object)
+    beta = resid = np.full(len(ranked), np.nan)
+    if len(ranked):
+        start = window_start(target, day, RISK_WINDOW + 1)
+        with pooled_adbc(target) as conn:  # a pooled connection: opening one costs ~50 ms
+            p = Panel.from_arrow(read_bars_arrow(target, start, day, conn=conn))
+        m = market.reindex(pd.to_datetime(p.dates)).to_numpy(np.float64)
+        b, r = latest_beta_residual_vol(p.close, m, RISK_WINDOW, RISK_MIN_OBS)
+        col = pd.Series(np.arange(len(p.symbols)), index=p.symbols).reindex(syms)
+        have = col.notna().to_numpy()
+        j = col.to_numpy()[have].astype(np.int64)
+        beta, resid = beta.copy(), resid.copy()
+        beta[have], resid[have] = b[j], r[j]
+    out = ranked.assign(beta_60=beta, resid_vol_60=resid)
+    out["ics_per_risk"] = per_unit_risk(out["ics"].to_numpy(np.float64), resid)
+    out["tech_per_risk"] = per_unit_risk(out["tech_rating"].to_numpy(np.float64), resid)
+    alpha = out["alpha_10d"].to_numpy(np.float64) if "alpha_10d" in out.columns else \
+        np.full(len(out), np.nan)
+    out["alpha_ir"] = alpha_per_risk(alpha, resid, 10)
+    return out
 
 
 def add_options(target: DatabaseTarget, ranked: pd.DataFrame, day: dt.date) -> pd.DataFrame:
@@ -550,13 +599,18 @@ def run_scan(target: DatabaseTarget, params: ScanParams,
         if on_stage:
             on_stage(stage)
         t = time.perf_counter()
-        regime = regime_of(market_returns(target, day, update=save), ranked)
+        market = market_returns(target, day, update=save)
+        regime = regime_of(market, ranked)
         timings[stage] = round(time.perf_counter() - t, 4)
         stage = "alpha"
         if on_stage:
             on_stage(stage)
         t = time.perf_counter()
         ranked = order_by(add_merit(add_alpha(ranked, as_of=day), regime), DEFAULT_RANK)
+        timings[stage] = round(time.perf_counter() - t, 4)
+        stage = "risk"  # timed, not a progress stage of its own (technic.service.runner)
+        t = time.perf_counter()
+        ranked = add_risk(target, ranked, day, market)
         timings[stage] = round(time.perf_counter() - t, 4)
         if params.with_options:
             stage = "options"

@@ -41,7 +41,12 @@ from technic.scoring.cross_section import percentile_rank
 from technic.scoring.protocol import Split, locked_split
 from technic.scoring.rank import add_merit, score_frame
 from technic.scoring.regime import breadth, classify, index_series
-from technic.scoring.risk import alpha_per_risk, market_beta_residual_vol, per_unit_risk
+from technic.scoring.risk import (
+    alpha_per_risk,
+    market_beta_residual_vol,
+    own_bar_returns,
+    per_unit_risk,
+)
 from technic.universe import UniverseRules
 
 log = logging.getLogger(__name__)
@@ -121,12 +126,6 @@ def ew_market_returns(close: np.ndarray, exclude: np.ndarray | None = None,
     if exclude is not None:
         r.loc[:, np.asarray(exclude, bool)] = np.nan
     return r.mean(axis=1).to_numpy(np.float64)
-
-
-def own_bar_returns(close: np.ndarray) -> np.ndarray:
-    """``close / previous own close − 1`` per symbol, ``(T, N)``, NaN where no bar."""
-    c = pd.DataFrame(close)
-    return (c / c.ffill().shift(1) - 1.0).where(c.notna()).to_numpy(np.float64)
 
 
 def forward_returns(close: np.ndarray, h: int) -> np.ndarray:

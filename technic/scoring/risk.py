@@ -70,6 +70,52 @@ def market_beta_residual_vol(returns: np.ndarray, market: np.ndarray, window: in
     return beta, resid
 
 
+def own_bar_returns(close: np.ndarray) -> np.ndarray:
+    """``close / previous own close − 1`` per symbol (the previous bar the symbol has, so a
+    gap does not break the series).
+
+    Args:
+        close: ``(T, N) float64`` closes, NaN where the symbol has no bar.
+
+    Returns:
+        ``(T, N) float64`` fractions; NaN where no bar and on each symbol's first bar.
+    """
+    c = np.asarray(close, np.float64)
+    prev = np.full_like(c, np.nan)
+    if len(c) > 1:
+        # forward-fill each column, then shift one date down
+        idx = np.where(np.isfinite(c), np.arange(len(c))[:, None], 0)
+        np.maximum.accumulate(idx, axis=0, out=idx)
+        filled = np.take_along_axis(c, idx, axis=0)
+        prev[1:] = filled[:-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = c / prev - 1.0
+    out[~np.isfinite(c)] = np.nan
+    return out
+
+
+def latest_beta_residual_vol(close: np.ndarray, market: np.ndarray, window: int = 60,
+                             min_obs: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`market_beta_residual_vol` on the last date of a close panel.
+
+    Args:
+        close: ``(T, N) float64`` closes, NaN where no bar; the returns are
+            :func:`own_bar_returns` (so ``T = window + 1`` dates give ``window`` returns).
+        market: ``(T,) float64`` the equal-weighted market's daily return on each date
+            (fraction, NaN where unknown).
+        window, min_obs: as :func:`market_beta_residual_vol`.
+
+    Returns:
+        ``(beta, resid_vol)``, each ``(N,) float64``; NaN with fewer than ``min_obs``
+        returns in the last ``window`` dates.
+    """
+    c = np.asarray(close, np.float64)
+    if len(c) == 0:
+        return np.full(c.shape[1], np.nan), np.full(c.shape[1], np.nan)
+    beta, resid = market_beta_residual_vol(own_bar_returns(c), market, window, min_obs)
+    return beta[-1], resid[-1]
+
+
 def per_unit_risk(score: np.ndarray, risk: np.ndarray, mask: np.ndarray | None = None
                   ) -> np.ndarray:
     """``z(score)_i / (risk_i / median risk)`` within ``mask`` (module docstring).

@@ -72,7 +72,7 @@ _REFERENCE: tuple[Column, ...] = (
 )
 
 _SCORES: tuple[Column, ...] = tuple(Column(n, "num", u, scope="scan", source="score") for n, u in (
-    ("rank", "1 = best TechRating in the scan (1..n, no gaps)"),
+    ("rank", "1 = best by the default rank (ICS) in the scan (1..n, no gaps)"),
     ("tech_rating", "0-100 points, TechRating (docs/scoring.md)"),
     ("trend_score", "0-100 points, TechRating component (weight 0.30)"),
     ("momentum_score", "0-100 points, TechRating component (weight 0.35)"),
@@ -94,6 +94,11 @@ _SCORES: tuple[Column, ...] = tuple(Column(n, "num", u, scope="scan", source="sc
     ("rs_sector_63d", "fraction, 63-bar return relative to the sector's mean"),
     ("ma_alignment", "-1..1, mean sign of close > sma_20 > sma_50 > sma_200"),
     ("market_cap_pit", "USD, point-in-time market cap: market_cap * close / ref_close"),
+    ("beta_60", "unitless, 60-bar OLS beta of daily returns to the equal-weighted market"),
+    ("resid_vol_60", "annualised fraction, 60-bar residual volatility vs the market"),
+    ("ics_per_risk", "z-score units, z(ics) / (resid_vol_60 / median resid_vol_60)"),
+    ("tech_per_risk", "z-score units, z(tech_rating) / (resid_vol_60 / median)"),
+    ("alpha_ir", "unitless, alpha_10d / (resid_vol_60 * sqrt(10/252)): forecast IR"),
 )) + (Column("regime", "text", "risk_on, neutral or risk_off: the run's regime", scope="scan",
              source="score"),)
 

@@ -19,6 +19,7 @@ from technic.store.schema import (
     FUNDAMENTAL_RESULT_META,
     OPTION_RESULT_COLUMNS,
     RESULT_FEATURE_COLUMNS,
+    RISK_RESULT_COLUMNS,
     SCORE_COLUMNS,
 )
 
@@ -26,7 +27,7 @@ RESULT_COLUMNS = ("run_id", "rank", "symbol", "sector", "close", "tech_rating", 
                   "alpha_5d", "alpha_10d", "regime", *SCORE_COLUMNS, *RESULT_FEATURE_COLUMNS,
                   *FACTOR_RESULT_COLUMNS, *FUNDAMENTAL_RESULT_COLUMNS,
                   *(c for c, _ in FUNDAMENTAL_RESULT_META), "alpha_model",
-                  *OPTION_RESULT_COLUMNS)
+                  *OPTION_RESULT_COLUMNS, *RISK_RESULT_COLUMNS)
 
 
 def start_scan_run(target: DatabaseTarget, params: dict, preset: str | None = None) -> int:
@@ -90,7 +91,8 @@ def finish_scan_run(target: DatabaseTarget, run_id: int, as_of: dt.date, results
             the score columns and the result feature columns (missing optional columns are
             stored as NULL): ``ics``, ``merit``, ``regime``, the alphas, the factor columns
             of migration 7, the fundamental columns of migration 18, ``alpha_model``
-            (migration 19) and the option columns of migration 22.
+            (migration 19), the option columns of migration 22 and the risk columns of
+            migration 27.
         regime: the run's regime label (``scan_runs.regime``); regime_facts: the numbers it
             came from (``scan_runs.regime_facts``, JSON; see technic/scoring/regime.py).
     """

@@ -643,6 +643,22 @@ def _v22(schema: str, timescale: bool) -> list[str]:
     # r.* is expanded when a view is created: recreate both so they show the new columns
     stmts += _latest_views(q)
     return stmts
+#: Risk-adjusted columns of ``scan_results`` (migration 27; docs/scoring.md "Risk-adjusted
+#: ranking"): 60-bar market beta, annualised residual volatility, ICS and TechRating per unit
+#: of residual risk and ``alpha_10d``'s forecast information ratio.
+RISK_RESULT_COLUMNS: tuple[str, ...] = (
+    "beta_60", "resid_vol_60", "ics_per_risk", "tech_per_risk", "alpha_ir")
+
+
+def _v27(schema: str, timescale: bool) -> list[str]:
+    # Scores per unit of risk, computed by every scan from the last 61 dates of bars. Same SQL
+    # for both storage variants (scan_results is a plain table in both); the views select r.*,
+    # expanded at creation: recreate them so they show the new columns.
+    q = quote_ident(schema)
+    return [*(f"ALTER TABLE {q}.scan_results ADD COLUMN IF NOT EXISTS {c} double precision"
+              for c in RISK_RESULT_COLUMNS), *_latest_views(q)]
+
+
 def _v23(schema: str, timescale: bool) -> list[str]:
     # Portfolios built from a scan run's top names (technic portfolio): one row per build and
     # its weights. Small tables keyed by id: plain tables in both storage variants.
@@ -767,6 +783,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _v22),
     Migration(23, "portfolios, portfolio_weights: weights built from a scan run", _v23),
     Migration(24, "backtests, backtest_equity, backtest_holdings: portfolio backtests", _v24),
+    Migration(27, "scan_results risk-adjusted columns: beta_60, resid_vol_60, ics_per_risk, "
+                  "tech_per_risk, alpha_ir; latest_* views recreated", _v27),
 )
 
 

@@ -144,3 +144,25 @@ def test_walkforward_alphas_come_from_models_trained_before_each_date(history_ta
         assert dt.date.fromisoformat(names[0].split("/")[1]) <= day.date()
     assert per_date.iloc[-1][0] == "walkforward/2025-06-30"  # on its own cut-off date
     assert out["alpha_5d"].notna().mean() > 0.9
+
+
+def test_replayed_ics_equals_the_scan_of_that_date(history_target):
+    """evaluate's replay sizes ICS with the fundamentals public on the date, as a scan does."""
+    from technic.jobs.evaluate import _score_dates, fundamental_events
+    from technic.jobs.scan import ScanParams, run_scan
+    from technic.store.market import market_caps
+
+    day = dt.date(2025, 5, 1)
+    events = fundamental_events(history_target)
+    assert events is not None  # the bundled data hold fundamentals
+    hist = load_history(history_target, day, day, (5,))
+    hist["date"] = pd.to_datetime(hist["date"])
+    replay = _score_dates(hist, UniverseRules(), market_caps(history_target), None, events)
+    scan = run_scan(history_target, ScanParams(as_of=day), save=False).results
+    assert scan["market_cap_source"].eq("fundamentals").sum() > 100
+    both = replay.set_index("symbol")[["ics", "ics_size"]].join(
+        scan.set_index("symbol")[["ics", "ics_size"]], rsuffix="_scan", how="inner")
+    assert len(both) == len(scan) == len(replay)
+    np.testing.assert_allclose(both["ics"], both["ics_scan"], rtol=1e-12)
+    np.testing.assert_allclose(both["ics_size"], both["ics_size_scan"], rtol=1e-12,
+                               equal_nan=True)

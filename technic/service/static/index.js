@@ -3,9 +3,9 @@
 "use strict";
 const COLUMNS = [
   ["rank", "#", "f0"], ["symbol", "Symbol", "sym"], ["sector", "Sector", "text"],
-  ["close", "Close", "usd"], ["tech_rating", "TechRating", "f1"], ["trend_score", "Trend", "f0"],
-  ["momentum_score", "Mom.", "f0"], ["volatility_score", "Vol.", "f0"],
-  ["volume_score", "Volume", "f0"], ["ics", "ICS", "f1"], ["merit", "MERIT", "f1"],
+  ["close", "Close", "usd"], ["ics", "ICS (rank)", "f1"], ["tech_rating", "TechRating", "f1"],
+  ["trend_score", "Trend", "f0"], ["momentum_score", "Mom.", "f0"], ["volatility_score", "Vol.", "f0"],
+  ["volume_score", "Volume", "f0"], ["merit", "MERIT", "f1"],
   ["alpha_5d", "α 5d", "pct"], ["ret_12_1", "Ret 12-1", "pct"], ["rsi_14", "RSI", "f0"],
   ["dollar_volume_20", "$Vol 20d", "musd"],
 ];

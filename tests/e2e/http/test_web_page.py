@@ -64,7 +64,7 @@ def test_table_page(api_server, page, tmp_path):
     assert first.nth(0).inner_text() == "1"
     assert first.nth(1).inner_text() == latest["results"][0]["symbol"]
     headers = page.locator("#results thead th").all_inner_texts()
-    assert headers[:5] == ["#", "Symbol", "Sector", "Close", "TechRating"]
+    assert headers[:6] == ["#", "Symbol", "Sector", "Close", "ICS (rank)", "TechRating"]
     assert f"passed {latest['run']['counts']['passed']}" in page.inner_text("#run-counts")
     assert "filter_score_rank" in page.inner_text("#run-timings")
     assert f"of {latest['total']}" in page.inner_text("#shown")
