@@ -98,8 +98,8 @@ def scan(where: str | None = None, *, as_of: DateLike = None, sort: str | None =
     Returns:
         One row per symbol that passed: ``rank`` (1 = best by the default rank, ICS, among
         them), the features, reference columns and scores (``tc.columns()`` for units).
-        ``df.attrs`` holds ``run_id`` (None unless saved), ``as_of``, ``counts`` and ``warnings`` (also
-        issued as :class:`UserWarning`, e.g. for a date after the data).
+        ``df.attrs`` holds ``run_id`` (None unless saved), ``as_of``, ``counts`` and
+        ``warnings`` (also issued as :class:`UserWarning`, e.g. for a date after the data).
 
     Raises:
         technic.screen.filter.FilterError: a bad filter or unknown column (one line).
