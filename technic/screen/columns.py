@@ -100,7 +100,10 @@ _SCORES: tuple[Column, ...] = tuple(Column(n, "num", u, scope="scan", source="sc
     ("tech_per_risk", "z-score units, z(tech_rating) / (resid_vol_60 / median)"),
     ("alpha_ir", "unitless, alpha_10d / (resid_vol_60 * sqrt(10/252)): forecast IR"),
 )) + (Column("regime", "text", "risk_on, neutral or risk_off: the run's regime", scope="scan",
-             source="score"),)
+             source="score"),
+      Column("alpha_model", "text", "the model set that produced the alphas: 'final' on the "
+             "latest date, a walk-forward model's name on a past date (NULL: none)",
+             scope="scan", source="score"))
 
 _FACTOR_UNITS: dict[str, str] = {
     "earnings_yield": "fraction per year, TTM net income / market cap (close x diluted shares)",

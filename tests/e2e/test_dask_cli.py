@@ -33,7 +33,7 @@ def test_a_full_refresh_on_dask_prints_the_dashboard_link(db_url, fresh_target, 
 
 def test_a_bad_dask_workers_setting_is_a_config_error_not_a_database_one(db_url):
     r = _cli(cli_env(db_url, "unused", TECHNIC_DASK_WORKERS="abc"), "db", "info")
-    assert r.returncode == 1
+    assert r.returncode == 2  # a bad setting is a usage error, like a bad option
     assert r.stderr.strip() == ("error: invalid setting TECHNIC_DASK_WORKERS='abc': Input "
                                 "should be a valid integer, unable to parse string as an "
                                 "integer (fix or unset it)")

@@ -594,7 +594,9 @@ def test_ui_run_form_and_skipped_run(prefect_server, served, skipped_run, demo_t
             page.goto(f"{prefect_server.url}/deployments/deployment/{served['scan']}/run",
                       wait_until="networkidle")
             page.get_by_text("Select date").first.wait_for()  # as_of: the date picker
-            select = page.locator(".schema-form-property-array button.p-select-button__control")
+            # the sectors multi-select (industries is a free list: no choices at deploy time)
+            sectors_field = page.locator(".schema-form-property-array.p-select")
+            select = sectors_field.locator("button.p-select-button__control")
             select.focus()
             page.keyboard.press("Space")  # opens the multi-select (a click does not, headless)
             options = page.locator(".p-select-option")
@@ -604,7 +606,7 @@ def test_ui_run_form_and_skipped_run(prefect_server, served, skipped_run, demo_t
                 options.filter(has_text=sector).first.click()
             page.screenshot(path=str(form_png))
             page.keyboard.press("Escape")
-            chosen = page.locator(".schema-form-property-array").inner_text()
+            chosen = sectors_field.inner_text()
 
             page.goto(f"{prefect_server.url}/runs/flow-run/{skipped_run.id}",
                       wait_until="networkidle")
