@@ -70,13 +70,15 @@ ORDER BY rank;
 
 
 @flow(name="backtest", log_prints=True)
-def backtest(start: str, end: str, top: int = 20, rebalance: str = "weekly",
+def backtest(start: dt.date, end: dt.date, top: int = 20, rebalance: str = "weekly",
              cost_bps: float = 10.0, method: str = "hrp", max_weight: float | None = None,
              sector_cap: float | None = None, lookback: int = 126) -> dict:
     """Backtest a portfolio method over point-in-time scans (``technic backtest``).
 
     Args:
-        start, end: ISO dates (inclusive). rebalance: weekly | monthly. cost_bps: per side.
+        start, end: first and last date (inclusive; date pickers in the UI, ISO
+            ``YYYY-MM-DD`` from Python or the API). rebalance: weekly | monthly. cost_bps:
+            per side.
         top, method, max_weight, sector_cap, lookback: as :func:`portfolio`.
 
     Returns:
@@ -94,12 +96,7 @@ def backtest(start: str, end: str, top: int = 20, rebalance: str = "weekly",
         run_backtest,
     )
 
-    try:
-        s, e = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
-    except ValueError:
-        raise ValueError(f"start/end: {start!r}, {end!r} must be ISO dates (YYYY-MM-DD)") \
-            from None
-    params = BacktestParams(s, e, PortfolioSpec(method=method, top=top, max_weight=max_weight,
+    params = BacktestParams(start, end, PortfolioSpec(method=method, top=top, max_weight=max_weight,
                                                 sector_cap=sector_cap, lookback=lookback),
                             rebalance, cost_bps)
     o = run_backtest(_target(), params)
