@@ -156,7 +156,7 @@ def _run1(x: ArrayLike, name: str, kind: int, n: int, fparam: float = 0.0) -> F6
     elif kind == _K_RSI:
         _tm.tm_rsi(a, n, out)
     elif kind == _K_ROC:
-        _tm.tm_roc(a, n, out)
+        _rg.run_regular(_rg.rg_roc, (a,), (n,), (out,), _tm.tm_roc, 0.1)
     else:
         _panel1(a, kind, n, fparam, out)
     return _shape_back(out, one_d)

@@ -778,6 +778,7 @@ def _regular_panel(t: int = 420, n: int = 14, seed: int = 11) -> dict[str, np.nd
 RG_TWINS = [
     # rg kernel, ring kernel, inputs, parameter sets, number of outputs
     ("rg_sma", "tm_sma", ("close",), [(20,), (1,), (3,)], 1),
+    ("rg_roc", "tm_roc", ("close",), [(10,), (1,), (3,)], 1),
     ("rg_bbands", "tm_bbands", ("close",), [(20, 2.0), (5, 1.5), (1, 1.0), (2, 3.0)], 3),
     ("rg_willr", "tm_willr", ("high", "low", "close"), [(14,), (1,), (5,)], 1),
     ("rg_stoch", "tm_stoch", ("high", "low", "close"), [(14, 3, 3), (5, 1, 4), (1, 1, 1),
@@ -792,6 +793,13 @@ def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
                                                                    np.signbit(b))
 
 
+def _irregular(lay: tuple[np.ndarray, ...]) -> np.ndarray:
+    """The columns an ``rg_*`` kernel's returned layout (first row, last row, bar count)
+    flags irregular: bars that do not fill the rows from the first to the last."""
+    first, last, cnt = lay
+    return (cnt > 0) & (cnt != last - first + 1)
+
+
 @pytest.mark.parametrize(("rg", "tm", "fields", "params", "n_out"), RG_TWINS,
                          ids=[r[0] for r in RG_TWINS])
 def test_regular_kernels_equal_ring_kernels(rg, tm, fields, params, n_out):
@@ -801,12 +809,10 @@ def test_regular_kernels_equal_ring_kernels(rg, tm, fields, params, n_out):
 
     d = _regular_panel()
     ins = [np.ascontiguousarray(d[f]) for f in fields]
-    first, bad = _rg.layout(*ins, *[ins[0]] * (4 - len(ins)))
-    assert not bad.any()
     for p in params:
         got = [np.empty(ins[0].shape) for _ in range(n_out)]
         want = [np.empty(ins[0].shape) for _ in range(n_out)]
-        getattr(_rg, rg)(*ins, *p, first, *got)
+        assert not _irregular(getattr(_rg, rg)(*ins, *p, *got)).any()
         getattr(_tm, tm)(*ins, *p, *want)
         for q in range(n_out):
             assert _same_bits(got[q], want[q]), f"{rg}{p} output {q}"
@@ -829,12 +835,10 @@ def test_bbands_reanchors_on_regular_columns():
 
 @pytest.mark.parametrize(("rg", "tm", "fields", "params", "n_out"), RG_TWINS,
                          ids=[r[0] for r in RG_TWINS])
-@pytest.mark.parametrize("ring_above", [None, 0.5])
-def test_run_regular_compacts_irregular_columns(rg, tm, fields, params, n_out, ring_above):
+def test_run_regular_compacts_irregular_columns(rg, tm, fields, params, n_out):
     """``_rg.run_regular`` on a panel mixing regular columns and columns with gaps (one
-    input missing on some rows, whole bars missing on others) equals the ring kernel on the
-    whole panel, bit for bit: through the compaction (``ring_above`` None) or with the ring
-    kernel chosen because most columns are irregular (0.5, 9 of 14 columns)."""
+    input missing on some rows, whole bars missing on others; 9 of 14 columns irregular)
+    equals the ring kernel on the whole panel, bit for bit, through the compaction."""
     from technic.indicators import _rg, _tm
 
     d = _regular_panel()
@@ -848,16 +852,12 @@ def test_run_regular_compacts_irregular_columns(rg, tm, fields, params, n_out, r
         rows = rng.choice(np.flatnonzero(~np.isnan(d[f][:, j]))[1:-1], 5, replace=False)
         d[f][rows, j] = np.nan
     ins = tuple(np.ascontiguousarray(d[f]) for f in fields)
-    _, bad = _rg.layout(*ins, *[ins[0]] * (4 - len(ins)))
-    assert bad.sum() == 9
     ring = getattr(_tm, tm)
     for p in params:
         got = tuple(np.empty(ins[0].shape) for _ in range(n_out))
         want = tuple(np.empty(ins[0].shape) for _ in range(n_out))
-        if ring_above is None:
-            _rg.run_regular(getattr(_rg, rg), ins, p, got)
-        else:
-            _rg.run_regular(getattr(_rg, rg), ins, p, got, ring, ring_above)
+        assert _irregular(getattr(_rg, rg)(*ins, *p, *got)).sum() == 9
+        _rg.run_regular(getattr(_rg, rg), ins, p, got)
         ring(*ins, *p, *want)
         for q in range(n_out):
             assert _same_bits(got[q], want[q]), f"{rg}{p} output {q}"
