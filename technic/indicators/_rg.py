@@ -86,17 +86,26 @@ def rg_roc(x, n, out):
     t_len, n_cols = x.shape
     first, last, cnt = _lay(n_cols, t_len)
     for t in range(t_len):
-        xr = x[t]
-        xo = x[max(t - n, 0)]
-        orow = out[t]
+        xr, xo, orow = x[t], x[max(t - n, 0)], out[t]
         for j in range(n_cols):
-            v = xr[j]
+            v, old = xr[j], xo[j]
             ok = not np.isnan(v)
-            i = _own_bar(first, last, cnt, j, t, ok, t_len)
-            old = xo[j]
             r = ((v / (old if old != 0.0 else 1.0)) - 1.0) * 100.0 if old != 0.0 else 0.0
-            orow[j] = r if (ok & (i >= n)) else np.nan
+            orow[j] = r if (ok & (_own_bar(first, last, cnt, j, t, ok, t_len) >= n)) else np.nan
     return first, last, cnt
+
+
+@njit(inline="always", **_JIT)
+def _pick(dst, new, old, m, want_max, ties_new):
+    # dst[:m] = new where it beats old (greater if want_max, else smaller; on a tie new wins
+    # if ties_new), else old. The flags are constants at every call, so after inlining each
+    # call is one branch-free loop that vectorizes (dst may be old).
+    for j in range(m):
+        w = new[j]
+        q = old[j]
+        up = (w >= q) if ties_new else (w > q)
+        down = (w <= q) if ties_new else (w < q)
+        dst[j] = w if (up if want_max else down) else q
 
 
 @njit(**_JIT)
@@ -107,30 +116,12 @@ def _suffix_ext(h, lo, r0, n, j0, j1, sh, sl):
     # bit for bit as the chronological scan of extra._extremes (signed zeros included).
     # One array per loop: a loop that writes one array and reads two vectorizes without
     # LLVM's runtime alias checks running out (it gives up past a handful of pairs).
-    hr = h[r0 + n - 1][j0:j1]
-    lr = lo[r0 + n - 1][j0:j1]
-    m = hr.shape[0]
-    ch = sh[n - 1]
-    for j in range(m):
-        ch[j] = hr[j]
-    cl = sl[n - 1]
-    for j in range(m):
-        cl[j] = lr[j]
+    m = j1 - j0
+    sh[n - 1][:m] = h[r0 + n - 1][j0:j1]
+    sl[n - 1][:m] = lo[r0 + n - 1][j0:j1]
     for r in range(n - 2, -1, -1):
-        hr = h[r0 + r][j0:j1]
-        nh = sh[r + 1]
-        ch = sh[r]
-        for j in range(m):
-            w = hr[j]
-            q = nh[j]
-            ch[j] = w if w >= q else q
-        lr = lo[r0 + r][j0:j1]
-        nl = sl[r + 1]
-        cl = sl[r]
-        for j in range(m):
-            w = lr[j]
-            q = nl[j]
-            cl[j] = w if w <= q else q
+        _pick(sh[r], h[r0 + r][j0:j1], sh[r + 1], m, True, True)
+        _pick(sl[r], lo[r0 + r][j0:j1], sl[r + 1], m, False, True)
 
 
 @njit(**_JIT)
@@ -142,26 +133,28 @@ def _prefix_ext(h, lo, t, n, j0, j1, sh, sl, ph, pl):
     # previous block from t-n+1 plus the prefix: combine with _combine_ext at row sh[t%n+1].
     # Three operations a value instead of n, for any n.
     off = t % n
-    hr = h[t][j0:j1]
-    lr = lo[t][j0:j1]
-    m = hr.shape[0]
+    m = j1 - j0
     if off == 0:
         if t >= n:
             _suffix_ext(h, lo, t - n, n, j0, j1, sh, sl)
-        for j in range(m):
-            ph[j] = hr[j]
-        for j in range(m):
-            pl[j] = lr[j]
+        ph[:m] = h[t][j0:j1]
+        pl[:m] = lo[t][j0:j1]
     else:
-        for j in range(m):
-            w = hr[j]
-            q = ph[j]
-            ph[j] = w if w > q else q
-        for j in range(m):
-            w = lr[j]
-            q = pl[j]
-            pl[j] = w if w < q else q
+        _pick(ph, h[t][j0:j1], ph, m, True, False)
+        _pick(pl, lo[t][j0:j1], pl, m, False, False)
     return off + 1
+
+
+@njit(inline="always", **_JIT)
+def _window_hl(ph, xh, pl, xl, j):
+    # Symbol j's highest high and lowest low of the window ending at the current row: the
+    # block prefix (ph, pl) against the previous block's suffix (xh, xl), whose bars are the
+    # earlier ones and so win ties.
+    a = ph[j]
+    w = xh[j]
+    b = pl[j]
+    v = xl[j]
+    return (a if a > w else w), (b if b < v else v)
 
 
 @njit(**_JIT)
@@ -181,9 +174,7 @@ def rg_willr(h, lo, cl, n, out):
     lb = n - 1
     for j0 in range(0, n_cols, _BLK):
         j1 = min(j0 + _BLK, n_cols)
-        fb = first[j0:j1]
-        lbk = last[j0:j1]
-        cb = cnt[j0:j1]
+        fb, lbk, cb = first[j0:j1], last[j0:j1], cnt[j0:j1]
         for t in range(t_len):
             q = _prefix_ext(h, lo, t, n, j0, j1, sh, sl, ph, pl)
             orow = out[t][j0:j1]
@@ -196,12 +187,7 @@ def rg_willr(h, lo, cl, n, out):
             for j in range(m):
                 cv = cr[j]
                 ok = not (np.isnan(hr[j]) | np.isnan(lr[j]) | np.isnan(cv))
-                a = ph[j]
-                w = xh[j]
-                a = a if a > w else w
-                b = pl[j]
-                w = xl[j]
-                b = b if b < w else w
+                a, b = _window_hl(ph, xh, pl, xl, j)
                 r = ((a - cv) / (a - b)) * (-100.0) if (a - b) / (-100.0) != 0.0 else 0.0
                 i = _own_bar(fb, lbk, cb, j, t, ok, t_len)
                 orow[j] = r if (ok & (i >= lb)) else np.nan
@@ -228,9 +214,7 @@ def rg_stoch(h, lo, cl, fk, sk, sd, o_k, o_d):
     f0 = fk + sk + sd - 3
     for j0 in range(0, n_cols, _BLK):
         j1 = min(j0 + _BLK, n_cols)
-        fb = first[j0:j1]
-        lbk = last[j0:j1]
-        cb = cnt[j0:j1]
+        fb, lbk, cb = first[j0:j1], last[j0:j1], cnt[j0:j1]
         m = j1 - j0
         for j in range(m):
             kt[j] = 0.0
@@ -260,12 +244,7 @@ def rg_stoch(h, lo, cl, fk, sk, sd, o_k, o_d):
             # Five short loops, each writing one or two arrays, so that each vectorizes.
             for j in range(m):
                 cv = cr[j]
-                a = ph[j]
-                w = xh[j]
-                a = a if a > w else w
-                b = pl[j]
-                w = xl[j]
-                b = b if b < w else w
+                a, b = _window_hl(ph, xh, pl, xl, j)
                 kw[j] = (0.0 if abs(a - b) <= TA_EPSILON * (abs(a) + abs(b))
                          else (((cv - b) / (a - b)) * 100.0))
             for j in range(m):
@@ -290,25 +269,15 @@ def rg_mfi(h, lo, cl, vol, n, out):
     # row t - n) are read from slot t % n before it is overwritten.
     t_len, n_cols = h.shape
     first, last, cnt = _lay(n_cols, t_len)
-    prev = np.zeros(n_cols)
-    ps_a = np.zeros(n_cols)
-    ns_a = np.zeros(n_cols)
+    prev, ps_a, ns_a = np.zeros((3, n_cols))
     null_a = np.zeros(n_cols, np.int64)
-    pos = np.zeros((n, n_cols))
-    neg = np.zeros((n, n_cols))
+    pos, neg = np.zeros((2, n, n_cols))
     for t in range(t_len):
-        hr = h[t]
-        lr = lo[t]
-        cr = cl[t]
-        vr = vol[t]
+        hr, lr, cr, vr, orow = h[t], lo[t], cl[t], vol[t], out[t]
         rp = pos[t % n]
         rn = neg[t % n]
-        orow = out[t]
         for j in range(n_cols):
-            hv = hr[j]
-            lv = lr[j]
-            cv = cr[j]
-            vv = vr[j]
+            hv, lv, cv, vv = hr[j], lr[j], cr[j], vr[j]
             ok = not (np.isnan(hv) | np.isnan(lv) | np.isnan(cv) | np.isnan(vv))
             i = _own_bar(first, last, cnt, j, t, ok, t_len)
             tp = (hv + lv + cv) / 3.0
@@ -352,10 +321,7 @@ def rg_bbands(x, n, k, o_up, o_mid, o_lo):
     # redone one by one with a fresh two-pass over the window rows.
     t_len, n_cols = x.shape
     first, last, cnt = _lay(n_cols, t_len)
-    total = np.zeros(n_cols)
-    shift = np.zeros(n_cols)
-    s1 = np.zeros(n_cols)
-    s2 = np.zeros(n_cols)
+    total, shift, s1, s2 = np.zeros((4, n_cols))
     left = np.full(n_cols, 32 * n, np.int64)
     need = np.zeros(n_cols, np.bool_)
     fn = float(n)
@@ -440,18 +406,12 @@ def gather_own(a, b, c, d, n_in, cols, first, okm, oa, ob, oc, od):
     k = cols.shape[0]
     cnt = first.copy()
     for t in range(t_len):
-        ar = a[t]
-        br = b[t]
-        cr = c[t]
-        dr = d[t]
+        ar, br, cr, dr = a[t], b[t], c[t], d[t]
         for q in range(k):
             # Branch-free: a gap row writes NaN into the next free slot (overwritten by the
             # next bar; an irregular column's count stays below T - first, so it is in range).
             j = cols[q]
-            va = ar[j]
-            vb = br[j]
-            vc = cr[j]
-            vd = dr[j]
+            va, vb, vc, vd = ar[j], br[j], cr[j], dr[j]
             ok = not (np.isnan(va) | np.isnan(vb) | np.isnan(vc) | np.isnan(vd))
             okm[t, q] = ok
             r = cnt[q]
