@@ -342,17 +342,20 @@ def _tpv(h, lo, c, v):
 
 
 @njit(**_JIT)
-def _volume_ratio_1d(term, hi, lo, cl, vol, m, n, res):
+def _volume_ratio_1d(hi, lo, cl, vol, m, n, vwap, res):
     # sum(term(bar)) / sum(volume) over the last n bars, both window sums recomputed per bar
-    # (no running-sum drift): CMF with term = _mfv (adding 0 for a bar with h == l leaves the
-    # sum's bits as skipping it would: it starts at +0), the rolling VWAP with term = _tpv.
+    # (no running-sum drift): the rolling VWAP (vwap, term _tpv) or CMF (term _mfv; adding 0
+    # for a bar with h == l leaves the sum's bits as skipping it would: it starts at +0).
+    # vwap is loop-invariant (LLVM unswitches it). Functions are not passed as arguments:
+    # that would keep the callers out of numba's cache.
     _fill_nan(res, 0, min(n - 1, m))
     for i in range(n - 1, m):
         s = 0.0
         sv = 0.0
         for j in range(i - n + 1, i + 1):
-            s += term(hi[j], lo[j], cl[j], vol[j])
-            sv += vol[j]
+            h, lo_, c, v = hi[j], lo[j], cl[j], vol[j]
+            s += _tpv(h, lo_, c, v) if vwap else _mfv(h, lo_, c, v)
+            sv += v
         res[i] = s / sv
 
 
@@ -453,9 +456,9 @@ def _panel(xs, kind, p, fp, outs):
         elif kind == _LINREG:
             _linreg_slope_1d(b[0], m, p[0], res[0])
         elif kind == _CMF:
-            _volume_ratio_1d(_mfv, b[0], b[1], b[2], b[3], m, p[0], res[0])
+            _volume_ratio_1d(b[0], b[1], b[2], b[3], m, p[0], False, res[0])
         elif kind == _VWAP:
-            _volume_ratio_1d(_tpv, b[0], b[1], b[2], b[3], m, p[0], res[0])
+            _volume_ratio_1d(b[0], b[1], b[2], b[3], m, p[0], True, res[0])
         elif kind == _DONCHIAN:
             _donchian_1d(b[0], b[1], m, p[0], dq, res[0], res[1], res[2])
         elif kind == _KELTNER:

@@ -42,7 +42,7 @@ from technic.indicators._oned import (
     _rvol_1d,
     _sma_1d,
 )
-from technic.indicators._oned_extra import _linreg_r2_at, _mfv, _volume_ratio_1d
+from technic.indicators._oned_extra import _linreg_r2_at, _volume_ratio_1d
 
 #: Opcode of each indicator the last-row driver runs (``bar``: the input itself).
 OPS: dict[str, int] = {name: i for i, name in enumerate((
@@ -115,7 +115,7 @@ def _run_call(op, b, i0, i1, i2, i3, p0, p1, p2, fp, m, r, aux, dq):
     elif op == _MFI:
         _mfi_1d(b[i0], b[i1], b[i2], b[i3], m, p0, r[0])
     elif op == _CMF:
-        _volume_ratio_1d(_mfv, b[i0], b[i1], b[i2], b[i3], m, p0, r[0])
+        _volume_ratio_1d(b[i0], b[i1], b[i2], b[i3], m, p0, False, r[0])
 
 
 @njit(cache=True, nogil=True)
