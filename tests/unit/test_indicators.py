@@ -955,3 +955,34 @@ def test_linreg_r2_is_talib_correl_with_the_bar_index_squared():
             np.testing.assert_allclose(ours[:, j], talib.CORREL(c[:, j], idx, n) ** 2,
                                        rtol=0, atol=1e-9)
 
+
+
+def test_last_row_extremes_equal_the_panel_ones_ties_and_signed_zeros_included():
+    """The last-row path takes ``rolling_max`` / ``rolling_min`` over the last ``n`` own bars
+    only; its values equal the panel kernels' (monotonic deque) at each symbol's last bar,
+    bit for bit: ties, ``±0`` and gaps included."""
+    from technic.indicators import lastrow
+
+    rng = np.random.default_rng(3)
+    n_sym, t = 60, 300
+    c = np.abs(np.round(50 + np.cumsum(rng.normal(0, 1, (n_sym, t)), axis=1))) + 1
+    h = c + rng.integers(0, 2, c.shape)
+    lo = c - rng.integers(0, 2, c.shape)
+    h[:10] = np.where(rng.random((10, t)) < 0.5, 0.0, -0.0)
+    lo[:10] = np.where(rng.random((10, t)) < 0.5, 0.0, -0.0)
+    v = rng.uniform(1e5, 1e6, c.shape)
+    gap = rng.random(c.shape) < 0.05
+    gap[20:25, 100:] = True  # five symbols end early, one with fewer than 252 bars
+    for x in (h, lo, c, v):
+        x[gap] = np.nan
+    ops = np.array([[lastrow.OPS["rolling_max"], 0, -1, -1, -1, 252, 0, 0],
+                    [lastrow.OPS["rolling_min"], 1, -1, -1, -1, 252, 0, 0]], np.int64)
+    plan = lastrow.LastRowPlan(ops, np.zeros(2), np.array([[0, 0, 0], [1, 0, 0]], np.int64),
+                               ("hi", "lo"))
+    got, _ = lastrow.last_row_values(h, lo, c, v, plan)
+    for q, (fn, x) in enumerate(((ind.rolling_max, h), (ind.rolling_min, lo))):
+        full = fn(np.ascontiguousarray(x.T), 252)
+        last = [np.flatnonzero(~np.isnan(x[j]))[-1] for j in range(n_sym)]
+        want = full[last, np.arange(n_sym)]
+        assert _same_bits(got[q], want)
+        assert np.isnan(want).sum() >= 1 and np.isfinite(want).sum() >= 50
