@@ -95,7 +95,7 @@ _willr_1d = _gen("willr")  # TA_WILLR (from bar n - 1)
 _mfi_1d = _gen("mfi")  # TA_MFI 0.8.1 (from bar n)
 
 
-@njit(inline="always", **_JIT)
+@njit(**_JIT)
 def _add_devs(src, a, b, shift, t1, t2):
     # The shifted sums S1 += sum(x - K), S2 += sum((x - K)^2) over src[a:b], in order.
     for j in range(a, b):
@@ -106,7 +106,7 @@ def _add_devs(src, a, b, shift, t1, t2):
     return t1, t2
 
 
-@njit(inline="always", **_JIT)
+@njit(**_JIT)
 def _shifted_var(t1, t2, inv):
     # The population variance S2/n - (S1/n)^2 of the shifted sums (inv = 1 / n).
     mean1 = t1 * inv
@@ -128,7 +128,10 @@ def _rolling_var(src, off, m, n, var):
     t1, t2 = _add_devs(src, off, off + lb, shift, 0.0, 0.0)
     bars_left = 32 * n
     for i in range(off + lb, m):
-        t1, t2 = _add_devs(src, i, i + 1, shift, t1, t2)
+        d = src[i] - shift
+        t1 += d
+        d *= d
+        t2 += d
         v = _shifted_var(t1, t2, inv)
         d = src[i - lb] - shift
         t1 -= d

@@ -328,14 +328,14 @@ def _linreg_r2_1d(src, m, n, res):
         res[i] = _linreg_r2_at(src, i - n + 1, n)
 
 
-@njit(inline="always", **_JIT)
+@njit(**_JIT)
 def _mfv(h, lo, c, v):
     # Chaikin money-flow volume of one bar: ((c - l) - (h - c)) / (h - l) * v, 0 when h == l.
     rng = h - lo
     return ((c - lo) - (h - c)) / rng * v if rng != 0.0 else 0.0
 
 
-@njit(inline="always", **_JIT)
+@njit(**_JIT)
 def _tpv(h, lo, c, v):
     # Typical price times volume of one bar: (h + l + c) / 3 * v.
     return (h + lo + c) / 3.0 * v

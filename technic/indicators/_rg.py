@@ -146,14 +146,10 @@ def _prefix_ext(h, lo, t, n, j0, j1, sh, sl, ph, pl):
 
 
 @njit(inline="always", **_JIT)
-def _window_hl(ph, xh, pl, xl, j):
-    # Symbol j's highest high and lowest low of the window ending at the current row: the
-    # block prefix (ph, pl) against the previous block's suffix (xh, xl), whose bars are the
+def _window_hl(a, w, b, v):
+    # A symbol's highest high and lowest low of the window ending at the current row: the
+    # block prefix (a, b) against the previous block's suffix (w, v), whose bars are the
     # earlier ones and so win ties.
-    a = ph[j]
-    w = xh[j]
-    b = pl[j]
-    v = xl[j]
     return (a if a > w else w), (b if b < v else v)
 
 
@@ -187,7 +183,7 @@ def rg_willr(h, lo, cl, n, out):
             for j in range(m):
                 cv = cr[j]
                 ok = not (np.isnan(hr[j]) | np.isnan(lr[j]) | np.isnan(cv))
-                a, b = _window_hl(ph, xh, pl, xl, j)
+                a, b = _window_hl(ph[j], xh[j], pl[j], xl[j])
                 r = ((a - cv) / (a - b)) * (-100.0) if (a - b) / (-100.0) != 0.0 else 0.0
                 i = _own_bar(fb, lbk, cb, j, t, ok, t_len)
                 orow[j] = r if (ok & (i >= lb)) else np.nan
@@ -244,7 +240,7 @@ def rg_stoch(h, lo, cl, fk, sk, sd, o_k, o_d):
             # Five short loops, each writing one or two arrays, so that each vectorizes.
             for j in range(m):
                 cv = cr[j]
-                a, b = _window_hl(ph, xh, pl, xl, j)
+                a, b = _window_hl(ph[j], xh[j], pl[j], xl[j])
                 kw[j] = (0.0 if abs(a - b) <= TA_EPSILON * (abs(a) + abs(b))
                          else (((cv - b) / (a - b)) * 100.0))
             for j in range(m):
@@ -269,9 +265,10 @@ def rg_mfi(h, lo, cl, vol, n, out):
     # row t - n) are read from slot t % n before it is overwritten.
     t_len, n_cols = h.shape
     first, last, cnt = _lay(n_cols, t_len)
-    prev, ps_a, ns_a = np.zeros((3, n_cols))
+    # (Separate arrays: rows unpacked from one 2-D array are typed non-contiguous.)
+    prev, ps_a, ns_a = np.zeros(n_cols), np.zeros(n_cols), np.zeros(n_cols)
     null_a = np.zeros(n_cols, np.int64)
-    pos, neg = np.zeros((2, n, n_cols))
+    pos, neg = np.zeros((n, n_cols)), np.zeros((n, n_cols))
     for t in range(t_len):
         hr, lr, cr, vr, orow = h[t], lo[t], cl[t], vol[t], out[t]
         rp = pos[t % n]
@@ -321,7 +318,7 @@ def rg_bbands(x, n, k, o_up, o_mid, o_lo):
     # redone one by one with a fresh two-pass over the window rows.
     t_len, n_cols = x.shape
     first, last, cnt = _lay(n_cols, t_len)
-    total, shift, s1, s2 = np.zeros((4, n_cols))
+    total, shift, s1, s2 = np.zeros(n_cols), np.zeros(n_cols), np.zeros(n_cols), np.zeros(n_cols)
     left = np.full(n_cols, 32 * n, np.int64)
     need = np.zeros(n_cols, np.bool_)
     fn = float(n)

@@ -61,12 +61,12 @@ tm_willr = _gen("willr")
 tm_mfi = _gen("mfi")
 
 
-@njit(inline="always", **_JIT)
+@njit(**_JIT)
 def _slot_sums(ring, n, m, acc, ctr, absdev):
     # acc[:m] += the n ring slots of each symbol in SLOT order (absdev: their absolute
     # deviations from ctr[:m]), four slots a pass: the same additions in the same order, a
-    # quarter of the loads and stores of the accumulators. absdev is a constant at each call,
-    # so after inlining each is one branch-free loop nest.
+    # quarter of the loads and stores of the accumulators. absdev is loop-invariant (one
+    # branch-free loop nest per value after unswitching).
     q = 0
     while q + 4 <= n:
         r0 = ring[q]
