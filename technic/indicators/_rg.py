@@ -45,7 +45,7 @@ def _lay(n_cols, t_len):
                                                                                      np.int64)
 
 
-@njit(inline="always", **_JIT)
+@njit(**_JIT)
 def _own_bar(first, last, cnt, j, t, ok, t_len):
     # Record whether row t is a bar of column j (ok: every input present) and return the
     # row's own-bar index on a regular column, t - first (negative before the first bar).
@@ -95,19 +95,6 @@ def rg_roc(x, n, out):
     return first, last, cnt
 
 
-@njit(inline="always", **_JIT)
-def _pick(dst, new, old, m, want_max, ties_new):
-    # dst[:m] = new where it beats old (greater if want_max, else smaller; on a tie new wins
-    # if ties_new), else old. The flags are constants at every call, so after inlining each
-    # call is one branch-free loop that vectorizes (dst may be old).
-    for j in range(m):
-        w = new[j]
-        q = old[j]
-        up = (w >= q) if ties_new else (w > q)
-        down = (w <= q) if ties_new else (w < q)
-        dst[j] = w if (up if want_max else down) else q
-
-
 @njit(**_JIT)
 def _suffix_ext(h, lo, r0, n, j0, j1, sh, sl):
     # Suffix extremes of the row block r0..r0+n-1 (columns j0..j1): sh[r] = highest high of
@@ -117,11 +104,19 @@ def _suffix_ext(h, lo, r0, n, j0, j1, sh, sl):
     # One array per loop: a loop that writes one array and reads two vectorizes without
     # LLVM's runtime alias checks running out (it gives up past a handful of pairs).
     m = j1 - j0
-    sh[n - 1][:m] = h[r0 + n - 1][j0:j1]
-    sl[n - 1][:m] = lo[r0 + n - 1][j0:j1]
+    hr, lr, ch, cl = h[r0 + n - 1][j0:j1], lo[r0 + n - 1][j0:j1], sh[n - 1], sl[n - 1]
+    for j in range(m):  # (loops, not slice assignments: those take seconds to compile)
+        ch[j] = hr[j]
+        cl[j] = lr[j]
     for r in range(n - 2, -1, -1):
-        _pick(sh[r], h[r0 + r][j0:j1], sh[r + 1], m, True, True)
-        _pick(sl[r], lo[r0 + r][j0:j1], sl[r + 1], m, False, True)
+        hr, nh, ch = h[r0 + r][j0:j1], sh[r + 1], sh[r]
+        for j in range(m):
+            w, q = hr[j], nh[j]
+            ch[j] = w if w >= q else q
+        lr, nl, cl = lo[r0 + r][j0:j1], sl[r + 1], sl[r]
+        for j in range(m):
+            w, q = lr[j], nl[j]
+            cl[j] = w if w <= q else q
 
 
 @njit(**_JIT)
@@ -130,22 +125,28 @@ def _prefix_ext(h, lo, t, n, j0, j1, sh, sl, ph, pl):
     # of n; ph / pl hold the highest high / lowest low from the start of t's block to t, and
     # sh / sl (n + 1, BLK) the suffix extremes of the previous block, rebuilt when a block
     # starts (sh[n] = -inf, sl[n] = +inf). The window t-n+1..t is then the suffix of the
-    # previous block from t-n+1 plus the prefix: combine with _combine_ext at row sh[t%n+1].
+    # previous block from t-n+1 plus the prefix: combine with _window_hl at row sh[t%n+1].
     # Three operations a value instead of n, for any n.
     off = t % n
     m = j1 - j0
+    hr, lr = h[t][j0:j1], lo[t][j0:j1]
     if off == 0:
         if t >= n:
             _suffix_ext(h, lo, t - n, n, j0, j1, sh, sl)
-        ph[:m] = h[t][j0:j1]
-        pl[:m] = lo[t][j0:j1]
+        for j in range(m):
+            ph[j] = hr[j]
+            pl[j] = lr[j]
     else:
-        _pick(ph, h[t][j0:j1], ph, m, True, False)
-        _pick(pl, lo[t][j0:j1], pl, m, False, False)
+        for j in range(m):
+            w, q = hr[j], ph[j]
+            ph[j] = w if w > q else q
+        for j in range(m):
+            w, q = lr[j], pl[j]
+            pl[j] = w if w < q else q
     return off + 1
 
 
-@njit(inline="always", **_JIT)
+@njit(**_JIT)
 def _window_hl(a, w, b, v):
     # A symbol's highest high and lowest low of the window ending at the current row: the
     # block prefix (a, b) against the previous block's suffix (w, v), whose bars are the
