@@ -27,6 +27,8 @@ from technic.indicators import lastrow
 #: Indicators computed only at requested rows on the CPU when the caller needs few rows
 #: (an ``O(n)`` window per value): indicator -> function ``(x, rows, *params)``.
 _ROWS_ONLY = {"linreg_r2": "linreg_r2_rows"}
+#: Indicators the last-row plan computes at the last bar only (no lagged value).
+_LAST_BAR_ONLY = {"linreg_r2", "rolling_max", "rolling_min"}
 
 
 def _calls() -> dict[tuple[str, tuple[str, ...], tuple[float, ...]], list[tuple[str, Series]]]:
@@ -105,7 +107,8 @@ def last_row_plan() -> lastrow.LastRowPlan:
 
     Raises:
         ValueError: a series whose indicator has no last-row opcode, or a lag on an
-            indicator computed at the last bar only (``linreg_r2``).
+            indicator computed at the last bar only (``linreg_r2``, ``rolling_max``,
+            ``rolling_min``).
     """
     calls, fparams, outputs, names = [], [], [], []
     for q, ((ind, ins, params), wanted) in enumerate(_calls().items()):
@@ -119,7 +122,7 @@ def last_row_plan() -> lastrow.LastRowPlan:
                       *(ints + [0] * (3 - len(ints)))])
         fparams.append(floats[0] if floats else 0.0)
         for name, s in wanted:
-            if ind in _ROWS_ONLY and s.lag:
+            if ind in _LAST_BAR_ONLY and s.lag:
                 raise ValueError(f"series {name}: {ind} has no lagged last-row value")
             outputs.append([q, s.output, s.lag])
             names.append(name)

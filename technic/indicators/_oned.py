@@ -96,6 +96,24 @@ _mfi_1d = _gen("mfi")  # TA_MFI 0.8.1 (from bar n)
 
 
 @njit(**_JIT)
+def _add_devs(src, a, b, shift, t1, t2):
+    # The shifted sums S1 += sum(x - K), S2 += sum((x - K)^2) over src[a:b], in order.
+    for j in range(a, b):
+        d = src[j] - shift
+        t1 += d
+        d *= d
+        t2 += d
+    return t1, t2
+
+
+@njit(**_JIT)
+def _shifted_var(t1, t2, inv):
+    # The population variance S2/n - (S1/n)^2 of the shifted sums (inv = 1 / n).
+    mean1 = t1 * inv
+    return t2 * inv - mean1 * mean1
+
+
+@njit(**_JIT)
 def _rolling_var(src, off, m, n, var):
     # Population variance of each window src[i-n+1 : i+1], i in [off+n-1, m), written to
     # var[i]: TA-Lib 0.8.1's cancellation-free VAR (issues #118, #243). Running sums of
@@ -107,21 +125,14 @@ def _rolling_var(src, off, m, n, var):
     inv = 1.0 / float(n)
     lb = n - 1
     shift = src[off]
-    t1 = 0.0
-    t2 = 0.0
-    for j in range(off, off + lb):
-        d = src[j] - shift
-        t1 += d
-        d *= d
-        t2 += d
+    t1, t2 = _add_devs(src, off, off + lb, shift, 0.0, 0.0)
     bars_left = 32 * n
     for i in range(off + lb, m):
         d = src[i] - shift
         t1 += d
         d *= d
         t2 += d
-        mean1 = t1 * inv
-        v = t2 * inv - mean1 * mean1
+        v = _shifted_var(t1, t2, inv)
         d = src[i - lb] - shift
         t1 -= d
         d *= d
@@ -142,15 +153,8 @@ def _var_rebuild(src, ws, we, inv):
     for j in range(ws, we + 1):
         s += src[j]
     shift = s * inv
-    t1 = 0.0
-    t2 = 0.0
-    for j in range(ws, we + 1):
-        d = src[j] - shift
-        t1 += d
-        d *= d
-        t2 += d
-    mean1 = t1 * inv
-    v = t2 * inv - mean1 * mean1
+    t1, t2 = _add_devs(src, ws, we + 1, shift, 0.0, 0.0)
+    v = _shifted_var(t1, t2, inv)
     if v < 0.000000000001 * (t2 * inv):
         v = 0.0
     d = src[ws] - shift

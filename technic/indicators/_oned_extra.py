@@ -329,34 +329,34 @@ def _linreg_r2_1d(src, m, n, res):
 
 
 @njit(**_JIT)
-def _cmf_1d(hi, lo, cl, vol, m, n, res):
-    # Chaikin Money Flow: sum of MFV / sum of volume over the last n bars, window sums
-    # recomputed per bar (no running-sum drift). MFV = ((c - l) - (h - c)) / (h - l) * v, 0
-    # when h == l.
-    _fill_nan(res, 0, min(n - 1, m))
-    for i in range(n - 1, m):
-        smf = 0.0
-        sv = 0.0
-        for j in range(i - n + 1, i + 1):
-            rng = hi[j] - lo[j]
-            if rng != 0.0:
-                smf += ((cl[j] - lo[j]) - (hi[j] - cl[j])) / rng * vol[j]
-            sv += vol[j]
-        res[i] = smf / sv
+def _mfv(h, lo, c, v):
+    # Chaikin money-flow volume of one bar: ((c - l) - (h - c)) / (h - l) * v, 0 when h == l.
+    rng = h - lo
+    return ((c - lo) - (h - c)) / rng * v if rng != 0.0 else 0.0
 
 
 @njit(**_JIT)
-def _vwap_1d(hi, lo, cl, vol, m, n, res):
-    # Rolling VWAP: sum(typical * volume) / sum(volume) over the last n bars, typical =
-    # (h + l + c) / 3; window sums recomputed per bar.
+def _tpv(h, lo, c, v):
+    # Typical price times volume of one bar: (h + l + c) / 3 * v.
+    return (h + lo + c) / 3.0 * v
+
+
+@njit(**_JIT)
+def _volume_ratio_1d(hi, lo, cl, vol, m, n, vwap, res):
+    # sum(term(bar)) / sum(volume) over the last n bars, both window sums recomputed per bar
+    # (no running-sum drift): the rolling VWAP (vwap, term _tpv) or CMF (term _mfv; adding 0
+    # for a bar with h == l leaves the sum's bits as skipping it would: it starts at +0).
+    # vwap is loop-invariant (LLVM unswitches it). Functions are not passed as arguments:
+    # that would keep the callers out of numba's cache.
     _fill_nan(res, 0, min(n - 1, m))
     for i in range(n - 1, m):
-        spv = 0.0
+        s = 0.0
         sv = 0.0
         for j in range(i - n + 1, i + 1):
-            spv += (hi[j] + lo[j] + cl[j]) / 3.0 * vol[j]
-            sv += vol[j]
-        res[i] = spv / sv
+            h, lo_, c, v = hi[j], lo[j], cl[j], vol[j]
+            s += _tpv(h, lo_, c, v) if vwap else _mfv(h, lo_, c, v)
+            sv += v
+        res[i] = s / sv
 
 
 @njit(**_JIT)
@@ -456,9 +456,9 @@ def _panel(xs, kind, p, fp, outs):
         elif kind == _LINREG:
             _linreg_slope_1d(b[0], m, p[0], res[0])
         elif kind == _CMF:
-            _cmf_1d(b[0], b[1], b[2], b[3], m, p[0], res[0])
+            _volume_ratio_1d(b[0], b[1], b[2], b[3], m, p[0], False, res[0])
         elif kind == _VWAP:
-            _vwap_1d(b[0], b[1], b[2], b[3], m, p[0], res[0])
+            _volume_ratio_1d(b[0], b[1], b[2], b[3], m, p[0], True, res[0])
         elif kind == _DONCHIAN:
             _donchian_1d(b[0], b[1], m, p[0], dq, res[0], res[1], res[2])
         elif kind == _KELTNER:

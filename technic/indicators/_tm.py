@@ -61,14 +61,30 @@ tm_willr = _gen("willr")
 tm_mfi = _gen("mfi")
 
 
-# ---------------------------------------------------------------------------------------------
-# Single-input kernels.
-# ---------------------------------------------------------------------------------------------
-
-
-# ---------------------------------------------------------------------------------------------
-# High / low / close kernels.
-# ---------------------------------------------------------------------------------------------
+@njit(**_JIT)
+def _slot_sums(ring, n, m, acc, ctr, absdev):
+    # acc[:m] += the n ring slots of each symbol in SLOT order (absdev: their absolute
+    # deviations from ctr[:m]), four slots a pass: the same additions in the same order, a
+    # quarter of the loads and stores of the accumulators. absdev is loop-invariant (one
+    # branch-free loop nest per value after unswitching).
+    q = 0
+    while q + 4 <= n:
+        r0 = ring[q]
+        r1 = ring[q + 1]
+        r2 = ring[q + 2]
+        r3 = ring[q + 3]
+        for j in range(m):
+            c = ctr[j]
+            a = acc[j] + (abs(r0[j] - c) if absdev else r0[j])
+            a += abs(r1[j] - c) if absdev else r1[j]
+            a += abs(r2[j] - c) if absdev else r2[j]
+            acc[j] = a + (abs(r3[j] - c) if absdev else r3[j])
+        q += 4
+    while q < n:
+        r0 = ring[q]
+        for j in range(m):
+            acc[j] += abs(r0[j] - ctr[j]) if absdev else r0[j]
+        q += 1
 
 
 @njit(**_JIT)
@@ -112,45 +128,10 @@ def tm_cci(h, lo, cl, n, out):
                     sb[j] = _S.next_slot(s, n)
                 avg[j] = 0.0
                 dev[j] = 0.0
-            # Slot order, four slots a pass (same additions, a quarter of the loads and
-            # stores of the accumulators).
-            q = 0
-            while q + 4 <= n:
-                r0 = ring[q]
-                r1 = ring[q + 1]
-                r2 = ring[q + 2]
-                r3 = ring[q + 3]
-                for j in range(m):
-                    a = avg[j] + r0[j]
-                    a += r1[j]
-                    a += r2[j]
-                    avg[j] = a + r3[j]
-                q += 4
-            while q < n:
-                r0 = ring[q]
-                for j in range(m):
-                    avg[j] += r0[j]
-                q += 1
+            _slot_sums(ring, n, m, avg, avg, False)
             for j in range(m):
                 avg[j] /= n
-            q = 0
-            while q + 4 <= n:
-                r0 = ring[q]
-                r1 = ring[q + 1]
-                r2 = ring[q + 2]
-                r3 = ring[q + 3]
-                for j in range(m):
-                    a = avg[j]
-                    d = dev[j] + abs(r0[j] - a)
-                    d += abs(r1[j] - a)
-                    d += abs(r2[j] - a)
-                    dev[j] = d + abs(r3[j] - a)
-                q += 4
-            while q < n:
-                r0 = ring[q]
-                for j in range(m):
-                    dev[j] += abs(r0[j] - avg[j])
-                q += 1
+            _slot_sums(ring, n, m, dev, avg, True)
             for j in range(m):
                 v = ok[j]
                 c = cb[j]
@@ -163,9 +144,4 @@ def tm_cci(h, lo, cl, n, out):
                 zero = (abs(d) <= TA_EPSILON * (abs(tp) + abs(a))) | (sd == 0.0)
                 r = 0.0 if zero else d / (0.015 * (sd / n))
                 orow[j] = r if (v & warm) else np.nan
-
-
-# ---------------------------------------------------------------------------------------------
-# Kernels with volume.
-# ---------------------------------------------------------------------------------------------
 

@@ -63,6 +63,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from technic.indicators import _rg, _tm
 from technic.indicators._common import TA_EPSILON
+from technic.indicators._doc import doc
 from technic.indicators._oned import (
     _K_ADX,
     _K_ATR,
@@ -156,7 +157,7 @@ def _run1(x: ArrayLike, name: str, kind: int, n: int, fparam: float = 0.0) -> F6
     elif kind == _K_RSI:
         _tm.tm_rsi(a, n, out)
     elif kind == _K_ROC:
-        _tm.tm_roc(a, n, out)
+        _rg.run_regular(_rg.rg_roc, (a,), (n,), (out,), _tm.tm_roc, 0.1)
     else:
         _panel1(a, kind, n, fparam, out)
     return _shape_back(out, one_d)
@@ -398,49 +399,33 @@ def adx(high: ArrayLike, low: ArrayLike, close: ArrayLike, n: int = 14) -> F64:
     return _run_hlc(high, low, close, _K_ADX, _period(n))
 
 
-def plus_di(high: ArrayLike, low: ArrayLike, close: ArrayLike, n: int = 14) -> F64:
-    """Plus Directional Indicator (+DI), 0–100.
+_DI = """<<Name>> Directional Indicator (<<s>>DI), 0–100.
 
-    Convention and source: Wilder, 1978; TA-Lib ``TA_PLUS_DI``: ``100 * +DM_n / TR_n`` with
-    the Wilder sums of :func:`adx` (0 where ``TR_n`` is 0).
+    Convention and source: Wilder, 1978; TA-Lib ``TA_<<NAME>>_DI``: ``100 * <<s>>DM_n / TR_n``
+    with the Wilder sums of :func:`adx` (0 where ``TR_n`` is 0).
 
     Args:
         high, low, close: ``(T, N) float64`` prices in quote currency, time-major (or
             ``(T,)``), same shape. A row is a bar only where all three are non-NaN.
         n: period in the symbol's own bars, ``>= 1``. For ``n = 1`` TA-Lib returns the raw
-            ratio ``+DM / TR`` (not scaled by 100); this function returns ``100 * +DM / TR``.
+            ratio ``<<s>>DM / TR`` (not scaled by 100); this function returns
+            ``100 * <<s>>DM / TR``.
 
     Returns:
         Same shape as the inputs, ``float64``, 0–100. Lookback ``n`` bars. Gap policy as in
         the module docstring.
 
-    Raises:
-        ValueError: ``n < 1``, shapes differ, or an input is not 1-D or 2-D.
-        TypeError: ``n`` is not an integer.
+    <<panels_raises>>
     """
+
+
+@doc(_DI, Name="Plus", NAME="PLUS", s="+")
+def plus_di(high: ArrayLike, low: ArrayLike, close: ArrayLike, n: int = 14) -> F64:  # _DI
     return _run_hlc(high, low, close, _K_PDI, _period(n))
 
 
-def minus_di(high: ArrayLike, low: ArrayLike, close: ArrayLike, n: int = 14) -> F64:
-    """Minus Directional Indicator (-DI), 0–100.
-
-    Convention and source: Wilder, 1978; TA-Lib ``TA_MINUS_DI``: ``100 * -DM_n / TR_n`` with
-    the Wilder sums of :func:`adx` (0 where ``TR_n`` is 0).
-
-    Args:
-        high, low, close: ``(T, N) float64`` prices in quote currency, time-major (or
-            ``(T,)``), same shape. A row is a bar only where all three are non-NaN.
-        n: period in the symbol's own bars, ``>= 1``. For ``n = 1`` TA-Lib returns the raw
-            ratio ``-DM / TR`` (not scaled by 100); this function returns ``100 * -DM / TR``.
-
-    Returns:
-        Same shape as the inputs, ``float64``, 0–100. Lookback ``n`` bars. Gap policy as in
-        the module docstring.
-
-    Raises:
-        ValueError: ``n < 1``, shapes differ, or an input is not 1-D or 2-D.
-        TypeError: ``n`` is not an integer.
-    """
+@doc(_DI, Name="Minus", NAME="MINUS", s="-")
+def minus_di(high: ArrayLike, low: ArrayLike, close: ArrayLike, n: int = 14) -> F64:  # _DI
     return _run_hlc(high, low, close, _K_MDI, _period(n))
 
 
@@ -511,14 +496,13 @@ def lag(x: ArrayLike, k: int) -> F64:
     return _run1(x, "x", _K_LAG, _period(k, "k", minimum=0))
 
 
-def rolling_max(x: ArrayLike, n: int) -> F64:
-    """Highest value of the last ``n`` bars (the current bar included).
+_EXTREME = """<<what>> value of the last ``n`` bars (the current bar included).
 
-    Convention: same values as TA-Lib ``TA_MAX`` / pandas ``rolling(n).max()`` on the
+    Convention: same values as TA-Lib ``TA_<<ta>>`` / pandas ``rolling(n).<<ta_lower>>()`` on the
     compressed series; monotonic-deque algorithm, ``O(T)`` per column.
 
     Args:
-        x: ``(T, N) float64``, time-major (or ``(T,)``), any unit (e.g. high in quote
+        x: ``(T, N) float64``, time-major (or ``(T,)``), any unit (e.g. <<field>> in quote
             currency). NaN = no bar.
         n: window in the symbol's own bars, ``>= 1``.
 
@@ -526,32 +510,17 @@ def rolling_max(x: ArrayLike, n: int) -> F64:
         Same shape as ``x``, ``float64``, unit of ``x``. Lookback ``n - 1`` bars. Gap policy
         as in the module docstring.
 
-    Raises:
-        ValueError: ``n < 1`` or ``x`` is not 1-D or 2-D.
-        TypeError: ``n`` is not an integer.
+    <<x_raises>>
     """
+
+
+@doc(_EXTREME, what="Highest", ta="MAX", ta_lower="max", field="high")
+def rolling_max(x: ArrayLike, n: int) -> F64:  # _EXTREME
     return _run1(x, "x", _K_MAX, _period(n))
 
 
-def rolling_min(x: ArrayLike, n: int) -> F64:
-    """Lowest value of the last ``n`` bars (the current bar included).
-
-    Convention: same values as TA-Lib ``TA_MIN`` / pandas ``rolling(n).min()`` on the
-    compressed series; monotonic-deque algorithm, ``O(T)`` per column.
-
-    Args:
-        x: ``(T, N) float64``, time-major (or ``(T,)``), any unit (e.g. low in quote
-            currency). NaN = no bar.
-        n: window in the symbol's own bars, ``>= 1``.
-
-    Returns:
-        Same shape as ``x``, ``float64``, unit of ``x``. Lookback ``n - 1`` bars. Gap policy
-        as in the module docstring.
-
-    Raises:
-        ValueError: ``n < 1`` or ``x`` is not 1-D or 2-D.
-        TypeError: ``n`` is not an integer.
-    """
+@doc(_EXTREME, what="Lowest", ta="MIN", ta_lower="min", field="low")
+def rolling_min(x: ArrayLike, n: int) -> F64:  # _EXTREME
     return _run1(x, "x", _K_MIN, _period(n))
 
 

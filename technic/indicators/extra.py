@@ -43,6 +43,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from technic.indicators import _rg, _tm
+from technic.indicators._doc import doc
 from technic.indicators._oned_extra import (
     _AROON,
     _CCI,
@@ -106,6 +107,15 @@ def _run(names: tuple[str, ...], inputs: tuple, kind: int, n_out: int, params: t
 
 
 _HLC = ("high", "low", "close")
+
+#: The end of the DEMA / TEMA docstrings (k: the number of chained EMAs).
+_EMA_CHAIN = """<<x_period>>
+
+    Returns:
+        Same shape as ``x``, ``float64``, unit of ``x``. Lookback ``<<k>> (n - 1)`` bars. Gap
+        policy as in :mod:`technic.indicators.cpu`.
+
+    <<x_raises>>"""
 _HLCV = ("high", "low", "close", "volume")
 
 
@@ -136,6 +146,7 @@ def wma(x: ArrayLike, n: int) -> F64:
     return _run(("x",), (x,), _WMA, 1, (_period(n),))
 
 
+@doc(ema_chain=_EMA_CHAIN, k="2")
 def dema(x: ArrayLike, n: int) -> F64:
     """Double exponential moving average, ``2 EMA - EMA(EMA)`` (Mulloy, 1994).
 
@@ -144,21 +155,12 @@ def dema(x: ArrayLike, n: int) -> F64:
     first ``n`` values, steps ``fma(x - prev, k, prev)``, ``k = 2 / (n + 1)``); result
     ``(2 * EMA1) - EMA2``. ``n = 1`` returns ``x``.
 
-    Args:
-        x: ``(T, N) float64``, time-major (or ``(T,)``), any unit. NaN = no bar.
-        n: period in the symbol's own bars, ``>= 1``.
-
-    Returns:
-        Same shape as ``x``, ``float64``, unit of ``x``. Lookback ``2 (n - 1)`` bars. Gap
-        policy as in :mod:`technic.indicators.cpu`.
-
-    Raises:
-        ValueError: ``n < 1`` or ``x`` is not 1-D or 2-D.
-        TypeError: ``n`` is not an integer.
+    <<ema_chain>>
     """
     return _run(("x",), (x,), _DEMA, 1, (_period(n),))
 
 
+@doc(ema_chain=_EMA_CHAIN, k="3")
 def tema(x: ArrayLike, n: int) -> F64:
     """Triple exponential moving average, ``3 EMA1 - 3 EMA2 + EMA3`` (Mulloy, 1994).
 
@@ -166,17 +168,7 @@ def tema(x: ArrayLike, n: int) -> F64:
     chained TA-Lib EMAs (see :func:`dema`), combined as ``EMA3 + ((3 * EMA1) - (3 * EMA2))``.
     ``n = 1`` returns ``x``.
 
-    Args:
-        x: ``(T, N) float64``, time-major (or ``(T,)``), any unit. NaN = no bar.
-        n: period in the symbol's own bars, ``>= 1``.
-
-    Returns:
-        Same shape as ``x``, ``float64``, unit of ``x``. Lookback ``3 (n - 1)`` bars. Gap
-        policy as in :mod:`technic.indicators.cpu`.
-
-    Raises:
-        ValueError: ``n < 1`` or ``x`` is not 1-D or 2-D.
-        TypeError: ``n`` is not an integer.
+    <<ema_chain>>
     """
     return _run(("x",), (x,), _TEMA, 1, (_period(n),))
 
@@ -306,6 +298,7 @@ def cci(high: ArrayLike, low: ArrayLike, close: ArrayLike, n: int = 20) -> F64:
     return _run(_HLC, (high, low, close), _CCI, 1, (_period(n),))
 
 
+@doc()
 def mfi(high: ArrayLike, low: ArrayLike, close: ArrayLike, volume: ArrayLike,
         n: int = 14) -> F64:
     """Money Flow Index, 0–100.
@@ -318,9 +311,7 @@ def mfi(high: ArrayLike, low: ArrayLike, close: ArrayLike, volume: ArrayLike,
     and 0 when ``pos + neg <= 0`` (TA-Lib before 0.8 used ``< 1.0``).
 
     Args:
-        high, low, close: ``(T, N) float64`` prices in quote currency; volume: shares; all
-            time-major (or ``(T,)``), same shape. A row is a bar only where all four are
-            non-NaN.
+        <<hlcv>>
         n: period in the symbol's own bars, ``>= 1``.
 
     Returns:

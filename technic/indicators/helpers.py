@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
+from technic.indicators._doc import doc
 from technic.indicators._oned_extra import (
     _CMF,
     _DISTHIGH,
@@ -114,6 +115,7 @@ def linreg_r2_rows(close: ArrayLike, rows: Sequence[int], n: int) -> F64:
     return out
 
 
+@doc()
 def cmf(high: ArrayLike, low: ArrayLike, close: ArrayLike, volume: ArrayLike,
         n: int = 20) -> F64:
     """Chaikin Money Flow, -1–1.
@@ -123,9 +125,7 @@ def cmf(high: ArrayLike, low: ArrayLike, close: ArrayLike, volume: ArrayLike,
     recomputed for every bar (no running-sum drift). No TA-Lib twin.
 
     Args:
-        high, low, close: ``(T, N) float64`` prices in quote currency; volume: shares; all
-            time-major (or ``(T,)``), same shape. A row is a bar only where all four are
-            non-NaN.
+        <<hlcv>>
         n: window in the symbol's own bars, ``>= 1``.
 
     Returns:
@@ -140,6 +140,7 @@ def cmf(high: ArrayLike, low: ArrayLike, close: ArrayLike, volume: ArrayLike,
     return _run(_HLCV, (high, low, close, volume), _CMF, 1, (_period(n),))
 
 
+@doc()
 def rolling_vwap(high: ArrayLike, low: ArrayLike, close: ArrayLike, volume: ArrayLike,
                  n: int = 20) -> F64:
     """Rolling volume-weighted average price of the last ``n`` bars.
@@ -148,9 +149,7 @@ def rolling_vwap(high: ArrayLike, low: ArrayLike, close: ArrayLike, volume: Arra
     sums recomputed for every bar. No TA-Lib twin.
 
     Args:
-        high, low, close: ``(T, N) float64`` prices in quote currency; volume: shares; all
-            time-major (or ``(T,)``), same shape. A row is a bar only where all four are
-            non-NaN.
+        <<hlcv>>
         n: window in the symbol's own bars, ``>= 1``.
 
     Returns:

@@ -37,12 +37,11 @@ from technic.indicators._oned import (
     _mfi_1d,
     _obv_1d,
     _roc_1d,
-    _rolling_ext_1d,
     _rsi_1d,
     _rvol_1d,
     _sma_1d,
 )
-from technic.indicators._oned_extra import _cmf_1d, _linreg_r2_at
+from technic.indicators._oned_extra import _linreg_r2_at, _volume_ratio_1d
 
 #: Opcode of each indicator the last-row driver runs (``bar``: the input itself).
 OPS: dict[str, int] = {name: i for i, name in enumerate((
@@ -82,6 +81,21 @@ def _last(res, m, k):
 
 
 @njit(cache=True, nogil=True)
+def _window_extreme(src, m, n, want_max):
+    # The highest (want_max) / lowest of src[m-n:m], NaN when m < n: the value
+    # _rolling_ext_1d gives at bar m - 1 (on a tie the later bar, as its deque keeps it; the
+    # same bits, signed zeros included).
+    if m < n:
+        return np.nan
+    e = src[m - n]
+    for i in range(m - n + 1, m):
+        x = src[i]
+        if (x >= e) if want_max else (x <= e):
+            e = x
+    return e
+
+
+@njit(cache=True, nogil=True)
 def _run_call(op, b, i0, i1, i2, i3, p0, p1, p2, fp, m, r, aux, dq):
     # One indicator call on the first m own bars of the input buffers b; outputs in r[0..2].
     # Rows of r are only meaningful where _keep reads them (the last few bars).
@@ -106,7 +120,8 @@ def _run_call(op, b, i0, i1, i2, i3, p0, p1, p2, fp, m, r, aux, dq):
     elif op == _ROC:
         _roc_1d(b[i0], m, p0, r[0])
     elif op in (_MAX, _MIN):
-        _rolling_ext_1d(b[i0], m, p0, op == _MAX, dq, r[0])
+        # At the last bar only (an O(n) window instead of the O(m) deque over every bar).
+        r[0, m - 1] = _window_extreme(b[i0], m, p0, op == _MAX)
     elif op == _RVOL:
         _rvol_1d(b[i0], m, p0, _SQRT_252, aux, r[0])
     elif op == _R2:
@@ -115,7 +130,7 @@ def _run_call(op, b, i0, i1, i2, i3, p0, p1, p2, fp, m, r, aux, dq):
     elif op == _MFI:
         _mfi_1d(b[i0], b[i1], b[i2], b[i3], m, p0, r[0])
     elif op == _CMF:
-        _cmf_1d(b[i0], b[i1], b[i2], b[i3], m, p0, r[0])
+        _volume_ratio_1d(b[i0], b[i1], b[i2], b[i3], m, p0, False, r[0])
 
 
 @njit(cache=True, nogil=True)

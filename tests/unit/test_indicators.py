@@ -778,6 +778,7 @@ def _regular_panel(t: int = 420, n: int = 14, seed: int = 11) -> dict[str, np.nd
 RG_TWINS = [
     # rg kernel, ring kernel, inputs, parameter sets, number of outputs
     ("rg_sma", "tm_sma", ("close",), [(20,), (1,), (3,)], 1),
+    ("rg_roc", "tm_roc", ("close",), [(10,), (1,), (3,)], 1),
     ("rg_bbands", "tm_bbands", ("close",), [(20, 2.0), (5, 1.5), (1, 1.0), (2, 3.0)], 3),
     ("rg_willr", "tm_willr", ("high", "low", "close"), [(14,), (1,), (5,)], 1),
     ("rg_stoch", "tm_stoch", ("high", "low", "close"), [(14, 3, 3), (5, 1, 4), (1, 1, 1),
@@ -792,6 +793,13 @@ def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
                                                                    np.signbit(b))
 
 
+def _irregular(lay: tuple[np.ndarray, ...]) -> np.ndarray:
+    """The columns an ``rg_*`` kernel's returned layout (first row, last row, bar count)
+    flags irregular: bars that do not fill the rows from the first to the last."""
+    first, last, cnt = lay
+    return (cnt > 0) & (cnt != last - first + 1)
+
+
 @pytest.mark.parametrize(("rg", "tm", "fields", "params", "n_out"), RG_TWINS,
                          ids=[r[0] for r in RG_TWINS])
 def test_regular_kernels_equal_ring_kernels(rg, tm, fields, params, n_out):
@@ -801,12 +809,10 @@ def test_regular_kernels_equal_ring_kernels(rg, tm, fields, params, n_out):
 
     d = _regular_panel()
     ins = [np.ascontiguousarray(d[f]) for f in fields]
-    first, bad = _rg.layout(*ins, *[ins[0]] * (4 - len(ins)))
-    assert not bad.any()
     for p in params:
         got = [np.empty(ins[0].shape) for _ in range(n_out)]
         want = [np.empty(ins[0].shape) for _ in range(n_out)]
-        getattr(_rg, rg)(*ins, *p, first, *got)
+        assert not _irregular(getattr(_rg, rg)(*ins, *p, *got)).any()
         getattr(_tm, tm)(*ins, *p, *want)
         for q in range(n_out):
             assert _same_bits(got[q], want[q]), f"{rg}{p} output {q}"
@@ -829,12 +835,10 @@ def test_bbands_reanchors_on_regular_columns():
 
 @pytest.mark.parametrize(("rg", "tm", "fields", "params", "n_out"), RG_TWINS,
                          ids=[r[0] for r in RG_TWINS])
-@pytest.mark.parametrize("ring_above", [None, 0.5])
-def test_run_regular_compacts_irregular_columns(rg, tm, fields, params, n_out, ring_above):
+def test_run_regular_compacts_irregular_columns(rg, tm, fields, params, n_out):
     """``_rg.run_regular`` on a panel mixing regular columns and columns with gaps (one
-    input missing on some rows, whole bars missing on others) equals the ring kernel on the
-    whole panel, bit for bit: through the compaction (``ring_above`` None) or with the ring
-    kernel chosen because most columns are irregular (0.5, 9 of 14 columns)."""
+    input missing on some rows, whole bars missing on others; 9 of 14 columns irregular)
+    equals the ring kernel on the whole panel, bit for bit, through the compaction."""
     from technic.indicators import _rg, _tm
 
     d = _regular_panel()
@@ -848,16 +852,12 @@ def test_run_regular_compacts_irregular_columns(rg, tm, fields, params, n_out, r
         rows = rng.choice(np.flatnonzero(~np.isnan(d[f][:, j]))[1:-1], 5, replace=False)
         d[f][rows, j] = np.nan
     ins = tuple(np.ascontiguousarray(d[f]) for f in fields)
-    _, bad = _rg.layout(*ins, *[ins[0]] * (4 - len(ins)))
-    assert bad.sum() == 9
     ring = getattr(_tm, tm)
     for p in params:
         got = tuple(np.empty(ins[0].shape) for _ in range(n_out))
         want = tuple(np.empty(ins[0].shape) for _ in range(n_out))
-        if ring_above is None:
-            _rg.run_regular(getattr(_rg, rg), ins, p, got)
-        else:
-            _rg.run_regular(getattr(_rg, rg), ins, p, got, ring, ring_above)
+        assert _irregular(getattr(_rg, rg)(*ins, *p, *got)).sum() == 9
+        _rg.run_regular(getattr(_rg, rg), ins, p, got)
         ring(*ins, *p, *want)
         for q in range(n_out):
             assert _same_bits(got[q], want[q]), f"{rg}{p} output {q}"
@@ -955,3 +955,34 @@ def test_linreg_r2_is_talib_correl_with_the_bar_index_squared():
             np.testing.assert_allclose(ours[:, j], talib.CORREL(c[:, j], idx, n) ** 2,
                                        rtol=0, atol=1e-9)
 
+
+
+def test_last_row_extremes_equal_the_panel_ones_ties_and_signed_zeros_included():
+    """The last-row path takes ``rolling_max`` / ``rolling_min`` over the last ``n`` own bars
+    only; its values equal the panel kernels' (monotonic deque) at each symbol's last bar,
+    bit for bit: ties, ``±0`` and gaps included."""
+    from technic.indicators import lastrow
+
+    rng = np.random.default_rng(3)
+    n_sym, t = 60, 300
+    c = np.abs(np.round(50 + np.cumsum(rng.normal(0, 1, (n_sym, t)), axis=1))) + 1
+    h = c + rng.integers(0, 2, c.shape)
+    lo = c - rng.integers(0, 2, c.shape)
+    h[:10] = np.where(rng.random((10, t)) < 0.5, 0.0, -0.0)
+    lo[:10] = np.where(rng.random((10, t)) < 0.5, 0.0, -0.0)
+    v = rng.uniform(1e5, 1e6, c.shape)
+    gap = rng.random(c.shape) < 0.05
+    gap[20:25, 100:] = True  # five symbols end early, one with fewer than 252 bars
+    for x in (h, lo, c, v):
+        x[gap] = np.nan
+    ops = np.array([[lastrow.OPS["rolling_max"], 0, -1, -1, -1, 252, 0, 0],
+                    [lastrow.OPS["rolling_min"], 1, -1, -1, -1, 252, 0, 0]], np.int64)
+    plan = lastrow.LastRowPlan(ops, np.zeros(2), np.array([[0, 0, 0], [1, 0, 0]], np.int64),
+                               ("hi", "lo"))
+    got, _ = lastrow.last_row_values(h, lo, c, v, plan)
+    for q, (fn, x) in enumerate(((ind.rolling_max, h), (ind.rolling_min, lo))):
+        full = fn(np.ascontiguousarray(x.T), 252)
+        last = [np.flatnonzero(~np.isnan(x[j]))[-1] for j in range(n_sym)]
+        want = full[last, np.arange(n_sym)]
+        assert _same_bits(got[q], want)
+        assert np.isnan(want).sum() >= 1 and np.isfinite(want).sum() >= 50
