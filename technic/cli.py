@@ -573,9 +573,10 @@ def scan(
                                "symbols with a chain that day, docs/options.md); on by itself when "
                                "--where, --sort or --columns names an opt_* column.")] = False,
 ) -> None:
-    """Filter the universe, compute TechRating, rank, store the run in scan_runs/scan_results
-    and print the top rows. Only scans with the default filters replace what
-    latest_scan_results shows."""
+    """Filter the universe, score it (TechRating, ICS, MERIT, alphas, fundamental and
+    risk-adjusted factors), rank by the default rank (ICS, docs/evaluation), store the run in
+    scan_runs/scan_results and print the top rows. Only scans with the default filters replace
+    what latest_scan_results shows."""
     from technic.commands.screen import scan_params
 
     if fmt not in ("table", "csv", "json"):
