@@ -19,8 +19,6 @@ volume         0.20    obv_trend_20, rel_volume_20
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 
@@ -69,9 +67,14 @@ def tech_rating(df: pd.DataFrame, mask: np.ndarray | None = None) -> pd.DataFram
     total = np.zeros(n)
     for name, inputs in component_inputs(df).items():
         ranks = np.vstack([percentile_rank(x, m) for x in inputs])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN column → NaN → 50
-            score = 100.0 * np.nanmean(ranks, axis=0)
+        # np.nanmean's own arithmetic (sum of the non-NaN ranks / their count) without its
+        # "Mean of empty slice" warning, which warnings.catch_warnings cannot silence safely
+        # in concurrent scans (it is process-global): all-NaN column → NaN → 50
+        valid = ~np.isnan(ranks)
+        count = valid.sum(axis=0)
+        total_ranks = np.where(valid, ranks, 0.0).sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            score = 100.0 * (total_ranks / count)
         score = np.where(np.isnan(score), 50.0, score)
         score[~m] = np.nan
         out[f"{name}_score"] = score
