@@ -235,16 +235,30 @@ def _rolling_ext_1d(src, m, n, want_max, dq, res):
 
 
 @njit(**_JIT)
+def _log_returns(src, m, ret):
+    # ret[i] = log(c_i / c_{i-1}) for bars 1..m-1 (ret[0] untouched).
+    for i in range(1, m):
+        ret[i] = np.log(src[i] / src[i - 1])
+
+
+@njit(**_JIT)
 def _rvol_1d(src, m, n, scale, ret, res):
     # Sample std (ddof=1) of the last n log returns r_i = log(c_i / c_{i-1}), times
     # sqrt(periods per year). Rolling variance as in _rolling_var (exactly 0 on a window of
     # zero returns). First output at bar n.
+    if m > n:
+        _log_returns(src, m, ret)
+    _rvol_from_returns(ret, m, n, scale, res)
+
+
+@njit(**_JIT)
+def _rvol_from_returns(ret, m, n, scale, res):
+    # _rvol_1d on log returns already in ret[1:m] (_log_returns): the last-row driver
+    # computes them once per symbol for every realized-volatility window.
     if m <= n:
         _fill_nan(res, 0, m)
         return
     _fill_nan(res, 0, n)
-    for i in range(1, m):
-        ret[i] = np.log(src[i] / src[i - 1])
     _rolling_var(ret, 1, m, n, res)
     ddof = float(n) / float(n - 1)
     for i in range(n, m):
