@@ -27,6 +27,7 @@ by this file's stamp and the function's name and code.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -238,11 +239,30 @@ def _src_oned(spec: Spec) -> list[str]:
     # where the other drivers stop counting), so the spec's counter update is dropped.
     lines += [f"    {name} = {init}" for name, init in spec.state if name != "c"]
     lines += [f"    {c}" for c in spec.consts]
-    lines.append("    for c in range(m):")
-    lines += [f"        {_VALUE[p]} = {p}[c]" for p in spec.panels]
-    lines += [f"        {b}" for b in spec.body if not b.startswith("c = ")]
-    lines += [f"        {o}[c] = r{i}" for i, o in enumerate(spec.outs)]
+    steady = _steady_from(spec) if spec.free else None
+    loops = ["range(m)"]
+    if steady is not None:
+        # The same bars in two loops, split where the counter of the other drivers stops:
+        # in the second one every warm-up test of the branch-free step is known, so LLVM
+        # drops the unused arms (their divisions). Same operations in the same order.
+        lines.append(f"    w0 = min(m, max({steady}, 0))")
+        loops = ["range(w0)", "range(w0, m)"]
+    for rng in loops:
+        lines.append(f"    for c in {rng}:")
+        lines += [f"        {_VALUE[p]} = {p}[c]" for p in spec.panels]
+        lines += [f"        {b}" for b in spec.body if not b.startswith("c = ")]
+        lines += [f"        {o}[c] = r{i}" for i, o in enumerate(spec.outs)]
     return lines
+
+
+def _steady_from(spec: Spec) -> str | None:
+    # The first bar at which the other drivers' capped counter stops moving (the step then
+    # behaves alike for every later bar), from the spec's counter update; None if it has none.
+    for b in spec.body:
+        m = re.fullmatch(r"c = c \+ 1 if c (<=?) (.+) else c", b)
+        if m:
+            return f"({m.group(2)}) + 1" if m.group(1) == "<=" else m.group(2)
+    return None
 
 
 _SOURCES = {"tm": _src_tm, "cuda": _src_cuda, "oned": _src_oned}
