@@ -17,7 +17,9 @@ compiled steps ``S``:
 * ``"cuda"``: ``_k_<name>(panels..., params..., rings..., outs...)``, one thread per symbol,
   state in registers, rings in device memory (allocated by :mod:`.gpu`).
 * ``"oned"``: ``_<name>_1d(series..., m, params..., outs...)`` over the first ``m`` bars of
-  a gap-free series (rings ``(rows, 1)`` allocated inside), for the last-row path.
+  a gap-free series (rings ``(rows, 1)`` allocated inside), for the last-row path. With
+  ``split`` the bars run in two loops, before and from the bar where the other drivers' capped
+  counter stops, so the compiler can drop the step's warm-up arms in the second (ADX).
 
 The driver loop (thread preamble, NaN test, state load / store) thus exists once per
 target; the generated source is compiled under this file's name, so ``cache=True`` keys it
