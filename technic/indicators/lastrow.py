@@ -33,13 +33,12 @@ from technic.indicators._oned import (
     _atr_1d,
     _bbands_1d,
     _ema_1d,
-    _log_returns,
     _macd_1d,
     _mfi_1d,
     _obv_1d,
     _roc_1d,
     _rsi_1d,
-    _rvol_from_returns,
+    _rvol_1d,
     _sma_1d,
 )
 from technic.indicators._oned_extra import _linreg_r2_at, _volume_ratio_1d
@@ -126,10 +125,9 @@ def _run_call(op, b, i0, i1, i2, i3, p0, p1, p2, fp, m, r, aux, dq, ret_of):
         # At the last bar only (an O(n) window instead of the O(m) deque over every bar).
         r[0, m - 1] = _window_extreme(b[i0], m, p0, op == _MAX)
     elif op == _RVOL:
-        if ret_of != i0:
-            _log_returns(b[i0], m, aux)
-            ret_of = i0
-        _rvol_from_returns(aux, m, p0, _SQRT_252, r[0])
+        # aux gets the log returns only when m > p0
+        _rvol_1d(b[i0], m, p0, _SQRT_252, aux, r[0], ret_of != i0)
+        ret_of = i0 if m > p0 else ret_of
     elif op == _R2:
         # extra._linreg_r2_1d's value at the last bar only (an O(n) window per value).
         r[0, m - 1] = _linreg_r2_at(b[i0], m - p0, p0) if m >= p0 else np.nan
