@@ -235,16 +235,19 @@ def _rolling_ext_1d(src, m, n, want_max, dq, res):
 
 
 @njit(**_JIT)
-def _rvol_1d(src, m, n, scale, ret, res):
+def _rvol_1d(src, m, n, scale, ret, res, fresh):
     # Sample std (ddof=1) of the last n log returns r_i = log(c_i / c_{i-1}), times
     # sqrt(periods per year). Rolling variance as in _rolling_var (exactly 0 on a window of
-    # zero returns). First output at bar n.
+    # zero returns). First output at bar n. fresh: compute the returns into ret[1:m] (only
+    # when m > n); else they are there already (the last-row driver computes them once per
+    # symbol for every window).
     if m <= n:
         _fill_nan(res, 0, m)
         return
     _fill_nan(res, 0, n)
-    for i in range(1, m):
-        ret[i] = np.log(src[i] / src[i - 1])
+    if fresh:
+        for i in range(1, m):
+            ret[i] = np.log(src[i] / src[i - 1])
     _rolling_var(ret, 1, m, n, res)
     ddof = float(n) / float(n - 1)
     for i in range(n, m):
@@ -276,7 +279,7 @@ def _panel1(x, kind, n, fparam, out):
         elif kind == _K_MIN:
             _rolling_ext_1d(bx, m, n, False, dq, res)
         else:
-            _rvol_1d(bx, m, n, fparam, aux, res)
+            _rvol_1d(bx, m, n, fparam, aux, res, True)
         _scatter(res, idx, m, out, j)
 
 

@@ -96,9 +96,11 @@ def _window_extreme(src, m, n, want_max):
 
 
 @njit(cache=True, nogil=True)
-def _run_call(op, b, i0, i1, i2, i3, p0, p1, p2, fp, m, r, aux, dq):
+def _run_call(op, b, i0, i1, i2, i3, p0, p1, p2, fp, m, r, aux, dq, ret_of):
     # One indicator call on the first m own bars of the input buffers b; outputs in r[0..2].
-    # Rows of r are only meaningful where _keep reads them (the last few bars).
+    # Rows of r are only meaningful where _keep reads them (the last few bars). aux holds
+    # the log returns of input ret_of (-1: none yet); returns what it holds afterwards, so
+    # the realized volatilities of one input share one pass of logarithms.
     if op == _BAR:
         r[0, :m] = b[i0, :m]
     elif op == _SMA:
@@ -123,7 +125,9 @@ def _run_call(op, b, i0, i1, i2, i3, p0, p1, p2, fp, m, r, aux, dq):
         # At the last bar only (an O(n) window instead of the O(m) deque over every bar).
         r[0, m - 1] = _window_extreme(b[i0], m, p0, op == _MAX)
     elif op == _RVOL:
-        _rvol_1d(b[i0], m, p0, _SQRT_252, aux, r[0])
+        # aux gets the log returns only when m > p0
+        _rvol_1d(b[i0], m, p0, _SQRT_252, aux, r[0], ret_of != i0)
+        ret_of = i0 if m > p0 else ret_of
     elif op == _R2:
         # extra._linreg_r2_1d's value at the last bar only (an O(n) window per value).
         r[0, m - 1] = _linreg_r2_at(b[i0], m - p0, p0) if m >= p0 else np.nan
@@ -131,6 +135,7 @@ def _run_call(op, b, i0, i1, i2, i3, p0, p1, p2, fp, m, r, aux, dq):
         _mfi_1d(b[i0], b[i1], b[i2], b[i3], m, p0, r[0])
     elif op == _CMF:
         _volume_ratio_1d(b[i0], b[i1], b[i2], b[i3], m, p0, False, r[0])
+    return ret_of
 
 
 @njit(cache=True, nogil=True)
@@ -152,10 +157,11 @@ def _one_symbol(h, lo, c, v, j, col, calls, fparams, outputs, out, n_bars, b, r,
             out[k, col] = np.nan
         return
     k = 0
+    ret_of = -1
     for q in range(calls.shape[0]):
         cl = calls[q]
-        _run_call(cl[0], b, cl[1], cl[2], cl[3], cl[4], cl[5], cl[6], cl[7], fparams[q], m,
-                  r, aux, dq)
+        ret_of = _run_call(cl[0], b, cl[1], cl[2], cl[3], cl[4], cl[5], cl[6], cl[7],
+                           fparams[q], m, r, aux, dq, ret_of)
         while k < outputs.shape[0] and outputs[k, 0] == q:
             out[k, col] = _last(r[outputs[k, 1]], m, outputs[k, 2])
             k += 1

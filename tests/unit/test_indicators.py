@@ -986,3 +986,28 @@ def test_last_row_extremes_equal_the_panel_ones_ties_and_signed_zeros_included()
         want = full[last, np.arange(n_sym)]
         assert _same_bits(got[q], want)
         assert np.isnan(want).sum() >= 1 and np.isfinite(want).sum() >= 50
+
+
+def test_last_row_realized_vols_share_log_returns_in_any_order():
+    """Realized volatilities of one input share one pass of log returns in the last-row path;
+    a longer window first (whose call leaves no returns when a symbol has too few bars)
+    must not leave stale returns to a shorter one: each equals the panel kernel, bit for
+    bit, for symbols with fewer bars than either window, between them, and more."""
+    from technic.indicators import lastrow
+
+    rng = np.random.default_rng(5)
+    n_sym, t = 30, 120
+    c = 50 + np.cumsum(rng.normal(0, 1, (n_sym, t)), axis=1)
+    c[:10, :85] = np.nan  # 35 bars: between the two windows
+    c[10:15, :105] = np.nan  # 15 bars: fewer than either
+    h, lo, v = c + 1, c - 1, np.full(c.shape, 1e5)
+    rv = lastrow.OPS["realized_vol"]
+    ops = np.array([[rv, 2, -1, -1, -1, 60, 0, 0], [rv, 2, -1, -1, -1, 20, 0, 0],
+                    [rv, 2, -1, -1, -1, 60, 0, 0]], np.int64)
+    plan = lastrow.LastRowPlan(ops, np.zeros(3), np.array([[0, 0, 0], [1, 0, 0], [2, 0, 0]],
+                                                          np.int64), ("a", "b", "c"))
+    got, _ = lastrow.last_row_values(h, lo, c, v, plan)
+    for q, n in enumerate((60, 20, 60)):
+        want = ind.realized_vol(np.ascontiguousarray(c.T), n)[-1]
+        assert _same_bits(got[q], want)
+    assert np.isfinite(got[1]).sum() == 25 and np.isfinite(got[0]).sum() == 15
