@@ -231,3 +231,23 @@ def group_mean(x: np.ndarray, mask: np.ndarray | None = None, groupby=None) -> n
     if sel.any():
         out[sel] = _group_stat(x, sel, codes)[0]
     return out
+
+
+def mean_points(ranks: np.ndarray) -> np.ndarray:
+    """Mean of percentile ranks across rows, as points: ``100 × nanmean(ranks, axis=0)``.
+
+    The arithmetic of :func:`numpy.nanmean` (the sum of the non-NaN values divided by their
+    count, same summation), without its "Mean of empty slice" warning: silencing that with
+    :class:`warnings.catch_warnings` is process-global and not thread-safe, and scans run
+    concurrently (HTTP API workers, Dask threads).
+
+    Args:
+        ranks: ``(K, N) float64`` — K component ranks (0–1) of N symbols, NaN where undefined.
+
+    Returns:
+        ``(N,) float64`` points 0–100; NaN where all K are NaN.
+    """
+    valid = ~np.isnan(ranks)
+    total = np.where(valid, ranks, 0.0).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return 100.0 * (total / valid.sum(axis=0))

@@ -22,12 +22,10 @@ no defined component gets 50 (neutral).
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 
-from technic.scoring.cross_section import percentile_rank
+from technic.scoring.cross_section import mean_points, percentile_rank
 
 ICS_WEIGHTS: dict[str, float] = {"liquidity": 0.25, "size": 0.20, "trend_stability": 0.20,
                                  "drawdown": 0.15, "volatility": 0.20}
@@ -81,9 +79,7 @@ def ics(df: pd.DataFrame, factors: pd.DataFrame, mask: np.ndarray | None = None
     num, den = np.zeros(n), np.zeros(n)
     for name, inputs in ics_inputs(df, factors).items():
         ranks = np.vstack([percentile_rank(x, m) for x in inputs])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN column → NaN
-            score = 100.0 * np.nanmean(ranks, axis=0)
+        score = mean_points(ranks)  # all-NaN column → NaN
         score[~m] = np.nan
         out[f"ics_{name}"] = score
         ok = np.isfinite(score)

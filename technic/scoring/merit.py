@@ -22,12 +22,10 @@ TechRating and ICS in proportion to their weights. Weights sum to 1, so MERIT âˆ
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 
-from technic.scoring.cross_section import percentile_rank
+from technic.scoring.cross_section import mean_points, percentile_rank
 
 MERIT_WEIGHTS: dict[str, dict[str, float]] = {
     "risk_on": {"tech": 0.45, "ics": 0.20, "alpha": 0.35},
@@ -48,9 +46,7 @@ def alpha_score(df: pd.DataFrame, mask: np.ndarray | None = None) -> np.ndarray:
         return np.full(len(df), np.nan)
     ranks = np.vstack([percentile_rank(df[c].to_numpy(np.float64, na_value=np.nan), mask)
                        for c in cols])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return 100.0 * np.nanmean(ranks, axis=0)
+    return mean_points(ranks)
 
 
 def merit(tech: np.ndarray, ics: np.ndarray, alpha: np.ndarray, regime: str) -> np.ndarray:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from technic.scoring.cross_section import percentile_rank
+from technic.scoring.cross_section import mean_points, percentile_rank
 
 WEIGHTS: dict[str, float] = {"trend": 0.30, "momentum": 0.35, "volatility": 0.15,
                              "volume": 0.20}
@@ -67,14 +67,7 @@ def tech_rating(df: pd.DataFrame, mask: np.ndarray | None = None) -> pd.DataFram
     total = np.zeros(n)
     for name, inputs in component_inputs(df).items():
         ranks = np.vstack([percentile_rank(x, m) for x in inputs])
-        # np.nanmean's own arithmetic (sum of the non-NaN ranks / their count) without its
-        # "Mean of empty slice" warning, which warnings.catch_warnings cannot silence safely
-        # in concurrent scans (it is process-global): all-NaN column → NaN → 50
-        valid = ~np.isnan(ranks)
-        count = valid.sum(axis=0)
-        total_ranks = np.where(valid, ranks, 0.0).sum(axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            score = 100.0 * (total_ranks / count)
+        score = mean_points(ranks)  # all-NaN column → NaN → 50
         score = np.where(np.isnan(score), 50.0, score)
         score[~m] = np.nan
         out[f"{name}_score"] = score
