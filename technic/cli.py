@@ -116,13 +116,9 @@ def _parse_date(value: str, name: str = ...) -> dt.date: ...
 @overload
 def _parse_date(value: str | None, name: str = ...) -> dt.date | None: ...
 def _parse_date(value: str | None, name: str = "--as-of") -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not an ISO date (YYYY-MM-DD)",
-                                 param_hint=name) from None
+    from technic.commands.common import parse_date
+
+    return parse_date(value, name)
 
 
 # ----------------------------------------------------------------------------- db

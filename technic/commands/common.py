@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 import typer
@@ -19,6 +20,21 @@ def fail(msg: str, code: int = 1) -> typer.Exit:
     """Print ``error: msg`` (one line, stderr) and return the exit to raise."""
     console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+def parse_date(value: str | None, name: str = "--as-of") -> dt.date | None:
+    """An ISO date option (``YYYY-MM-DD``), None when not given.
+
+    Raises:
+        typer.BadParameter: not an ISO date (typer prints it with the option's name, exit 2).
+    """
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not an ISO date (YYYY-MM-DD)",
+                                 param_hint=name) from None
 
 
 def target(create: bool = False):

@@ -7,49 +7,16 @@ the IV / realized-vol ratio) and fetch live chains.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
-console = Console(stderr=True)
-out = Console()
+from technic.commands.common import fail, out, parse_date
+from technic.commands.common import target as open_target
 
 app = typer.Typer(help="Option chains and option metrics (docs/options.md).",
                   no_args_is_help=True, rich_markup_mode="markdown")
-
-
-def _fail(msg: str, code: int = 1) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False)
-    return typer.Exit(code)
-
-
-def _target():
-    """The database, schema migrated (the same resolution as every ``technic`` command)."""
-    from technic.store.db import DatabaseUnavailable, get_engine, resolve_target
-    from technic.store.schema import MigrationError, init_db
-
-    try:
-        target = resolve_target()
-        init_db(get_engine(target), target.schema)
-    except (DatabaseUnavailable, MigrationError) as e:
-        raise _fail(str(e)) from None
-    except Exception as e:  # connection refused, bad URL, permissions …
-        raise _fail(f"cannot use the database: {type(e).__name__}: {e}") from None
-    return target
-
-
-def _date(value: str | None, name: str) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not an ISO date (YYYY-MM-DD)",
-                                 param_hint=name) from None
 
 
 @app.command("metrics")
@@ -64,8 +31,8 @@ def metrics_cmd(
     the sessions in range, replacing earlier values."""
     from technic.jobs.options import compute_option_metrics
 
-    a, b = _date(start, "--start"), _date(end, "--end")
-    target = _target()
+    a, b = parse_date(start, "--start"), parse_date(end, "--end")
+    target, _ = open_target()
     n = compute_option_metrics(target, a, b)
     out.print(f"option_metrics: {n:,} (session, underlying) row(s) written")
 
@@ -82,20 +49,20 @@ def snapshot_cmd(
     from technic.jobs.options import ingest_option_snapshot
     from technic.providers.polygon import PolygonClient, PolygonError
 
-    day = _date(session, "--session")
+    day = parse_date(session, "--session")
     s = get_settings()
     try:  # the key comes from TECHNIC_POLYGON_API_KEY; a missing or malformed one: exit 2
         client = PolygonClient(base_url=s.polygon_base_url,
                                requests_per_minute=s.polygon_requests_per_minute)
     except PolygonError as e:
-        raise _fail(str(e), 2) from None
-    target = _target()
+        raise fail(str(e), 2) from None
+    target, _ = open_target()
     try:
         with client:
             reports = ingest_option_snapshot(target, client, [u.upper() for u in underlying],
                                              day)
     except PolygonError as e:
-        raise _fail(str(e)) from None
+        raise fail(str(e)) from None
     t = Table("run", "underlying", "read", "inserted", "updated", "unchanged", "rejected",
               title="option chain snapshots")
     for r in reports:

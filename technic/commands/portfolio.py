@@ -12,14 +12,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from technic.commands.common import console, fail, out
+from technic.commands.common import target as open_target
 from technic.portfolio.weights import METHODS
-
-console = Console(stderr=True)
-out = Console()
 
 _METHOD_HELP = (f"Weighting: {' | '.join(METHODS)}. hrp = hierarchical risk parity, "
                 "min-variance, max-sharpe (expected returns = the run's alphas), risk-parity "
@@ -27,24 +24,13 @@ _METHOD_HELP = (f"Weighting: {' | '.join(METHODS)}. hrp = hierarchical risk pari
 
 
 def _fail(msg: str, code: int = 2) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
+    """A one-line error; exit 2 (bad parameters, unknown run, infeasible caps)."""
+    return fail(msg, code)
 
 
 def _target():
-    """The database (schema migrated); a one-line error when it cannot be used."""
-    from technic.store.db import DatabaseUnavailable, first_line, get_engine, resolve_target
-    from technic.store.schema import MigrationError, init_db
-
-    try:
-        target = resolve_target()
-        init_db(get_engine(target), target.schema)
-    except (DatabaseUnavailable, MigrationError) as e:
-        raise _fail(str(e), 1) from None
-    except Exception as e:  # connection refused, bad URL, permissions …
-        raise _fail(f"cannot use the database: {type(e).__name__}: {first_line(e)}", 1) \
-            from None
-    return target
+    """The database, schema migrated; a missing schema or database is exit 1."""
+    return open_target()[0]
 
 
 def _date(value: str, name: str) -> dt.date:
