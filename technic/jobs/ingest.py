@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from technic.calendar import is_session, session_close, sessions
+from technic.jobs.runs import count_rejects, error_text, ingest_run
 from technic.providers import files as files_provider
 from technic.providers.synthetic import generate_bars
 from technic.store import ingest as store_ingest
@@ -33,31 +34,13 @@ POLYGON_UNADJUSTED = PriceBasis(split_adjusted=False, dividend_adjusted=False,
                                 vendor="Polygon", note="grouped daily, adjusted=false")
 
 
-def _error_text(e: BaseException) -> str:
-    """``Type: message`` of an error, for ``ingest_runs.error`` (an InputFileError's message
-    already names the file and the reason)."""
-    if isinstance(e, files_provider.InputFileError):
-        return str(e)
-    return f"{type(e).__name__}: {e}"
-
-
-def _fail_run(target: DatabaseTarget, report: IngestReport, e: BaseException) -> None:
-    """Mark the run failed; if even that fails (the database is gone), its run lock is freed
-    and the next run or ``ingest status`` marks it orphaned."""
-    try:
-        store_ingest.finish_run(target, report, error=_error_text(e))
-    except Exception as e2:
-        log.warning("ingest run %d: could not be marked failed (%s)", report.run_id,
-                    str(e2).splitlines()[0] if str(e2) else type(e2).__name__)
-
-
 def record_failed_run(target: DatabaseTarget, source: str, path: str | None,
                       error: BaseException) -> IngestReport:
     """An ``ingest_runs`` row with status ``failed`` for an ingest that could not even start
     (e.g. its file is missing or unreadable)."""
     run_id = store_ingest.start_run(target, source, path)
     report = IngestReport(run_id=run_id, source=source, path=path)
-    store_ingest.finish_run(target, report, error=_error_text(error))
+    store_ingest.finish_run(target, report, error=error_text(error))
     return report
 
 
@@ -67,10 +50,7 @@ def _run(target: DatabaseTarget, source: str, path: str | None, read,
     ``pre_rejects`` (``row``, ``reason``) are input rows the reader could not even split
     (ragged CSV lines); validate; store; log the run (failed with the error on any
     exception, which is re-raised)."""
-    run_id = store_ingest.start_run(target, source, path)
-    report = IngestReport(run_id=run_id, source=source, path=path, bar_source=bar_source,
-                          basis=basis)
-    try:
+    with ingest_run(target, source, path, bar_source=bar_source, basis=basis) as report:
         t = time.perf_counter()
         raw, universe, *extra = read()
         report.timings["read_s"] = round(time.perf_counter() - t, 4)
@@ -89,17 +69,9 @@ def _run(target: DatabaseTarget, source: str, path: str | None, read,
             parts.append(u_rejects)
         rejects = pd.concat(parts, ignore_index=True) if parts else None
         if rejects is not None:
-            report.rows_rejected = len(rejects)
-            report.rejects_by_reason = {str(k): int(n) for k, n in
-                                        rejects["reason"].value_counts().items()}
+            count_rejects(report, rejects)
         report.timings["validate_s"] = round(time.perf_counter() - t, 4)
         store_ingest.write_ingest(target, report, good, rejects, universe)
-    except Exception as e:
-        _fail_run(target, report, e)
-        raise
-    store_ingest.finish_run(target, report)
-    for reason, n in report.rejects_by_reason.items():
-        log.warning("ingest run %d: rejected %d row(s): %s", run_id, n, reason)
     return report
 
 
@@ -188,9 +160,7 @@ def run_fundamentals(target: DatabaseTarget, source: str, path: str,
     from technic.store.fundamentals import write_fundamentals
     from technic.validation import validate_fundamentals
 
-    run_id = store_ingest.start_run(target, source, path)
-    report = IngestReport(run_id=run_id, source=source, path=path)
-    try:
+    with ingest_run(target, source, path) as report:
         t = time.perf_counter()
         raw, pre = read()
         report.timings["read_s"] = round(time.perf_counter() - t, 4)
@@ -199,17 +169,9 @@ def run_fundamentals(target: DatabaseTarget, source: str, path: str,
         if pre is not None and len(pre):
             rejects = pd.concat([pre, rejects], ignore_index=True)
         report.rows_read = len(raw) + (0 if pre is None else len(pre))
-        report.rows_rejected = len(rejects)
-        report.rejects_by_reason = {str(k): int(n) for k, n in
-                                    rejects["reason"].value_counts().items()}
+        count_rejects(report, rejects)
         report.timings["validate_s"] = round(time.perf_counter() - t, 4)
         write_fundamentals(target, report, good, rejects, source)
-    except Exception as e:
-        _fail_run(target, report, e)
-        raise
-    store_ingest.finish_run(target, report)
-    for reason, n in report.rejects_by_reason.items():
-        log.warning("ingest run %d: rejected %d row(s): %s", run_id, n, reason)
     return report
 
 

@@ -17,11 +17,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from technic.jobs.runs import count_rejects, ingest_run
 from technic.options.chains import validate_chains
 from technic.options.greeks import fill_greeks
 from technic.options.metrics import IV_RANK_LOOKBACK, RV_WINDOW, option_metrics
 from technic.providers import files as files_provider
-from technic.store import ingest as store_ingest
 from technic.store.db import DatabaseTarget
 from technic.store.history import read_closes
 from technic.store.ingest import IngestReport
@@ -42,9 +42,7 @@ def _ingest_chains(target: DatabaseTarget, source: str, path: str, read,
     the greeks the source lacks (:func:`technic.options.greeks.fill_greeks`); store;
     log the run (failed with the error on any exception, which is re-raised). Returns the
     report and the first and last session of the valid rows (empty: none)."""
-    run_id = store_ingest.start_run(target, source, path)
-    report = IngestReport(run_id=run_id, source=source, path=path)
-    try:
+    with ingest_run(target, source, path, what="option row") as report:
         t = time.perf_counter()
         raw, pre = read()
         report.timings["read_s"] = round(time.perf_counter() - t, 4)
@@ -53,25 +51,17 @@ def _ingest_chains(target: DatabaseTarget, source: str, path: str, read,
         if pre is not None and len(pre):
             rejects = pd.concat([pre, rejects], ignore_index=True)
         report.rows_read = raw.num_rows + (0 if pre is None else len(pre))
-        report.rows_rejected = len(rejects)
-        report.rejects_by_reason = {str(k): int(n) for k, n in
-                                    rejects["reason"].value_counts().items()}
+        count_rejects(report, rejects)
         report.timings["validate_s"] = round(time.perf_counter() - t, 4)
         t = time.perf_counter()
         good, fill = fill_greeks(good)
         report.timings["greeks_s"] = round(time.perf_counter() - t, 4)
         log.info("ingest run %d: greeks computed for %d contract(s) (%d from an IV of the "
-                 "session's price), %d without usable inputs", run_id, fill.rows_filled,
+                 "session's price), %d without usable inputs", report.run_id, fill.rows_filled,
                  fill.iv_recomputed, fill.rows_unusable)
         write_option_chains(target, report, good, rejects, chain_source)
         days = [] if good.num_rows == 0 else [v.as_py() for v in pc.min_max(
             good["date"]).values()]
-    except Exception as e:
-        store_ingest.finish_run(target, report, error=f"{type(e).__name__}: {e}")
-        raise
-    store_ingest.finish_run(target, report)
-    for reason, n in report.rejects_by_reason.items():
-        log.warning("ingest run %d: rejected %d option row(s): %s", run_id, n, reason)
     return report, days
 
 
