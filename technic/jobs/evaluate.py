@@ -45,6 +45,7 @@ from technic.scoring.fundamentals import pit_state_asof, pit_state_events
 from technic.scoring.protocol import Split, locked_split
 from technic.scoring.rank import add_merit, score_frame
 from technic.scoring.regime import breadth, classify, index_series
+from technic.scoring.stats import rank_ic
 from technic.store.db import DatabaseTarget
 from technic.store.history import read_closes, read_feature_history, read_trading_dates
 from technic.universe import UniverseRules
@@ -326,24 +327,10 @@ def protocol_table(scored: pd.DataFrame, split: Split, horizons: tuple[int, ...]
     return pd.DataFrame(rows)
 
 
-def _rank_ic(d: pd.DataFrame, score: str, col: str) -> pd.Series:
-    """Per-date Spearman correlation (Pearson of per-date ranks), vectorised."""
-    g = d.groupby("date")
-    rs = g[score].rank()
-    rf = g[col].rank()
-    x = rs - rs.groupby(d["date"]).transform("mean")
-    y = rf - rf.groupby(d["date"]).transform("mean")
-    num = (x * y).groupby(d["date"]).sum()
-    den = np.sqrt((x * x).groupby(d["date"]).sum() * (y * y).groupby(d["date"]).sum())
-    ic = (num / den).replace([np.inf, -np.inf], np.nan).dropna()
-    ic.index.name = "date"
-    return ic
-
-
 def _horizon(scored: pd.DataFrame, h: int, score: str = "score") -> HorizonReport:
     col = f"fwd_{h}"
     d = scored.dropna(subset=[col, score]).copy()
-    ic = _rank_ic(d, score, col)
+    ic = rank_ic(d["date"], d[score], d[col])
     every_h = ic.iloc[::h]
     t_stat = float(every_h.mean() / every_h.std(ddof=1) * np.sqrt(len(every_h))) \
         if len(every_h) > 2 else float("nan")
