@@ -231,6 +231,40 @@ def time_column(df: pd.DataFrame | pa.Table) -> str:
     return "ts" if "ts" in names and "date" not in names else "date"
 
 
+def _mark_duplicate_rows(clean: pd.DataFrame, reason: np.ndarray, keys: list[str]
+                         ) -> np.ndarray:
+    """The frame path's :func:`_mark_duplicates` (the Arrow path's works on integer codes).
+
+    Mark repeated keys among the rows not yet rejected: rows sharing a key with different
+    values are all ``conflicting duplicate (k1, k2)``; an exact repeat keeps its first copy
+    and rejects the others as ``duplicate (k1, k2)``.
+
+    Args:
+        clean: the parsed rows, aligned with ``reason``.
+        reason: ``(n,) object`` reject reason per row (None = kept so far), updated in place.
+        keys: the key columns.
+
+    Returns:
+        ``(n,) bool``: the rows still kept.
+    """
+    ok = reason == None  # noqa: E711
+    cand = clean[ok]
+    dup_any = cand.duplicated(keys, keep=False).to_numpy()
+    if dup_any.any():
+        label = f"({', '.join(keys)})"
+        d = cand[dup_any]
+        distinct = d.drop_duplicates()
+        conflict_keys = distinct[distinct.duplicated(keys, keep=False)][keys].drop_duplicates()
+        is_conflict = d.merge(conflict_keys.assign(_c=1), on=keys, how="left")["_c"] \
+            .notna().to_numpy()
+        repeat = d.duplicated(keep="first").to_numpy()
+        idx = np.flatnonzero(ok)[dup_any]
+        reason[idx[is_conflict]] = f"conflicting duplicate {label}"
+        reason[idx[~is_conflict & repeat]] = f"duplicate {label}"
+        ok = reason == None  # noqa: E711
+    return ok
+
+
 def validate_bars(df: pd.DataFrame | pa.Table,
                   now: pd.Timestamp | dt.datetime | None = None) -> ValidationResult:
     """Split raw bars into valid rows and rejects with reasons.
@@ -547,21 +581,7 @@ def _validate_pandas(df: pd.DataFrame, tcol: str,
                           tcol: dates.to_numpy().astype("datetime64[D]" if tcol == "date"
                                                         else "datetime64[us]"),
                           **{k: nums[k] for k in NUMERIC_COLUMNS}})
-    ok = reason == None  # noqa: E711
-    keys = ["symbol", tcol]
-    cand = clean[ok]
-    dup_any = cand.duplicated(keys, keep=False).to_numpy()
-    if dup_any.any():
-        d = cand[dup_any]
-        distinct = d.drop_duplicates()
-        conflict_keys = distinct[distinct.duplicated(keys, keep=False)][keys].drop_duplicates()
-        is_conflict = d.merge(conflict_keys.assign(_c=1), on=keys, how="left")["_c"] \
-            .notna().to_numpy()
-        repeat = d.duplicated(keep="first").to_numpy()
-        idx = np.flatnonzero(ok)[dup_any]
-        reason[idx[is_conflict]] = f"conflicting duplicate (symbol, {tcol})"
-        reason[idx[~is_conflict & repeat]] = f"duplicate (symbol, {tcol})"
-        ok = reason == None  # noqa: E711
+    ok = _mark_duplicate_rows(clean, reason, ["symbol", tcol])
 
     good = clean if ok.all() else clean[ok].reset_index(drop=True)
     bad_idx = np.flatnonzero(~ok)
@@ -708,21 +728,7 @@ def validate_fundamentals(df: pd.DataFrame, now: pd.Timestamp | dt.datetime | No
                           "fiscal_year": fy.to_numpy(), "fiscal_period": fp.to_numpy(),
                           **vals})
     clean["fiscal_period"] = clean["fiscal_period"].where(clean["fiscal_period"].notna(), None)
-    ok = reason == None  # noqa: E711
-    keys = ["symbol", "period_end"]
-    cand = clean[ok]
-    dup_any = cand.duplicated(keys, keep=False).to_numpy()
-    if dup_any.any():
-        d = cand[dup_any]
-        distinct = d.drop_duplicates()
-        conflict_keys = distinct[distinct.duplicated(keys, keep=False)][keys].drop_duplicates()
-        is_conflict = d.merge(conflict_keys.assign(_c=1), on=keys, how="left")["_c"] \
-            .notna().to_numpy()
-        repeat = d.duplicated(keep="first").to_numpy()
-        idx = np.flatnonzero(ok)[dup_any]
-        reason[idx[is_conflict]] = "conflicting duplicate (symbol, period_end)"
-        reason[idx[~is_conflict & repeat]] = "duplicate (symbol, period_end)"
-        ok = reason == None  # noqa: E711
+    ok = _mark_duplicate_rows(clean, reason, ["symbol", "period_end"])
     bad_idx = np.flatnonzero(~ok)
     rejects = pd.DataFrame({"row": [_row_json(df, int(i)) for i in bad_idx],
                             "reason": reason[bad_idx].astype(str)})
