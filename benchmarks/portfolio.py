@@ -36,18 +36,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks._db import throwaway_database  # noqa: E402
+from benchmarks._timing import med  # noqa: E402
 
 END = dt.date(2025, 7, 8)
 START = dt.date(2024, 7, 8)
-
-
-def med(fn, repeat: int) -> float:
-    out = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return round(statistics.median(out), 4)
 
 
 def main() -> None:

@@ -53,6 +53,7 @@ sys.path.insert(0, str(REPO))
 import sqlalchemy as sa  # noqa: E402
 
 from benchmarks._db import throwaway_database  # noqa: E402
+from benchmarks._timing import med  # noqa: E402
 from technic.config import Settings  # noqa: E402
 from technic.store.db import DatabaseTarget, get_engine  # noqa: E402
 from technic.store.schema import init_db  # noqa: E402
@@ -62,15 +63,6 @@ REDIS = os.environ.get("TECHNIC_REDIS_URL", "redis://127.0.0.1:6379/15")
 # L2 runs only with an HMAC secret (technic/cache.py); the times below include the tags.
 # Set before any settings are read, so this process and its Dask workers share it.
 os.environ.setdefault("TECHNIC_CACHE_SECRET", "technic-benchmark-" + os.urandom(16).hex())
-
-
-def med(fn, repeat: int) -> float:
-    out = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return round(statistics.median(out), 4)
 
 
 def bench(name: str, url: str, load, repeat: int, no_dask: bool = False) -> dict:
