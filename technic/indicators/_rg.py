@@ -40,9 +40,11 @@ _BLK = 512
 @njit(**_JIT)
 def _lay(n_cols, t_len):
     # The layout a kernel records while it runs (see _own_bar): per column the row of its
-    # first bar (T while none), of its last bar (-1), and its number of bars.
-    return np.full(n_cols, t_len, np.int64), np.full(n_cols, -1, np.int64), np.zeros(n_cols,
-                                                                                     np.int64)
+    # first bar (T while none), of its last bar (-1), and its number of bars. int32 (panels
+    # have fewer than 2**31 rows): half the bytes of int64 in the per-bar loads and stores,
+    # which measured ~10 % of a cheap kernel such as rg_sma.
+    return (np.full(n_cols, t_len, np.int32), np.full(n_cols, -1, np.int32),
+            np.zeros(n_cols, np.int32))
 
 
 @njit(**_JIT)
@@ -50,11 +52,12 @@ def _own_bar(first, last, cnt, j, t, ok, t_len):
     # Record whether row t is a bar of column j (ok: every input present) and return the
     # row's own-bar index on a regular column, t - first (negative before the first bar).
     # Branch-free integer selects, so it vectorizes with the kernel that calls it.
+    t32 = np.int32(t)
     f = first[j]
-    f = t if (ok & (f == t_len)) else f
+    f = t32 if (ok & (f == t_len)) else f
     first[j] = f
-    last[j] = t if ok else last[j]
-    cnt[j] += 1 if ok else 0
+    last[j] = t32 if ok else last[j]
+    cnt[j] += np.int32(1) if ok else np.int32(0)
     return t - f
 
 
