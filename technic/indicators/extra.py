@@ -57,7 +57,7 @@ from technic.indicators._oned_extra import (
     _TEMA,
     _WILLR,
     _WMA,
-    _panel,
+    PANELS,
 )
 from technic.indicators.cpu import (
     F64,
@@ -101,7 +101,7 @@ def _run(names: tuple[str, ...], inputs: tuple, kind: int, n_out: int, params: t
         _rg.run_regular(_rg.rg_mfi, tuple(arrays), params, (outs[0],), _tm.tm_mfi, 0.1)
     else:
         p = np.array(params + (0,) * (3 - len(params)), dtype=np.int64)
-        _panel(tuple(arrays), kind, p, float(fparam), outs)
+        PANELS[kind](tuple(arrays), p, float(fparam), outs)
     res = tuple(_shape_back(outs[q], one_d) for q in range(n_out))
     return res[0] if n_out == 1 else res
 
