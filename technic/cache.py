@@ -32,7 +32,8 @@ import hmac
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, cast
 
@@ -294,20 +295,27 @@ class FrameCache:
         self.put(key, table)
         return table, "l3"
 
-    def get(self, key: str) -> tuple[pa.Table | None, str]:
+    def get(self, key: str, *, l1: bool = True) -> tuple[pa.Table | None, str]:
         """Look ``key`` up in L1, then L2 (no loading).
+
+        Args:
+            key: the cache key (without the namespace).
+            l1: look in L1 and keep an L2 hit there; False for values that are copied into
+                another structure at once (the parts of a bar window), so that L1 does not
+                hold a second copy.
 
         Returns:
             ``(table, layer)`` with ``layer`` ``"l1"`` or ``"l2"``, or ``(None, "miss")``.
         """
         import redis
 
-        with self._lock:
-            hit = self._l1.get(key)
-            if hit is not None:
-                self._count("l1", "hits", 1)
-                return hit, "l1"
-            self._count("l1", "misses", 1)
+        if l1:
+            with self._lock:
+                hit = self._l1.get(key)
+                if hit is not None:
+                    self._count("l1", "hits", 1)
+                    return hit, "l1"
+                self._count("l1", "misses", 1)
         client = self._l2_client()
         if client is not None:
             try:
@@ -327,7 +335,8 @@ class FrameCache:
                 with self._lock:
                     self._count("l2", "hits", 1)
                     self._count("l2", "bytes_read", len(data))
-                    self._l1_put(key, table)
+                    if l1:
+                        self._l1_put(key, table)
                 return table, "l2"
             except (redis.RedisError, OSError) as e:
                 self._l2_failed(e)
@@ -368,6 +377,50 @@ class FrameCache:
                     self._count("l2", "bytes_written", len(data))
             except (redis.RedisError, OSError) as e:
                 self._l2_failed(e)
+
+
+    def _in_threads(self, fn: Callable[[str], object], keys: Sequence[str],
+                    threads: int) -> list:
+        # fn(key) for every key on up to `threads` threads, in key order; the calling
+        # thread's active recording (if any) counts the lookups made on the pool threads too.
+        if threads <= 1 or len(keys) <= 1:
+            return [fn(k) for k in keys]
+        rec = getattr(self._local, "recording", None)
+
+        def run(k: str) -> object:
+            self._local.recording = rec
+            try:
+                return fn(k)
+            finally:
+                self._local.recording = None
+
+        with ThreadPoolExecutor(min(threads, len(keys)),
+                                thread_name_prefix="technic-cache") as pool:
+            return list(pool.map(run, keys))
+
+    def get_many(self, keys: Sequence[str], *, l1: bool = True,
+                 threads: int = 4) -> list[tuple[pa.Table | None, str]]:
+        """:meth:`get` for each of ``keys``, the L2 values fetched over up to ``threads``
+        Redis connections at once.
+
+        Several values of a few MB each, fetched in parallel and authenticated as they
+        arrive, come much faster than one large value: on the development machine 58 MB
+        took 50 ms as 24 parts on 2 threads against 162 ms as one value (redis-py reads a
+        large reply in many growing buffers; the HMAC check of one part overlaps the
+        transfer of the next).
+
+        Returns:
+            ``(table, layer)`` per key, in the order of ``keys`` (see :meth:`get`).
+        """
+        return self._in_threads(lambda k: self.get(k, l1=l1), keys, threads)
+
+    def put_many(self, items: Sequence[tuple[str, pa.Table]], ttl_s: int | None = None, *,
+                 l1: bool = True, l2: bool = True, threads: int = 4) -> None:
+        """:meth:`put` for each ``(key, table)`` of ``items``, on up to ``threads`` threads;
+        returns when all are stored. Failures as in :meth:`put` (logged, counted)."""
+        tables = dict(items)
+        self._in_threads(lambda k: self.put(k, tables[k], ttl_s, l1=l1, l2=l2),
+                         [k for k, _ in items], threads)
 
 
 _CACHES: dict[tuple[str | None, str], FrameCache] = {}

@@ -204,6 +204,23 @@ def test_recording_counts_one_threads_lookups_per_layer(redis_server):
     assert rec2.l2.hits == 1 and rec2.l2.bytes_read > 0 and rec2.l3.hits == 0
 
 
+
+def test_get_many_fetches_in_parallel_in_key_order_and_counts_for_the_caller(redis_server):
+    writer = FrameCache(redis_server.url, namespace="t-many")
+    items = [(f"part{i}", _table(100 + i)) for i in range(9)]
+    writer.put_many(items, l1=False, threads=3)
+    reader = FrameCache(redis_server.url, namespace="t-many")  # a new process
+    with reader.recording() as rec:
+        got = reader.get_many([k for k, _ in items] + ["absent"], l1=False, threads=3)
+    assert [layer for _, layer in got] == ["l2"] * 9 + ["miss"]
+    for (_, want), (table, _) in zip(items, got, strict=False):
+        assert table is not None and table.equals(want)
+    # counted in the caller's recording although fetched on the pool's threads
+    assert (rec.l2.hits, rec.l2.misses) == (9, 1) and rec.l2.bytes_read > 0
+    assert rec.l1.hits == rec.l1.misses == 0  # l1=False: L1 neither read nor filled
+    assert reader.get("part0")[1] == "l2"
+
+
 # ----------------------------------------------------------------------------- authentication
 
 
