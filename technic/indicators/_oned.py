@@ -78,7 +78,7 @@ def _fill_nan(res, lo, hi):
 
 def _gen(name: str) -> Any:
     # The 1-D driver of a step of ._steps, generated from its ._drivers spec.
-    return _drivers.driver(name, "oned", njit(**dict(_JIT, error_model="numpy")), _S)
+    return _drivers.driver(name, "oned", njit(**_JIT), _S)
 
 
 _sma_1d = _gen("sma")  # TA_SMA (output from bar n - 1)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from technic.indicators._common import TA_EPSILON, _fma
+from technic.indicators._common import _JIT, TA_EPSILON, _fma
 from technic.indicators._oned import (
     _atr_1d,
     _ema_1d,
@@ -21,9 +21,6 @@ from technic.indicators._oned import (
     _rsi_1d,
     _sma_1d,
 )
-
-_JIT = {"cache": True, "nogil": True}
-
 
 # ---------------------------------------------------------------------------------------------
 # 1-D kernels on a gap-free series (rows of `b`, first m values); they write res[q, :m].

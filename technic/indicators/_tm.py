@@ -30,13 +30,8 @@ import numpy as np
 from numba import njit
 
 from technic.indicators import _drivers
-from technic.indicators._common import _JIT as _JIT_BASE
-from technic.indicators._common import TA_EPSILON
+from technic.indicators._common import _JIT, TA_EPSILON
 from technic.indicators._steps import CPU as _S
-
-# IEEE division (no ZeroDivisionError check): the branch-free kernels evaluate both arms of
-# a test and select, so an unused arm may divide by 0; the checks would also block SIMD.
-_JIT = dict(_JIT_BASE, error_model="numpy")
 
 #: Symbols per column block of CCI (its ring is rescanned twice a row).
 _CCI_BLK = 256

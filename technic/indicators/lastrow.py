@@ -27,7 +27,7 @@ import numpy as np
 from numba import njit, prange
 from numpy.typing import NDArray
 
-from technic.indicators._common import TA_EPSILON
+from technic.indicators._common import _JIT, TA_EPSILON
 from technic.indicators._oned import (
     _adx_1d,
     _atr_1d,
@@ -73,14 +73,14 @@ class LastRowPlan:
 _SQRT_252 = math.sqrt(252.0)
 
 
-@njit(cache=True, nogil=True)
+@njit(**_JIT)
 def _last(res, m, k):
     # Value k bars before the last (k = 0: the last), NaN when it does not exist.
     i = m - 1 - k
     return res[i] if i >= 0 else np.nan
 
 
-@njit(cache=True, nogil=True)
+@njit(**_JIT)
 def _window_extreme(src, m, n, want_max):
     # The highest (want_max) / lowest of src[m-n:m], NaN when m < n: the value
     # _rolling_ext_1d gives at bar m - 1 (on a tie the later bar, as its deque keeps it; the
@@ -95,7 +95,7 @@ def _window_extreme(src, m, n, want_max):
     return e
 
 
-@njit(cache=True, nogil=True)
+@njit(**_JIT)
 def _run_call(op, b, i0, i1, i2, i3, p0, p1, p2, fp, m, r, aux, dq, ret_of):
     # One indicator call on the first m own bars of the input buffers b; outputs in r[0..2].
     # Rows of r are only meaningful where _keep reads them (the last few bars). aux holds
@@ -138,7 +138,7 @@ def _run_call(op, b, i0, i1, i2, i3, p0, p1, p2, fp, m, r, aux, dq, ret_of):
     return ret_of
 
 
-@njit(cache=True, nogil=True)
+@njit(**_JIT)
 def _one_symbol(h, lo, c, v, j, col, calls, fparams, outputs, out, n_bars, b, r, aux, dq):
     t_len = h.shape[1]
     m = 0
@@ -167,7 +167,7 @@ def _one_symbol(h, lo, c, v, j, col, calls, fparams, outputs, out, n_bars, b, r,
             k += 1
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(**_JIT, parallel=True)
 def _last_rows(h, lo, c, v, rows, calls, fparams, outputs, out, n_bars, n_blocks):
     # Symbols in n_blocks contiguous blocks (a few per thread); scratch allocated per block.
     t_len = h.shape[1]

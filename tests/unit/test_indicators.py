@@ -1011,3 +1011,27 @@ def test_last_row_realized_vols_share_log_returns_in_any_order():
         want = ind.realized_vol(np.ascontiguousarray(c.T), n)[-1]
         assert _same_bits(got[q], want)
     assert np.isfinite(got[1]).sum() == 25 and np.isfinite(got[0]).sum() == 15
+
+
+def test_a_zero_price_gives_ieee_values_not_an_error():
+    # x / 0 is ±inf and 0 / 0 NaN in every kernel (error_model="numpy", as TA-Lib's C and
+    # numpy): a zero price used to raise ZeroDivisionError in gap_pct and realized_vol, and a
+    # SystemError out of the parallel last-row driver.
+    from technic.features.plans import last_row_plan
+    from technic.indicators.lastrow import last_row_values
+
+    rng = np.random.default_rng(3)
+    c = 50 + np.cumsum(rng.normal(0, 1, (80, 3)), axis=0)
+    h, lo, o, v = c + 1, c - 1, c + 0.5, np.full(c.shape, 1e5)
+    for a in (c, h, lo, o):
+        a[40] = 0.0
+    gap = ind.gap_pct(o, c)
+    assert np.isinf(gap[41]).all() and np.isfinite(gap[39]).all()
+    np.testing.assert_array_equal(ind.gap_pct(o[:, 1], c[:, 1]), gap[:, 1])
+    rv = ind.realized_vol(c, 20)
+    assert not np.isfinite(rv[40:60]).any() and np.isfinite(rv[30:40]).all()
+    for a in (c, h, lo):
+        a[-1] = 0.0
+    vals, n_bars = last_row_values(h.T.copy(), lo.T.copy(), c.T.copy(), v.T.copy(),
+                                   last_row_plan())
+    assert vals.shape[1] == 3 and (n_bars == 80).all()
