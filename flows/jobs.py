@@ -152,7 +152,7 @@ def data_cache_key(context: Any, parameters: dict[str, Any]) -> str:
     bars reuses the stored result; any ingest that changes bars (a new day, a partial bar, a
     split) changes the key, so the next run recomputes."""
     import technic
-    from technic.store.schema import FEATURE_COLUMNS
+    from technic.features.registry import FEATURE_COLUMNS
 
     target = _target()
     parts = {"where": target.cache_namespace(), "task": context.task.name,

@@ -10,7 +10,7 @@ Helper series that are not stored themselves (e.g. ``obv``, ``close_lag_21``) ar
 Everything else is generated from :data:`FEATURES`:
 
 * :data:`FEATURE_COLUMNS` and :func:`columns_added_by` — the ``features_daily`` columns, in
-  table order, and the DDL of each migration that adds some (:mod:`technic.store.schema`);
+  table order, and the DDL of each migration that adds some (:mod:`technic.store.migrations`);
 * :data:`FEATURE_UNITS` and :func:`units_table` — the units table of docs/tables.md (a test
   checks that the document matches);
 * :data:`SERIES` — every indicator value to compute, from which :mod:`technic.features.plans`

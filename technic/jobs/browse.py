@@ -18,7 +18,7 @@ from technic.store.browse import (
     symbol_reference,
 )
 from technic.store.db import DatabaseTarget
-from technic.store.schema import DEFAULT_PRESET
+from technic.store.migrations import DEFAULT_PRESET
 
 #: A symbol as the store spells it (upper case, CQS suffixes, at most 16 characters).
 SYMBOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9.\-_/]{0,15}$"

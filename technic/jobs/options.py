@@ -140,9 +140,9 @@ def stored_chain_dates(target: DatabaseTarget) -> list[dt.date]:
 
 def option_metrics_for_scan(target: DatabaseTarget, day: dt.date) -> pd.DataFrame:
     """The ``option_metrics`` of session ``day`` as ``scan_results`` names them: ``symbol``
-    and the ``opt_*`` columns of :data:`technic.store.schema.OPTION_RESULT_COLUMNS`."""
+    and the ``opt_*`` columns of :data:`technic.store.migrations.OPTION_RESULT_COLUMNS`."""
+    from technic.store.migrations import OPTION_RESULT_COLUMNS
     from technic.store.options import read_option_metrics
-    from technic.store.schema import OPTION_RESULT_COLUMNS
 
     m = read_option_metrics(target, day)
     out = pd.DataFrame({"symbol": m["underlying"] if len(m) else pd.Series(dtype=object)})

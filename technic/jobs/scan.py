@@ -55,9 +55,7 @@ from technic.store.db import DatabaseTarget, pooled_adbc
 from technic.store.features import features_version, latest_feature_date, read_features_arrow
 from technic.store.fundamentals import read_fundamentals
 from technic.store.market import market_caps, market_returns
-from technic.store.presets import get_preset
-from technic.store.results import fail_scan_run, finish_scan_run, start_scan_run
-from technic.store.schema import (
+from technic.store.migrations import (
     DEFAULT_PRESET,
     FACTOR_RESULT_COLUMNS,
     FUNDAMENTAL_RESULT_COLUMNS,
@@ -66,6 +64,8 @@ from technic.store.schema import (
     RISK_RESULT_COLUMNS,
     SCORE_COLUMNS,
 )
+from technic.store.presets import get_preset
+from technic.store.results import fail_scan_run, finish_scan_run, start_scan_run
 from technic.store.screen import known_industries
 from technic.universe import UniverseRules
 from technic.universe import check_sectors as universe_check_sectors

@@ -135,8 +135,8 @@ def _factor_unit(name: str) -> str:
 
 
 #: The numeric point-in-time fundamental factors a scan adds (=
-#: :data:`technic.store.schema.FUNDAMENTAL_RESULT_COLUMNS`; named here from the scoring
-#: module: technic.store.schema imports this package for the built-in presets).
+#: :data:`technic.store.migrations.FUNDAMENTAL_RESULT_COLUMNS`; named here from the scoring
+#: module: technic.store.migrations imports this package for the built-in presets).
 FUNDAMENTAL_COLUMNS: tuple[str, ...] = tuple(
     c for c in FACTOR_COLUMNS if c not in ("market_cap_pit", "market_cap_source",
                                            "fund_period_end", "fund_available_date"))
@@ -164,7 +164,7 @@ _OPTION_UNITS: dict[str, str] = {
 }
 
 #: The ``opt_*`` option metrics (docs/options.md; =
-#: :data:`technic.store.schema.OPTION_RESULT_COLUMNS`, checked by tests/unit/test_screen.py);
+#: :data:`technic.store.migrations.OPTION_RESULT_COLUMNS`, checked by tests/unit/test_screen.py);
 #: in a scan's rows with options only.
 _OPTIONS: tuple[Column, ...] = tuple(
     Column(n, "num", u + " (option_metrics; scan --with-options)", scope="options",

@@ -43,9 +43,9 @@ from technic.store.browse import (
     run_sectors,
 )
 from technic.store.db import DatabaseTarget, describe_database_error, first_line
+from technic.store.migrations import DEFAULT_PRESET
 from technic.store.presets import PresetNotFound
 from technic.store.runs import mark_orphans
-from technic.store.schema import DEFAULT_PRESET
 from technic.store.screen import check_result_filter
 
 STATIC = Path(__file__).resolve().parent / "static"

@@ -3,7 +3,7 @@ page of a run's ranked results (sorted, filtered), a symbol's bars, stored featu
 ranks over time.
 
 Every identifier put into SQL here comes from a fixed list (:data:`RESULT_COLUMNS`,
-:data:`technic.store.schema.FEATURE_COLUMNS`); values are bound parameters.
+:data:`technic.features.registry.FEATURE_COLUMNS`); values are bound parameters.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from technic.features.registry import FEATURE_COLUMNS
 from technic.screen.filter import Node
 from technic.store.db import DatabaseTarget, get_engine
+from technic.store.migrations import DEFAULT_PRESET
 from technic.store.results import RESULT_COLUMNS
-from technic.store.schema import DEFAULT_PRESET, FEATURE_COLUMNS
 from technic.store.screen import (
     RESULT_SQL_COLUMNS,
     SCAN_RESULTS,

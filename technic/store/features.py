@@ -10,8 +10,9 @@ import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 
+from technic.features.registry import FEATURE_COLUMNS
 from technic.store.db import DatabaseTarget, adbc_connect, get_engine, pooled_adbc
-from technic.store.schema import FEATURE_COLUMNS, ensure_partitions
+from technic.store.schema import ensure_partitions
 
 _COLS = ("symbol", "date", *FEATURE_COLUMNS, "n_bars")
 

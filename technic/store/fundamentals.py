@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from technic.store.db import DatabaseTarget, adbc_connect, pooled_adbc
 from technic.store.ingest import IngestReport
-from technic.store.schema import FUNDAMENTAL_ITEMS
+from technic.store.migrations import FUNDAMENTAL_ITEMS
 from technic.validation import FUNDAMENTAL_COLUMNS
 
 _COLS = (*FUNDAMENTAL_COLUMNS, "source")

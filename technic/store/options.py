@@ -22,7 +22,8 @@ import sqlalchemy as sa
 
 from technic.store.db import DatabaseTarget, adbc_connect, get_engine
 from technic.store.ingest import IngestReport, _const_strings
-from technic.store.schema import OPTION_METRIC_TYPES, OPTION_VALUE_COLUMNS, ensure_partitions
+from technic.store.migrations import OPTION_METRIC_TYPES, OPTION_VALUE_COLUMNS
+from technic.store.schema import ensure_partitions
 
 _KEY = ("date", "underlying", "expiration", "option_type", "strike")
 _LOCK = "SELECT pg_advisory_xact_lock(hashtext('technic-ingest-option_chains'))"
@@ -206,7 +207,7 @@ def write_option_metrics(target: DatabaseTarget, metrics: pd.DataFrame) -> int:
 
     Args:
         metrics: ``date``, ``underlying``, the columns of
-            :data:`technic.store.schema.OPTION_METRIC_TYPES` (missing ones stored NULL) and
+            :data:`technic.store.migrations.OPTION_METRIC_TYPES` (missing ones stored NULL) and
             ``reasons`` (dict per row: why a metric is NULL).
     """
     if metrics.empty:

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from technic.screen.presets import Preset, check_preset_name
 from technic.store.db import DatabaseTarget, get_engine
-from technic.store.schema import DEFAULT_PRESET
+from technic.store.migrations import DEFAULT_PRESET
 
 _COLS = "name, where_text, sort, descending, columns, params, description, builtin"
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from technic.store import runs
 from technic.store.db import DatabaseTarget, get_engine, pooled_adbc
-from technic.store.schema import (
+from technic.store.migrations import (
     FACTOR_RESULT_COLUMNS,
     FUNDAMENTAL_RESULT_COLUMNS,
     FUNDAMENTAL_RESULT_META,

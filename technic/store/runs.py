@@ -20,7 +20,7 @@ import psycopg
 import sqlalchemy as sa
 
 from technic.store.db import DatabaseTarget, get_engine, libpq_uri
-from technic.store.schema import quote_ident
+from technic.store.migrations import quote_ident
 
 log = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
+from technic.features.registry import FEATURE_COLUMNS
 from technic.screen.columns import COLUMNS, FEATURE_SCOPE
 from technic.screen.filter import (
     And,
@@ -33,7 +34,6 @@ from technic.screen.filter import (
 )
 from technic.store.db import DatabaseTarget, get_engine
 from technic.store.results import RESULT_COLUMNS
-from technic.store.schema import FEATURE_COLUMNS
 
 _F = sa.table("features_daily", *(sa.column(c) for c in ("symbol", "date", *FEATURE_COLUMNS,
                                                          "n_bars")))

@@ -120,7 +120,7 @@ def test_trend_r2_63_is_the_63_bar_regression_r2_and_no_model_input(bars):
     from technic import indicators as ind
     from technic.features import FEATURE_UNITS
     from technic.ml.dataset import MODEL_FEATURES, RAW_INPUTS, model_features
-    from technic.store.schema import MIGRATIONS, migration_sql
+    from technic.store.migrations import MIGRATIONS, migration_sql
 
     p = _panel(bars)
     rows = compute_features(p)
@@ -150,7 +150,7 @@ def test_mfi_14_is_talib_mfi_on_each_symbols_own_bars(bars):
     as-of rows and the incremental last-row path."""
     talib = pytest.importorskip("talib")
     from technic.features import feature_arrays, last_row_features
-    from technic.store.schema import MIGRATIONS
+    from technic.store.migrations import MIGRATIONS
 
     p = _panel(bars)
     got = feature_arrays(p)["mfi_14"]
@@ -183,7 +183,7 @@ def test_registry_generates_columns_units_ddl_and_plans():
     from technic.features import FEATURE_UNITS, FEATURES, SERIES, columns_added_by
     from technic.features.plans import last_row_plan
     from technic.features.registry import units_table
-    from technic.store.schema import MIGRATIONS
+    from technic.store.migrations import MIGRATIONS
 
     assert FEATURE_COLUMNS == tuple(f.name for f in FEATURES) == tuple(FEATURE_UNITS)
     doc = (Path(__file__).resolve().parents[2] / "docs" / "tables.md").read_text()

@@ -20,7 +20,7 @@ from technic.scoring.rank import reference_shares_for
 from technic.store.db import get_engine
 from technic.store.fundamentals import read_fundamentals
 from technic.store.market import market_caps
-from technic.store.schema import FUNDAMENTAL_RESULT_COLUMNS
+from technic.store.migrations import FUNDAMENTAL_RESULT_COLUMNS
 from tests.conftest import BUNDLED
 from tests.unit.test_polygon_financials import KEY, PATH, Q1, Q2, Q3
 

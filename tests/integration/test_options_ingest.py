@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from technic.jobs.ingest import ingest_files
 from technic.options.bs import bsm_greeks
 from technic.store.db import get_engine
-from technic.store.schema import OPTION_RESULT_COLUMNS
+from technic.store.migrations import OPTION_RESULT_COLUMNS
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 UNDERLYINGS = ["AAPL", "KLAC", "SLF"]

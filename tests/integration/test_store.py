@@ -11,7 +11,8 @@ import sqlalchemy as sa
 
 from technic.jobs.ingest import ingest_files, ingest_synthetic
 from technic.store.db import get_engine, libpq_uri
-from technic.store.schema import init_db, migration_sql
+from technic.store.migrations import migration_sql
+from technic.store.schema import init_db
 from tests.conftest import BUNDLED, cli_env
 
 

@@ -453,7 +453,7 @@ def test_scan_with_options_and_fundamentals_equal_plain(options, tmp_path):
     fundamentals, option columns and fundamental factors in both variants."""
     from technic.jobs.refresh import refresh_features
     from technic.jobs.scan import ScanParams, run_scan
-    from technic.store.schema import FUNDAMENTAL_RESULT_COLUMNS, OPTION_RESULT_COLUMNS
+    from technic.store.migrations import FUNDAMENTAL_RESULT_COLUMNS, OPTION_RESULT_COLUMNS
 
     if not FUNDAMENTALS.exists():
         pytest.skip(f"real data not found: {FUNDAMENTALS}")

@@ -263,7 +263,7 @@ def test_validation_reasons():
 
 @pytest.mark.parametrize("timescale", [False, True])
 def test_migrations_17_18_sql(timescale):
-    from technic.store.schema import FUNDAMENTAL_RESULT_COLUMNS, MIGRATIONS
+    from technic.store.migrations import FUNDAMENTAL_RESULT_COLUMNS, MIGRATIONS
 
     m17, m18 = (next(m for m in MIGRATIONS if m.version == v) for v in (17, 18))
     sql17 = "\n".join(m17.render("technic", timescale))  # type: ignore[operator]

@@ -299,7 +299,7 @@ def test_realized_vol_hand_computed():
 def test_migrations_21_22_sql_both_variants():
     """Rendered without a database: the TimescaleDB variant is reviewed here only (no
     TimescaleDB server in the test run)."""
-    from technic.store.schema import MIGRATIONS, OPTION_RESULT_COLUMNS
+    from technic.store.migrations import MIGRATIONS, OPTION_RESULT_COLUMNS
 
     by_version = {m.version: m for m in MIGRATIONS}
     ts = "\n".join(by_version[21].render("technic", True))  # type: ignore[operator]

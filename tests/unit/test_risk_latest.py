@@ -38,8 +38,8 @@ def test_latest_beta_and_residual_vol_by_hand_and_short_history() -> None:
 
 
 def test_migration_27_adds_the_risk_columns_at_the_end_and_recreates_the_views() -> None:
+    from technic.store.migrations import MIGRATIONS, RISK_RESULT_COLUMNS
     from technic.store.results import RESULT_COLUMNS
-    from technic.store.schema import MIGRATIONS, RISK_RESULT_COLUMNS
 
     # the ADBC append maps columns by position: the new ones come last, in ALTER order
     assert RESULT_COLUMNS[-len(RISK_RESULT_COLUMNS):] == RISK_RESULT_COLUMNS

@@ -52,8 +52,8 @@ def test_registry_has_every_feature_reference_and_score_column():
 def test_registry_has_the_fundamental_and_option_columns():
     from technic.jobs.scan import ScanParams
     from technic.screen.columns import OPTION_SCOPE
+    from technic.store.migrations import FUNDAMENTAL_RESULT_COLUMNS, OPTION_RESULT_COLUMNS
     from technic.store.results import RESULT_COLUMNS
-    from technic.store.schema import FUNDAMENTAL_RESULT_COLUMNS, OPTION_RESULT_COLUMNS
 
     assert set(FUNDAMENTAL_RESULT_COLUMNS) | {"market_cap_source", "market_cap_pit"} <= {
         n for n, c in COLUMNS.items() if c.scope == "scan"}
@@ -239,7 +239,7 @@ def test_as_of_warning_only_when_sessions_are_missing():
 def test_builtin_presets_render_as_plain_sql_literals():
     """Migration 16 inserts them through sqlalchemy.text(), where ':word' would be a bind
     parameter: the declared texts must not contain a colon."""
-    from technic.store.schema import MIGRATIONS
+    from technic.store.migrations import MIGRATIONS
 
     for p in BUILTIN_PRESETS:
         assert ":" not in p.name + p.where + p.description + "".join(p.columns), p.name
