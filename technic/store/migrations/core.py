@@ -34,7 +34,8 @@ PARTITIONED_TABLES: tuple[str, ...] = ("bars_daily", "features_daily")
 
 
 #: Chunk interval of the yearly hypertables: only the fallback for a chunk that
-#: :func:`ensure_partitions` did not create ahead (it creates calendar-year chunks).
+#: :func:`technic.store.schema.ensure_partitions` did not create ahead (it creates
+#: calendar-year chunks).
 YEAR_CHUNK_DAYS = 365
 
 
