@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
-import warnings
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -41,26 +39,22 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from technic.calendar import (
-    BEFORE_CALENDAR,
-    EARLIEST_SESSION_DATE,
-    FUTURE,
-    HOLIDAY,
-    WEEKEND,
-    session_codes,
-    today_new_york,
+from technic.validation._common import (
+    _BAD_SYMBOL_CHARS,
+    MAX_SYMBOL_LENGTH,
+    _calendar_reasons,
+    _date_reasons,
+    _jsonable,
+    _mark_duplicate_rows,
+    _now,
+    _parse_dates,
+    _parse_timestamps,
+    _row_json,
+    _strip_symbols,
 )
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 NUMERIC_COLUMNS = (*PRICE_COLUMNS, "volume")
-
-#: Longest symbol accepted (CQS tickers have ≤ 8 characters; Polygon's up to ~20).
-MAX_SYMBOL_LENGTH = 32
-#: Control characters, DEL and U+FFFD (an undecodable byte) have no place in a symbol
-#: (RE2 syntax: used by Arrow and, translated, by pandas).
-_BAD_SYMBOL_CHARS = r"[\x00-\x1f\x7f\x{fffd}]"
-#: Strings of a rejected row longer than this are cut in ``ingest_rejects.row``.
-MAX_REJECT_TEXT = 1000
 
 
 #: Arrow types of validated bars, as stored: daily bars carry ``date``, intraday ``ts``.
@@ -136,133 +130,10 @@ class ValidationResult:
         return {str(k): int(v) for k, v in self.rejects["reason"].value_counts().items()}
 
 
-def _strip_symbols(raw: pd.Series) -> pd.Series:
-    """Symbols with surrounding whitespace removed (Arrow kernels: fast on millions of rows)."""
-    try:
-        arr = pa.array(raw.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # non-text symbols (e.g. numbers)
-        return raw.astype("string").str.strip().astype(object).where(raw.notna(), None)
-    trimmed = pc.utf8_trim_whitespace(arr)
-    if pc.all(pc.equal(arr, trimmed)).as_py() in (True, None):
-        return raw.astype(object).where(raw.notna(), None)
-    return pd.Series(trimmed.to_numpy(zero_copy_only=False), index=raw.index, dtype=object)
-
-
-def _parse_dates(raw: pd.Series) -> pd.Series:
-    if pd.api.types.is_datetime64_any_dtype(raw):
-        s = raw
-        if getattr(s.dt, "tz", None) is not None:
-            s = s.dt.tz_localize(None)
-        return s.dt.normalize()
-    as_str = raw.astype("string").str.strip()
-    with warnings.catch_warnings():  # mixed offsets: object dtype now, an error in pandas 3
-        warnings.simplefilter("ignore", FutureWarning)
-        try:
-            parsed = pd.to_datetime(as_str, format="ISO8601", errors="coerce")
-        except (ValueError, TypeError):
-            parsed = None
-    if parsed is None or not pd.api.types.is_datetime64_any_dtype(parsed):
-        # mixed UTC offsets: each value's own wall-clock date (where it was stamped)
-        def one(x):
-            v = pd.to_datetime(x, format="ISO8601", errors="coerce")
-            return pd.NaT if v is pd.NaT else v.replace(tzinfo=None)
-        parsed = pd.to_datetime(pd.Series([one(x) if x is not pd.NA else pd.NaT
-                                           for x in as_str], index=raw.index,
-                                          dtype=object), errors="coerce")
-    return parsed.dt.normalize()
-
-
-def _parse_timestamps(raw: pd.Series) -> pd.Series:
-    """Bar-start timestamps as naive UTC (tz-aware input is converted, naive input is UTC)."""
-    if pd.api.types.is_datetime64_any_dtype(raw):
-        s = raw
-    else:
-        s = pd.to_datetime(raw.astype("string").str.strip(), format="ISO8601", errors="coerce",
-                           utc=True)
-    if getattr(s.dt, "tz", None) is not None:
-        s = s.dt.tz_convert("UTC").dt.tz_localize(None)
-    return s
-
-
-def _calendar_reasons(tint: np.ndarray, tcol: str, now: pd.Timestamp) -> np.ndarray:
-    """Calendar check of each row's time: 0 = fine, else a code of
-    :func:`technic.calendar.session_codes` (``ts``: of its New York date, or ``FUTURE`` when
-    the bar start is after ``now``).
-
-    Args:
-        tint: ``(n,)`` int64, days since 1970 (``date``) or microseconds since 1970 UTC
-            (``ts``).
-    """
-    today = today_new_york(now)
-    # distinct times first (a hash: ~50 ms for millions of rows), rows only where one is bad
-    uniq = pd.unique(tint)
-    if tcol == "date":
-        codes = session_codes(uniq.astype("datetime64[D]"), today)
-    else:
-        ny = pd.DatetimeIndex(uniq.astype("datetime64[us]")).tz_localize("UTC") \
-            .tz_convert("America/New_York").tz_localize(None).normalize()
-        codes = session_codes(ny.to_numpy().astype("datetime64[D]"), today)
-        codes[uniq > int(now.tz_convert("UTC").value // 1000)] = FUTURE
-    out = np.zeros(len(tint), dtype=np.int8)
-    bad = codes != 0
-    if bad.any():
-        rows = np.flatnonzero(np.isin(tint, uniq[bad]))
-        out[rows] = codes[bad][pd.Index(uniq[bad]).get_indexer(tint[rows])]
-    return out
-
-
-def _date_reasons(tcol: str) -> dict[int, str]:
-    """Reject reason of each code of :func:`technic.calendar.session_codes`."""
-    return {FUTURE: "date after today (New York)" if tcol == "date"
-            else "timestamp in the future",
-            WEEKEND: "weekend (not an NYSE session)",
-            HOLIDAY: "holiday (not an NYSE session)",
-            BEFORE_CALENDAR: f"date before {EARLIEST_SESSION_DATE.isoformat()}"}
-
-
-def _now(now: pd.Timestamp | dt.datetime | None) -> pd.Timestamp:
-    ts = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts
-
-
 def time_column(df: pd.DataFrame | pa.Table) -> str:
     """``"ts"`` for intraday bars (a ``ts`` column and no ``date``), else ``"date"``."""
     names = df.column_names if isinstance(df, pa.Table) else list(df.columns)
     return "ts" if "ts" in names and "date" not in names else "date"
-
-
-def _mark_duplicate_rows(clean: pd.DataFrame, reason: np.ndarray, keys: list[str]
-                         ) -> np.ndarray:
-    """The frame path's :func:`_mark_duplicates` (the Arrow path's works on integer codes).
-
-    Mark repeated keys among the rows not yet rejected: rows sharing a key with different
-    values are all ``conflicting duplicate (k1, k2)``; an exact repeat keeps its first copy
-    and rejects the others as ``duplicate (k1, k2)``.
-
-    Args:
-        clean: the parsed rows, aligned with ``reason``.
-        reason: ``(n,) object`` reject reason per row (None = kept so far), updated in place.
-        keys: the key columns.
-
-    Returns:
-        ``(n,) bool``: the rows still kept.
-    """
-    ok = reason == None  # noqa: E711
-    cand = clean[ok]
-    dup_any = cand.duplicated(keys, keep=False).to_numpy()
-    if dup_any.any():
-        label = f"({', '.join(keys)})"
-        d = cand[dup_any]
-        distinct = d.drop_duplicates()
-        conflict_keys = distinct[distinct.duplicated(keys, keep=False)][keys].drop_duplicates()
-        is_conflict = d.merge(conflict_keys.assign(_c=1), on=keys, how="left")["_c"] \
-            .notna().to_numpy()
-        repeat = d.duplicated(keep="first").to_numpy()
-        idx = np.flatnonzero(ok)[dup_any]
-        reason[idx[is_conflict]] = f"conflicting duplicate {label}"
-        reason[idx[~is_conflict & repeat]] = f"duplicate {label}"
-        ok = reason == None  # noqa: E711
-    return ok
 
 
 def validate_bars(df: pd.DataFrame | pa.Table,
@@ -503,34 +374,6 @@ def _mark_duplicates(reason: np.ndarray, ok_idx: np.ndarray, k1: np.ndarray, k2:
     reason[rows[same_prev & ~conflict[gid]]] = 9
 
 
-def _safe_text(s: str) -> str:
-    """A string as ``jsonb`` can hold it: NUL (which PostgreSQL text cannot store) shown as
-    U+2400, strings longer than :data:`MAX_REJECT_TEXT` cut (their length noted)."""
-    if "\x00" in s:
-        s = s.replace("\x00", "\u2400")
-    if len(s) > MAX_REJECT_TEXT:
-        s = f"{s[:MAX_REJECT_TEXT]}… ({len(s):,} characters)"
-    return s
-
-
-def _jsonable(rec: dict) -> dict:
-    out: dict[str, object] = {}
-    for k, val in rec.items():
-        if isinstance(val, str):
-            out[k] = _safe_text(val)
-        elif isinstance(val, bytes):
-            out[k] = _safe_text(val.decode("utf-8", "replace"))
-        elif isinstance(val, dt.datetime):
-            out[k] = val.isoformat()
-        elif isinstance(val, dt.date):
-            out[k] = dt.datetime.combine(val, dt.time()).isoformat()
-        elif isinstance(val, float) and not math.isfinite(val):
-            out[k] = None if math.isnan(val) else str(val)
-        else:
-            out[k] = val
-    return out
-
-
 def _validate_pandas(df: pd.DataFrame, tcol: str,
                      now: pd.Timestamp | None = None) -> ValidationResult:
     now = _now(now)
@@ -610,228 +453,3 @@ def frame_to_table(bars: pd.DataFrame) -> pa.Table:
         **{c: pa.array(bars[c].to_numpy(dtype="float64"), type=pa.float64())
            for c in NUMERIC_COLUMNS},
     })
-
-
-def _row_json(df: pd.DataFrame, i: int) -> str:
-    rec: dict[str, object] = {}
-    for k, val in df.iloc[i].items():
-        if isinstance(val, str):
-            rec[str(k)] = _safe_text(val)
-        elif isinstance(val, bytes):
-            rec[str(k)] = _safe_text(val.decode("utf-8", "replace"))
-        elif val is None or pd.isna(val):
-            rec[str(k)] = None
-        elif isinstance(val, pd.Timestamp | np.datetime64):
-            rec[str(k)] = pd.Timestamp(val).isoformat()
-        elif isinstance(val, float | np.floating) and not np.isfinite(val):
-            rec[str(k)] = str(val)
-        elif isinstance(val, np.generic):
-            rec[str(k)] = val.item()
-        else:
-            rec[str(k)] = val
-    return json.dumps(rec, default=str)
-
-
-#: Columns of quarterly fundamentals rows as stored (``fundamentals``, migration 17): the key
-#: ``symbol, period_end``, the public date, the fiscal labels (nullable), the line items.
-FUNDAMENTAL_COLUMNS: tuple[str, ...] = (
-    "symbol", "period_end", "available_date", "fiscal_year", "fiscal_period", "revenue",
-    "net_income", "total_assets", "equity", "free_cash_flow", "shares_diluted")
-#: Longest accepted delay from a quarter's end to its public date (days): a later "first
-#: public date" is a vendor artefact (the shared file has dates years after the quarter), so
-#: the quarter's availability is unknown and it must not be used point in time.
-MAX_PUBLIC_LAG_DAYS = 365
-
-
-def validate_fundamentals(df: pd.DataFrame, now: pd.Timestamp | dt.datetime | None = None
-                          ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split quarterly fundamentals rows into valid rows and rejects with reasons.
-
-    Checks, first failing wins:
-
-    ============================================  ===========================================
-    reason                                        rule
-    ============================================  ===========================================
-    missing value                                 symbol empty, or period_end/available_date
-                                                  null
-    unparseable date                              a date present but not an ISO 8601 date
-    invalid symbol                                as for bars (control characters, > 32 chars)
-    public date before period end                 ``available_date < period_end``
-    public date > 365 days after period end       availability unknown (vendor artefact)
-    public date after today                       ``available_date`` later than today (NY)
-    non-numeric value                             a line item present but not a finite number
-    duplicate (symbol, period_end)                exact repeat (the first copy is kept)
-    conflicting duplicate (symbol, period_end)    same key, different values: all rejected
-    ============================================  ===========================================
-
-    Line items may be null (stored NULL: "unknown", never zero); negative values are kept
-    (negative equity and revenue occur in real filings). ``fiscal_year``/``fiscal_period`` are
-    optional labels (null when absent or unparseable).
-
-    Args:
-        df: columns of :data:`FUNDAMENTAL_COLUMNS` (``fiscal_*`` optional); dates as
-            ``date``/``datetime64`` or ISO text; items numeric or text. Units: USD, shares.
-        now: clock for the "after today" check (default: now).
-
-    Returns:
-        ``(good, rejects)``: good rows with :data:`FUNDAMENTAL_COLUMNS` (dates as
-        ``datetime64[ns]`` midnights, items float64 with NaN = NULL, ``fiscal_year`` Int64,
-        ``fiscal_period`` object), in input order; rejects with ``row`` (JSON text) and
-        ``reason``.
-
-    Raises:
-        KeyError: a required column (symbol, period_end, available_date or an item) is
-            missing.
-    """
-    n = len(df)
-    reason = np.full(n, None, dtype=object)
-
-    def mark(mask, why: str) -> None:
-        sel = np.asarray(mask, dtype=bool) & (reason == None)  # noqa: E711
-        reason[sel] = why
-
-    items = FUNDAMENTAL_COLUMNS[5:]
-    sym = _strip_symbols(df["symbol"]).astype("string")
-    pe_raw, av_raw = df["period_end"], df["available_date"]
-    pe, av = _parse_dates(pe_raw), _parse_dates(av_raw)
-    mark((sym.isna() | (sym == "")).to_numpy(dtype=bool) | pe_raw.isna().to_numpy()
-         | av_raw.isna().to_numpy(), "missing value")
-    mark((pe.isna() | av.isna()).to_numpy(), "unparseable date")
-    mark(((sym.str.len() > MAX_SYMBOL_LENGTH)
-          | sym.str.contains("[\x00-\x1f\x7f\ufffd]", regex=True)).fillna(False)
-         .to_numpy(dtype=bool), "invalid symbol")
-    lag = (av - pe).dt.days.to_numpy(dtype="float64", na_value=np.nan)
-    with np.errstate(invalid="ignore"):
-        mark(lag < 0, "public date before period end")
-        mark(lag > MAX_PUBLIC_LAG_DAYS,
-             f"public date > {MAX_PUBLIC_LAG_DAYS} days after period end (availability unknown)")
-    today = np.datetime64(today_new_york(_now(now)), "D")
-    mark((av.to_numpy().astype("datetime64[D]") > today) & av.notna().to_numpy(),
-         "public date after today (New York)")
-    vals = {}
-    nonnum = np.zeros(n, dtype=bool)
-    for c in items:
-        col = df[c]
-        v = pd.to_numeric(col, errors="coerce").astype("float64").to_numpy()
-        present = col.notna().to_numpy()
-        if col.dtype == object or pd.api.types.is_string_dtype(col):
-            present &= ~(col.astype("string").str.strip() == "").fillna(True).to_numpy(bool)
-        nonnum |= present & ~np.isfinite(v)
-        vals[c] = np.where(np.isfinite(v), v, np.nan)
-    mark(nonnum, "non-numeric value")
-    fy = (pd.to_numeric(df["fiscal_year"], errors="coerce").astype("Int64")
-          if "fiscal_year" in df.columns else pd.Series(pd.NA, index=df.index, dtype="Int64"))
-    fp = (df["fiscal_period"].astype("string").str.strip().astype(object)
-          if "fiscal_period" in df.columns else pd.Series(None, index=df.index, dtype=object))
-    clean = pd.DataFrame({"symbol": sym.to_numpy(dtype=object),
-                          "period_end": pe.to_numpy(), "available_date": av.to_numpy(),
-                          "fiscal_year": fy.to_numpy(), "fiscal_period": fp.to_numpy(),
-                          **vals})
-    clean["fiscal_period"] = clean["fiscal_period"].where(clean["fiscal_period"].notna(), None)
-    ok = _mark_duplicate_rows(clean, reason, ["symbol", "period_end"])
-    bad_idx = np.flatnonzero(~ok)
-    rejects = pd.DataFrame({"row": [_row_json(df, int(i)) for i in bad_idx],
-                            "reason": reason[bad_idx].astype(str)})
-    good = clean[ok].reset_index(drop=True)
-    return good[list(FUNDAMENTAL_COLUMNS)], rejects
-
-
-#: Accepted spellings of the universe flags ``is_etf`` and ``active`` (case-insensitive).
-TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1"})
-FALSE_WORDS = frozenset({"false", "f", "no", "n", "0"})
-_UNIVERSE_TEXT = ("symbol", "name", "exchange", "sector", "industry", "security_type")
-
-
-def parse_flag(value: object) -> bool | None:
-    """A universe flag: booleans as they are; ``true/false, t/f, yes/no, y/n, 1/0`` (any case,
-    surrounding blanks ignored) and the numbers 1/0; null or blank → None.
-
-    Raises:
-        ValueError: anything else (e.g. ``"maybe"``, ``2``).
-    """
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, int | float | np.integer | np.floating):
-        if isinstance(value, float | np.floating) and np.isnan(value):
-            return None
-        if value in (0, 1):
-            return bool(value)
-        raise ValueError(value)
-    if isinstance(value, str):
-        w = value.strip().lower()
-        if not w:
-            return None
-        if w in TRUE_WORDS:
-            return True
-        if w in FALSE_WORDS:
-            return False
-    raise ValueError(value)
-
-
-def validate_universe(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split universe (reference) rows into valid rows and rejects with reasons.
-
-    Checks, first failing wins: ``missing value`` (symbol empty), ``invalid symbol`` (as for
-    bars), ``NUL byte in a text field`` (PostgreSQL text cannot hold it), ``unparseable
-    is_etf`` / ``unparseable active`` (not a flag :func:`parse_flag` reads), ``duplicate
-    symbol`` (a later row of a symbol already seen; the first is kept). ``market_cap`` (USD)
-    that is not a finite number ≥ 0 is stored as NULL, never NaN.
-
-    Args:
-        df: ``technic.providers.files.UNIVERSE_COLUMNS`` (text or typed).
-
-    Returns:
-        ``(good, rejects)``: good rows with symbols trimmed, ``is_etf``/``active`` as
-        True/False/None, ``market_cap`` float or None; rejects with ``row`` (JSON text) and
-        ``reason``.
-    """
-    n = len(df)
-    reason = np.full(n, None, dtype=object)
-
-    def mark(mask, why: str) -> None:
-        sel = np.asarray(mask, dtype=bool) & (reason == None)  # noqa: E711
-        reason[sel] = why
-
-    sym = df["symbol"].astype("string").str.strip()
-    mark((sym.isna() | (sym == "")).to_numpy(dtype=bool), "missing value")
-    mark(((sym.str.len() > MAX_SYMBOL_LENGTH)
-          | sym.str.contains("[\x00-\x1f\x7f\ufffd]", regex=True)).fillna(False), "invalid symbol")
-    nul = np.zeros(n, dtype=bool)
-    for c in _UNIVERSE_TEXT:
-        nul |= df[c].astype("string").str.contains("\x00", regex=False).fillna(False) \
-            .to_numpy(dtype=bool)
-    mark(nul, "NUL byte in a text field")
-    flags = {}
-    for c in ("is_etf", "active"):
-        vals = np.full(n, None, dtype=object)
-        bad = np.zeros(n, dtype=bool)
-        for i, v in enumerate(df[c].to_numpy(dtype=object)):
-            try:
-                vals[i] = parse_flag(v)
-            except ValueError:
-                bad[i] = True
-        mark(bad, f"unparseable {c} (expected true/false, yes/no, y/n, 1/0)")
-        flags[c] = vals
-    ok = reason == None  # noqa: E711
-    dup = np.zeros(n, dtype=bool)
-    dup[ok] = sym[ok].duplicated(keep="first").to_numpy()
-    mark(dup, "duplicate symbol")
-    ok = reason == None  # noqa: E711
-
-    cap = pd.to_numeric(df["market_cap"], errors="coerce").astype("float64").to_numpy()
-    with np.errstate(invalid="ignore"):
-        cap_ok = np.isfinite(cap) & (cap >= 0)
-    good = pd.DataFrame({
-        "symbol": sym.to_numpy(dtype=object),
-        **{c: df[c].astype(object).where(df[c].notna(), None).map(
-            lambda x: None if x is None else str(x)).to_numpy(dtype=object)
-           for c in _UNIVERSE_TEXT[1:]},
-        "is_etf": flags["is_etf"], "active": flags["active"],
-        "market_cap": np.asarray(np.where(cap_ok, cap, None), dtype=object),
-    })[ok].reset_index(drop=True)
-    bad_idx = np.flatnonzero(~ok)
-    rejects = pd.DataFrame({"row": [_row_json(df, int(i)) for i in bad_idx],
-                            "reason": reason[bad_idx].astype(str)})
-    return good, rejects
