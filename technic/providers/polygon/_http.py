@@ -77,7 +77,8 @@ __all__ = [
     "nearest_month_end",
 ]
 
-log = logging.getLogger(__name__)
+#: The package's logger (``technic.providers.polygon``), the name it had as one module.
+log = logging.getLogger(__name__.rpartition(".")[0])
 
 API_KEY_ENV = "TECHNIC_POLYGON_API_KEY"
 DEFAULT_BASE_URL = "https://api.polygon.io"
