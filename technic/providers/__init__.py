@@ -1,1 +1,1 @@
-"""Providers fetch raw bars and reference data (files, synthetic; polygon later). No database."""
+"""Providers fetch raw bars and reference data (files, synthetic, polygon). No database."""
