@@ -1,2 +1,2 @@
-"""CLI command groups kept out of :mod:`technic.cli` (registered there in a few lines):
+"""The CLI's commands, one module per subject, registered on the app in :mod:`technic.cli`:
 argument parsing and presentation only; the work is in :mod:`technic.jobs`."""

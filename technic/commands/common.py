@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import overload
 
 import typer
 from rich.console import Console
@@ -22,6 +23,10 @@ def fail(msg: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+@overload
+def parse_date(value: str, name: str = ...) -> dt.date: ...
+@overload
+def parse_date(value: str | None, name: str = ...) -> dt.date | None: ...
 def parse_date(value: str | None, name: str = "--as-of") -> dt.date | None:
     """An ISO date option (``YYYY-MM-DD``), None when not given.
 
