@@ -122,7 +122,7 @@ SPECS: dict[str, Spec] = {s.name: s for s in (
          ("acc = S.obv_bar(c, prev, acc, cv, vv)",
           "prev = cv",
           "r0 = acc",
-          "c = 1")),
+          "c = 1"), free=True),
     Spec("lag", ("x",), ("k",), ("out",), (("c", "0"), ("s", "0")),
          ("r0 = S.lag_bar(c, s, ring, j, v, k)",
           "s = S.next_slot(s, k)",

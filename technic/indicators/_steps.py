@@ -305,14 +305,12 @@ def roc_bar(c, s, ring, j, v, n):
 
 def obv_bar(c, prev, acc, cv, vv):
     # TA_OBV at own bar c: starts at the first bar's volume; + volume on an up close, - on a
-    # down close. Returns the new OBV (the output).
-    if c == 0:
-        return vv
-    if cv > prev:
-        return acc + vv
-    if cv < prev:
-        return acc - vv
-    return acc
+    # down close. Returns the new OBV (the output). Branch-free (both sums computed, one
+    # selected: the same value as TA-Lib's if/else), so the time-major driver vectorizes
+    # across symbols without AVX-512's masked stores, and no branch on the close's
+    # direction is mispredicted.
+    r = (acc + vv) if cv > prev else ((acc - vv) if cv < prev else acc)
+    return vv if c == 0 else r
 
 
 def var_step(ring, j, n, so, v, old, shift, s1, s2, left):
