@@ -76,6 +76,14 @@ def _fill_nan(res, lo, hi):
         res[i] = np.nan
 
 
+@njit(**_JIT)
+def _nan_head(res, m, n):
+    # NaN on the first min(n, m) bars, before a kernel's first output at bar n; returns
+    # whether any bar is left to compute (m > n).
+    _fill_nan(res, 0, min(n, m))
+    return m > n
+
+
 def _gen(name: str) -> Any:
     # The 1-D driver of a step of ._steps, generated from its ._drivers spec.
     return _drivers.driver(name, "oned", njit(**_JIT), _S)
@@ -176,10 +184,8 @@ def _dm_move(diff_p, diff_m, plus):
 def _di_1d(hi, lo, cl, m, n, plus, res):
     # TA_PLUS_DI / TA_MINUS_DI: DM and TR summed over the first n-1 changes, then Wilder
     # sums s = s - s / n + x; DI = 100 * DM / TR (0 if TR is 0). First output at bar n.
-    if m <= n:
-        _fill_nan(res, 0, m)
+    if not _nan_head(res, m, n):
         return
-    _fill_nan(res, 0, n)
     fn = float(n)
     dm = 0.0
     tr = 0.0
@@ -241,10 +247,8 @@ def _rvol_1d(src, m, n, scale, ret, res, fresh):
     # zero returns). First output at bar n. fresh: compute the returns into ret[1:m] (only
     # when m > n); else they are there already (the last-row driver computes them once per
     # symbol for every window).
-    if m <= n:
-        _fill_nan(res, 0, m)
+    if not _nan_head(res, m, n):
         return
-    _fill_nan(res, 0, n)
     if fresh:
         for i in range(1, m):
             ret[i] = np.log(src[i] / src[i - 1])
