@@ -437,6 +437,42 @@ _CALLS = {
     _DISTHIGH: "_dist_high_1d(b[0], b[1], m, p[0], dq, res[0])",
 }
 
+@njit(**_JIT)
+def _gather_bars(xs, j, b, idx):
+    # Column j's bars (rows where every input of the tuple xs is present) into b[:, :m] and
+    # their rows into idx[:m]; returns m. (Compiled once per input count, not per kind.)
+    t_len = xs[0].shape[0]
+    n_in = len(xs)
+    m = 0
+    for t in range(t_len):
+        ok = True
+        for q in range(n_in):
+            if np.isnan(xs[q][t, j]):
+                ok = False
+                break
+        if ok:
+            for q in range(n_in):
+                b[q, m] = xs[q][t, j]
+            idx[m] = t
+            m += 1
+    return m
+
+
+@njit(**_JIT)
+def _scatter_bars(res, idx, m, outs, j):
+    # Inverse of _gather_bars for every output: res[q, k] to row idx[k] of outs[q, :, j],
+    # NaN on the column's other rows.
+    t_len = outs.shape[1]
+    for q in range(outs.shape[0]):
+        k = 0
+        for t in range(t_len):
+            if k < m and idx[k] == t:
+                outs[q, t, j] = res[q, k]
+                k += 1
+            else:
+                outs[q, t, j] = np.nan
+
+
 #: The panel driver, one per kind: for each column, gather its bars (rows where every input
 #: is present) into ``b``, run the kind's kernel, scatter the results back (NaN on the
 #: other rows). One small function per kind rather than one dispatching over all kinds:
@@ -444,36 +480,16 @@ _CALLS = {
 #: into each of its four input-count specializations: ~23 s of a ~38 s cold compile).
 _PANEL_SRC = """
 def _panel_{kind}(xs, p, fp, outs):
-    n_in = len(xs)
     t_len, n_cols = xs[0].shape
-    n_out = outs.shape[0]
-    b = np.empty((n_in, t_len))
-    res = np.empty((n_out, t_len))
+    b = np.empty((len(xs), t_len))
+    res = np.empty((outs.shape[0], t_len))
     aux = np.empty((3, t_len))
     idx = np.empty(t_len, np.int64)
     dq = np.empty(t_len, np.int64)
     for j in range(n_cols):
-        m = 0
-        for t in range(t_len):
-            ok = True
-            for q in range(n_in):
-                if np.isnan(xs[q][t, j]):
-                    ok = False
-                    break
-            if ok:
-                for q in range(n_in):
-                    b[q, m] = xs[q][t, j]
-                idx[m] = t
-                m += 1
+        m = _gather_bars(xs, j, b, idx)
         {call}
-        for q in range(n_out):
-            k = 0
-            for t in range(t_len):
-                if k < m and idx[k] == t:
-                    outs[q, t, j] = res[q, k]
-                    k += 1
-                else:
-                    outs[q, t, j] = np.nan
+        _scatter_bars(res, idx, m, outs, j)
 """
 
 
