@@ -27,42 +27,38 @@ from technic.indicators._steps import CPU as _S
 
 
 @njit(**_JIT)
-def _gather1(x, j, bx, idx):
+def _gather_bars(xs, j, b, idx):
+    # Column j's bars (rows where every input of the tuple xs is present) into b[:, :m] and
+    # their rows into idx[:m]; returns m. Compiled once per input count.
+    n_in = len(xs)
     m = 0
-    for t in range(x.shape[0]):
-        v = x[t, j]
-        if not np.isnan(v):
-            bx[m] = v
+    for t in range(xs[0].shape[0]):
+        ok = True
+        for q in range(n_in):
+            if np.isnan(xs[q][t, j]):
+                ok = False
+                break
+        if ok:
+            for q in range(n_in):
+                b[q, m] = xs[q][t, j]
             idx[m] = t
             m += 1
     return m
 
 
 @njit(**_JIT)
-def _gather3(a, b, c, j, ba, bb, bc, idx):
-    m = 0
-    for t in range(a.shape[0]):
-        va = a[t, j]
-        vb = b[t, j]
-        vc = c[t, j]
-        if not (np.isnan(va) or np.isnan(vb) or np.isnan(vc)):
-            ba[m] = va
-            bb[m] = vb
-            bc[m] = vc
-            idx[m] = t
-            m += 1
-    return m
-
-
-@njit(**_JIT)
-def _scatter(res, idx, m, out, j):
-    k = 0
-    for t in range(out.shape[0]):
-        if k < m and idx[k] == t:
-            out[t, j] = res[k]
-            k += 1
-        else:
-            out[t, j] = np.nan
+def _scatter_bars(res, idx, m, outs, j):
+    # Inverse of _gather_bars for every output: res[q, k] to row idx[k] of outs[q, :, j],
+    # NaN on the column's other rows.
+    t_len = outs.shape[1]
+    for q in range(outs.shape[0]):
+        k = 0
+        for t in range(t_len):
+            if k < m and idx[k] == t:
+                outs[q, t, j] = res[q, k]
+                k += 1
+            else:
+                outs[q, t, j] = np.nan
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,13 +264,15 @@ _K_SMA, _K_EMA, _K_RSI, _K_ROC, _K_LAG, _K_MAX, _K_MIN, _K_RVOL = range(8)
 @njit(**_JIT)
 def _panel1(x, kind, n, fparam, out):
     t_len, n_cols = x.shape
-    bx = np.empty(t_len)
-    res = np.empty(t_len)
+    b = np.empty((1, t_len))
+    r = np.empty((1, t_len))
+    bx, res = b[0], r[0]
     aux = np.empty(t_len)
     idx = np.empty(t_len, np.int64)
     dq = np.empty(t_len, np.int64)
+    outs = out.reshape((1, t_len, n_cols))
     for j in range(n_cols):
-        m = _gather1(x, j, bx, idx)
+        m = _gather_bars((x,), j, b, idx)
         # SMA, EMA, RSI and ROC run time-major (_tm); this driver serves the rest.
         if kind == _K_LAG:
             _lag_1d(bx, m, n, res)
@@ -284,7 +282,7 @@ def _panel1(x, kind, n, fparam, out):
             _rolling_ext_1d(bx, m, n, False, dq, res)
         else:
             _rvol_1d(bx, m, n, fparam, aux, res, True)
-        _scatter(res, idx, m, out, j)
+        _scatter_bars(r, idx, m, outs, j)
 
 
 _K_ATR, _K_ADX, _K_PDI, _K_MDI = range(4)
@@ -293,16 +291,12 @@ _K_ATR, _K_ADX, _K_PDI, _K_MDI = range(4)
 @njit(**_JIT)
 def _panel_hlc(h, lo, c, kind, n, eps, out):
     t_len, n_cols = h.shape
-    bh = np.empty(t_len)
-    bl = np.empty(t_len)
-    bc = np.empty(t_len)
-    res = np.empty(t_len)
+    b = np.empty((3, t_len))
+    r = np.empty((1, t_len))
     idx = np.empty(t_len, np.int64)
+    outs = out.reshape((1, t_len, n_cols))
     for j in range(n_cols):
-        m = _gather3(h, lo, c, j, bh, bl, bc, idx)
+        m = _gather_bars((h, lo, c), j, b, idx)
         # ATR and ADX run time-major (_tm); this driver serves +DI / -DI.
-        if kind == _K_PDI:
-            _di_1d(bh, bl, bc, m, n, True, res)
-        else:
-            _di_1d(bh, bl, bc, m, n, False, res)
-        _scatter(res, idx, m, out, j)
+        _di_1d(b[0], b[1], b[2], m, n, kind == _K_PDI, r[0])
+        _scatter_bars(r, idx, m, outs, j)

@@ -17,8 +17,10 @@ from technic.indicators._oned import (
     _atr_1d,
     _ema_1d,
     _fill_nan,
+    _gather_bars,
     _rolling_ext_1d,
     _rsi_1d,
+    _scatter_bars,
     _sma_1d,
 )
 
@@ -437,42 +439,6 @@ _CALLS = {
     _DISTHIGH: "_dist_high_1d(b[0], b[1], m, p[0], dq, res[0])",
 }
 
-@njit(**_JIT)
-def _gather_bars(xs, j, b, idx):
-    # Column j's bars (rows where every input of the tuple xs is present) into b[:, :m] and
-    # their rows into idx[:m]; returns m. (Compiled once per input count, not per kind.)
-    t_len = xs[0].shape[0]
-    n_in = len(xs)
-    m = 0
-    for t in range(t_len):
-        ok = True
-        for q in range(n_in):
-            if np.isnan(xs[q][t, j]):
-                ok = False
-                break
-        if ok:
-            for q in range(n_in):
-                b[q, m] = xs[q][t, j]
-            idx[m] = t
-            m += 1
-    return m
-
-
-@njit(**_JIT)
-def _scatter_bars(res, idx, m, outs, j):
-    # Inverse of _gather_bars for every output: res[q, k] to row idx[k] of outs[q, :, j],
-    # NaN on the column's other rows.
-    t_len = outs.shape[1]
-    for q in range(outs.shape[0]):
-        k = 0
-        for t in range(t_len):
-            if k < m and idx[k] == t:
-                outs[q, t, j] = res[q, k]
-                k += 1
-            else:
-                outs[q, t, j] = np.nan
-
-
 #: The panel driver, one per kind: for each column, gather its bars (rows where every input
 #: is present) into ``b``, run the kind's kernel, scatter the results back (NaN on the
 #: other rows). One small function per kind rather than one dispatching over all kinds:
@@ -496,7 +462,8 @@ def _panel_{kind}(xs, p, fp, outs):
 def _make_panel(kind: int):
     # Compiled under this file's name with a name of its own, so that numba's cache keys it
     # by this file's stamp and the function's name (as technic.indicators._drivers does).
-    ns = dict(globals())
+    # (The shared gather / scatter are named here: the generated source is all that calls them.)
+    ns = dict(globals(), _gather_bars=_gather_bars, _scatter_bars=_scatter_bars)
     exec(compile(_PANEL_SRC.format(kind=kind, call=_CALLS[kind]), __file__, "exec"), ns)  # noqa: S102
     return njit(**_JIT)(ns[f"_panel_{kind}"])
 
