@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import pyarrow as pa
 from cachetools import TTLCache
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     import redis
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 
 @dataclass
@@ -378,25 +379,23 @@ class FrameCache:
             except (redis.RedisError, OSError) as e:
                 self._l2_failed(e)
 
-
-    def _in_threads(self, fn: Callable[[str], object], keys: Sequence[str],
-                    threads: int) -> list:
-        # fn(key) for every key on up to `threads` threads, in key order; the calling
-        # thread's active recording (if any) counts the lookups made on the pool threads too.
-        if threads <= 1 or len(keys) <= 1:
-            return [fn(k) for k in keys]
+    def _in_threads(self, fn: Callable[[Any], R], items: Sequence[Any], threads: int) -> list[R]:
+        # fn(item) for every item on up to `threads` threads, in order; the calling thread's
+        # active recording (if any) counts the lookups made on the pool threads too.
+        if threads <= 1 or len(items) <= 1:
+            return [fn(x) for x in items]
         rec = getattr(self._local, "recording", None)
 
-        def run(k: str) -> object:
+        def run(x: Any) -> R:
             self._local.recording = rec
             try:
-                return fn(k)
+                return fn(x)
             finally:
                 self._local.recording = None
 
-        with ThreadPoolExecutor(min(threads, len(keys)),
+        with ThreadPoolExecutor(min(threads, len(items)),
                                 thread_name_prefix="technic-cache") as pool:
-            return list(pool.map(run, keys))
+            return list(pool.map(run, items))
 
     def get_many(self, keys: Sequence[str], *, l1: bool = True,
                  threads: int = 4) -> list[tuple[pa.Table | None, str]]:
@@ -418,9 +417,8 @@ class FrameCache:
                  l1: bool = True, l2: bool = True, threads: int = 4) -> None:
         """:meth:`put` for each ``(key, table)`` of ``items``, on up to ``threads`` threads;
         returns when all are stored. Failures as in :meth:`put` (logged, counted)."""
-        tables = dict(items)
-        self._in_threads(lambda k: self.put(k, tables[k], ttl_s, l1=l1, l2=l2),
-                         [k for k, _ in items], threads)
+        self._in_threads(lambda kt: self.put(kt[0], kt[1], ttl_s, l1=l1, l2=l2), items,
+                         threads)
 
 
 _CACHES: dict[tuple[str | None, str], FrameCache] = {}
