@@ -18,19 +18,10 @@ Endpoints used (https://polygon.io/docs/rest/stocks):
   the rows of technic's ``fundamentals`` table (:data:`FINANCIALS_COLUMNS`)
 * ``GET /v3/snapshot/options/{underlyingAsset}`` — an underlying's option chain snapshot
 
-The API key (``TECHNIC_POLYGON_API_KEY``) is sent as ``Authorization: Bearer <key>`` (which
-Polygon accepts in place of the ``apiKey`` query parameter), so it never appears in a URL,
-including the ``next_url`` pages that are followed for pagination. It is never logged or put
-into an exception message or repr; any ``apiKey=`` found in a URL or response excerpt is
-redacted anyway, and so is the key itself wherever a server echoes it. A key that is not a
-well-formed Bearer credential (a line break, a space or a control character inside it) is
-refused before any request, with a message that does not show it.
-
-Robustness: every HTTP attempt first takes a token from a client-side rate limiter
-(``requests_per_minute``); 429, 500, 502, 503, 504, connection errors and timeouts are retried
-with exponential backoff by :mod:`tenacity` (``Retry-After`` in seconds or as an HTTP date is
-honoured, capped at ``max_wait``), up to ``max_attempts`` attempts in all. ``sleep`` and
-``clock`` can be injected so tests never really wait.
+The API key (``TECHNIC_POLYGON_API_KEY``) travels only in an ``Authorization: Bearer``
+header and is redacted from every log line, message and repr; 429/5xx answers, connection
+errors and timeouts are retried with backoff under a client-side rate limiter. How, in
+detail: :mod:`._http`.
 
 Layout (one responsibility a module; everything is re-exported here, so
 ``technic.providers.polygon.X`` is the import to use):
